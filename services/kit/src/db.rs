@@ -1,0 +1,218 @@
+//! The service's own database, SQLite or PostgreSQL, chosen once from the URL.
+//!
+//! SQL text is shared between the backends (`$1` placeholders, BIGINT milliseconds, TEXT ids);
+//! [`with_tx!`](crate::with_tx) and [`with_pool!`](crate::with_pool) run one piece of generic
+//! sqlx code against whichever backend is in use. Migrations are per backend. Not sqlx's `Any`
+//! driver: it loses UUIDs, time types and checked queries.
+
+use std::{str::FromStr, time::Duration};
+
+use sqlx::{
+    migrate::Migrator,
+    postgres::{PgPool, PgPoolOptions},
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous},
+};
+
+use crate::Error;
+
+/// A service's migrations, one directory per backend:
+/// `Migrations { sqlite: &sqlx::migrate!("migrations/sqlite"), postgres: &… }`.
+pub struct Migrations {
+    pub sqlite: Migrator,
+    pub postgres: Migrator,
+}
+
+/// Which database engine a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn of(url: &str) -> Result<Self, Error> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Ok(Backend::Postgres)
+        } else {
+            Err(Error::Config(format!(
+                "database_url must start with sqlite: or postgres:, not {:?}",
+                url.split(':').next().unwrap_or_default()
+            )))
+        }
+    }
+}
+
+/// A connected database. Cheap to clone.
+#[derive(Debug, Clone)]
+pub enum Db {
+    /// One writer connection (SQLite allows one writer; queuing in the pool beats SQLITE_BUSY)
+    /// and a pool of readers, all in WAL mode.
+    Sqlite { writer: SqlitePool, reader: SqlitePool },
+    Postgres(PgPool),
+}
+
+/// A write transaction on either backend.
+pub enum Tx {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+/// Runs the same sqlx code on the connection inside a [`Tx`], whichever backend it is.
+///
+/// ```ignore
+/// with_tx!(tx, conn => sqlx::query("DELETE FROM t WHERE id = $1").bind(id).execute(conn).await.map(|r| r.rows_affected()))?;
+/// ```
+#[macro_export]
+macro_rules! with_tx {
+    ($tx:expr, $conn:ident => $body:expr) => {
+        match $tx {
+            $crate::db::Tx::Sqlite(t) => {
+                let $conn = &mut **t;
+                $body
+            }
+            $crate::db::Tx::Postgres(t) => {
+                let $conn = &mut **t;
+                $body
+            }
+        }
+    };
+}
+
+/// Runs the same sqlx code on the read pool of a [`Db`], whichever backend it is.
+#[macro_export]
+macro_rules! with_pool {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            $crate::db::Db::Sqlite { reader, .. } => {
+                let $pool = reader;
+                $body
+            }
+            $crate::db::Db::Postgres(p) => {
+                let $pool = p;
+                $body
+            }
+        }
+    };
+}
+
+impl Db {
+    /// Connects and brings the schema up to date: the kit's tables, then the service's.
+    pub async fn connect(url: &str, migrations: &Migrations) -> Result<Self, Error> {
+        let db = match Backend::of(url)? {
+            Backend::Sqlite => {
+                let opts = SqliteConnectOptions::from_str(url)?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    // Case data: an acknowledged write survives power loss.
+                    .synchronous(SqliteSynchronous::Full)
+                    .busy_timeout(Duration::from_secs(10))
+                    .foreign_keys(true);
+                if let Some(dir) = opts.get_filename().parent()
+                    && !dir.as_os_str().is_empty()
+                {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        Error::Config(format!("cannot create the database directory {}: {e}", dir.display()))
+                    })?;
+                }
+                let writer = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_with(opts.clone())
+                    .await?;
+                Self::migrate_sqlite(&writer, migrations).await?;
+                let reader = SqlitePoolOptions::new()
+                    .max_connections(4)
+                    .connect_with(opts.read_only(true))
+                    .await?;
+                Db::Sqlite { writer, reader }
+            }
+            Backend::Postgres => {
+                let pool = PgPoolOptions::new()
+                    .max_connections(10)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect(url)
+                    .await?;
+                let mut kit = sqlx::migrate!("migrations/postgres");
+                kit.dangerous_set_table_name(KIT_MIGRATIONS_TABLE);
+                kit.run(&pool).await?;
+                migrations.postgres.run(&pool).await?;
+                Db::Postgres(pool)
+            }
+        };
+        Ok(db)
+    }
+
+    async fn migrate_sqlite(writer: &SqlitePool, migrations: &Migrations) -> Result<(), Error> {
+        let mut kit = sqlx::migrate!("migrations/sqlite");
+        kit.dangerous_set_table_name(KIT_MIGRATIONS_TABLE);
+        kit.run(writer).await?;
+        migrations.sqlite.run(writer).await?;
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Db::Sqlite { .. } => Backend::Sqlite,
+            Db::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Begins a write transaction. On SQLite it is `BEGIN IMMEDIATE`: a deferred transaction
+    /// that reads and then writes gets SQLITE_BUSY at once, bypassing the busy timeout.
+    pub async fn begin(&self) -> Result<Tx, Error> {
+        Ok(match self {
+            Db::Sqlite { writer, .. } => Tx::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?),
+            Db::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+        })
+    }
+
+    /// A cheap round trip, for `/readyz`.
+    pub async fn ping(&self) -> Result<(), Error> {
+        crate::with_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Db::Sqlite { writer, reader } => {
+                reader.close().await;
+                writer.close().await;
+            }
+            Db::Postgres(p) => p.close().await,
+        }
+    }
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<(), Error> {
+        match self {
+            Tx::Sqlite(t) => t.commit().await?,
+            Tx::Postgres(t) => t.commit().await?,
+        }
+        Ok(())
+    }
+
+    pub async fn rollback(self) -> Result<(), Error> {
+        match self {
+            Tx::Sqlite(t) => t.rollback().await?,
+            Tx::Postgres(t) => t.rollback().await?,
+        }
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Tx::Sqlite(_) => Backend::Sqlite,
+            Tx::Postgres(_) => Backend::Postgres,
+        }
+    }
+}
+
+const KIT_MIGRATIONS_TABLE: &str = "_jiesu_kit_migrations";
+
+/// True when the error is a unique-constraint violation (a duplicate key).
+pub fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}

@@ -1,0 +1,32 @@
+use std::path::PathBuf;
+
+/// What can go wrong in the shared mechanics. Each variant reads as a sentence.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read the configuration file {path}: {source}")]
+    ConfigRead { path: PathBuf, source: std::io::Error },
+    #[error("the configuration is not valid TOML ({path}): {source}")]
+    ConfigParse { path: PathBuf, source: Box<toml::de::Error> },
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot connect to NATS at {url}: {reason}")]
+    NatsConnect { url: String, reason: String },
+    #[error("NATS/JetStream error: {0}")]
+    Nats(String),
+    #[error("cannot bind {what} to {addr}: {source}")]
+    Bind { what: &'static str, addr: std::net::SocketAddr, source: std::io::Error },
+    #[error("telemetry set-up failed: {0}")]
+    Telemetry(String),
+    #[error("cannot decode a message: {0}")]
+    Decode(String),
+}
+
+impl Error {
+    pub(crate) fn nats(e: impl std::fmt::Display) -> Self {
+        Error::Nats(e.to_string())
+    }
+}

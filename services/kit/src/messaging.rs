@@ -1,0 +1,177 @@
+//! NATS: connection, subject names, the two streams, and the headers every message carries.
+
+use std::time::Duration;
+
+use async_nats::{
+    HeaderMap,
+    jetstream::{self, stream},
+};
+
+use crate::{Error, config::NatsSettings};
+
+/// Header names of DESIGN.md.
+pub mod header {
+    pub const MSG_ID: &str = "Nats-Msg-Id";
+    pub const CASE_ID: &str = "Jiesu-Case-Id";
+    pub const EVENT_TYPE: &str = "Jiesu-Event-Type";
+    pub const CONTENT_TYPE: &str = "Content-Type";
+    pub const TRACEPARENT: &str = "traceparent";
+    pub const TRACESTATE: &str = "tracestate";
+}
+
+/// `Content-Type` of protobuf payloads.
+pub const PROTOBUF: &str = "application/x-protobuf";
+/// `Content-Type` of JSON payloads (intake accepts them from integrators).
+pub const JSON: &str = "application/json";
+
+/// Subject and stream names under one root (`jiesu` by default).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subjects {
+    root: String,
+}
+
+impl Subjects {
+    pub fn new(root: impl Into<String>) -> Self {
+        Self { root: root.into() }
+    }
+
+    pub fn root(&self) -> &str {
+        &self.root
+    }
+
+    /// `jiesu.intake.<channel>`: where a channel's producer submits.
+    pub fn intake(&self, channel: &str) -> String {
+        format!("{}.intake.{channel}", self.root)
+    }
+
+    /// `jiesu.intake.*`: every channel's submissions (one token: the channel).
+    pub fn intake_all(&self) -> String {
+        format!("{}.intake.*", self.root)
+    }
+
+    /// `jiesu.intake.rejected.<channel>`: intake's answer to a submission it cannot accept.
+    pub fn rejected(&self, channel: &str) -> String {
+        format!("{}.intake.rejected.{channel}", self.root)
+    }
+
+    /// `jiesu.event.<event_type>`, e.g. `jiesu.event.case.received`.
+    pub fn event(&self, event_type: &str) -> String {
+        format!("{}.event.{event_type}", self.root)
+    }
+
+    /// The event type of an event subject (`case.received`), if it is one.
+    pub fn event_type_of<'a>(&self, subject: &'a str) -> Option<&'a str> {
+        subject.strip_prefix(&self.root)?.strip_prefix(".event.")
+    }
+
+    /// The channel of a submission subject, if it is one.
+    pub fn channel_of<'a>(&self, subject: &'a str) -> Option<&'a str> {
+        let rest = subject.strip_prefix(&self.root)?.strip_prefix(".intake.")?;
+        (!rest.contains('.')).then_some(rest)
+    }
+
+    /// Stream names derive from the root so that several districts can share a server.
+    pub fn submissions_stream(&self) -> String {
+        format!("{}_INTAKE", self.stream_prefix())
+    }
+
+    pub fn events_stream(&self) -> String {
+        format!("{}_EVENTS", self.stream_prefix())
+    }
+
+    fn stream_prefix(&self) -> String {
+        self.root.replace(['.', '-'], "_").to_ascii_uppercase()
+    }
+}
+
+/// A connected broker: the client, JetStream, and the names.
+#[derive(Clone, Debug)]
+pub struct Broker {
+    pub client: async_nats::Client,
+    pub jetstream: jetstream::Context,
+    pub subjects: Subjects,
+}
+
+impl Broker {
+    /// Connects and makes sure both streams exist with the configured settings.
+    pub async fn connect(settings: &NatsSettings, name: &str) -> Result<Self, Error> {
+        let client = async_nats::ConnectOptions::new()
+            .name(format!("jiesu-{name}"))
+            .retry_on_initial_connect()
+            .connection_timeout(Duration::from_secs(5))
+            .connect(settings.url.as_str())
+            .await
+            .map_err(|e| Error::NatsConnect { url: settings.url.clone(), reason: e.to_string() })?;
+        // Retry-on-initial-connect returns before the first connection; readiness needs one.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while client.connection_state() != async_nats::connection::State::Connected {
+            if tokio::time::Instant::now() > deadline {
+                return Err(Error::NatsConnect { url: settings.url.clone(), reason: "no connection within 20 s".into() });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mut jetstream = jetstream::new(client.clone());
+        jetstream.set_timeout(Duration::from_secs(10));
+        let broker = Self { client, jetstream, subjects: Subjects::new(&settings.subject_root) };
+        broker.ensure_streams(settings).await?;
+        Ok(broker)
+    }
+
+    /// Creates or updates both streams; safe to run from every service at every start.
+    pub async fn ensure_streams(&self, settings: &NatsSettings) -> Result<(), Error> {
+        let s = &self.subjects;
+        let submissions = stream::Config {
+            name: s.submissions_stream(),
+            description: Some("Jiesu submissions from every intake channel, and intake's rejections".into()),
+            subjects: vec![s.intake_all(), format!("{}.intake.rejected.*", s.root())],
+            retention: stream::RetentionPolicy::Limits,
+            storage: stream::StorageType::File,
+            num_replicas: settings.replicas,
+            duplicate_window: settings.duplicate_window,
+            max_age: settings.submission_retention,
+            ..Default::default()
+        };
+        let events = stream::Config {
+            name: s.events_stream(),
+            description: Some("Jiesu case events: the record every service and report is built from".into()),
+            subjects: vec![format!("{}.event.>", s.root())],
+            retention: stream::RetentionPolicy::Limits,
+            storage: stream::StorageType::File,
+            num_replicas: settings.replicas,
+            duplicate_window: settings.duplicate_window,
+            max_age: settings.event_retention,
+            ..Default::default()
+        };
+        for config in [submissions, events] {
+            let name = config.name.clone();
+            self.jetstream
+                .create_or_update_stream(config)
+                .await
+                .map_err(|e| Error::Nats(format!("cannot create or update stream {name}: {e}")))?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads a header as text.
+pub fn header_str<'a>(headers: Option<&'a HeaderMap>, name: &str) -> Option<&'a str> {
+    headers?.get(name).map(|v| v.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subject_names() {
+        let s = Subjects::new("jiesu");
+        assert_eq!(s.intake("hotline"), "jiesu.intake.hotline");
+        assert_eq!(s.rejected("hotline"), "jiesu.intake.rejected.hotline");
+        assert_eq!(s.event("case.received"), "jiesu.event.case.received");
+        assert_eq!(s.event_type_of("jiesu.event.sla.breached"), Some("sla.breached"));
+        assert_eq!(s.event_type_of("other.event.sla.breached"), None);
+        assert_eq!(s.channel_of("jiesu.intake.hotline"), Some("hotline"));
+        assert_eq!(s.channel_of("jiesu.intake.rejected.hotline"), None);
+        assert_eq!(Subjects::new("city.dm-1").events_stream(), "CITY_DM_1_EVENTS");
+    }
+}

@@ -1,0 +1,119 @@
+//! The two listeners every service has: gRPC (its API, plus health and reflection) and the
+//! admin HTTP port (`/healthz`, `/readyz`, `/metrics`, `/dead-letters`).
+
+use std::{collections::HashMap, net::SocketAddr, sync::Arc};
+
+use axum::{
+    Json, Router,
+    extract::{Path, Query, State},
+    http::StatusCode,
+    response::IntoResponse,
+    routing::{get, post},
+};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::{Error, consumer::Replay, db::Db, messaging::Broker, metrics::Metrics};
+
+/// Binds a listener, naming what failed to bind.
+pub async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, Error> {
+    TcpListener::bind(addr).await.map_err(|source| Error::Bind { what, addr, source })
+}
+
+/// Serves `routes` with gRPC health (every listed service `SERVING`) and reflection.
+pub async fn serve_grpc(
+    listener: TcpListener,
+    routes: tonic::service::Routes,
+    service_names: Vec<&'static str>,
+    cancel: CancellationToken,
+) -> Result<(), Error> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    for name in &service_names {
+        reporter.set_service_status(*name, tonic_health::ServingStatus::Serving).await;
+    }
+    reporter.set_service_status("", tonic_health::ServingStatus::Serving).await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(jiesu_proto::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| Error::Config(format!("gRPC reflection: {e}")))?;
+    let routes = routes.add_service(health).add_service(reflection);
+    tonic::transport::Server::builder()
+        .trace_fn(crate::telemetry::grpc_request_span)
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(listener), cancel.cancelled_owned())
+        .await
+        .map_err(|e| Error::Config(format!("gRPC server stopped: {e}")))
+}
+
+#[derive(Clone)]
+pub(crate) struct AdminState {
+    pub db: Db,
+    pub broker: Broker,
+    pub metrics: Metrics,
+    pub replayers: Arc<HashMap<String, Arc<dyn Replay>>>,
+}
+
+/// Serves the admin port until cancelled.
+pub(crate) async fn serve_admin(listener: TcpListener, state: AdminState, cancel: CancellationToken) -> Result<(), Error> {
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/dead-letters", get(list_dead_letters))
+        .route("/dead-letters/{id}/replay", post(replay))
+        .with_state(state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(cancel.cancelled_owned())
+        .await
+        .map_err(|e| Error::Config(format!("admin server stopped: {e}")))
+}
+
+async fn readyz(State(s): State<AdminState>) -> impl IntoResponse {
+    let mut problems = Vec::new();
+    if let Err(e) = s.db.ping().await {
+        problems.push(format!("database: {e}"));
+    }
+    if s.broker.client.connection_state() != async_nats::connection::State::Connected {
+        problems.push("nats: not connected".to_string());
+    }
+    if problems.is_empty() {
+        (StatusCode::OK, Json(serde_json::json!({"ready": true})))
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({"ready": false, "problems": problems})))
+    }
+}
+
+async fn metrics(State(s): State<AdminState>) -> impl IntoResponse {
+    if let Ok(n) = crate::outbox::backlog(&s.db).await {
+        s.metrics.outbox_backlog.set(n);
+    }
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        s.metrics.render(),
+    )
+}
+
+async fn list_dead_letters(State(s): State<AdminState>, Query(q): Query<HashMap<String, String>>) -> impl IntoResponse {
+    let all = q.get("all").is_some_and(|v| v == "true" || v == "1");
+    match crate::consumer::dead_letters(&s.db, all).await {
+        Ok(rows) => (StatusCode::OK, Json(serde_json::json!({ "dead_letters": rows }))),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, Json(serde_json::json!({ "error": e.to_string() }))),
+    }
+}
+
+async fn replay(State(s): State<AdminState>, Path(id): Path<String>) -> impl IntoResponse {
+    let rows = crate::consumer::dead_letters(&s.db, true).await.unwrap_or_default();
+    let Some(letter) = rows.into_iter().find(|r| r.id == id) else {
+        return (StatusCode::NOT_FOUND, Json(serde_json::json!({ "error": format!("no dead letter {id}") })));
+    };
+    let Some(replayer) = s.replayers.get(&letter.consumer) else {
+        return (
+            StatusCode::CONFLICT,
+            Json(serde_json::json!({ "error": format!("consumer {} is not running here", letter.consumer) })),
+        );
+    };
+    match replayer.replay(&id).await {
+        Ok(outcome) => (StatusCode::OK, Json(serde_json::json!({ "replayed": id, "outcome": format!("{outcome:?}") }))),
+        Err(e) => (StatusCode::UNPROCESSABLE_ENTITY, Json(serde_json::json!({ "error": e }))),
+    }
+}
