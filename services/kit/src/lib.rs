@@ -15,6 +15,7 @@
 //! | [`host`] | starts all of the above for a service and stops it cleanly |
 //! | [`testing`] | a real `nats-server` on a free port, for tests |
 
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod consumer;
@@ -37,3 +38,35 @@ pub use error::Error;
 pub use host::{Host, Running};
 pub use messaging::Subjects;
 pub use outbox::Outgoing;
+
+/// Resolves a `jiesu.v1.CaseRef` into what a store looks cases up by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaseKey {
+    Id(String),
+    No(String),
+}
+
+impl CaseKey {
+    /// `None` when the reference is empty.
+    pub fn from_proto(r: Option<&jiesu_proto::v1::CaseRef>) -> Option<Self> {
+        use jiesu_proto::v1::case_ref::Ref;
+        match r?.r#ref.as_ref()? {
+            Ref::CaseId(id) if !id.trim().is_empty() => Some(CaseKey::Id(id.trim().to_string())),
+            Ref::CaseNo(no) if !no.trim().is_empty() => Some(CaseKey::No(no.trim().to_string())),
+            _ => None,
+        }
+    }
+
+    /// The column to match and the value: `case_id` or `case_no`.
+    pub fn column_and_value(&self) -> (&'static str, &str) {
+        match self {
+            CaseKey::Id(v) => ("case_id", v),
+            CaseKey::No(v) => ("case_no", v),
+        }
+    }
+
+    /// A `tonic::Status` for a missing or empty reference.
+    pub fn required(r: Option<&jiesu_proto::v1::CaseRef>) -> Result<Self, tonic::Status> {
+        Self::from_proto(r).ok_or_else(|| tonic::Status::invalid_argument("a case_id or case_no is required"))
+    }
+}

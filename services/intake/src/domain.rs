@@ -1,0 +1,320 @@
+//! Intake's rules (受理规则), without I/O: what makes a submission acceptable, how a phone number
+//! is normalised and masked, how the public case number (受理编号) is formed.
+
+use chrono::NaiveDate;
+use jiesu_proto::v1::{FieldViolation, Submission};
+use serde::Deserialize;
+
+/// A configured intake channel (受理渠道), e.g. the 12345 hotline.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Channel {
+    /// Subject token and API name: `hotline`, `secretary_mailbox`, …
+    pub id: String,
+    /// What clerks see: "12345热线".
+    #[serde(default)]
+    pub name: String,
+    /// Whether a callback phone number is required (a patrol report by a grid officer needs none).
+    #[serde(default = "yes")]
+    pub requires_contact: bool,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Limits a submission must respect.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct Limits {
+    pub max_title_chars: usize,
+    pub max_description_chars: usize,
+    pub max_name_chars: usize,
+    pub max_channel_ref_chars: usize,
+    pub max_attachments: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_title_chars: 200, max_description_chars: 5_000, max_name_chars: 50, max_channel_ref_chars: 128, max_attachments: 9 }
+    }
+}
+
+/// Every reason a submission cannot be accepted, or the submission cleaned up (trimmed fields,
+/// normalised phone number).
+pub fn validate(s: &Submission, channels: &[Channel], limits: &Limits) -> Result<Submission, Vec<FieldViolation>> {
+    let mut v = Violations::default();
+    let mut clean = s.clone();
+    clean.channel = s.channel.trim().to_string();
+    clean.channel_ref = s.channel_ref.trim().to_string();
+    clean.title = s.title.trim().to_string();
+    clean.description = s.description.trim().to_string();
+
+    let channel = channels.iter().find(|c| c.id == clean.channel);
+    match channel {
+        _ if clean.channel.is_empty() => v.add("channel", "is required", "渠道不能为空"),
+        None => v.add(
+            "channel",
+            &format!("{:?} is not a channel of this district (known: {})", clean.channel, known(channels)),
+            &format!("未知的受理渠道“{}”", clean.channel),
+        ),
+        Some(c) if !c.enabled => v.add("channel", &format!("{:?} is disabled", c.id), &format!("渠道“{}”已停用", c.id)),
+        Some(_) => {}
+    }
+    if clean.channel_ref.is_empty() {
+        v.add("channel_ref", "is required (the channel's own id, used to recognise re-sends)", "渠道流水号不能为空");
+    } else if chars(&clean.channel_ref) > limits.max_channel_ref_chars {
+        v.add(
+            "channel_ref",
+            &format!("is longer than {} characters", limits.max_channel_ref_chars),
+            &format!("渠道流水号不能超过{}个字符", limits.max_channel_ref_chars),
+        );
+    } else if clean.channel_ref.chars().any(char::is_control) {
+        v.add("channel_ref", "contains control characters", "渠道流水号含有非法字符");
+    }
+    if clean.description.is_empty() {
+        v.add("description", "is required: what is the problem?", "诉求内容不能为空");
+    } else if chars(&clean.description) > limits.max_description_chars {
+        v.add(
+            "description",
+            &format!("is longer than {} characters", limits.max_description_chars),
+            &format!("诉求内容不能超过{}字", limits.max_description_chars),
+        );
+    }
+    if chars(&clean.title) > limits.max_title_chars {
+        v.add(
+            "title",
+            &format!("is longer than {} characters", limits.max_title_chars),
+            &format!("标题不能超过{}字", limits.max_title_chars),
+        );
+    }
+
+    let citizen = clean.citizen.get_or_insert_with(Default::default);
+    citizen.name = citizen.name.trim().to_string();
+    if chars(&citizen.name) > limits.max_name_chars {
+        v.add(
+            "citizen.name",
+            &format!("is longer than {} characters", limits.max_name_chars),
+            &format!("姓名不能超过{}个字符", limits.max_name_chars),
+        );
+    }
+    if citizen.phone.trim().is_empty() {
+        if channel.is_some_and(|c| c.requires_contact) {
+            v.add("citizen.phone", "is required on this channel, to call the citizen back", "请填写联系电话，以便回复和回访");
+        }
+    } else {
+        match normalise_phone(&citizen.phone) {
+            Some(p) => citizen.phone = p,
+            None => v.add(
+                "citizen.phone",
+                "is not a mainland mobile (1xxxxxxxxxx) or landline (0xx-xxxxxxxx) number",
+                "联系电话格式不正确（手机号为1开头的11位数字，座机为区号加号码）",
+            ),
+        }
+    }
+
+    if let Some(loc) = &clean.location {
+        if !(-90.0..=90.0).contains(&loc.latitude) || !(-180.0..=180.0).contains(&loc.longitude) {
+            v.add("location", "latitude/longitude out of range", "经纬度超出范围");
+        }
+        if chars(&loc.address) > 300 {
+            v.add("location.address", "is longer than 300 characters", "地址不能超过300字");
+        }
+    }
+    if clean.attachments.len() > limits.max_attachments {
+        v.add(
+            "attachments",
+            &format!("at most {} attachments", limits.max_attachments),
+            &format!("附件不能超过{}个", limits.max_attachments),
+        );
+    }
+    for (i, a) in clean.attachments.iter().enumerate() {
+        if !matches!(a.kind.as_str(), "photo" | "video" | "document") {
+            v.add(&format!("attachments[{i}].kind"), "must be photo, video or document", "附件类型应为照片、视频或文档");
+        }
+        if !(a.url.starts_with("https://") || a.url.starts_with("http://")) || a.url.len() > 2_000 {
+            v.add(&format!("attachments[{i}].url"), "must be an http(s) URL of at most 2000 characters", "附件地址无效");
+        }
+    }
+    if v.0.is_empty() { Ok(clean) } else { Err(v.0) }
+}
+
+#[derive(Default)]
+struct Violations(Vec<FieldViolation>);
+
+impl Violations {
+    fn add(&mut self, field: &str, reason: &str, reason_zh: &str) {
+        self.0.push(FieldViolation { field: field.into(), reason: reason.into(), reason_zh: reason_zh.into() });
+    }
+}
+
+fn chars(s: &str) -> usize {
+    s.chars().count()
+}
+
+fn known(channels: &[Channel]) -> String {
+    channels.iter().map(|c| c.id.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+/// A mainland number in canonical form: mobile `13800138000`, landline `010-12345678`.
+/// Accepts spaces, dashes, full-width digits and a `+86`/`86` prefix.
+pub fn normalise_phone(raw: &str) -> Option<String> {
+    let digits: String = raw
+        .chars()
+        .filter_map(|c| match c {
+            '０'..='９' => char::from_u32(c as u32 - '０' as u32 + '0' as u32),
+            '0'..='9' => Some(c),
+            ' ' | '-' | '－' | '(' | ')' | '（' | '）' | '+' => None,
+            _ => Some('x'),
+        })
+        .collect();
+    if digits.contains('x') {
+        return None;
+    }
+    let digits = if digits.len() == 13 && digits.starts_with("86") { digits[2..].to_string() } else { digits };
+    let b = digits.as_bytes();
+    if b.len() == 11 && b[0] == b'1' && (b'3'..=b'9').contains(&b[1]) {
+        return Some(digits);
+    }
+    // Landline: 0 + area code (2–3 more digits) + 7–8 digit number. Beijing, Shanghai, Tianjin,
+    // Chongqing and 02x areas have 3-digit codes (incl. the 0); the rest have 4.
+    if b.first() == Some(&b'0') && (10..=12).contains(&b.len()) {
+        let area_len = if matches!(b[1], b'1' | b'2') { 3 } else { 4 };
+        let number_len = b.len() - area_len;
+        if (7..=8).contains(&number_len) {
+            return Some(format!("{}-{}", &digits[..area_len], &digits[area_len..]));
+        }
+    }
+    None
+}
+
+/// `138****8000`: enough for a clerk to recognise, not enough to call.
+pub fn mask_phone(phone: &str) -> String {
+    let chars: Vec<char> = phone.chars().collect();
+    if chars.len() < 7 {
+        return "*".repeat(chars.len());
+    }
+    let keep_tail = 4;
+    let keep_head = 3;
+    chars
+        .iter()
+        .enumerate()
+        .map(|(i, c)| if i < keep_head || i >= chars.len() - keep_tail || *c == '-' { *c } else { '*' })
+        .collect()
+}
+
+/// The public case number: prefix, the local date, a sequence of that day (at least five
+/// digits: a city-wide platform takes tens of thousands a day). Readable over the phone.
+pub fn case_no(prefix: &str, day: NaiveDate, seq: i64) -> String {
+    format!("{prefix}{}{seq:05}", day.format("%Y%m%d"))
+}
+
+#[cfg(test)]
+mod tests {
+    use jiesu_proto::v1::{Attachment, Citizen, Location};
+
+    use super::*;
+
+    fn channels() -> Vec<Channel> {
+        vec![
+            Channel { id: "hotline".into(), name: "12345热线".into(), requires_contact: true, enabled: true },
+            Channel { id: "grid_patrol".into(), name: "网格巡查".into(), requires_contact: false, enabled: true },
+            Channel { id: "old_board".into(), name: "旧留言板".into(), requires_contact: true, enabled: false },
+        ]
+    }
+
+    fn good() -> Submission {
+        Submission {
+            channel: "hotline".into(),
+            channel_ref: "call-1".into(),
+            citizen: Some(Citizen { name: "张三".into(), phone: "138 0013 8000".into(), anonymous: false }),
+            title: "小区地锁".into(),
+            description: "小区门口有人私装地锁".into(),
+            ..Default::default()
+        }
+    }
+
+    fn fields(s: &Submission) -> Vec<String> {
+        validate(s, &channels(), &Limits::default()).unwrap_err().into_iter().map(|v| v.field).collect()
+    }
+
+    #[test]
+    fn a_good_submission_is_cleaned() {
+        let ok = validate(&good(), &channels(), &Limits::default()).unwrap();
+        assert_eq!(ok.citizen.unwrap().phone, "13800138000");
+    }
+
+    #[test]
+    fn every_rule_names_its_field() {
+        let cases: Vec<(fn(&mut Submission), &str)> = vec![
+            (|s| s.channel = String::new(), "channel"),
+            (|s| s.channel = "fax".into(), "channel"),
+            (|s| s.channel = "old_board".into(), "channel"),
+            (|s| s.channel_ref = "  ".into(), "channel_ref"),
+            (|s| s.channel_ref = "x".repeat(129), "channel_ref"),
+            (|s| s.channel_ref = "a\u{7}b".into(), "channel_ref"),
+            (|s| s.description = " ".into(), "description"),
+            (|s| s.description = "字".repeat(5001), "description"),
+            (|s| s.title = "字".repeat(201), "title"),
+            (|s| s.citizen.as_mut().unwrap().name = "名".repeat(51), "citizen.name"),
+            (|s| s.citizen.as_mut().unwrap().phone = String::new(), "citizen.phone"),
+            (|s| s.citizen.as_mut().unwrap().phone = "12345".into(), "citizen.phone"),
+            (|s| s.citizen.as_mut().unwrap().phone = "1380013800a".into(), "citizen.phone"),
+            (|s| s.location = Some(Location { latitude: 91.0, ..Default::default() }), "location"),
+            (|s| s.location = Some(Location { address: "址".repeat(301), ..Default::default() }), "location.address"),
+            (
+                |s| s.attachments = vec![Attachment { kind: "photo".into(), url: "https://x/y.jpg".into() }; 10],
+                "attachments",
+            ),
+            (|s| s.attachments = vec![Attachment { kind: "gif".into(), url: "https://x".into() }], "attachments[0].kind"),
+            (|s| s.attachments = vec![Attachment { kind: "photo".into(), url: "ftp://x".into() }], "attachments[0].url"),
+        ];
+        for (mutate, field) in cases {
+            let mut s = good();
+            mutate(&mut s);
+            assert_eq!(fields(&s), vec![field.to_string()], "rule for {field}");
+        }
+    }
+
+    #[test]
+    fn all_reasons_are_reported_at_once_in_both_languages() {
+        let s = Submission { channel: "fax".into(), ..Default::default() };
+        let v = validate(&s, &channels(), &Limits::default()).unwrap_err();
+        let f: Vec<_> = v.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(f, ["channel", "channel_ref", "description"]);
+        assert!(v.iter().all(|v| !v.reason.is_empty() && !v.reason_zh.is_empty()));
+    }
+
+    #[test]
+    fn patrol_reports_need_no_phone() {
+        let mut s = good();
+        s.channel = "grid_patrol".into();
+        s.citizen = None;
+        assert!(validate(&s, &channels(), &Limits::default()).is_ok());
+    }
+
+    #[test]
+    fn phones() {
+        assert_eq!(normalise_phone("13800138000").as_deref(), Some("13800138000"));
+        assert_eq!(normalise_phone("+86 138-0013-8000").as_deref(), Some("13800138000"));
+        assert_eq!(normalise_phone("１３８００１３８０００").as_deref(), Some("13800138000"));
+        assert_eq!(normalise_phone("010-12345678").as_deref(), Some("010-12345678"));
+        assert_eq!(normalise_phone("0755 8123 4567").as_deref(), Some("0755-81234567"));
+        assert_eq!(normalise_phone("0534-2345678").as_deref(), Some("0534-2345678"));
+        assert_eq!(normalise_phone("12345"), None);
+        assert_eq!(normalise_phone("12800138000"), None);
+        assert_eq!(normalise_phone("1380013800"), None);
+        assert_eq!(normalise_phone("phone"), None);
+        assert_eq!(mask_phone("13800138000"), "138****8000");
+        assert_eq!(mask_phone("010-12345678"), "010-****5678");
+        assert_eq!(mask_phone("123"), "***");
+    }
+
+    #[test]
+    fn case_numbers() {
+        let d = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
+        assert_eq!(case_no("DM", d, 7), "DM2026112300007");
+        assert_eq!(case_no("DM", d, 123_456), "DM20261123123456");
+    }
+}

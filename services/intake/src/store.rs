@@ -1,0 +1,88 @@
+//! Intake's database: submissions and the daily case-number counters.
+
+use jiesu_kit::{CaseKey, Db, Tx, with_pool, with_tx};
+use jiesu_proto::v1::Submission;
+
+use crate::Error;
+
+/// A submission as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SubmissionRow {
+    pub case_id: String,
+    pub case_no: String,
+    pub channel: String,
+    pub channel_ref: String,
+    pub title: String,
+    pub description: String,
+    pub street: String,
+    pub community: String,
+    pub grid: String,
+    pub address: String,
+    pub latitude: f64,
+    pub longitude: f64,
+    pub attachments: String,
+    pub category_hint: String,
+    pub citizen_name: String,
+    pub citizen_phone: String,
+    pub anonymous: bool,
+    pub submitted_at: i64,
+    pub received_at: i64,
+}
+
+const COLUMNS: &str = "case_id, case_no, channel, channel_ref, title, description, street, community, grid, \
+    address, latitude, longitude, attachments, category_hint, citizen_name, citizen_phone, anonymous, \
+    submitted_at, received_at";
+
+/// Finds the case already registered for (channel, channel_ref), inside the transaction.
+pub async fn find_by_channel_ref(tx: &mut Tx, channel: &str, channel_ref: &str) -> Result<Option<SubmissionRow>, Error> {
+    let sql = format!("SELECT {COLUMNS} FROM submissions WHERE channel = $1 AND channel_ref = $2");
+    let row = with_tx!(tx, conn => sqlx::query_as::<_, SubmissionRow>(sqlx::AssertSqlSafe(sql))
+        .bind(channel).bind(channel_ref).fetch_optional(conn).await)?;
+    Ok(row)
+}
+
+/// Takes the next case-number sequence of a local day.
+pub async fn next_sequence(tx: &mut Tx, day: &str) -> Result<i64, Error> {
+    let n: i64 = with_tx!(tx, conn => sqlx::query_scalar(
+        "INSERT INTO case_no_counters (day, last) VALUES ($1, 1)
+         ON CONFLICT (day) DO UPDATE SET last = case_no_counters.last + 1
+         RETURNING last")
+        .bind(day).fetch_one(conn).await)?;
+    Ok(n)
+}
+
+/// Records an accepted submission (already validated).
+pub async fn record_submission(
+    tx: &mut Tx,
+    case_id: &str,
+    case_no: &str,
+    s: &Submission,
+    submitted_at: i64,
+    received_at: i64,
+) -> Result<(), Error> {
+    let loc = s.location.clone().unwrap_or_default();
+    let citizen = s.citizen.clone().unwrap_or_default();
+    let attachments = serde_json::to_string(
+        &s.attachments.iter().map(|a| serde_json::json!({"kind": a.kind, "url": a.url})).collect::<Vec<_>>(),
+    )
+    .expect("json");
+    let sql = format!(
+        "INSERT INTO submissions ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
+    );
+    with_tx!(tx, conn => sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(case_id).bind(case_no).bind(&s.channel).bind(&s.channel_ref).bind(&s.title).bind(&s.description)
+        .bind(&loc.street).bind(&loc.community).bind(&loc.grid).bind(&loc.address).bind(loc.latitude).bind(loc.longitude)
+        .bind(&attachments).bind(&s.category_hint).bind(&citizen.name).bind(&citizen.phone).bind(citizen.anonymous)
+        .bind(submitted_at).bind(received_at)
+        .execute(conn).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Looks a submission up by case id or case number.
+pub async fn get(db: &Db, key: &CaseKey) -> Result<Option<SubmissionRow>, Error> {
+    let (column, value) = key.column_and_value();
+    let sql = format!("SELECT {COLUMNS} FROM submissions WHERE {column} = $1");
+    let row = with_pool!(db, pool => sqlx::query_as::<_, SubmissionRow>(sqlx::AssertSqlSafe(sql))
+        .bind(value).fetch_optional(pool).await)?;
+    Ok(row)
+}

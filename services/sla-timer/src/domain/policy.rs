@@ -1,0 +1,412 @@
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use super::{DomainError, Limit};
+
+/// A milestone (节点) of a case that has its own clock: from the event that starts it to the event
+/// that meets it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Milestone {
+    /// Received → dispatched to a handling unit (分拨).
+    Dispatch,
+    /// Dispatched → accepted by the unit (签收).
+    Accept,
+    /// Accepted → citizen contacted (联系).
+    Contact,
+    /// Dispatched → first reply to the citizen (回复).
+    Reply,
+    /// Dispatched → resolved (办结); the only milestone whose limit depends on [`Urgency`].
+    Resolve,
+    /// Received → still unresolved after the escalation limit, handed to a leader (包案).
+    Escalate,
+}
+
+impl Milestone {
+    /// Every milestone, in the order of the case's life.
+    pub const ALL: [Milestone; 6] = [
+        Milestone::Dispatch,
+        Milestone::Accept,
+        Milestone::Contact,
+        Milestone::Reply,
+        Milestone::Resolve,
+        Milestone::Escalate,
+    ];
+
+    /// The `snake_case` name used in storage, events and configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Milestone::Dispatch => "dispatch",
+            Milestone::Accept => "accept",
+            Milestone::Contact => "contact",
+            Milestone::Reply => "reply",
+            Milestone::Resolve => "resolve",
+            Milestone::Escalate => "escalate",
+        }
+    }
+}
+
+impl fmt::Display for Milestone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Milestone {
+    type Err = DomainError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Milestone::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| DomainError::UnknownMilestone(s.to_owned()))
+    }
+}
+
+/// How urgent a case is (紧急程度), set by classification; it picks the resolve limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Urgency {
+    /// 紧急: gas, fire, no water or power, danger to people.
+    Emergency,
+    /// 一般: the ordinary case.
+    Normal,
+    /// 复杂: several departments, a history, needs research.
+    Complex,
+}
+
+impl Urgency {
+    /// Every urgency, most urgent first.
+    pub const ALL: [Urgency; 3] = [Urgency::Emergency, Urgency::Normal, Urgency::Complex];
+
+    /// The `snake_case` name used in storage, events and configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Urgency::Emergency => "emergency",
+            Urgency::Normal => "normal",
+            Urgency::Complex => "complex",
+        }
+    }
+}
+
+impl fmt::Display for Urgency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Urgency {
+    type Err = DomainError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Urgency::ALL
+            .into_iter()
+            .find(|u| u.as_str() == s)
+            .ok_or_else(|| DomainError::UnknownUrgency(s.to_owned()))
+    }
+}
+
+/// The SLA policy (时限标准) of a district: one limit per milestone, and the moment clocks turn
+/// yellow. Read from `[sla_timer.policy]`; every key is optional and defaults to the figures in
+/// the seeds (Dongmen "1030", Xin'an, the 50-working-day 包案 rule).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Policy {
+    /// Fraction of a clock's span after which it turns yellow (预警黄), strictly between 0 and 1.
+    pub warn_at: f64,
+    /// Received → dispatched (分拨).
+    pub dispatch: Limit,
+    /// Dispatched → accepted (签收).
+    pub accept: Limit,
+    /// Accepted → citizen contacted (联系).
+    pub contact: Limit,
+    /// Dispatched → first reply (回复).
+    pub reply: Limit,
+    /// Received → escalated to a leader if still unresolved (包案).
+    pub escalate: Limit,
+    /// Dispatched → resolved (办结), by urgency.
+    pub resolve: ResolveLimits,
+}
+
+/// Resolve limits (办结时限) by [`Urgency`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ResolveLimits {
+    /// 紧急 cases.
+    pub emergency: Limit,
+    /// 一般 cases.
+    pub normal: Limit,
+    /// 复杂 cases.
+    pub complex: Limit,
+}
+
+impl Default for ResolveLimits {
+    fn default() -> Self {
+        ResolveLimits {
+            emergency: Limit::Hours(2),
+            normal: Limit::Hours(24),
+            complex: Limit::WorkingDays(3),
+        }
+    }
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            warn_at: 0.8,
+            dispatch: Limit::Hours(1),
+            accept: Limit::Minutes(10),
+            contact: Limit::Minutes(30),
+            reply: Limit::Hours(72),
+            escalate: Limit::WorkingDays(50),
+            resolve: ResolveLimits::default(),
+        }
+    }
+}
+
+impl Policy {
+    /// The limit of `milestone` for a case of `urgency` (urgency only matters for resolve).
+    pub fn limit(&self, milestone: Milestone, urgency: Urgency) -> Limit {
+        match milestone {
+            Milestone::Dispatch => self.dispatch,
+            Milestone::Accept => self.accept,
+            Milestone::Contact => self.contact,
+            Milestone::Reply => self.reply,
+            Milestone::Escalate => self.escalate,
+            Milestone::Resolve => match urgency {
+                Urgency::Emergency => self.resolve.emergency,
+                Urgency::Normal => self.resolve.normal,
+                Urgency::Complex => self.resolve.complex,
+            },
+        }
+    }
+
+    /// Checks the policy as a whole, listing every problem so that one start-up shows them all.
+    ///
+    /// A zero limit is refused too: its clock would be red the moment it is armed, so every case
+    /// would count as overdue; "at once" (立即) is better expressed as a short limit.
+    pub fn validate(&self) -> Result<(), DomainError> {
+        let mut problems = Vec::new();
+        // Written as a negation so that NaN is refused as well.
+        if !(self.warn_at > 0.0 && self.warn_at < 1.0) {
+            problems.push(format!(
+                "warn_at must be strictly between 0 and 1, not {}",
+                self.warn_at
+            ));
+        }
+        let limits = [
+            ("dispatch", self.dispatch),
+            ("accept", self.accept),
+            ("contact", self.contact),
+            ("reply", self.reply),
+            ("escalate", self.escalate),
+            ("resolve.emergency", self.resolve.emergency),
+            ("resolve.normal", self.resolve.normal),
+            ("resolve.complex", self.resolve.complex),
+        ];
+        for (key, limit) in limits {
+            if limit.is_immediate() {
+                problems.push(format!(
+                    "{key} is {limit}: its clock would be red as soon as it starts"
+                ));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(DomainError::InvalidPolicy(problems))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEEDS: &str = r#"
+        warn_at = 0.8            # fraction of the span after which the clock turns yellow (预警黄)
+        dispatch = "1h"
+        accept = "10m"
+        contact = "30m"
+        reply = "72h"
+        escalate = "50wd"
+        [resolve]
+        emergency = "2h"
+        normal = "24h"
+        complex = "3wd"
+    "#;
+
+    #[test]
+    fn milestone_names_round_trip() {
+        #[derive(Deserialize)]
+        struct T {
+            m: Milestone,
+        }
+        let names = [
+            "dispatch", "accept", "contact", "reply", "resolve", "escalate",
+        ];
+        for (m, name) in Milestone::ALL.into_iter().zip(names) {
+            assert_eq!(m.as_str(), name);
+            assert_eq!(m.to_string(), name);
+            assert_eq!(name.parse::<Milestone>().unwrap(), m);
+            let t: T = toml::from_str(&format!("m = \"{name}\"")).unwrap();
+            assert_eq!(t.m, m, "serde and as_str agree");
+        }
+        for bad in ["", "Dispatch", "resolved", " dispatch"] {
+            assert_eq!(
+                bad.parse::<Milestone>(),
+                Err(DomainError::UnknownMilestone(bad.to_owned()))
+            );
+        }
+    }
+
+    #[test]
+    fn urgency_names_round_trip() {
+        #[derive(Deserialize)]
+        struct T {
+            u: Urgency,
+        }
+        for (u, name) in Urgency::ALL
+            .into_iter()
+            .zip(["emergency", "normal", "complex"])
+        {
+            assert_eq!(u.as_str(), name);
+            assert_eq!(u.to_string(), name);
+            assert_eq!(name.parse::<Urgency>().unwrap(), u);
+            let t: T = toml::from_str(&format!("u = \"{name}\"")).unwrap();
+            assert_eq!(t.u, u, "serde and as_str agree");
+        }
+        for bad in ["", "urgent", "Normal"] {
+            assert_eq!(
+                bad.parse::<Urgency>(),
+                Err(DomainError::UnknownUrgency(bad.to_owned()))
+            );
+        }
+    }
+
+    #[test]
+    fn defaults_are_the_seed_figures() {
+        let p = Policy::default();
+        assert_eq!(p.warn_at, 0.8);
+        assert_eq!(p.dispatch, Limit::Hours(1));
+        assert_eq!(p.accept, Limit::Minutes(10));
+        assert_eq!(p.contact, Limit::Minutes(30));
+        assert_eq!(p.reply, Limit::Hours(72));
+        assert_eq!(p.escalate, Limit::WorkingDays(50));
+        assert_eq!(p.resolve.emergency, Limit::Hours(2));
+        assert_eq!(p.resolve.normal, Limit::Hours(24));
+        assert_eq!(p.resolve.complex, Limit::WorkingDays(3));
+        assert_eq!(p.validate(), Ok(()));
+    }
+
+    #[test]
+    fn the_documented_table_equals_the_defaults() {
+        let p: Policy = toml::from_str(SEEDS).unwrap();
+        assert_eq!(p, Policy::default());
+    }
+
+    #[test]
+    fn an_empty_table_gives_the_defaults() {
+        assert_eq!(toml::from_str::<Policy>("").unwrap(), Policy::default());
+        assert_eq!(
+            toml::from_str::<Policy>("[resolve]").unwrap(),
+            Policy::default()
+        );
+    }
+
+    #[test]
+    fn keys_override_one_by_one() {
+        let p: Policy = toml::from_str("dispatch = \"3h\"\nresolve.complex = \"5wd\"").unwrap();
+        assert_eq!(p.dispatch, Limit::Hours(3));
+        assert_eq!(p.resolve.complex, Limit::WorkingDays(5));
+        assert_eq!(p.resolve.normal, Limit::Hours(24));
+        assert_eq!(p.accept, Limit::Minutes(10));
+    }
+
+    #[test]
+    fn typos_and_bad_limits_are_refused_when_read() {
+        let err = toml::from_str::<Policy>("dispach = \"1h\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("dispach"), "{err}");
+        let err = toml::from_str::<Policy>("[resolve]\nurgent = \"1h\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("urgent"), "{err}");
+        let err = toml::from_str::<Policy>("reply = \"3 days\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown unit"), "{err}");
+    }
+
+    #[test]
+    fn limit_picks_the_milestone_and_only_resolve_looks_at_urgency() {
+        let p = Policy::default();
+        for u in Urgency::ALL {
+            assert_eq!(p.limit(Milestone::Dispatch, u), Limit::Hours(1));
+            assert_eq!(p.limit(Milestone::Accept, u), Limit::Minutes(10));
+            assert_eq!(p.limit(Milestone::Contact, u), Limit::Minutes(30));
+            assert_eq!(p.limit(Milestone::Reply, u), Limit::Hours(72));
+            assert_eq!(p.limit(Milestone::Escalate, u), Limit::WorkingDays(50));
+        }
+        assert_eq!(
+            p.limit(Milestone::Resolve, Urgency::Emergency),
+            Limit::Hours(2)
+        );
+        assert_eq!(
+            p.limit(Milestone::Resolve, Urgency::Normal),
+            Limit::Hours(24)
+        );
+        assert_eq!(
+            p.limit(Milestone::Resolve, Urgency::Complex),
+            Limit::WorkingDays(3)
+        );
+    }
+
+    #[test]
+    fn validate_refuses_warn_at_outside_the_open_interval() {
+        for bad in [0.0, 1.0, -0.1, 1.5, f64::NAN, f64::INFINITY] {
+            let p = Policy {
+                warn_at: bad,
+                ..Policy::default()
+            };
+            match p.validate() {
+                Err(DomainError::InvalidPolicy(problems)) => {
+                    assert_eq!(problems.len(), 1, "{problems:?}");
+                    assert!(problems[0].contains("warn_at"));
+                }
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        for good in [0.01, 0.5, 0.99] {
+            assert_eq!(
+                Policy {
+                    warn_at: good,
+                    ..Policy::default()
+                }
+                .validate(),
+                Ok(())
+            );
+        }
+    }
+
+    #[test]
+    fn validate_reports_every_problem() {
+        let p: Policy =
+            toml::from_str("warn_at = 1.2\naccept = \"0\"\n[resolve]\nemergency = \"0m\"").unwrap();
+        let err = p.validate().unwrap_err();
+        let DomainError::InvalidPolicy(problems) = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(problems[0].contains("warn_at"));
+        assert!(problems[1].starts_with("accept is 0m"));
+        assert!(problems[2].starts_with("resolve.emergency is 0m"));
+        assert!(
+            err.to_string()
+                .starts_with("invalid SLA policy: warn_at must be")
+        );
+    }
+}
