@@ -1,0 +1,61 @@
+//! `jiesu.v1.ClassificationService`.
+
+use std::sync::Arc;
+
+use jiesu_kit::{CaseKey, Db};
+use jiesu_proto::v1::{CaseRef, ClassificationView, ClassifyRequest, classification_service_server::ClassificationService};
+use tonic::{Request, Response, Status};
+
+use crate::{Classifier, Error, store};
+
+pub struct ClassificationApi {
+    pub classifier: Arc<Classifier>,
+    pub db: Db,
+}
+
+impl From<Error> for Status {
+    fn from(e: Error) -> Self {
+        tracing::error!(error = %e, "classification request failed");
+        Status::internal(format!("classification could not complete the request: {e}"))
+    }
+}
+
+/// Longest text a dry-run classification accepts, in characters.
+const MAX_TEXT: usize = 10_000;
+
+#[tonic::async_trait]
+impl ClassificationService for ClassificationApi {
+    async fn classify(&self, request: Request<ClassifyRequest>) -> Result<Response<ClassificationView>, Status> {
+        let r = request.into_inner();
+        if r.title.trim().is_empty() && r.description.trim().is_empty() {
+            return Err(Status::invalid_argument("title or description is required: there is nothing to classify"));
+        }
+        if r.title.chars().count() + r.description.chars().count() > MAX_TEXT {
+            return Err(Status::invalid_argument(format!("title and description together exceed {MAX_TEXT} characters")));
+        }
+        let result = self.classifier.taxonomy.classify(&r.title, &r.description);
+        let row = store::ClassificationRow {
+            case_id: String::new(),
+            case_no: String::new(),
+            category: result.category,
+            sub_item: result.sub_item,
+            urgency: result.urgency.as_str().to_string(),
+            confidence: f64::from(result.confidence),
+            matched_keywords: serde_json::to_string(&result.matched).expect("json"),
+            fallback: result.fallback,
+            classified_at: 0,
+        };
+        let mut view = self.classifier.view(&row);
+        view.timeline.clear();
+        Ok(Response::new(view))
+    }
+
+    async fn get_classification(&self, request: Request<CaseRef>) -> Result<Response<ClassificationView>, Status> {
+        let key = CaseKey::required(Some(request.get_ref()))?;
+        let row = store::get(&self.db, &key).await?.ok_or_else(|| {
+            let (what, value) = key.column_and_value();
+            Status::not_found(format!("no classification for {what} {value:?} (not received yet, or unknown)"))
+        })?;
+        Ok(Response::new(self.classifier.view(&row)))
+    }
+}
