@@ -1,1 +1,416 @@
-fn main() {}
+//! `jiesuctl` — the command line of a Jiesu district: submit cases, follow them, act on them.
+//!
+//! It reads the same district file as the services (`--config`, default
+//! `deploy/districts/demo/jiesu.toml`) to find their gRPC addresses and the NATS server.
+
+use std::{collections::BTreeMap, path::PathBuf, time::Duration};
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use jiesu_kit::{DistrictConfig, Subjects, messaging::header, time::from_proto};
+use jiesu_proto::v1::{
+    self as pb, AcceptRequest, CaseRef, Citizen, Location, RecordRequest, ResolveRequest, Submission, SubmitRequest,
+    case_ref::Ref, classification_service_client::ClassificationServiceClient,
+    dispatch_service_client::DispatchServiceClient, intake_service_client::IntakeServiceClient,
+    notification_service_client::NotificationServiceClient, revisit_service_client::RevisitServiceClient,
+    sla_service_client::SlaServiceClient,
+};
+use tonic::transport::Channel;
+
+#[derive(Parser)]
+#[command(name = "jiesuctl", version, about = "Command line of a Jiesu district (接诉即办)")]
+struct Cli {
+    /// The district file the services run with.
+    #[arg(long, short, global = true, env = "JIESU_CONFIG", default_value = jiesu_kit::cli::DEFAULT_CONFIG)]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Submit a citizen's request (登记诉求) through gRPC or as a channel producer over NATS.
+    Submit(SubmitArgs),
+    /// Look at cases.
+    Case {
+        #[command(subcommand)]
+        command: CaseCommand,
+    },
+    /// A unit signs for a case (签收).
+    Accept {
+        case: String,
+        #[arg(long)]
+        unit: String,
+        #[arg(long = "by")]
+        by: String,
+    },
+    /// A unit closes a case with its reply to the citizen (办结).
+    Resolve {
+        case: String,
+        #[arg(long)]
+        unit: String,
+        #[arg(long = "by")]
+        by: String,
+        #[arg(long)]
+        reply: String,
+    },
+    /// Record the citizen's answer at the revisit (回访登记).
+    Revisit {
+        case: String,
+        #[arg(long, value_enum)]
+        satisfaction: SatisfactionArg,
+        /// Whether the citizen says the problem is solved.
+        #[arg(long, action = clap::ArgAction::Set)]
+        solved: bool,
+        #[arg(long = "by")]
+        by: String,
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum CaseCommand {
+    /// A case's state and its timeline, gathered from every service.
+    Show { case: String },
+    /// Cases as dispatch sees them.
+    List {
+        #[arg(long, default_value = "")]
+        unit: String,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+}
+
+#[derive(clap::Args)]
+struct SubmitArgs {
+    #[arg(long, default_value = "hotline")]
+    channel: String,
+    /// The channel's own id for this request (re-sending it returns the same case).
+    #[arg(long = "ref")]
+    channel_ref: String,
+    #[arg(long, default_value = "")]
+    name: String,
+    #[arg(long, default_value = "")]
+    phone: String,
+    #[arg(long, default_value = "")]
+    title: String,
+    #[arg(long)]
+    description: String,
+    /// Street id of the place (e.g. st-dongmen).
+    #[arg(long, default_value = "")]
+    street: String,
+    #[arg(long, default_value = "")]
+    community: String,
+    #[arg(long, default_value = "")]
+    address: String,
+    /// grpc: intake's Submit; nats: publish JSON on jiesu.intake.<channel> like a channel producer.
+    #[arg(long, value_enum, default_value_t = Via::Grpc)]
+    via: Via,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Via {
+    Grpc,
+    Nats,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SatisfactionArg {
+    /// 满意
+    Satisfied,
+    /// 基本满意
+    Basically,
+    /// 不满意
+    Dissatisfied,
+}
+
+/// gRPC addresses and settings read from the district file.
+struct District {
+    config: DistrictConfig,
+    timezone: chrono_tz::Tz,
+}
+
+impl District {
+    fn load(path: &PathBuf) -> Result<Self> {
+        let config = DistrictConfig::load(path).with_context(|| format!("reading {}", path.display()))?;
+        let intake = config.service::<serde::de::IgnoredAny>("intake")?;
+        Ok(Self { timezone: intake.timezone(), config })
+    }
+
+    async fn channel(&self, service: &'static str) -> Result<Channel> {
+        let cfg = self.config.service::<serde::de::IgnoredAny>(service)?;
+        let url = format!("http://{}", cfg.common.grpc_addr);
+        tonic::transport::Endpoint::from_shared(url.clone())?
+            .connect_timeout(Duration::from_secs(3))
+            .timeout(Duration::from_secs(10))
+            .connect()
+            .await
+            .with_context(|| format!("cannot reach the {service} service at {url} (is it running?)"))
+    }
+
+    fn local(&self, t: Option<&prost_types::Timestamp>) -> String {
+        t.and_then(from_proto)
+            .map(|t| t.with_timezone(&self.timezone).format("%Y-%m-%d %H:%M:%S").to_string())
+            .unwrap_or_else(|| "-".into())
+    }
+}
+
+fn case_ref(text: &str) -> CaseRef {
+    // Case ids are UUIDs; anything else is a public case number.
+    let r = if uuid::Uuid::parse_str(text).is_ok() { Ref::CaseId(text.into()) } else { Ref::CaseNo(text.into()) };
+    CaseRef { r#ref: Some(r) }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("jiesuctl: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let d = District::load(&cli.config)?;
+    match cli.command {
+        Command::Submit(args) => submit(&d, args).await,
+        Command::Case { command: CaseCommand::Show { case } } => show(&d, &case).await,
+        Command::Case { command: CaseCommand::List { unit, limit } } => list(&d, unit, limit).await,
+        Command::Accept { case, unit, by } => {
+            let mut c = DispatchServiceClient::new(d.channel("dispatch").await?);
+            let v = c
+                .accept(AcceptRequest { case: Some(case_ref(&case)), unit_id: unit, accepted_by: by })
+                .await
+                .map_err(status)?
+                .into_inner();
+            println!("{} 已签收（{}）", v.case_no, status_zh(v.status()));
+            Ok(())
+        }
+        Command::Resolve { case, unit, by, reply } => {
+            let mut c = DispatchServiceClient::new(d.channel("dispatch").await?);
+            let v = c
+                .resolve(ResolveRequest { case: Some(case_ref(&case)), unit_id: unit, resolved_by: by, reply })
+                .await
+                .map_err(status)?
+                .into_inner();
+            println!("{} 已办结（{}）", v.case_no, status_zh(v.status()));
+            Ok(())
+        }
+        Command::Revisit { case, satisfaction, solved, by, comment } => {
+            let mut c = RevisitServiceClient::new(d.channel("revisit").await?);
+            let satisfaction = match satisfaction {
+                SatisfactionArg::Satisfied => pb::Satisfaction::Satisfied,
+                SatisfactionArg::Basically => pb::Satisfaction::BasicallySatisfied,
+                SatisfactionArg::Dissatisfied => pb::Satisfaction::Dissatisfied,
+            };
+            let v = c
+                .record(RecordRequest {
+                    case: Some(case_ref(&case)),
+                    satisfaction: satisfaction as i32,
+                    solved,
+                    comment,
+                    recorded_by: by,
+                })
+                .await
+                .map_err(status)?
+                .into_inner();
+            let outcome = if v.reopened { "，已重新交办" } else { "" };
+            println!("{} 回访已登记（第{}轮）{outcome}", v.case_no, v.round);
+            Ok(())
+        }
+    }
+}
+
+fn status(s: tonic::Status) -> anyhow::Error {
+    use tonic_types::StatusExt;
+    let mut text = format!("{:?}: {}", s.code(), s.message());
+    if let Some(zh) = s.get_details_localized_message() {
+        text.push_str(&format!("\n  {}", zh.message));
+    }
+    anyhow!(text)
+}
+
+async fn submit(d: &District, a: SubmitArgs) -> Result<()> {
+    let submission = Submission {
+        channel: a.channel.clone(),
+        channel_ref: a.channel_ref.clone(),
+        citizen: Some(Citizen { name: a.name.clone(), phone: a.phone.clone(), anonymous: false }),
+        title: a.title.clone(),
+        description: a.description.clone(),
+        location: Some(Location {
+            street: a.street.clone(),
+            community: a.community.clone(),
+            address: a.address.clone(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    match a.via {
+        Via::Grpc => {
+            let mut c = IntakeServiceClient::new(d.channel("intake").await?);
+            let r = c.submit(SubmitRequest { submission: Some(submission) }).await.map_err(status)?.into_inner();
+            let again = if r.duplicate { "（重复提交，返回原受理编号）" } else { "" };
+            println!("已受理 受理编号 {} {again}\ncase_id {}", r.case_no, r.case_id);
+        }
+        Via::Nats => {
+            let cfg = d.config.service::<serde::de::IgnoredAny>("intake")?;
+            let subjects = Subjects::new(&cfg.nats.subject_root);
+            let client = async_nats::connect(cfg.nats.url.as_str())
+                .await
+                .with_context(|| format!("cannot connect to NATS at {}", cfg.nats.url))?;
+            let js = async_nats::jetstream::new(client.clone());
+            let body = serde_json::json!({
+                "channel_ref": a.channel_ref,
+                "citizen": {"name": a.name, "phone": a.phone},
+                "title": a.title,
+                "description": a.description,
+                "location": {"street": a.street, "community": a.community, "address": a.address},
+            });
+            let mut rejections = client.subscribe(subjects.rejected(&a.channel)).await?;
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert(header::CONTENT_TYPE, jiesu_kit::messaging::JSON);
+            headers.insert(header::MSG_ID, format!("{}:{}", a.channel, a.channel_ref).as_str());
+            let ack = js
+                .publish_with_headers(subjects.intake(&a.channel), headers, serde_json::to_vec(&body)?.into())
+                .await?
+                .await
+                .context("the submissions stream did not acknowledge (is intake's stream set up?)")?;
+            println!("已投递至 {}（流序号 {}）；受理服务将登记并编号。", subjects.intake(&a.channel), ack.sequence);
+            // A producer hears of a rejection on jiesu.intake.rejected.<channel>: wait briefly.
+            use futures::StreamExt;
+            if let Ok(Some(m)) = tokio::time::timeout(Duration::from_secs(3), rejections.next()).await {
+                let r: pb::SubmissionRejected = prost::Message::decode(m.payload.as_ref())?;
+                if r.channel_ref == a.channel_ref {
+                    let reasons: Vec<String> =
+                        r.violations.iter().map(|v| format!("  {}: {}（{}）", v.field, v.reason, v.reason_zh)).collect();
+                    bail!("submission rejected:\n{}", reasons.join("\n"));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn show(d: &District, case: &str) -> Result<()> {
+    let r = case_ref(case);
+    let sub = IntakeServiceClient::new(d.channel("intake").await?)
+        .get_submission(r.clone())
+        .await
+        .map_err(status)
+        .context("intake does not know this case")?
+        .into_inner();
+    // Everything after intake is looked up by the internal id.
+    let r = CaseRef { r#ref: Some(Ref::CaseId(sub.case_id.clone())) };
+    let mut timeline: Vec<pb::TimelineEntry> = sub.timeline.clone();
+    let mut lines: BTreeMap<&str, String> = BTreeMap::new();
+
+    match ClassificationServiceClient::new(d.channel("classification").await?).get_classification(r.clone()).await {
+        Ok(c) => {
+            let c = c.into_inner();
+            lines.insert("2 分类", format!("{} / {}（{}）", c.category_name, c.sub_item_name, urgency_zh(c.urgency())));
+            timeline.extend(c.timeline);
+        }
+        Err(e) if e.code() == tonic::Code::NotFound => {
+            lines.insert("2 分类", "待分类".into());
+        }
+        Err(e) => return Err(status(e)),
+    }
+    match DispatchServiceClient::new(d.channel("dispatch").await?).get_case(r.clone()).await {
+        Ok(c) => {
+            let c = c.into_inner();
+            lines.insert("1 状态", status_zh(c.status()).to_string());
+            let assisting = if c.assisting_unit_ids.is_empty() {
+                String::new()
+            } else {
+                format!("（协办：{}）", c.assisting_unit_ids.join("、"))
+            };
+            lines.insert("3 承办单位", format!("{} {}{assisting}", c.unit_name, c.unit_id));
+            lines.insert("4 办理轮次", c.round.to_string());
+            timeline.extend(c.timeline);
+        }
+        Err(e) if e.code() == tonic::Code::NotFound => {
+            lines.insert("1 状态", "已受理，待派单".into());
+        }
+        Err(e) => return Err(status(e)),
+    }
+    if let Ok(c) = SlaServiceClient::new(d.channel("sla_timer").await?).list_clocks(r.clone()).await {
+        let c = c.into_inner();
+        let running: Vec<String> = c
+            .clocks
+            .iter()
+            .filter(|k| k.state != "stopped")
+            .map(|k| format!("{} {} 截止{}", k.milestone, k.state, d.local(k.deadline.as_ref())))
+            .collect();
+        lines.insert("5 时限", if running.is_empty() { "无进行中的时限".into() } else { running.join("；") });
+        timeline.extend(c.timeline);
+    }
+    if let Ok(n) = NotificationServiceClient::new(d.channel("notification").await?).list_deliveries(r.clone()).await {
+        timeline.extend(n.into_inner().timeline);
+    }
+    if let Ok(v) = RevisitServiceClient::new(d.channel("revisit").await?).list_revisits(r.clone()).await {
+        timeline.extend(v.into_inner().timeline);
+    }
+
+    println!("受理编号 {}   case_id {}", sub.case_no, sub.case_id);
+    println!("渠道     {}（{}）", sub.channel, sub.channel_ref);
+    println!("标题     {}", sub.title);
+    println!("内容     {}", sub.description);
+    println!("联系电话 {}", if sub.masked_phone.is_empty() { "-" } else { &sub.masked_phone });
+    for (k, v) in &lines {
+        let label = k.split_once(' ').map(|(_, l)| l).unwrap_or(k);
+        println!("{label:<8} {v}");
+    }
+    timeline.sort_by_key(|e| e.at.as_ref().map(|t| (t.seconds, t.nanos)));
+    println!("\n时间线");
+    for e in &timeline {
+        println!("  {}  {:<14} {}", d.local(e.at.as_ref()), e.service, e.detail);
+    }
+    Ok(())
+}
+
+async fn list(d: &District, unit: String, limit: u32) -> Result<()> {
+    let mut c = DispatchServiceClient::new(d.channel("dispatch").await?);
+    let cases = c
+        .list_cases(pb::ListCasesRequest { unit_id: unit, status: 0, limit, after_case_id: String::new() })
+        .await
+        .map_err(status)?
+        .into_inner()
+        .cases;
+    for c in &cases {
+        println!(
+            "{}  {:<6} {:<10} {:<6} {}",
+            c.case_no,
+            status_zh(c.status()),
+            c.unit_name,
+            c.sub_item,
+            c.title
+        );
+    }
+    if cases.is_empty() {
+        println!("（没有案件）");
+    }
+    Ok(())
+}
+
+fn status_zh(s: pb::CaseStatus) -> &'static str {
+    match s {
+        pb::CaseStatus::Unspecified => "未知",
+        pb::CaseStatus::Dispatched => "已派单",
+        pb::CaseStatus::Accepted => "已签收",
+        pb::CaseStatus::Resolved => "已办结",
+        pb::CaseStatus::Reopened => "重新办理",
+        pb::CaseStatus::Closed => "已结案",
+    }
+}
+
+fn urgency_zh(u: pb::Urgency) -> &'static str {
+    match u {
+        pb::Urgency::Emergency => "紧急",
+        pb::Urgency::Complex => "复杂",
+        _ => "一般",
+    }
+}
