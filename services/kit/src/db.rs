@@ -61,7 +61,7 @@ pub enum Tx {
 
 /// Runs the same sqlx code on the connection inside a [`Tx`], whichever backend it is.
 ///
-/// ```ignore
+/// ```text
 /// with_tx!(tx, conn => sqlx::query("DELETE FROM t WHERE id = $1").bind(id).execute(conn).await.map(|r| r.rows_affected()))?;
 /// ```
 #[macro_export]

@@ -1,0 +1,6 @@
+//! Jiesu's integration tests: one binary, each test against real NATS and real databases.
+//! The PostgreSQL tests need the server named by `JIESU_TEST_PG_URL` (default: the local one);
+//! they fail, not skip, when it is missing — CI runs them.
+
+mod bad_input;
+mod flow;

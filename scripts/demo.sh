@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Runs a whole Jiesu district on this machine on its embedded defaults (the demo district,
+# SQLite files under data/): installs nats-server into .local/ if missing, builds, starts NATS
+# and the six services in the background, submits demo cases through four channels and shows
+# their progress. The system keeps running afterwards; `scripts/demo.sh stop` stops it.
+#
+#   scripts/demo.sh         start everything and run the demo
+#   scripts/demo.sh stop    stop what it started
+#   scripts/demo.sh status  show what is running
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+root="$PWD"
+config="deploy/districts/demo/jiesu.toml"
+run_dir="$root/data/run"
+log_dir="$root/data/logs"
+services=(intake classification dispatch sla-timer notification revisit)
+nats_port=4333
+
+stop() {
+  for pidfile in "$run_dir"/*.pid; do
+    [ -e "$pidfile" ] || continue
+    pid="$(cat "$pidfile")"
+    if kill -0 "$pid" 2>/dev/null; then
+      kill "$pid" 2>/dev/null || true
+      for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    fi
+    rm -f "$pidfile"
+  done
+  echo "demo: stopped"
+}
+
+status() {
+  for pidfile in "$run_dir"/*.pid; do
+    [ -e "$pidfile" ] || { echo "demo: nothing running"; return; }
+    name="$(basename "$pidfile" .pid)"
+    if kill -0 "$(cat "$pidfile")" 2>/dev/null; then echo "  $name running (pid $(cat "$pidfile"))"; else echo "  $name stopped"; fi
+  done
+}
+
+case "${1:-start}" in
+  stop) stop; exit 0 ;;
+  status) status; exit 0 ;;
+  start) ;;
+  *) echo "usage: scripts/demo.sh [start|stop|status]" >&2; exit 2 ;;
+esac
+
+command -v cargo >/dev/null || { echo "demo: cargo is missing (install Rust: https://rustup.rs)" >&2; exit 1; }
+command -v curl >/dev/null || { echo "demo: installing curl" >&2; apt-get install -y -qq curl >/dev/null; }
+scripts/install-nats.sh >/dev/null
+echo "demo: building (the first build takes a few minutes)…"
+cargo build --locked --bins -q
+
+mkdir -p "$run_dir" "$log_dir" data/nats
+stop >/dev/null 2>&1 || true
+
+echo "demo: starting nats-server on 127.0.0.1:$nats_port (JetStream store data/nats)"
+.local/bin/nats-server -a 127.0.0.1 -p "$nats_port" -js -sd "$root/data/nats" >"$log_dir/nats.log" 2>&1 &
+echo $! >"$run_dir/nats.pid"
+for _ in $(seq 100); do (echo >"/dev/tcp/127.0.0.1/$nats_port") 2>/dev/null && break; sleep 0.1; done
+
+admin_port() { # the admin port of a service, from the district file
+  awk -v sec="[$1]" '$0==sec{f=1;next} /^\[/{f=0} f && /^admin_addr/ {gsub(/"/,"",$3); split($3,a,":"); print a[2]; exit}' "$config"
+}
+
+for s in "${services[@]}"; do
+  echo "demo: starting jiesu-$s"
+  JIESU__TELEMETRY__LOG_FORMAT=pretty target/debug/jiesu-"$s" --config "$config" >"$log_dir/$s.log" 2>&1 &
+  echo $! >"$run_dir/$s.pid"
+done
+for s in "${services[@]}"; do
+  port="$(admin_port "${s/-/_}")"
+  ok=""
+  for _ in $(seq 150); do
+    if curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; then ok=1; break; fi
+    if ! kill -0 "$(cat "$run_dir/$s.pid")" 2>/dev/null; then break; fi
+    sleep 0.2
+  done
+  if [ -z "$ok" ]; then
+    echo "demo: jiesu-$s did not become ready; its log (data/logs/$s.log) ends with:" >&2
+    tail -n 20 "$log_dir/$s.log" >&2
+    exit 1
+  fi
+done
+echo "demo: all six services are ready"
+echo
+
+ctl=(target/debug/jiesuctl --config "$config")
+stamp="$(date +%s)"
+"${ctl[@]}" submit --channel hotline --ref "demo-call-$stamp" --name 张女士 --phone 13800138000 \
+  --title "小区门口私装地锁" --description "小区门口有人私装地锁，占用公共车位，希望尽快拆除。" \
+  --street st-dongmen --community cm-lizhi | tee "$run_dir/case1.txt"
+"${ctl[@]}" submit --via nats --channel secretary_mailbox --ref "demo-letter-$stamp" --name 李先生 --phone 13900139000 \
+  --title "拖欠工资" --description "我所在的装修公司已经拖欠三个月工资不发，多次讨薪无果。" --street st-xinan
+"${ctl[@]}" submit --channel director_mailbox --ref "demo-mail-$stamp" --name 王女士 --phone 0755-81234567 \
+  --title "夜间施工噪音" --description "工地夜间施工噪音太大，晚上十一点还在打桩，影响休息。" --street st-xinan
+"${ctl[@]}" submit --via nats --channel grid_patrol --ref "demo-patrol-$stamp" \
+  --title "井盖缺失" --description "网格员巡查发现荔枝社区路口井盖丢失，存在安全隐患。" --street st-dongmen --community cm-lizhi
+echo
+echo "demo: waiting for the cases to be classified and dispatched…"
+case_no="$(awk '/受理编号/ {print $3; exit}' "$run_dir/case1.txt")"
+for _ in $(seq 100); do
+  "${ctl[@]}" case show "$case_no" 2>/dev/null | grep -q "已派单" && break
+  sleep 0.1
+done
+sleep 1
+"${ctl[@]}" case list
+echo
+"${ctl[@]}" case show "$case_no"
+cat <<MSG
+
+demo: the district is running. Try:
+  target/debug/jiesuctl case list
+  target/debug/jiesuctl accept $case_no --unit <unit id from case show> --by 王五
+  target/debug/jiesuctl case show $case_no
+Logs are in data/logs/, databases in data/. Stop everything with: scripts/demo.sh stop
+MSG

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace: unit tests, and the integration tests against a real
+# nats-server (the project's own, installed into .local/ if missing) and real databases
+# (SQLite files, and PostgreSQL at $JIESU_TEST_PG_URL, default postgres://postgres@127.0.0.1:5432/test).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+command -v cargo >/dev/null || { echo "test: cargo is missing (install Rust: https://rustup.rs)" >&2; exit 1; }
+scripts/install-nats.sh >/dev/null
+export NATS_SERVER_BIN="$PWD/.local/bin/nats-server"
+export JIESU_TEST_PG_URL="${JIESU_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/test}"
+
+# The PostgreSQL tests are part of the suite, never skipped: say clearly when the server is down.
+if command -v pg_isready >/dev/null && ! pg_isready -q -h 127.0.0.1 -p 5432; then
+  if command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ]; then
+    echo "test: starting the local PostgreSQL" >&2
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n 1)" main start || true
+  fi
+  pg_isready -q -h 127.0.0.1 -p 5432 || echo "test: WARNING: PostgreSQL is not answering at 127.0.0.1:5432; the PostgreSQL tests will fail" >&2
+fi
+
+cargo test --workspace --locked "$@"

@@ -1,0 +1,143 @@
+//! The kit's consumer against a real nats-server and a real SQLite database: exactly-once
+//! effects under redelivery and re-sends, retries with back-off, dead letters that do not block
+//! the messages behind them, replay, and the outbox relay.
+
+use std::{sync::Arc, time::Duration};
+
+use futures::StreamExt;
+use jiesu_kit::{
+    DistrictConfig, Handler, HandlerError, Host, Incoming, Outgoing, Tx,
+    db::Migrations,
+    testing::{NatsServer, unique_name},
+    with_pool, with_tx,
+};
+
+struct Echo {
+    subjects: jiesu_kit::Subjects,
+    /// Set when the cause of "broken" has been fixed, so its dead letter can be replayed.
+    fixed: std::sync::atomic::AtomicBool,
+}
+
+impl Handler for Echo {
+    async fn handle(&self, tx: &mut Tx, msg: &Incoming) -> Result<Vec<Outgoing>, HandlerError> {
+        let body = String::from_utf8_lossy(&msg.payload).to_string();
+        if body == "poison" {
+            return Err(HandlerError::Reject("poison can never be handled".into()));
+        }
+        if body == "flaky" && msg.delivered < 2 {
+            return Err(HandlerError::Retry("not yet".into()));
+        }
+        if body == "broken" && !self.fixed.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(HandlerError::Retry("always failing".into()));
+        }
+        with_tx!(tx, conn => sqlx::query("INSERT INTO seen (id, body) VALUES ($1, $2)")
+            .bind(&msg.message_id).bind(&body).execute(conn).await.map(|r| r.rows_affected()))?;
+        let event = jiesu_proto::v1::CaseClosed { meta: None, round: 1 };
+        Ok(vec![Outgoing::event(&self.subjects, "test.echoed", format!("echo:{}", msg.message_id), "case-1", &event)])
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_once_retries_and_dead_letters() {
+    let nats = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let root = unique_name("k");
+    let mut cfg = DistrictConfig::parse("[test]\n", dir.path()).unwrap();
+    cfg.set("nats.url", nats.url());
+    cfg.set("nats.subject_root", root.clone());
+    cfg.set("test.database_url", format!("sqlite://{}", dir.path().join("t.db").display()));
+    cfg.set("test.consumer.max_deliver", 3);
+    cfg.set("test.consumer.backoff", vec!["100ms", "100ms", "100ms"]);
+    let svc = cfg.service::<serde::de::IgnoredAny>("test").unwrap();
+    let migrations =
+        Migrations { sqlite: sqlx::migrate!("tests/migrations/sqlite"), postgres: sqlx::migrate!("tests/migrations/postgres") };
+    let mut host = Host::start(&svc, &migrations, Arc::new(jiesu_kit::SystemClock)).await.unwrap();
+    let subjects = host.broker.subjects.clone();
+    let db = host.db.clone();
+    let echo = Arc::new(Echo { subjects: subjects.clone(), fixed: false.into() });
+    host.consume_events("test", &["test.in"], echo.clone());
+    let running = host.serve(tonic::service::Routes::default(), vec![]).unwrap();
+
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let send = |id: &str, body: &str| {
+        let js = js.clone();
+        let subject = subjects.event("test.in");
+        let (id, body) = (id.to_string(), body.to_string());
+        async move {
+            let mut h = async_nats::HeaderMap::new();
+            h.insert("Nats-Msg-Id", id.as_str());
+            js.publish_with_headers(subject, h, body.into()).await.unwrap().await.unwrap();
+        }
+    };
+    send("m1", "one").await;
+    send("m2", "poison").await;
+    send("m3", "flaky").await;
+    send("m4", "broken").await;
+    send("m5", "five").await;
+    send("m1", "one again (JetStream drops this re-send)").await;
+
+    let seen = |db: jiesu_kit::Db| async move {
+        with_pool!(&db, pool => sqlx::query_scalar::<_, String>("SELECT body FROM seen ORDER BY body").fetch_all(pool).await).unwrap()
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let letters = jiesu_kit::consumer::dead_letters(&db, true).await.unwrap();
+        if seen(db.clone()).await.len() == 3 && letters.len() == 2 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "messages were not all handled in time");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The poison and the always-failing message did not block m5 behind them.
+    assert_eq!(seen(db.clone()).await, vec!["five", "flaky", "one"]);
+    let letters = jiesu_kit::consumer::dead_letters(&db, true).await.unwrap();
+    let mut errors: Vec<_> = letters.iter().map(|l| (l.message_id.clone(), l.deliveries, l.error.clone())).collect();
+    errors.sort();
+    assert_eq!(errors[0].0, "m2");
+    assert_eq!(errors[0].1, 1, "a rejected message is dead-lettered at once");
+    assert_eq!(errors[1].0, "m4");
+    assert_eq!(errors[1].1, 3, "a failing message is retried max_deliver times");
+    assert!(errors[1].2.contains("always failing"));
+
+    // Each handled message's event was published exactly once.
+    let stream = js.get_stream(subjects.events_stream()).await.unwrap();
+    let consumer = stream
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            filter_subject: subjects.event("test.echoed"),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut echoed = Vec::new();
+    let mut batch = consumer.fetch().max_messages(10).expires(Duration::from_secs(1)).messages().await.unwrap();
+    while let Some(Ok(m)) = batch.next().await {
+        echoed.push(m.headers.as_ref().unwrap().get("Nats-Msg-Id").unwrap().to_string());
+        let _ = m.ack().await;
+    }
+    echoed.sort();
+    assert_eq!(echoed, vec!["echo:m1", "echo:m3", "echo:m5"]);
+
+    // Once the cause is fixed, the dead letter is replayed through the admin port, once.
+    echo.fixed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let m4 = letters.iter().find(|l| l.message_id == "m4").unwrap().id.clone();
+    let (code, body) = post(running.admin_addr, &format!("/dead-letters/{m4}/replay"));
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = post(running.admin_addr, &format!("/dead-letters/{m4}/replay"));
+    assert_eq!(code, 422, "a second replay is refused: {body}");
+    assert!(body.contains("already replayed"), "{body}");
+    assert_eq!(seen(db.clone()).await, vec!["broken", "five", "flaky", "one"]);
+    let open = jiesu_kit::consumer::dead_letters(&db, false).await.unwrap();
+    assert_eq!(open.len(), 1, "only the poison message is left open");
+    running.shutdown().await;
+}
+
+fn post(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(s, "POST {path} HTTP/1.1\r\nHost: test\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let code = out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (code, out)
+}
