@@ -1,0 +1,402 @@
+//! Notification against a real nats-server, a temporary SQLite database, the real intake service
+//! (for `GetContact`) and a small HTTP server standing in for the SMS gateway.
+
+use std::{
+    future::Future,
+    net::SocketAddr,
+    path::Path,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use axum::{Json, Router, extract::State, http::StatusCode, routing::post};
+use chrono::{TimeZone, Utc};
+use jiesu_kit::{
+    DistrictConfig, ManualClock, Subjects,
+    testing::{NatsServer, unique_name},
+    time::to_proto,
+};
+use jiesu_proto::v1::{
+    CaseDispatched, CaseRef, Citizen, DeliveryView, EventMeta, ListDeliveriesResponse, Location, SlaAlert, SubmitRequest,
+    Submission, case_ref::Ref, intake_service_client::IntakeServiceClient,
+    notification_service_client::NotificationServiceClient,
+};
+use prost::Message;
+use serde_json::Value;
+use tonic::transport::Channel;
+
+const PHONE: &str = "13800138000";
+const MASKED: &str = "138****8000";
+
+/// The webhook target: answers the first request with 500, every later one with 200.
+#[derive(Clone, Default)]
+struct Gateway {
+    received: Arc<Mutex<Vec<(StatusCode, Value)>>>,
+}
+
+impl Gateway {
+    async fn start(self) -> SocketAddr {
+        let app = Router::new().route("/sms", post(receive)).with_state(self);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the gateway");
+        let addr = listener.local_addr().expect("gateway address");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        addr
+    }
+
+    fn received(&self) -> Vec<(StatusCode, Value)> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+async fn receive(State(gw): State<Gateway>, Json(body): Json<Value>) -> StatusCode {
+    let mut received = gw.received.lock().unwrap();
+    let status = if received.is_empty() { StatusCode::INTERNAL_SERVER_ERROR } else { StatusCode::OK };
+    received.push((status, body));
+    status
+}
+
+async fn channel(addr: SocketAddr) -> Channel {
+    Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.expect("connect over gRPC")
+}
+
+/// Polls `probe` until it yields something, for at most 20 seconds.
+async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let wait = async {
+        loop {
+            if let Some(t) = probe().await {
+                return t;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), wait).await.unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
+async fn list(client: &mut NotificationServiceClient<Channel>, r: Ref) -> ListDeliveriesResponse {
+    client.list_deliveries(CaseRef { r#ref: Some(r) }).await.expect("ListDeliveries").into_inner()
+}
+
+fn find<'a>(resp: &'a ListDeliveriesResponse, kind: &str, sink: &str) -> Vec<&'a DeliveryView> {
+    resp.deliveries.iter().filter(|d| d.recipient_kind == kind && d.sink == sink).collect()
+}
+
+async fn publish(js: &async_nats::jetstream::Context, subjects: &Subjects, event_type: &str, msg_id: &str, case_id: &str, payload: Vec<u8>) {
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", msg_id);
+    headers.insert("Jiesu-Case-Id", case_id);
+    headers.insert("Jiesu-Event-Type", event_type);
+    headers.insert("Content-Type", "application/x-protobuf");
+    js.publish_with_headers(subjects.event(event_type), headers, payload.into())
+        .await
+        .expect("publish")
+        .await
+        .expect("publish ack");
+}
+
+fn meta(case_id: &str, case_no: &str) -> EventMeta {
+    EventMeta {
+        event_id: uuid::Uuid::now_v7().to_string(),
+        case_id: case_id.into(),
+        case_no: case_no.into(),
+        occurred_at: Some(to_proto(Utc::now())),
+        causation_id: String::new(),
+        district: "demo".into(),
+    }
+}
+
+fn breach(case_id: &str, case_no: &str) -> SlaAlert {
+    SlaAlert {
+        meta: Some(meta(case_id, case_no)),
+        clock_id: uuid::Uuid::now_v7().to_string(),
+        milestone: "accept".into(),
+        version: 1,
+        deadline: Some(to_proto(Utc.with_ymd_and_hms(2026, 11, 23, 2, 10, 0).unwrap())),
+        unit_id: "st-dongmen".into(),
+        level: "red".into(),
+    }
+}
+
+fn submission(channel: &str, channel_ref: &str, phone: &str) -> SubmitRequest {
+    SubmitRequest {
+        submission: Some(Submission {
+            channel: channel.into(),
+            channel_ref: channel_ref.into(),
+            citizen: Some(Citizen { name: "张三".into(), phone: phone.into(), anonymous: false }),
+            title: "油烟扰民".into(),
+            description: "楼下饭店油烟太大，晚上无法开窗".into(),
+            location: Some(Location { street: "st-dongmen".into(), ..Default::default() }),
+            ..Default::default()
+        }),
+    }
+}
+
+/// Every byte the notification database holds (the file and its write-ahead log).
+fn database_bytes(dir: &Path) -> Vec<u8> {
+    let mut all = Vec::new();
+    for name in ["notification.db", "notification.db-wal"] {
+        if let Ok(bytes) = std::fs::read(dir.join(name)) {
+            all.extend(bytes);
+        }
+    }
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn events_become_deliveries_sent_once_with_retries_and_no_stored_phone() {
+    let nats = NatsServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = unique_name("t");
+    let gateway = Gateway::default();
+    let gateway_addr = gateway.clone().start().await;
+    // One clock for both services: retries come due when the test moves it, not by waiting.
+    let clock = ManualClock::new(Utc::now());
+
+    let mut cfg = DistrictConfig::load(concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/districts/demo/jiesu.toml")).unwrap();
+    cfg.set("nats.url", nats.url());
+    cfg.set("nats.subject_root", root.as_str());
+    for svc in ["intake", "notification"] {
+        cfg.set(&format!("{svc}.database_url"), format!("sqlite://{}", tmp.path().join(format!("{svc}.db")).display()));
+        cfg.set(&format!("{svc}.grpc_addr"), "127.0.0.1:0");
+        cfg.set(&format!("{svc}.admin_addr"), "127.0.0.1:0");
+    }
+    let intake = jiesu_intake::start(&cfg, Arc::new(clock.clone())).await.expect("intake starts");
+    cfg.set("notification.intake_url", format!("http://{}", intake.grpc_addr));
+    cfg.set("notification.webhook_url", format!("http://{gateway_addr}/sms"));
+    let notification = jiesu_notification::start(&cfg, Arc::new(clock.clone())).await.expect("notification starts");
+
+    let mut intake_client = IntakeServiceClient::new(channel(intake.grpc_addr).await);
+    let mut client = NotificationServiceClient::new(channel(notification.grpc_addr).await);
+    let nats_client = async_nats::connect(nats.url()).await.unwrap();
+    let js = async_nats::jetstream::new(nats_client);
+    let subjects = Subjects::new(root.as_str());
+
+    // A patrol report without a phone number: nobody to text. Submitted first, so that the
+    // hotline case's deliveries appearing proves this one was handled already.
+    let patrol = intake_client.submit(submission("grid_patrol", "p-1", "")).await.unwrap().into_inner();
+    // case.received, emitted by intake itself, becomes a text to the citizen.
+    let case = intake_client.submit(submission("hotline", "h-1", PHONE)).await.unwrap().into_inner();
+    let by_id = || Ref::CaseId(case.case_id.clone());
+
+    let first = eventually("the first, failed webhook attempt", || {
+        let mut client = client.clone();
+        let r = by_id();
+        async move {
+            let resp = list(&mut client, r).await;
+            let hook = find(&resp, "citizen", "webhook").first().map(|d| (*d).clone())?;
+            let logged = find(&resp, "citizen", "log").first().is_some_and(|d| d.status == "sent");
+            (hook.attempts == 1 && logged).then_some(resp)
+        }
+    })
+    .await;
+    let hook = find(&first, "citizen", "webhook")[0];
+    assert_eq!(hook.status, "pending");
+    assert!(hook.last_error.contains("500"), "{}", hook.last_error);
+    assert_eq!(hook.recipient, MASKED);
+    let log = find(&first, "citizen", "log");
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].status, "sent", "the log sink does not wait for the webhook");
+    assert_eq!(log[0].recipient, MASKED);
+    assert_eq!(
+        log[0].text,
+        format!("【示范区】您反映的诉求已受理，受理编号{}。我们将按时限办理并答复您，请保持电话畅通。", case.case_no)
+    );
+
+    // The retry is due 5 s (retry_backoff[0]) after the failure.
+    clock.advance(chrono::Duration::seconds(6));
+    let sent = eventually("the retried webhook delivery", || {
+        let mut client = client.clone();
+        let r = by_id();
+        async move {
+            let resp = list(&mut client, r).await;
+            let hook = find(&resp, "citizen", "webhook").first().map(|d| (*d).clone())?;
+            (hook.status == "sent").then_some(hook)
+        }
+    })
+    .await;
+    assert_eq!(sent.attempts, 2);
+    assert_eq!(sent.recipient, MASKED);
+    let calls = gateway.received();
+    assert_eq!(calls.len(), 2);
+    let body = &calls[1].1;
+    assert_eq!(calls[1].0, StatusCode::OK);
+    assert_eq!(body["phone"], PHONE, "the gateway gets the number to text");
+    assert_eq!(body["recipient"], MASKED);
+    assert_eq!(body["recipient_kind"], "citizen");
+    assert_eq!(body["case_id"], case.case_id.as_str());
+    assert_eq!(body["case_no"], case.case_no.as_str());
+    assert_eq!(body["template"], "case_received");
+    assert_eq!(body["delivery_id"], sent.delivery_id.as_str());
+    assert_eq!(calls[0].1["delivery_id"], calls[1].1["delivery_id"], "a retry is the same delivery");
+    assert!(body["event_id"].as_str().is_some_and(|e| !e.is_empty()));
+
+    // case.dispatched → the unit.
+    let dispatched = CaseDispatched {
+        meta: Some(meta(&case.case_id, &case.case_no)),
+        unit_id: "st-dongmen".into(),
+        unit_name: String::new(),
+        sub_item: "05.02".into(),
+        round: 1,
+        title: "油烟扰民".into(),
+        ..Default::default()
+    };
+    let dispatched_id = dispatched.meta.as_ref().unwrap().event_id.clone();
+    publish(&js, &subjects, "case.dispatched", &dispatched_id, &case.case_id, dispatched.encode_to_vec()).await;
+    let unit = eventually("the unit's deliveries", || {
+        let mut client = client.clone();
+        let r = Ref::CaseNo(case.case_no.clone());
+        async move {
+            let resp = list(&mut client, r).await;
+            let done = find(&resp, "unit", "webhook").first().is_some_and(|d| d.status == "sent")
+                && find(&resp, "unit", "log").first().is_some_and(|d| d.status == "sent");
+            done.then_some(resp)
+        }
+    })
+    .await;
+    let to_unit = find(&unit, "unit", "webhook")[0];
+    assert_eq!(to_unit.recipient, "st-dongmen");
+    assert_eq!(to_unit.text, format!("【派单】东门街道：新诉求{}（油烟扰民）已派至你单位，请及时签收办理。", case.case_no));
+    let unit_body = gateway.received().into_iter().map(|(_, b)| b).find(|b| b["recipient_kind"] == "unit").unwrap();
+    assert!(unit_body.get("phone").is_none(), "only citizens' deliveries carry a phone: {unit_body}");
+    assert_eq!(unit_body["recipient"], "st-dongmen");
+
+    // sla.breached → the supervisor.
+    let alert = breach(&case.case_id, &case.case_no);
+    let alert_id = alert.meta.as_ref().unwrap().event_id.clone();
+    publish(&js, &subjects, "sla.breached", &alert_id, &case.case_id, alert.encode_to_vec()).await;
+    let supervised = eventually("the supervisor's deliveries", || {
+        let mut client = client.clone();
+        let r = by_id();
+        async move {
+            let resp = list(&mut client, r).await;
+            let done = find(&resp, "supervisor", "webhook").first().is_some_and(|d| d.status == "sent");
+            done.then_some(resp)
+        }
+    })
+    .await;
+    let to_supervisor = find(&supervised, "supervisor", "webhook")[0];
+    assert_eq!(to_supervisor.recipient, "centre");
+    assert_eq!(
+        to_supervisor.text,
+        format!("【超时警报】诉求{}的“签收”环节已超过时限（2026-11-23 10:10），承办单位：东门街道。请督办。", case.case_no)
+    );
+
+    // The same event again — once with the same message id (JetStream and the inbox drop it),
+    // once under a new message id (only the deliveries' unique key recognises it) — then a new
+    // alert: once that one is in, the repeats have been handled and must have added nothing.
+    publish(&js, &subjects, "sla.breached", &alert_id, &case.case_id, alert.encode_to_vec()).await;
+    publish(&js, &subjects, "sla.breached", &format!("{alert_id}-again"), &case.case_id, alert.encode_to_vec()).await;
+    let later = breach(&case.case_id, &case.case_no);
+    let later_id = later.meta.as_ref().unwrap().event_id.clone();
+    publish(&js, &subjects, "sla.breached", &later_id, &case.case_id, later.encode_to_vec()).await;
+    let all = eventually("the later alert's deliveries", || {
+        let mut client = client.clone();
+        let r = by_id();
+        async move {
+            let resp = list(&mut client, r).await;
+            let done = find(&resp, "supervisor", "webhook").iter().filter(|d| d.status == "sent").count() == 2
+                && find(&resp, "supervisor", "log").iter().filter(|d| d.status == "sent").count() == 2;
+            done.then_some(resp)
+        }
+    })
+    .await;
+    assert_eq!(all.deliveries.len(), 2 + 2 + 2 + 2, "citizen, unit and two alerts, each to the log and the webhook");
+    let alerts_to_gateway = gateway.received().iter().filter(|(_, b)| b["recipient_kind"] == "supervisor").count();
+    assert_eq!(alerts_to_gateway, 2);
+
+    // The timeline: one line per notification, in Chinese.
+    let details: Vec<&str> = all.timeline.iter().map(|t| t.detail.as_str()).collect();
+    assert_eq!(details[0], format!("已短信告知市民受理编号{}", case.case_no));
+    assert_eq!(details[1], "已通知承办单位东门街道");
+    assert_eq!(details[2..], ["已向督办人员发送超时警报", "已向督办人员发送超时警报"]);
+    assert!(all.timeline.iter().all(|t| t.service == "notification"));
+
+    // No phone, no text; an empty reference is refused.
+    assert!(list(&mut client, Ref::CaseId(patrol.case_id.clone())).await.deliveries.is_empty());
+    let empty = client.list_deliveries(CaseRef { r#ref: None }).await.unwrap_err();
+    assert_eq!(empty.code(), tonic::Code::InvalidArgument);
+
+    notification.shutdown().await;
+    intake.shutdown().await;
+
+    // The full number was sent to the gateway and stored nowhere in notification's database.
+    let stored = database_bytes(tmp.path());
+    assert!(!stored.is_empty());
+    assert!(!stored.windows(PHONE.len()).any(|w| w == PHONE.as_bytes()), "the citizen's phone number is in the database");
+    assert!(stored.windows(MASKED.len()).any(|w| w == MASKED.as_bytes()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_delivery_that_keeps_failing_is_given_up_after_max_attempts() {
+    let nats = NatsServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = unique_name("t");
+    let clock = ManualClock::new(Utc::now());
+    // Nobody listens on these ports: intake is down and the gateway refuses connections.
+    let dead = jiesu_kit::testing::free_port();
+    let mut cfg = DistrictConfig::load(concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/districts/demo/jiesu.toml")).unwrap();
+    cfg.set("nats.url", nats.url());
+    cfg.set("nats.subject_root", root.as_str());
+    cfg.set("notification.database_url", format!("sqlite://{}", tmp.path().join("notification.db").display()));
+    cfg.set("notification.grpc_addr", "127.0.0.1:0");
+    cfg.set("notification.admin_addr", "127.0.0.1:0");
+    cfg.set("notification.intake_url", format!("http://127.0.0.1:{dead}"));
+    cfg.set("notification.webhook_url", format!("http://127.0.0.1:{dead}/sms"));
+    cfg.set("notification.max_attempts", 2);
+    cfg.set("notification.retry_backoff", vec!["1m"]);
+    let notification = jiesu_notification::start(&cfg, Arc::new(clock.clone())).await.expect("notification starts");
+    let mut client = NotificationServiceClient::new(channel(notification.grpc_addr).await);
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let subjects = Subjects::new(root.as_str());
+
+    let dispatched = CaseDispatched {
+        meta: Some(meta("case-1", "DM2026112300001")),
+        unit_id: "dept-unknown".into(),
+        unit_name: "某某局".into(),
+        title: "路灯不亮".into(),
+        ..Default::default()
+    };
+    publish(&js, &subjects, "case.dispatched", "m-1", "case-1", dispatched.encode_to_vec()).await;
+    let by_id = || Ref::CaseId("case-1".into());
+    let probe_client = client.clone();
+    let webhook = move |attempts: u32, status: &'static str| {
+        let client = probe_client.clone();
+        move || {
+            let mut client = client.clone();
+            async move {
+                let resp = list(&mut client, by_id()).await;
+                let d = find(&resp, "unit", "webhook").first().map(|d| (*d).clone())?;
+                (d.attempts == attempts && d.status == status).then_some(d)
+            }
+        }
+    };
+    let first = eventually("the first failed attempt", webhook(1, "pending")).await;
+    assert!(first.last_error.contains("the webhook request failed"), "{}", first.last_error);
+    let resp = eventually("the log delivery", || {
+        let mut client = client.clone();
+        async move {
+            let resp = list(&mut client, by_id()).await;
+            find(&resp, "unit", "log").first().is_some_and(|d| d.status == "sent").then_some(resp)
+        }
+    })
+    .await;
+    let log = find(&resp, "unit", "log")[0];
+    assert!(log.text.starts_with("【派单】某某局："), "the event's unit name stands in for an unknown unit: {}", log.text);
+
+    // Not due before the back-off has passed…
+    clock.advance(chrono::Duration::seconds(30));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(find(&list(&mut client, by_id()).await, "unit", "webhook")[0].attempts, 1);
+    // …then tried once more, and given up: max_attempts is 2.
+    clock.advance(chrono::Duration::seconds(31));
+    let failed = eventually("the delivery given up", webhook(2, "failed")).await;
+    assert!(failed.sent_at.is_none());
+    let timeline = list(&mut client, by_id()).await.timeline;
+    assert_eq!(timeline.len(), 1);
+    assert_eq!(timeline[0].detail, "通知承办单位dept-unknown：发送失败（已尝试2次）");
+
+    notification.shutdown().await;
+}
