@@ -1,0 +1,161 @@
+//! `jiesu.v1.DispatchService`.
+
+use std::sync::Arc;
+
+use jiesu_kit::{
+    CaseKey, Db, Outgoing, Tx, outbox,
+    time::{millis_to_proto, to_millis},
+};
+use jiesu_proto::v1::{
+    self as pb, AcceptRequest, CaseRef, CaseView, ListCasesRequest, ListCasesResponse, ResolveRequest, TimelineEntry,
+    dispatch_service_server::DispatchService,
+};
+use tokio::sync::Notify;
+use tonic::{Request, Response, Status};
+
+use crate::{
+    Dispatch, Error, SERVICE,
+    domain::{self, CaseStatus},
+    store::{self, CaseRow, HistoryRow},
+};
+
+/// Page size of `ListCases` when the request names none.
+pub const DEFAULT_LIMIT: u32 = 50;
+/// Largest page of `ListCases`.
+pub const MAX_LIMIT: u32 = 500;
+
+pub struct DispatchApi {
+    pub dispatch: Arc<Dispatch>,
+    pub db: Db,
+    pub relay_wake: Arc<Notify>,
+}
+
+impl From<Error> for Status {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::NotFound(_) => Status::not_found(e.to_string()),
+            Error::Invalid(_) => Status::invalid_argument(e.to_string()),
+            Error::Transition(t) if t.is_bad_input() => Status::invalid_argument(t.to_string()),
+            Error::Transition(t @ domain::TransitionError::NotOwner { .. }) => Status::permission_denied(t.to_string()),
+            Error::Transition(t) => Status::failed_precondition(t.to_string()),
+            Error::Conflict(_) => Status::aborted(e.to_string()),
+            other => {
+                tracing::error!(error = %other, "dispatch request failed");
+                Status::internal(format!("dispatch could not complete the request: {other}"))
+            }
+        }
+    }
+}
+
+/// The unit a command is given in: required.
+fn unit_id(unit_id: &str) -> Result<&str, Error> {
+    let unit_id = unit_id.trim();
+    if unit_id.is_empty() {
+        Err(Error::Invalid("unit_id is required: the unit doing this, which must own the case".into()))
+    } else {
+        Ok(unit_id)
+    }
+}
+
+impl DispatchApi {
+    /// Ends a command begun on `tx`: on success its state change, history and events commit
+    /// together; then the case as it now stands. On failure nothing is kept.
+    async fn finish(&self, mut tx: Tx, outcome: Result<(String, Vec<Outgoing>), Error>) -> Result<CaseView, Error> {
+        let (case_id, events) = match outcome {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = tx.rollback().await;
+                return Err(e);
+            }
+        };
+        outbox::write(&mut tx, &events, to_millis(self.dispatch.clock.now())).await?;
+        tx.commit().await?;
+        if !events.is_empty() {
+            self.relay_wake.notify_one();
+        }
+        self.view(&CaseKey::Id(case_id)).await
+    }
+
+    async fn view(&self, key: &CaseKey) -> Result<CaseView, Error> {
+        let row = store::get(&self.db, key).await?.ok_or_else(|| Error::NotFound(crate::describe(key)))?;
+        let history = store::history(&self.db, &row.case_id).await?;
+        Ok(case_view(row, &history))
+    }
+}
+
+/// A stored case as the API shows it; `history` becomes its timeline.
+fn case_view(row: CaseRow, history: &[HistoryRow]) -> CaseView {
+    let status = CaseStatus::parse(&row.status).map_or(pb::CaseStatus::Unspecified, CaseStatus::to_proto);
+    CaseView {
+        assisting_unit_ids: row.assisting_ids(),
+        case_id: row.case_id,
+        case_no: row.case_no,
+        status: status as i32,
+        unit_id: row.unit_id,
+        unit_name: row.unit_name,
+        sub_item: row.sub_item,
+        urgency: domain::parse_urgency(&row.urgency) as i32,
+        round: u32::try_from(row.round).unwrap_or_default(),
+        title: row.title,
+        reply: row.reply,
+        dispatched_at: Some(millis_to_proto(row.dispatched_at)),
+        updated_at: Some(millis_to_proto(row.updated_at)),
+        timeline: history
+            .iter()
+            .map(|h| TimelineEntry {
+                at: Some(millis_to_proto(h.at)),
+                service: SERVICE.into(),
+                event: h.event.clone(),
+                detail: h.detail.clone(),
+            })
+            .collect(),
+    }
+}
+
+#[tonic::async_trait]
+impl DispatchService for DispatchApi {
+    async fn accept(&self, request: Request<AcceptRequest>) -> Result<Response<CaseView>, Status> {
+        let req = request.into_inner();
+        let key = CaseKey::required(req.case.as_ref())?;
+        let unit = unit_id(&req.unit_id)?;
+        let by = domain::validate_person("accepted_by", &req.accepted_by).map_err(Error::Invalid)?;
+        let mut tx = self.db.begin().await.map_err(Error::from)?;
+        let outcome = self.dispatch.accept(&mut tx, &key, unit, &by).await;
+        let view = self.finish(tx, outcome).await?;
+        Ok(Response::new(view))
+    }
+
+    async fn resolve(&self, request: Request<ResolveRequest>) -> Result<Response<CaseView>, Status> {
+        let req = request.into_inner();
+        let key = CaseKey::required(req.case.as_ref())?;
+        let unit = unit_id(&req.unit_id)?;
+        let by = domain::validate_person("resolved_by", &req.resolved_by).map_err(Error::Invalid)?;
+        let mut tx = self.db.begin().await.map_err(Error::from)?;
+        let outcome = self.dispatch.resolve(&mut tx, &key, unit, &by, &req.reply).await;
+        let view = self.finish(tx, outcome).await?;
+        Ok(Response::new(view))
+    }
+
+    async fn get_case(&self, request: Request<CaseRef>) -> Result<Response<CaseView>, Status> {
+        let key = CaseKey::required(Some(request.get_ref()))?;
+        Ok(Response::new(self.view(&key).await?))
+    }
+
+    /// Cases ordered by case id, without their timelines (ask `GetCase` for one).
+    async fn list_cases(&self, request: Request<ListCasesRequest>) -> Result<Response<ListCasesResponse>, Status> {
+        let req = request.into_inner();
+        let limit = match req.limit {
+            0 => DEFAULT_LIMIT,
+            n if n > MAX_LIMIT => {
+                return Err(Status::invalid_argument(format!("limit {n} is over the maximum of {MAX_LIMIT}; page with after_case_id")));
+            }
+            n => n,
+        };
+        let status = match pb::CaseStatus::try_from(req.status) {
+            Ok(s) => CaseStatus::from_proto(s),
+            Err(_) => return Err(Status::invalid_argument(format!("status {} is not a jiesu.v1.CaseStatus", req.status))),
+        };
+        let rows = store::list(&self.db, req.unit_id.trim(), status, req.after_case_id.trim(), limit).await?;
+        Ok(Response::new(ListCasesResponse { cases: rows.into_iter().map(|r| case_view(r, &[])).collect() }))
+    }
+}

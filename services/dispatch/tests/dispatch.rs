@@ -1,0 +1,321 @@
+//! Dispatch in-process against a real nats-server and a temporary SQLite database: the whole
+//! handling loop driven by the events it consumes and its gRPC commands.
+
+use std::{path::Path, sync::Arc, time::Duration};
+
+use async_nats::{HeaderMap, jetstream};
+use futures::StreamExt;
+use jiesu_kit::{DistrictConfig, Running, Subjects, testing::NatsServer};
+use jiesu_proto::v1::{
+    AcceptRequest, CaseAccepted, CaseClassified, CaseClosed, CaseDispatched, CaseRef, CaseReopened, CaseResolved, CaseStatus,
+    EventMeta, ListCasesRequest, Location, ResolveRequest, RevisitRecorded, Satisfaction, Urgency, case_ref::Ref,
+    dispatch_service_client::DispatchServiceClient,
+};
+use prost::Message;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use tonic::{Code, transport::Channel};
+
+const WAIT: Duration = Duration::from_secs(20);
+const CASE_ID: &str = "0192f0c8-0000-7000-8000-000000000001";
+const CASE_NO: &str = "DM20261123-0001";
+
+/// One dispatch service with its own broker and database.
+struct Harness {
+    _nats: NatsServer,
+    _dir: tempfile::TempDir,
+    running: Running,
+    js: jetstream::Context,
+    subjects: Subjects,
+    db: SqlitePool,
+    client: DispatchServiceClient<Channel>,
+}
+
+impl Harness {
+    async fn start() -> Self {
+        let nats = NatsServer::start();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = jiesu_kit::testing::unique_name("t");
+        let db_path = dir.path().join("dispatch.db");
+        let mut cfg = DistrictConfig::load(concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/districts/demo/jiesu.toml")).expect("demo config");
+        cfg.set("nats.url", nats.url());
+        cfg.set("nats.subject_root", root.clone());
+        cfg.set("telemetry.log_filter", "warn");
+        cfg.set("dispatch.database_url", format!("sqlite://{}", db_path.display()));
+        cfg.set("dispatch.grpc_addr", "127.0.0.1:0");
+        cfg.set("dispatch.admin_addr", "127.0.0.1:0");
+        let running = jiesu_dispatch::start(&cfg, Arc::new(jiesu_kit::SystemClock)).await.expect("dispatch starts");
+        let js = jetstream::new(async_nats::connect(nats.url()).await.expect("connect to NATS"));
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", running.grpc_addr))
+            .expect("endpoint")
+            .connect()
+            .await
+            .expect("gRPC connect");
+        let client = DispatchServiceClient::new(channel);
+        Self { db: read_only(&db_path).await, _nats: nats, _dir: dir, running, js, subjects: Subjects::new(root), client }
+    }
+
+    /// Publishes an event as a producer would, with the given `Nats-Msg-Id`; true when
+    /// JetStream took it as new (not a duplicate).
+    async fn publish(&self, event_type: &str, msg_id: &str, payload: Vec<u8>) -> bool {
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Msg-Id", msg_id);
+        headers.insert("Jiesu-Case-Id", CASE_ID);
+        headers.insert("Jiesu-Event-Type", event_type);
+        headers.insert("Content-Type", "application/x-protobuf");
+        let ack = self
+            .js
+            .publish_with_headers(self.subjects.event(event_type), headers, payload.into())
+            .await
+            .expect("publish")
+            .await
+            .expect("publish ack");
+        !ack.duplicate
+    }
+
+    /// Waits until dispatch has handled message `msg_id` (it is in the inbox) and published
+    /// everything it wrote to its outbox.
+    async fn handled(&self, msg_id: &str) {
+        eventually(&format!("message {msg_id} to be handled"), || async {
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM inbox WHERE consumer = 'dispatch' AND message_id = $1")
+                .bind(msg_id)
+                .fetch_one(&self.db)
+                .await
+                .ok()?;
+            (n == 1).then_some(())
+        })
+        .await;
+        self.settled().await;
+    }
+
+    /// Waits until the outbox is empty: what the stream holds is all dispatch emitted.
+    async fn settled(&self) {
+        eventually("the outbox to be published", || async {
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL").fetch_one(&self.db).await.ok()?;
+            (n == 0).then_some(())
+        })
+        .await;
+    }
+
+    /// Every payload published so far on one event subject.
+    async fn events(&self, event_type: &str) -> Vec<Vec<u8>> {
+        let stream = self.js.get_stream(self.subjects.events_stream()).await.expect("events stream");
+        let consumer = stream
+            .create_consumer(jetstream::consumer::pull::Config {
+                filter_subject: self.subjects.event(event_type),
+                ack_policy: jetstream::consumer::AckPolicy::None,
+                inactive_threshold: Duration::from_secs(30),
+                ..Default::default()
+            })
+            .await
+            .expect("ephemeral consumer");
+        let mut out = Vec::new();
+        let mut batch = consumer.fetch().max_messages(100).expires(Duration::from_millis(300)).messages().await.expect("fetch");
+        while let Some(m) = batch.next().await {
+            out.push(m.expect("message").payload.to_vec());
+        }
+        out
+    }
+
+    async fn case(&mut self) -> jiesu_proto::v1::CaseView {
+        self.client.get_case(by_id()).await.expect("GetCase").into_inner()
+    }
+}
+
+async fn read_only(path: &Path) -> SqlitePool {
+    let opts = SqliteConnectOptions::new().filename(path).read_only(true);
+    SqlitePoolOptions::new().max_connections(1).connect_with(opts).await.expect("open the service's database")
+}
+
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let polling = async {
+        loop {
+            if let Some(v) = check().await {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    };
+    tokio::time::timeout(WAIT, polling).await.unwrap_or_else(|_| panic!("timed out after {WAIT:?} waiting for {what}"))
+}
+
+fn by_id() -> CaseRef {
+    CaseRef { r#ref: Some(Ref::CaseId(CASE_ID.into())) }
+}
+
+fn meta(event_id: &str) -> Option<EventMeta> {
+    Some(EventMeta {
+        event_id: event_id.into(),
+        case_id: CASE_ID.into(),
+        case_no: CASE_NO.into(),
+        occurred_at: None,
+        causation_id: String::new(),
+        district: "demo".into(),
+    })
+}
+
+fn classified(event_id: &str) -> Vec<u8> {
+    CaseClassified {
+        meta: meta(event_id),
+        category: "01".into(),
+        category_name: "城市管理".into(),
+        sub_item: "01.03".into(),
+        sub_item_name: "占道经营与乱停放".into(),
+        urgency: Urgency::Normal as i32,
+        confidence: 0.9,
+        matched_keywords: vec!["占道".into()],
+        fallback: false,
+        title: "小区门口占道经营".into(),
+        location: Some(Location { street: "st-dongmen".into(), community: "cm-lizhi".into(), ..Default::default() }),
+    }
+    .encode_to_vec()
+}
+
+fn accept(unit: &str) -> AcceptRequest {
+    AcceptRequest { case: Some(by_id()), unit_id: unit.into(), accepted_by: "王五".into() }
+}
+
+fn resolve(unit: &str, reply: &str) -> ResolveRequest {
+    ResolveRequest { case: Some(by_id()), unit_id: unit.into(), resolved_by: "王五".into(), reply: reply.into() }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_handling_loop_from_dispatch_to_closure() {
+    let mut h = Harness::start().await;
+
+    // ---- case.classified: one case and one case.dispatched, however often it arrives.
+    let (first, second) = (uuid::Uuid::now_v7().to_string(), uuid::Uuid::now_v7().to_string());
+    assert!(h.publish("case.classified", &first, classified(&first)).await);
+    assert!(!h.publish("case.classified", &first, classified(&first)).await, "JetStream de-duplicates a re-send");
+    assert!(h.publish("case.classified", &second, classified(&second)).await, "a new event for the same case");
+    h.handled(&first).await;
+    h.handled(&second).await;
+    let dispatched = h.events("case.dispatched").await;
+    assert_eq!(dispatched.len(), 1, "one case.dispatched");
+    let d = CaseDispatched::decode(dispatched[0].as_slice()).unwrap();
+    assert_eq!(d.unit_id, "st-dongmen");
+    assert_eq!(d.unit_name, "东门街道");
+    assert_eq!(d.assisting_unit_ids, vec!["dept-urban-management".to_string()]);
+    assert_eq!((d.sub_item.as_str(), d.urgency(), d.round, d.title.as_str()), ("01.03", Urgency::Normal, 1, "小区门口占道经营"));
+    let m = d.meta.unwrap();
+    assert_eq!((m.case_id.as_str(), m.case_no.as_str(), m.causation_id.as_str()), (CASE_ID, CASE_NO, first.as_str()));
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM cases").fetch_one(&h.db).await.unwrap();
+    assert_eq!(n, 1, "one case");
+
+    let view = h.case().await;
+    assert_eq!(view.status(), CaseStatus::Dispatched);
+    assert_eq!((view.case_no.as_str(), view.round), (CASE_NO, 1));
+    assert_eq!(view.timeline.len(), 1);
+    assert_eq!(view.timeline[0].detail, "派单至东门街道（协办：城市管理委员会）");
+    assert_eq!(view.timeline[0].service, "dispatch");
+
+    // ---- Accept: only the owner; a second accept changes nothing.
+    let err = h.client.accept(accept("st-xinan")).await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    assert_eq!(err.message(), format!("unit st-xinan does not own case {CASE_NO}; it is owned by st-dongmen"));
+    let err = h.client.resolve(resolve("st-dongmen", "已处理")).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    let err = h.client.accept(AcceptRequest { accepted_by: " ".into(), ..accept("st-dongmen") }).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("accepted_by is required"), "{}", err.message());
+
+    let view = h.client.accept(accept("st-dongmen")).await.unwrap().into_inner();
+    assert_eq!(view.status(), CaseStatus::Accepted);
+    assert_eq!(view.timeline.last().unwrap().detail, "东门街道已签收（签收人：王五）");
+    let again = h.client.accept(accept("st-dongmen")).await.unwrap().into_inner();
+    assert_eq!(again.timeline.len(), view.timeline.len(), "accepting twice is a no-op");
+    h.settled().await;
+    let accepted = h.events("case.accepted").await;
+    assert_eq!(accepted.len(), 1, "one case.accepted");
+    let a = CaseAccepted::decode(accepted[0].as_slice()).unwrap();
+    assert_eq!((a.unit_id.as_str(), a.accepted_by.as_str(), a.round), ("st-dongmen", "王五", 1));
+
+    // ---- Resolve: a reply is required; resolved once.
+    let err = h.client.resolve(resolve("st-dongmen", "  ")).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("reply is required"), "{}", err.message());
+    let view = h.client.resolve(resolve("st-dongmen", "已联合城管清理占道摊点。")).await.unwrap().into_inner();
+    assert_eq!(view.status(), CaseStatus::Resolved);
+    assert_eq!(view.reply, "已联合城管清理占道摊点。");
+    assert_eq!(view.timeline.last().unwrap().detail, "已办结，答复：已联合城管清理占道摊点。");
+    let err = h.client.resolve(resolve("st-dongmen", "再次办结")).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert_eq!(err.message(), format!("case {CASE_NO} is already resolved and waits for its revisit"));
+    h.settled().await;
+    let resolved = h.events("case.resolved").await;
+    assert_eq!(resolved.len(), 1, "one case.resolved");
+    let r = CaseResolved::decode(resolved[0].as_slice()).unwrap();
+    assert_eq!((r.round, r.urgency(), r.reply.as_str()), (1, Urgency::Normal, "已联合城管清理占道摊点。"));
+
+    // ---- case.reopened: the same unit handles round 2, without a new dispatch.
+    let reopened_id = uuid::Uuid::now_v7().to_string();
+    let reopened = CaseReopened { meta: meta(&reopened_id), reason: "回访不满意，问题未解决".into(), revisit_id: "rv-1".into(), round: 2 };
+    h.publish("case.reopened", &reopened_id, reopened.encode_to_vec()).await;
+    h.handled(&reopened_id).await;
+    let view = h.case().await;
+    assert_eq!((view.status(), view.round, view.unit_id.as_str()), (CaseStatus::Reopened, 2, "st-dongmen"));
+    assert_eq!(view.timeline.last().unwrap().detail, "回访不满意，问题未解决，重新办理（第2轮）");
+    assert_eq!(h.events("case.dispatched").await.len(), 1, "a reopening is not a new dispatch");
+
+    let view = h.client.resolve(resolve("st-dongmen", "已彻底清理并安装隔离栏。")).await.unwrap().into_inner();
+    assert_eq!((view.status(), view.round), (CaseStatus::Resolved, 2));
+    h.settled().await;
+    let resolved = h.events("case.resolved").await;
+    assert_eq!(resolved.len(), 2);
+    assert_eq!(CaseResolved::decode(resolved[1].as_slice()).unwrap().round, 2);
+
+    // ---- revisit.recorded, satisfied and solved: closed.
+    let recorded_id = uuid::Uuid::now_v7().to_string();
+    let recorded = RevisitRecorded {
+        meta: meta(&recorded_id),
+        revisit_id: "rv-2".into(),
+        satisfaction: Satisfaction::Satisfied as i32,
+        solved: true,
+        comment: String::new(),
+        recorded_by: "回访员小陈".into(),
+        round: 2,
+    };
+    h.publish("revisit.recorded", &recorded_id, recorded.encode_to_vec()).await;
+    h.handled(&recorded_id).await;
+    let view = h.case().await;
+    assert_eq!(view.status(), CaseStatus::Closed);
+    assert_eq!(view.timeline.last().unwrap().detail, "回访满意，已结案");
+    let closed = h.events("case.closed").await;
+    assert_eq!(closed.len(), 1, "one case.closed");
+    let c = CaseClosed::decode(closed[0].as_slice()).unwrap();
+    assert_eq!((c.round, c.meta.unwrap().causation_id), (2, recorded_id.clone()));
+    let events: Vec<_> = view.timeline.iter().map(|t| t.event.as_str()).collect();
+    assert_eq!(events, ["dispatched", "accepted", "resolved", "reopened", "resolved", "closed"]);
+
+    // ---- Queries.
+    let list = |unit: &str, status: CaseStatus, limit: u32| ListCasesRequest {
+        unit_id: unit.into(),
+        status: status as i32,
+        limit,
+        after_case_id: String::new(),
+    };
+    let cases = h.client.list_cases(list("st-dongmen", CaseStatus::Unspecified, 0)).await.unwrap().into_inner().cases;
+    assert_eq!(cases.len(), 1);
+    assert_eq!(cases[0].case_id, CASE_ID);
+    assert_eq!(h.client.list_cases(list("", CaseStatus::Closed, 10)).await.unwrap().into_inner().cases.len(), 1);
+    assert!(h.client.list_cases(list("", CaseStatus::Dispatched, 10)).await.unwrap().into_inner().cases.is_empty());
+    assert!(h.client.list_cases(list("st-xinan", CaseStatus::Unspecified, 10)).await.unwrap().into_inner().cases.is_empty());
+    let after = ListCasesRequest { after_case_id: CASE_ID.into(), ..list("", CaseStatus::Unspecified, 10) };
+    assert!(h.client.list_cases(after).await.unwrap().into_inner().cases.is_empty(), "paging past the last case");
+    let err = h.client.list_cases(list("", CaseStatus::Unspecified, 501)).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("maximum of 500"), "{}", err.message());
+    let by_no = CaseRef { r#ref: Some(Ref::CaseNo(CASE_NO.into())) };
+    assert_eq!(h.client.get_case(by_no).await.unwrap().into_inner().case_id, CASE_ID);
+    let unknown = CaseRef { r#ref: Some(Ref::CaseNo("DM19990101-0001".into())) };
+    assert_eq!(h.client.get_case(unknown).await.unwrap_err().code(), Code::NotFound);
+    assert_eq!(h.client.get_case(CaseRef { r#ref: None }).await.unwrap_err().code(), Code::InvalidArgument);
+
+    let dead: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM dead_letters").fetch_one(&h.db).await.unwrap();
+    assert_eq!(dead, 0, "nothing dead-lettered");
+    h.db.close().await;
+    h.running.shutdown().await;
+}
