@@ -192,7 +192,16 @@ pub struct Event {
     pub subject: String,
     pub msg_id: String,
     pub case_id: String,
+    /// The W3C `traceparent` header, if any.
+    pub traceparent: String,
     pub payload: bytes::Bytes,
+}
+
+impl Event {
+    /// The trace id in `traceparent` (`00-<trace id>-<span id>-<flags>`).
+    pub fn trace_id(&self) -> Option<&str> {
+        self.traceparent.split('-').nth(1)
+    }
 }
 
 async fn read_stream(js: &async_nats::jetstream::Context, stream: &str, filter: Option<String>) -> Result<Vec<Event>> {
@@ -218,6 +227,7 @@ async fn read_stream(js: &async_nats::jetstream::Context, stream: &str, filter: 
             subject: m.subject.to_string(),
             msg_id: h.get("Nats-Msg-Id").map(|v| v.to_string()).unwrap_or_default(),
             case_id: h.get("Jiesu-Case-Id").map(|v| v.to_string()).unwrap_or_default(),
+            traceparent: h.get("traceparent").map(|v| v.to_string()).unwrap_or_default(),
             payload: m.payload.clone(),
         });
     }

@@ -106,6 +106,17 @@ async fn whole_loop(backend: Backend) -> Result<()> {
         }
     }
 
+    // One trace follows the case from intake through classification to dispatch.
+    for case_id in [&a.case_id, &b_id] {
+        let traces: std::collections::BTreeSet<_> = events
+            .iter()
+            .filter(|e| &e.case_id == case_id)
+            .filter(|e| ["case.received", "case.classified", "case.dispatched"].iter().any(|t| e.subject.ends_with(t)))
+            .map(|e| e.trace_id().unwrap_or("none").to_string())
+            .collect();
+        ensure!(traces.len() == 1 && !traces.contains("none"), "case {case_id} spans traces {traces:?}");
+    }
+
     // The citizen and the unit were told (log sink at least), each once.
     let deliveries = d.notification().await.list_deliveries(by_id(&a.case_id)).await?.into_inner().deliveries;
     let kinds: Vec<_> = deliveries.iter().filter(|x| x.sink == "log").map(|x| x.recipient_kind.as_str()).collect();

@@ -247,7 +247,8 @@ mod tests {
 
     #[test]
     fn every_rule_names_its_field() {
-        let cases: Vec<(fn(&mut Submission), &str)> = vec![
+        type Rule = (fn(&mut Submission), &'static str);
+        let cases: Vec<Rule> = vec![
             (|s| s.channel = String::new(), "channel"),
             (|s| s.channel = "fax".into(), "channel"),
             (|s| s.channel = "old_board".into(), "channel"),

@@ -1,0 +1,150 @@
+//! # jiesu-sla-timer — 时限管理
+//!
+//! Times every milestone of a case against the district's limits (时限标准) and raises the colour
+//! levels supervisors act on: `sla.warning` (预警黄) when a clock passes the warning point and
+//! `sla.breached` (警报红) when it passes its deadline.
+//!
+//! Case events start and stop the clocks ([`consume`], rules in [`domain::plan`]): received →
+//! dispatch (分拨); dispatched → accept (签收), reply (回复) and resolve (办结, by urgency);
+//! accepted → contact (联系); resolved stops them; reopened restarts resolve one version up;
+//! closed stops everything. Working days follow the district's calendar (法定节假日, 调休).
+//!
+//! The `clocks` table is the system of record ([`store`]); a background loop ([`timer`]) keeps
+//! the soonest clocks in a bounded in-memory window and fires each in one transaction that
+//! compare-and-sets the clock's state and writes the alert to the outbox under a deterministic
+//! event id, so a firing is published once, across restarts and concurrent processes.
+//! `jiesu.v1.SlaService/ListClocks` shows a case's clocks and their timeline ([`api`]).
+
+pub mod api;
+pub mod consume;
+pub mod domain;
+pub mod store;
+pub mod timer;
+
+use std::sync::Arc;
+
+use chrono::Datelike;
+use jiesu_kit::{
+    DistrictConfig,
+    clock::SharedClock,
+    db::Migrations,
+    host::{Host, Running},
+};
+use serde::Deserialize;
+use tokio::sync::Notify;
+
+use crate::domain::{Calendar, DomainError, Policy};
+
+/// The service's name: its config section, durable consumer and database.
+pub const SERVICE: &str = "sla_timer";
+
+/// The case events the timer consumes.
+pub const CONSUMED_EVENTS: [&str; 6] =
+    ["case.received", "case.dispatched", "case.accepted", "case.resolved", "case.reopened", "case.closed"];
+
+/// `[sla_timer]` of the district file (besides the keys every service has).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Settings {
+    /// `[sla_timer.policy]`: the limit of each milestone and the warning point; every key
+    /// defaults to the seeds' figures.
+    #[serde(default)]
+    pub policy: Policy,
+}
+
+pub type Config = jiesu_kit::ServiceConfig<Settings>;
+
+/// What can go wrong in the SLA timer.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Kit(#[from] jiesu_kit::Error),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The policy or the calendar of the configuration is not usable.
+    #[error("[sla_timer]: {0}")]
+    Domain(#[from] DomainError),
+    /// The calendar file named by `[reference] calendar` is not a valid calendar.
+    #[error("the working-day calendar ([reference] calendar) is invalid: {0}")]
+    Calendar(String),
+    /// A stored clock the domain cannot read (edited by hand, or written by a newer version).
+    #[error("stored clock {clock_id} is unreadable: {reason}")]
+    CorruptClock { clock_id: String, reason: String },
+}
+
+/// The rules every clock is armed with: the district's policy and working-day calendar.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    pub policy: Policy,
+    pub calendar: Calendar,
+}
+
+fn migrations() -> Migrations {
+    Migrations { sqlite: sqlx::migrate!("migrations/sqlite"), postgres: sqlx::migrate!("migrations/postgres") }
+}
+
+/// The district's calendar (`[reference] calendar = "…"`), else China's built-in schedule.
+pub fn load_calendar(config: &Config) -> Result<Calendar, Error> {
+    match config.reference_text("calendar")? {
+        None => Ok(Calendar::china_default()),
+        Some(text) => toml::from_str::<Calendar>(&text).map_err(|e| Error::Calendar(e.to_string())),
+    }
+}
+
+/// Says so when the calendar does not know this year's holidays (or, in December, next year's,
+/// which working-day limits started now reach into): those years count Monday to Friday.
+fn check_calendar(calendar: &Calendar, config: &Config, clock: &SharedClock) {
+    let today = clock.now().with_timezone(&calendar.timezone()).date_naive();
+    let mut years = vec![today.year()];
+    if today.month() == 12 {
+        years.push(today.year() + 1);
+    }
+    for year in years.into_iter().filter(|y| !calendar.covers(*y)) {
+        tracing::warn!(
+            year,
+            "the working-day calendar has no official holiday schedule for {year}: working days of {year} \
+             are counted Monday to Friday; add [[years]] year = {year} to the calendar file"
+        );
+    }
+    if calendar.timezone() != config.timezone() {
+        tracing::warn!(
+            calendar = %calendar.timezone(), district = %config.timezone(),
+            "the calendar counts working days in another time zone than the district's"
+        );
+    }
+}
+
+/// Starts the timer: its consumer of case events, the firing loop and its gRPC API.
+pub async fn start(district: &DistrictConfig, clock: SharedClock) -> Result<Running, Error> {
+    let config: Config = district.service(SERVICE)?;
+    config.settings.policy.validate()?;
+    let calendar = load_calendar(&config)?;
+    check_calendar(&calendar, &config, &clock);
+    let mut host = Host::start(&config, &migrations(), clock.clone()).await?;
+    let rules = Arc::new(Rules { policy: config.settings.policy.clone(), calendar });
+    let timer_wake = Arc::new(Notify::new());
+    let metrics = timer::TimerMetrics::register(&host.metrics);
+
+    let handler = consume::CaseEvents { rules, clock: clock.clone(), timer_wake: timer_wake.clone() };
+    host.consume_events(SERVICE, &CONSUMED_EVENTS, Arc::new(handler));
+
+    let timer = timer::Timer {
+        db: host.db.clone(),
+        clock,
+        subjects: host.broker.subjects.clone(),
+        district: config.district.code.clone(),
+        wake: timer_wake,
+        relay_wake: host.relay_wake.clone(),
+        metrics,
+    };
+    host.spawn("sla timer", move |cancel| timer.run(cancel));
+
+    let api = api::SlaApi { db: host.db.clone(), timezone: config.timezone() };
+    let routes = tonic::service::Routes::new(jiesu_proto::v1::sla_service_server::SlaServiceServer::new(api));
+    Ok(host.serve(routes, vec!["jiesu.v1.SlaService"])?)
+}
+
+/// Runs the timer until stopped (the binary's entry point).
+pub async fn run(district: DistrictConfig) -> Result<(), Error> {
+    let running = start(&district, Arc::new(jiesu_kit::SystemClock)).await?;
+    Ok(running.until_stopped().await?)
+}

@@ -1,1 +1,3 @@
-fn main() {}
+fn main() -> std::process::ExitCode {
+    jiesu_kit::cli::main(jiesu_sla_timer::SERVICE, jiesu_sla_timer::run)
+}

@@ -1,16 +1,18 @@
-//! Pure rules of the SLA timer (时限计时): working-day calendars, time limits, the SLA policy and
-//! the state machine of one milestone clock.
+//! Pure rules of the SLA timer (时限计时): working-day calendars, time limits, the SLA policy,
+//! the state machine of one milestone clock, and which case events start and stop which clocks.
 //!
 //! Nothing here does I/O or reads the wall clock: every function is handed the instant it needs,
 //! so the rules are tested without waiting and replaying an event gives the same answer.
 
 mod calendar;
 mod clock;
+mod lifecycle;
 mod limit;
 mod policy;
 
 pub use calendar::{Calendar, CalendarFile, CalendarYear};
 pub use clock::{Clock, ClockState, Firing, Level};
+pub use lifecycle::{CaseEvent, Change, StopReason, Tracked, plan};
 pub use limit::Limit;
 pub use policy::{Milestone, Policy, ResolveLimits, Urgency};
 
