@@ -98,7 +98,7 @@ async fn nats_producers_hear_why_a_submission_was_rejected() -> Result<()> {
         }
     };
     // Missing phone on the hotline, a bad phone, a misspelt JSON field, broken protobuf, an unknown channel.
-    send("hotline", "application/json", br#"{"channel_ref":"m-1","description":"噪音扰民"}"#.to_vec()).await?;
+    send("hotline", "application/json", r#"{"channel_ref":"m-1","description":"噪音扰民"}"#.as_bytes().to_vec()).await?;
     send("hotline", "application/json", br#"{"channel_ref":"m-2","description":"x","citizen":{"phone":"abc"}}"#.to_vec()).await?;
     send("hotline", "application/json", br#"{"channel_ref":"m-3","descripton":"typo"}"#.to_vec()).await?;
     send("hotline", "application/x-protobuf", vec![0xff, 0xff, 0xff]).await?;

@@ -5,9 +5,10 @@
 //! `sla.breached` (警报红) when it passes its deadline.
 //!
 //! Case events start and stop the clocks ([`consume`], rules in [`domain::plan`]): received →
-//! dispatch (分拨); dispatched → accept (签收), reply (回复) and resolve (办结, by urgency);
-//! accepted → contact (联系); resolved stops them; reopened restarts resolve one version up;
-//! closed stops everything. Working days follow the district's calendar (法定节假日, 调休).
+//! dispatch (分拨) and escalate (包案, counted from receipt); dispatched → accept (签收), reply
+//! (回复) and resolve (办结, by urgency); accepted → contact (联系); resolved stops them;
+//! reopened restarts resolve one version up and resumes escalate; closed stops everything.
+//! Working days follow the district's calendar (法定节假日, 调休).
 //!
 //! The `clocks` table is the system of record ([`store`]); a background loop ([`timer`]) keeps
 //! the soonest clocks in a bounded in-memory window and fires each in one transaction that

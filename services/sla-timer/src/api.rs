@@ -1,0 +1,154 @@
+//! `jiesu.v1.SlaService`: a case's clocks and what happened to them.
+
+use chrono_tz::Tz;
+use jiesu_kit::{
+    CaseKey, Db,
+    time::{from_millis, millis_to_proto},
+};
+use jiesu_proto::v1::{CaseRef, ClockView, ListClocksResponse, TimelineEntry, sla_service_server::SlaService};
+use tonic::{Request, Response, Status};
+
+use crate::{
+    Error, SERVICE,
+    domain::Milestone,
+    store::{self, ClockRow, HistoryRow},
+};
+
+/// The gRPC API. Read-only: clocks change only through case events and the firing loop.
+pub struct SlaApi {
+    pub db: Db,
+    /// The district's time zone, in which the timeline shows times.
+    pub timezone: Tz,
+}
+
+impl From<Error> for Status {
+    fn from(e: Error) -> Self {
+        tracing::error!(error = %e, "SLA timer request failed");
+        Status::internal(format!("the SLA timer could not complete the request: {e}"))
+    }
+}
+
+#[tonic::async_trait]
+impl SlaService for SlaApi {
+    async fn list_clocks(&self, request: Request<CaseRef>) -> Result<Response<ListClocksResponse>, Status> {
+        let key = CaseKey::required(Some(request.get_ref()))?;
+        let mut rows = store::list(&self.db, &key).await?;
+        let Some(case_id) = rows.first().map(|r| r.case_id.clone()) else {
+            let (what, value) = key.column_and_value();
+            return Err(Status::not_found(format!("the SLA timer has no clocks for the case with {what} {value:?}")));
+        };
+        rows.sort_by_key(|r| (milestone_rank(&r.milestone), r.started_at));
+        let mut history = store::history(&self.db, &case_id).await?;
+        history.sort_by_key(|h| (h.happened_at, event_rank(&h.event), milestone_rank(&h.milestone)));
+        Ok(Response::new(ListClocksResponse {
+            clocks: rows.iter().map(view).collect(),
+            timeline: history.iter().map(|h| timeline_entry(h, self.timezone)).collect(),
+        }))
+    }
+}
+
+fn view(r: &ClockRow) -> ClockView {
+    ClockView {
+        clock_id: r.clock_id.clone(),
+        case_id: r.case_id.clone(),
+        milestone: r.milestone.clone(),
+        version: u32::try_from(r.version).unwrap_or(u32::MAX),
+        state: r.state.clone(),
+        started_at: Some(millis_to_proto(r.started_at)),
+        warn_at: Some(millis_to_proto(r.warn_at)),
+        deadline: Some(millis_to_proto(r.deadline)),
+        stopped_at: r.stopped_at.map(millis_to_proto),
+        unit_id: r.unit_id.clone(),
+    }
+}
+
+/// The case's life order, so a timeline reads naturally when several things happen at once.
+fn milestone_rank(m: &str) -> usize {
+    Milestone::ALL.iter().position(|x| x.as_str() == m).unwrap_or(Milestone::ALL.len())
+}
+
+/// At one instant a clock stops before the next one starts (dispatch met, then accept armed).
+fn event_rank(event: &str) -> u8 {
+    match event {
+        "met" | "closed" | "superseded" => 0,
+        "warning" | "breached" => 1,
+        _ => 2,
+    }
+}
+
+/// The Chinese name of a milestone (节点), as clerks say it.
+pub fn milestone_zh(m: &str) -> &str {
+    match m {
+        "dispatch" => "分拨",
+        "accept" => "签收",
+        "contact" => "联系",
+        "reply" => "回复",
+        "resolve" => "办结",
+        "escalate" => "包案",
+        other => other,
+    }
+}
+
+fn timeline_entry(h: &HistoryRow, tz: Tz) -> TimelineEntry {
+    TimelineEntry {
+        at: Some(millis_to_proto(h.happened_at)),
+        service: SERVICE.into(),
+        event: format!("{}.{}", h.milestone, h.event),
+        detail: describe(h, tz),
+    }
+}
+
+/// What a clerk reads in the case's timeline.
+fn describe(h: &HistoryRow, tz: Tz) -> String {
+    let name = milestone_zh(&h.milestone);
+    let deadline = from_millis(h.deadline).with_timezone(&tz).format("%Y-%m-%d %H:%M");
+    match h.event.as_str() {
+        "armed" if h.version > 1 => format!("{name}时限重新起算（第{}次），截止 {deadline}", h.version),
+        "armed" => format!("{name}时限已启动，截止 {deadline}"),
+        "warning" => format!("{name}时限预警（黄），截止 {deadline}"),
+        "breached" => format!("{name}超时（红），截止 {deadline}"),
+        "met" if h.happened_at < h.deadline => format!("{name}按时完成"),
+        "met" => format!("{name}逾期完成（截止 {deadline}）"),
+        "closed" => format!("已结案，{name}计时停止"),
+        "superseded" => format!("进入新一轮办理，{name}计时停止"),
+        other => format!("{name}：{other}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(milestone: &str, event: &str, version: i64, happened_at: &str, deadline: &str) -> HistoryRow {
+        let ms = |s: &str| s.parse::<chrono::DateTime<chrono::Utc>>().unwrap().timestamp_millis();
+        HistoryRow {
+            clock_id: format!("c:{milestone}"),
+            version,
+            event: event.into(),
+            case_id: "c".into(),
+            milestone: milestone.into(),
+            happened_at: ms(happened_at),
+            deadline: ms(deadline),
+        }
+    }
+
+    #[test]
+    fn timeline_details_are_chinese_in_the_district_time_zone() {
+        let tz = chrono_tz::Asia::Shanghai;
+        let d = |m, e, v, at| describe(&h(m, e, v, at, "2026-11-23T02:10:00Z"), tz);
+        assert_eq!(d("accept", "armed", 1, "2026-11-23T02:00:00Z"), "签收时限已启动，截止 2026-11-23 10:10");
+        assert_eq!(d("resolve", "armed", 2, "2026-11-23T02:00:00Z"), "办结时限重新起算（第2次），截止 2026-11-23 10:10");
+        assert_eq!(d("resolve", "warning", 1, "2026-11-23T02:08:00Z"), "办结时限预警（黄），截止 2026-11-23 10:10");
+        assert_eq!(d("accept", "breached", 1, "2026-11-23T02:10:00Z"), "签收超时（红），截止 2026-11-23 10:10");
+        assert_eq!(d("contact", "met", 1, "2026-11-23T02:09:59Z"), "联系按时完成");
+        assert_eq!(d("contact", "met", 1, "2026-11-23T02:10:00Z"), "联系逾期完成（截止 2026-11-23 10:10）");
+        assert_eq!(d("reply", "closed", 1, "2026-11-23T02:00:00Z"), "已结案，回复计时停止");
+    }
+
+    #[test]
+    fn every_milestone_has_a_chinese_name() {
+        for m in Milestone::ALL {
+            assert_ne!(milestone_zh(m.as_str()), m.as_str());
+        }
+    }
+}

@@ -1,0 +1,335 @@
+//! The firing loop (计时轮): keeps the soonest clocks of the `clocks` table in a bounded
+//! in-memory window, sleeps until the earliest, and fires each due clock in one transaction.
+//!
+//! The table is the record; the window is only a cache of it, rebuilt whenever the consumer
+//! arms or stops a clock, whenever "now" passes what the window covers, and every
+//! [`RESYNC`] in any case (clocks changed by another process). "Now" always comes from the
+//! injected [`Clock`](jiesu_kit::Clock); tokio's timer only decides how long to wait, and never
+//! longer than [`MAX_SLEEP`], so a clock that jumps (a test's `ManualClock`, a stepped wall
+//! clock) is noticed quickly.
+//!
+//! A firing is exactly-once: the transaction compare-and-sets the clock's (version, state), and
+//! the alert's event id is deterministic (`sla:<clock_id>:<version>:<warning|breach>`), so
+//! neither a second process nor a retried publish can produce a second alert.
+
+use std::{
+    collections::BTreeSet,
+    sync::{Arc, atomic::AtomicI64},
+    time::Duration,
+};
+
+use chrono::TimeDelta;
+use jiesu_kit::{
+    Db, Outgoing, Subjects,
+    clock::SharedClock,
+    metrics::Metrics,
+    outbox,
+    time::{to_millis, to_proto},
+};
+use jiesu_proto::v1::{EventMeta, SlaAlert};
+use prometheus_client::metrics::{counter::Counter, family::Family, gauge::Gauge};
+use tokio::{sync::Notify, time::Instant};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::{
+    Error,
+    domain::{ClockState, Firing, Level},
+    store::{self, ClockRow, HistoryRow},
+};
+
+/// How many clocks the window holds at most.
+pub const WINDOW: usize = 1_000;
+/// How far ahead of "now" the window looks.
+pub const HORIZON: TimeDelta = TimeDelta::minutes(10);
+/// The longest the loop sleeps before looking at the clock again.
+pub const MAX_SLEEP: Duration = Duration::from_secs(1);
+/// The window is rebuilt from the table at least this often, even if nothing woke the loop.
+pub const RESYNC: Duration = Duration::from_secs(30);
+/// The pause after a database error before trying again.
+const RETRY: Duration = Duration::from_secs(1);
+
+/// The timer's own metrics, on the service's `/metrics`.
+#[derive(Clone)]
+pub struct TimerMetrics {
+    /// Clocks that have not stopped, by state (`armed`, `warned`, `breached`).
+    pub clocks: Family<Vec<(&'static str, String)>, Gauge<i64, AtomicI64>>,
+    /// `sla.warning` alerts fired.
+    pub warnings: Counter,
+    /// `sla.breached` alerts fired.
+    pub breaches: Counter,
+}
+
+impl TimerMetrics {
+    /// Creates the metrics and registers them with the service's registry.
+    pub fn register(metrics: &Metrics) -> Self {
+        let m = TimerMetrics { clocks: Family::default(), warnings: Counter::default(), breaches: Counter::default() };
+        metrics.register("sla_clocks", "Milestone clocks not yet stopped, by state", m.clocks.clone());
+        metrics.register("sla_warnings_fired", "Warnings (预警黄) the timer fired", m.warnings.clone());
+        metrics.register("sla_breaches_fired", "Breaches (警报红) the timer fired", m.breaches.clone());
+        m
+    }
+
+    fn set_counts(&self, counts: &[(String, i64)]) {
+        for state in [ClockState::Armed, ClockState::Warned, ClockState::Breached] {
+            let n = counts.iter().find(|(s, _)| s == state.as_str()).map_or(0, |(_, n)| *n);
+            self.clocks.get_or_create(&vec![("state", state.as_str().to_string())]).set(n);
+        }
+    }
+}
+
+/// The soonest clocks, by the instant they may fire.
+#[derive(Debug, Default)]
+struct Window {
+    entries: BTreeSet<(i64, String)>,
+    /// Every clock that may fire up to this instant is in `entries` (as of the last load).
+    covered_until: i64,
+}
+
+impl Window {
+    /// A window that covers nothing, so that the loop loads one at once.
+    fn empty() -> Self {
+        Window { entries: BTreeSet::new(), covered_until: i64::MIN }
+    }
+
+    fn load(rows: Vec<store::Due>, horizon_end: i64) -> Self {
+        // A full window covers only up to its last entry: later ones did not fit.
+        let covered_until = match rows.last() {
+            Some(last) if rows.len() >= WINDOW => last.next_fire_at,
+            _ => horizon_end,
+        };
+        Window { entries: rows.into_iter().map(|d| (d.next_fire_at, d.clock_id)).collect(), covered_until }
+    }
+
+    fn pop_due(&mut self, now_ms: i64) -> Option<String> {
+        match self.entries.first() {
+            Some((at, _)) if *at <= now_ms => self.entries.pop_first().map(|(_, id)| id),
+            _ => None,
+        }
+    }
+
+    fn insert(&mut self, at: i64, clock_id: String) {
+        if at <= self.covered_until {
+            self.entries.insert((at, clock_id));
+        }
+    }
+
+    fn earliest(&self) -> Option<i64> {
+        self.entries.first().map(|(at, _)| *at)
+    }
+}
+
+/// The firing loop of one process.
+pub struct Timer {
+    pub db: Db,
+    pub clock: SharedClock,
+    pub subjects: Subjects,
+    /// The district code every alert carries.
+    pub district: String,
+    /// Notified by the consumer after it armed or stopped clocks.
+    pub wake: Arc<Notify>,
+    /// The outbox relay's wake-up, notified after each firing.
+    pub relay_wake: Arc<Notify>,
+    pub metrics: TimerMetrics,
+}
+
+impl Timer {
+    /// Fires due clocks until `cancel`; database trouble is logged and retried, never fatal.
+    pub async fn run(self, cancel: CancellationToken) -> Result<(), jiesu_kit::Error> {
+        let mut window = Window::empty();
+        let mut stale = true;
+        let mut synced_at = Instant::now();
+        let mut counted_at: Option<Instant> = None;
+        tracing::info!(window = WINDOW, horizon_minutes = HORIZON.num_minutes(), "SLA timer running");
+        loop {
+            let now = to_millis(self.clock.now());
+            let mut trouble = false;
+            if stale || now >= window.covered_until || synced_at.elapsed() >= RESYNC {
+                match self.load(now).await {
+                    Ok(w) => {
+                        window = w;
+                        stale = false;
+                        synced_at = Instant::now();
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "SLA timer cannot read the clocks; will retry");
+                        window = Window::empty();
+                        trouble = true;
+                    }
+                }
+            }
+            self.count(&mut counted_at).await;
+            while let Some(clock_id) = window.pop_due(to_millis(self.clock.now())) {
+                if cancel.is_cancelled() {
+                    return Ok(());
+                }
+                match self.fire(&clock_id).await {
+                    Ok(Some(next)) => window.insert(next, clock_id),
+                    Ok(None) => {}
+                    Err(e) => {
+                        // The row is still due in the table: the next load brings it back.
+                        tracing::error!(clock_id = %clock_id, error = %e, "SLA timer cannot fire a clock; will retry");
+                        stale = true;
+                        trouble = true;
+                        break;
+                    }
+                }
+            }
+            let wait = match window.earliest() {
+                _ if trouble => RETRY,
+                None => MAX_SLEEP,
+                Some(at) => {
+                    let until = u64::try_from(at - to_millis(self.clock.now())).unwrap_or(0);
+                    MAX_SLEEP.min(Duration::from_millis(until))
+                }
+            };
+            tokio::select! {
+                _ = cancel.cancelled() => return Ok(()),
+                _ = self.wake.notified() => stale = true,
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// Reads the window from the table.
+    async fn load(&self, now_ms: i64) -> Result<Window, Error> {
+        let horizon_end = now_ms.saturating_add(HORIZON.num_milliseconds());
+        let rows = store::soonest(&self.db, horizon_end, WINDOW as i64).await?;
+        Ok(Window::load(rows, horizon_end))
+    }
+
+    /// Refreshes the clock gauges. Counting scans the table, so it runs every [`RESYNC`], not
+    /// on every wake-up.
+    async fn count(&self, counted_at: &mut Option<Instant>) {
+        if counted_at.is_some_and(|t| t.elapsed() < RESYNC) {
+            return;
+        }
+        match store::count_running(&self.db).await {
+            Ok(counts) => {
+                self.metrics.set_counts(&counts);
+                *counted_at = Some(Instant::now());
+            }
+            Err(e) => tracing::warn!(error = %e, "SLA timer cannot count the clocks"),
+        }
+    }
+
+    /// Fires one clock if it is due. Returns when it may fire next, if it may.
+    async fn fire(&self, clock_id: &str) -> Result<Option<i64>, Error> {
+        let mut tx = self.db.begin().await?;
+        let Some(row) = store::claim_clock(&mut tx, clock_id).await? else { return Ok(None) };
+        let now = self.clock.now();
+        let mut clock = row.tracked()?.clock;
+        let Some(firing) = clock.due(now) else {
+            // Re-armed or stopped since the window was loaded: keep it in view if it is still
+            // to fire (dropping `tx` rolls back the read).
+            return Ok(row.next_fire_at.filter(|at| *at > to_millis(now)));
+        };
+        let span = tracing::info_span!("sla.fire", case_id = %row.case_id, clock_id, firing = firing.as_str());
+        async {
+            let from = clock.state;
+            let to = clock.apply(firing)?;
+            let next = clock.next_wake().map(to_millis);
+            let now_ms = to_millis(now);
+            if !store::advance(&mut tx, clock_id, clock.version, from, to, next, now_ms).await? {
+                tracing::info!("clock changed meanwhile; not firing");
+                return Ok(None);
+            }
+            let (event_type, history, level) = match firing {
+                Firing::Warning => ("sla.warning", "warning", Level::Yellow),
+                Firing::Breach => ("sla.breached", "breached", Level::Red),
+            };
+            let history_row = HistoryRow {
+                clock_id: clock_id.to_string(),
+                version: i64::from(clock.version),
+                event: history.to_string(),
+                case_id: row.case_id.clone(),
+                milestone: row.milestone.clone(),
+                happened_at: now_ms,
+                deadline: to_millis(clock.deadline),
+            };
+            store::record_history(&mut tx, &history_row).await?;
+            let event = self.alert(&row, clock.version, firing, level, now);
+            let out = Outgoing::event(&self.subjects, event_type, alert_id(clock_id, clock.version, firing), &row.case_id, &event);
+            outbox::write(&mut tx, &[out], now_ms).await?;
+            tx.commit().await?;
+            self.relay_wake.notify_one();
+            match firing {
+                Firing::Warning => self.metrics.warnings.inc(),
+                Firing::Breach => self.metrics.breaches.inc(),
+            };
+            tracing::info!(milestone = %row.milestone, version = clock.version, deadline = %clock.deadline,
+                unit_id = %row.unit_id, level = level.as_str(), "{event_type}");
+            Ok(next)
+        }
+        .instrument(span)
+        .await
+    }
+
+    fn alert(&self, row: &ClockRow, version: u32, firing: Firing, level: Level, now: chrono::DateTime<chrono::Utc>) -> SlaAlert {
+        SlaAlert {
+            meta: Some(EventMeta {
+                event_id: alert_id(&row.clock_id, version, firing),
+                case_id: row.case_id.clone(),
+                case_no: row.case_no.clone(),
+                occurred_at: Some(to_proto(now)),
+                causation_id: row.armed_by.clone(),
+                district: self.district.clone(),
+            }),
+            clock_id: row.clock_id.clone(),
+            milestone: row.milestone.clone(),
+            version,
+            deadline: Some(jiesu_kit::time::millis_to_proto(row.deadline)),
+            unit_id: row.unit_id.clone(),
+            level: level.as_str().to_string(),
+        }
+    }
+}
+
+/// The alert's event id, the same however often the firing is attempted: JetStream drops a
+/// re-publish within its duplicate window, and the outbox and the clock's compare-and-set
+/// refuse a second write at any time.
+pub fn alert_id(clock_id: &str, version: u32, firing: Firing) -> String {
+    format!("sla:{clock_id}:{version}:{}", firing.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn due(id: &str, at: i64) -> store::Due {
+        store::Due { clock_id: id.into(), next_fire_at: at }
+    }
+
+    #[test]
+    fn a_partial_window_covers_the_whole_horizon() {
+        let mut w = Window::load(vec![due("a", 5), due("b", 9)], 100);
+        assert_eq!(w.covered_until, 100);
+        assert_eq!(w.earliest(), Some(5));
+        assert_eq!(w.pop_due(4), None);
+        assert_eq!(w.pop_due(5).as_deref(), Some("a"));
+        assert_eq!(w.pop_due(20).as_deref(), Some("b"));
+        assert_eq!(w.pop_due(20), None);
+        w.insert(50, "a".into());
+        w.insert(101, "c".into());
+        assert_eq!(w.earliest(), Some(50));
+        assert_eq!(w.entries.len(), 1, "beyond the horizon stays in the table");
+    }
+
+    #[test]
+    fn a_full_window_covers_only_up_to_its_last_entry() {
+        let rows = (0..WINDOW as i64).map(|i| due(&format!("c{i}"), i)).collect();
+        let w = Window::load(rows, 1_000_000);
+        assert_eq!(w.covered_until, WINDOW as i64 - 1);
+    }
+
+    #[test]
+    fn an_empty_window_asks_to_be_loaded() {
+        assert!(0 >= Window::empty().covered_until);
+    }
+
+    #[test]
+    fn alert_ids_are_deterministic() {
+        assert_eq!(alert_id("c1:accept", 2, Firing::Warning), "sla:c1:accept:2:warning");
+        assert_eq!(alert_id("c1:accept", 2, Firing::Breach), "sla:c1:accept:2:breach");
+    }
+}

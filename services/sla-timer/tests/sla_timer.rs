@@ -1,0 +1,365 @@
+//! The SLA timer in-process against a real nats-server and a temporary SQLite file, driven by a
+//! `ManualClock`: case events arm and stop clocks, moving the clock fires each alert once, and
+//! neither a restart nor downtime produces a duplicate or a stale warning.
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use async_nats::{
+    HeaderMap,
+    jetstream::{self, consumer::pull},
+};
+use chrono::{DateTime, TimeDelta, Utc};
+use jiesu_kit::{DistrictConfig, ManualClock, Running, Subjects, testing::NatsServer, time::to_proto};
+use jiesu_proto::v1::{
+    CaseAccepted, CaseClosed, CaseDispatched, CaseReceived, CaseRef, CaseReopened, CaseResolved, ClockView,
+    EventMeta, ListClocksResponse, SlaAlert, Urgency, case_ref::Ref, sla_service_client::SlaServiceClient,
+};
+use prost::Message;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Monday 23 November 2026, 10:00 in Beijing.
+const T0: &str = "2026-11-23T02:00:00Z";
+
+fn at(minutes: i64) -> DateTime<Utc> {
+    T0.parse::<DateTime<Utc>>().unwrap() + TimeDelta::minutes(minutes)
+}
+
+/// Longer than the firing loop's longest sleep plus a firing and a publish: when nothing has
+/// appeared after this, nothing is coming.
+const QUIET: Duration = Duration::from_millis(2_500);
+
+struct Harness {
+    _server: NatsServer,
+    _dir: tempfile::TempDir,
+    config: DistrictConfig,
+    clock: ManualClock,
+    subjects: Subjects,
+    jetstream: jetstream::Context,
+}
+
+impl Harness {
+    async fn new() -> Self {
+        let server = NatsServer::start();
+        let dir = tempfile::tempdir().unwrap();
+        let root = jiesu_kit::testing::unique_name("t");
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/districts/demo/jiesu.toml");
+        let mut config = DistrictConfig::load(path).unwrap();
+        config.set("nats.url", server.url());
+        config.set("nats.subject_root", root.clone());
+        config.set("sla_timer.database_url", format!("sqlite://{}", dir.path().join("sla-timer.db").display()));
+        config.set("sla_timer.grpc_addr", "127.0.0.1:0");
+        config.set("sla_timer.admin_addr", "127.0.0.1:0");
+        let client = async_nats::connect(server.url()).await.unwrap();
+        Harness {
+            _server: server,
+            _dir: dir,
+            config,
+            clock: ManualClock::new(at(0)),
+            subjects: Subjects::new(root),
+            jetstream: jetstream::new(client),
+        }
+    }
+
+    async fn start(&self) -> Running {
+        jiesu_sla_timer::start(&self.config, Arc::new(self.clock.clone())).await.unwrap()
+    }
+
+    async fn publish(&self, event_type: &str, meta: &EventMeta, payload: Vec<u8>) {
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Msg-Id", meta.event_id.as_str());
+        headers.insert("Jiesu-Case-Id", meta.case_id.as_str());
+        headers.insert("Jiesu-Event-Type", event_type);
+        headers.insert("Content-Type", "application/x-protobuf");
+        self.jetstream
+            .publish_with_headers(self.subjects.event(event_type), headers, payload.into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+
+    /// Every alert in the stream so far: (event type, Nats-Msg-Id, alert).
+    async fn alerts(&self) -> Vec<(String, String, SlaAlert)> {
+        let stream = self.jetstream.get_stream(self.subjects.events_stream()).await.unwrap();
+        let mut consumer = stream
+            .create_consumer(pull::Config {
+                filter_subject: self.subjects.event("sla.>"),
+                deliver_policy: jetstream::consumer::DeliverPolicy::All,
+                ack_policy: jetstream::consumer::AckPolicy::None,
+                inactive_threshold: Duration::from_secs(30),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let pending = consumer.info().await.unwrap().num_pending as usize;
+        let mut out = Vec::new();
+        if pending > 0 {
+            let mut batch = consumer.fetch().max_messages(pending).messages().await.unwrap();
+            while out.len() < pending {
+                let Some(msg) = tokio::time::timeout(Duration::from_secs(5), futures::StreamExt::next(&mut batch))
+                    .await
+                    .expect("the stream delivers what it counted")
+                else {
+                    break;
+                };
+                let msg = msg.unwrap();
+                let headers = msg.headers.clone().unwrap_or_default();
+                let id = headers.get("Nats-Msg-Id").map(|v| v.to_string()).unwrap_or_default();
+                let kind = self.subjects.event_type_of(&msg.subject).unwrap_or_default().to_string();
+                out.push((kind, id, SlaAlert::decode(msg.payload.as_ref()).unwrap()));
+            }
+        }
+        out
+    }
+
+    /// Waits until there are `n` alerts, then for a quiet spell, and checks there are still `n`.
+    async fn exactly_alerts(&self, n: usize) -> Vec<(String, String, SlaAlert)> {
+        eventually(&format!("{n} alerts"), || async {
+            let a = self.alerts().await;
+            (a.len() >= n).then_some(())
+        })
+        .await;
+        tokio::time::sleep(QUIET).await;
+        let alerts = self.alerts().await;
+        assert_eq!(alerts.len(), n, "exactly {n} alerts, got {:#?}", alerts);
+        alerts
+    }
+}
+
+/// Polls `f` until it answers, for at most 20 seconds.
+async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            if let Some(v) = f().await {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
+async fn client(running: &Running) -> SlaServiceClient<tonic::transport::Channel> {
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", running.grpc_addr)).unwrap();
+    SlaServiceClient::new(channel.connect().await.unwrap())
+}
+
+async fn list(running: &Running, r: Ref) -> Result<ListClocksResponse, tonic::Status> {
+    client(running).await.list_clocks(CaseRef { r#ref: Some(r) }).await.map(|r| r.into_inner())
+}
+
+/// Waits until the case's clocks satisfy `ok`.
+async fn clocks_until(running: &Running, case_id: &str, what: &str, ok: impl Fn(&[ClockView]) -> bool) -> ListClocksResponse {
+    eventually(what, || async {
+        let r = list(running, Ref::CaseId(case_id.into())).await.ok()?;
+        ok(&r.clocks).then_some(r)
+    })
+    .await
+}
+
+fn clock<'a>(clocks: &'a [ClockView], milestone: &str) -> Option<&'a ClockView> {
+    clocks.iter().find(|c| c.milestone == milestone)
+}
+
+fn state_of(clocks: &[ClockView], milestone: &str) -> Option<String> {
+    clock(clocks, milestone).map(|c| c.state.clone())
+}
+
+fn meta(case_id: &str, case_no: &str, occurred_at: DateTime<Utc>) -> EventMeta {
+    EventMeta {
+        event_id: uuid::Uuid::now_v7().to_string(),
+        case_id: case_id.into(),
+        case_no: case_no.into(),
+        occurred_at: Some(to_proto(occurred_at)),
+        causation_id: String::new(),
+        district: "demo".into(),
+    }
+}
+
+fn ts(t: DateTime<Utc>) -> Option<prost_types::Timestamp> {
+    Some(to_proto(t))
+}
+
+async fn metrics(running: &Running) -> String {
+    let mut s = tokio::net::TcpStream::connect(running.admin_addr).await.unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await.unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).await.unwrap();
+    body
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn clocks_fire_once_and_survive_restarts() {
+    let h = Harness::new().await;
+    let mut running = h.start().await;
+    let case_id = uuid::Uuid::now_v7().to_string();
+    let case_no = "DM20261123-0001";
+
+    // Received: the dispatch clock (1 h) starts at the event's time.
+    let m = meta(&case_id, case_no, at(0));
+    h.publish("case.received", &m, CaseReceived { meta: Some(m.clone()), ..Default::default() }.encode_to_vec()).await;
+    let r = clocks_until(&running, &case_id, "the dispatch clock", |c| state_of(c, "dispatch").as_deref() == Some("armed")).await;
+    let dispatch = clock(&r.clocks, "dispatch").unwrap();
+    assert_eq!(dispatch.clock_id, format!("{case_id}:dispatch"));
+    assert_eq!((dispatch.version, dispatch.started_at, dispatch.deadline), (1, ts(at(0)), ts(at(60))));
+    assert_eq!(dispatch.warn_at, ts(at(48)));
+    // The escalation clock (包案, 50 working days) starts at receipt too.
+    let escalate = clock(&r.clocks, "escalate").unwrap();
+    assert_eq!((escalate.state.as_str(), escalate.started_at), ("armed", ts(at(0))));
+    assert_eq!(r.timeline.len(), 2);
+    assert_eq!(r.timeline[0].detail, "分拨时限已启动，截止 2026-11-23 11:00");
+    assert_eq!(r.timeline[0].event, "dispatch.armed");
+    assert_eq!(r.timeline[0].service, "sla_timer");
+
+    // Dispatched five minutes later: dispatch met; accept, reply and resolve start.
+    h.clock.set(at(5));
+    let m = meta(&case_id, case_no, at(5));
+    let dispatched = CaseDispatched {
+        meta: Some(m.clone()),
+        unit_id: "st-dongmen".into(),
+        unit_name: "东门街道".into(),
+        urgency: Urgency::Normal as i32,
+        round: 1,
+        ..Default::default()
+    };
+    h.publish("case.dispatched", &m, dispatched.encode_to_vec()).await;
+    let r = clocks_until(&running, &case_id, "the accept clock", |c| state_of(c, "accept").is_some()).await;
+    assert_eq!(state_of(&r.clocks, "dispatch").as_deref(), Some("stopped"));
+    assert_eq!(clock(&r.clocks, "dispatch").unwrap().stopped_at, ts(at(5)));
+    let accept = clock(&r.clocks, "accept").unwrap();
+    assert_eq!((accept.state.as_str(), accept.warn_at, accept.deadline), ("armed", ts(at(13)), ts(at(15))));
+    assert_eq!(accept.unit_id, "st-dongmen");
+    assert_eq!(clock(&r.clocks, "resolve").unwrap().deadline, ts(at(5 + 24 * 60)));
+    assert_eq!(clock(&r.clocks, "reply").unwrap().deadline, ts(at(5 + 72 * 60)));
+    assert!(clock(&r.clocks, "contact").is_none());
+    assert!(h.alerts().await.is_empty());
+
+    // Past the accept warning point: one warning.
+    h.clock.set(at(13));
+    let alerts = h.exactly_alerts(1).await;
+    let (kind, id, alert) = &alerts[0];
+    assert_eq!(kind, "sla.warning");
+    assert_eq!(id, &format!("sla:{case_id}:accept:1:warning"));
+    assert_eq!((alert.milestone.as_str(), alert.level.as_str(), alert.version), ("accept", "yellow", 1));
+    assert_eq!((alert.unit_id.as_str(), alert.deadline), ("st-dongmen", ts(at(15))));
+    let meta_out = alert.meta.as_ref().unwrap();
+    assert_eq!((meta_out.case_id.as_str(), meta_out.case_no.as_str()), (case_id.as_str(), case_no));
+    assert_eq!((meta_out.event_id.as_str(), meta_out.district.as_str()), (id.as_str(), "demo"));
+    assert_eq!(meta_out.causation_id, m.event_id, "caused by the dispatch that armed the clock");
+
+    // Past the deadline: one breach.
+    h.clock.set(at(15));
+    let alerts = h.exactly_alerts(2).await;
+    let (kind, id, alert) = &alerts[1];
+    assert_eq!((kind.as_str(), id.clone()), ("sla.breached", format!("sla:{case_id}:accept:1:breach")));
+    assert_eq!((alert.milestone.as_str(), alert.level.as_str()), ("accept", "red"));
+    let r = list(&running, Ref::CaseId(case_id.clone())).await.unwrap();
+    assert_eq!(state_of(&r.clocks, "accept").as_deref(), Some("breached"));
+    let details: Vec<&str> = r.timeline.iter().map(|e| e.detail.as_str()).collect();
+    assert!(details.contains(&"签收时限预警（黄），截止 2026-11-23 10:15"), "{details:?}");
+    assert!(details.contains(&"签收超时（红），截止 2026-11-23 10:15"), "{details:?}");
+    assert!(details.contains(&"分拨按时完成"), "{details:?}");
+    let text = metrics(&running).await;
+    assert!(text.contains("jiesu_sla_warnings_fired_total{service=\"sla_timer\"} 1"), "{text}");
+    assert!(text.contains("jiesu_sla_breaches_fired_total{service=\"sla_timer\"} 1"), "{text}");
+
+    // A restart on the same database fires nothing again.
+    running.shutdown().await;
+    running = h.start().await;
+    list(&running, Ref::CaseNo(case_no.into())).await.unwrap();
+    h.exactly_alerts(2).await;
+
+    // The same dispatch sent again under a new id re-arms nothing.
+    let m2 = meta(&case_id, case_no, at(16));
+    h.publish("case.dispatched", &m2, CaseDispatched { meta: Some(m2.clone()), ..dispatched.clone() }.encode_to_vec())
+        .await;
+    // Accepted late: accept stops, contact (30 min) starts.
+    h.clock.set(at(20));
+    let m = meta(&case_id, case_no, at(20));
+    let accepted = CaseAccepted { meta: Some(m.clone()), unit_id: "st-dongmen".into(), round: 1, ..Default::default() };
+    h.publish("case.accepted", &m, accepted.encode_to_vec()).await;
+    let r = clocks_until(&running, &case_id, "the contact clock", |c| state_of(c, "contact").is_some()).await;
+    let accept = clock(&r.clocks, "accept").unwrap();
+    assert_eq!((accept.state.as_str(), accept.version, accept.stopped_at), ("stopped", 1, ts(at(20))));
+    let contact = clock(&r.clocks, "contact").unwrap();
+    assert_eq!((contact.started_at, contact.deadline, contact.unit_id.as_str()), (ts(at(20)), ts(at(50)), "st-dongmen"));
+    assert!(r.timeline.iter().any(|e| e.detail == "签收逾期完成（截止 2026-11-23 10:15）"));
+
+    // Down while the contact clock passes both its warning point and its deadline: on start-up
+    // it fires the breach only.
+    running.shutdown().await;
+    h.clock.set(at(60));
+    let running = h.start().await;
+    let alerts = h.exactly_alerts(3).await;
+    let (kind, id, alert) = &alerts[2];
+    assert_eq!((kind.as_str(), id.clone()), ("sla.breached", format!("sla:{case_id}:contact:1:breach")));
+    assert_eq!((alert.milestone.as_str(), alert.deadline), ("contact", ts(at(50))));
+    assert!(!alerts.iter().any(|(k, _, a)| k == "sla.warning" && a.milestone == "contact"));
+    let r = list(&running, Ref::CaseId(case_id.clone())).await.unwrap();
+    assert_eq!(state_of(&r.clocks, "contact").as_deref(), Some("breached"));
+    assert_eq!(state_of(&r.clocks, "resolve").as_deref(), Some("armed"));
+    running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reopening_rearms_resolve_and_closing_stops_everything() {
+    let h = Harness::new().await;
+    let running = h.start().await;
+    let case_id = uuid::Uuid::now_v7().to_string();
+    let case_no = "DM20261123-0002";
+
+    let m = meta(&case_id, case_no, at(0));
+    h.publish("case.received", &m, CaseReceived { meta: Some(m.clone()), ..Default::default() }.encode_to_vec()).await;
+    let m = meta(&case_id, case_no, at(1));
+    let dispatched = CaseDispatched {
+        meta: Some(m.clone()),
+        unit_id: "dept-water".into(),
+        urgency: Urgency::Emergency as i32,
+        round: 1,
+        ..Default::default()
+    };
+    h.publish("case.dispatched", &m, dispatched.encode_to_vec()).await;
+    let r = clocks_until(&running, &case_id, "the resolve clock", |c| state_of(c, "resolve").is_some()).await;
+    assert_eq!(clock(&r.clocks, "resolve").unwrap().deadline, ts(at(1 + 120)), "emergency: 2 hours");
+
+    let m = meta(&case_id, case_no, at(30));
+    h.publish("case.resolved", &m, CaseResolved { meta: Some(m.clone()), round: 1, ..Default::default() }.encode_to_vec())
+        .await;
+    clocks_until(&running, &case_id, "every clock stopped", |c| c.iter().all(|c| c.state == "stopped")).await;
+
+    // The revisit found it unsolved: resolve starts again, one version up, still an emergency.
+    h.clock.set(at(600));
+    let m = meta(&case_id, case_no, at(600));
+    let reopened = CaseReopened { meta: Some(m.clone()), reason: "未解决".into(), round: 2, ..Default::default() };
+    h.publish("case.reopened", &m, reopened.encode_to_vec()).await;
+    let r = clocks_until(&running, &case_id, "resolve re-armed", |c| clock(c, "resolve").is_some_and(|r| r.version == 2))
+        .await;
+    let resolve = clock(&r.clocks, "resolve").unwrap();
+    assert_eq!((resolve.state.as_str(), resolve.started_at, resolve.deadline), ("armed", ts(at(600)), ts(at(720))));
+    assert_eq!((resolve.unit_id.as_str(), resolve.stopped_at), ("dept-water", None));
+    assert!(r.timeline.iter().any(|e| e.detail == "办结时限重新起算（第2次），截止 2026-11-23 22:00"), "{:?}", r.timeline);
+
+    // Closed: nothing runs, so nothing fires however late it gets.
+    let m = meta(&case_id, case_no, at(601));
+    h.publish("case.closed", &m, CaseClosed { meta: Some(m.clone()), round: 2 }.encode_to_vec()).await;
+    let r = clocks_until(&running, &case_id, "every clock stopped again", |c| c.iter().all(|c| c.state == "stopped")).await;
+    assert!(r.timeline.iter().any(|e| e.detail == "已结案，办结计时停止"));
+    h.clock.set(at(10_000));
+    tokio::time::sleep(QUIET).await;
+    assert!(h.alerts().await.is_empty());
+
+    // Looked up by case number; an unknown case and an empty reference are told apart.
+    let by_no = list(&running, Ref::CaseNo(case_no.into())).await.unwrap();
+    assert_eq!(by_no.clocks.len(), 5);
+    assert_eq!(clock(&by_no.clocks, "escalate").unwrap().version, 2, "resumed on reopening, then closed");
+    let err = list(&running, Ref::CaseNo("DM-none".into())).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound, "{err}");
+    let err = client(&running).await.list_clocks(CaseRef { r#ref: None }).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err}");
+    running.shutdown().await;
+}
