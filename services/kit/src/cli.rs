@@ -44,7 +44,12 @@ where
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(config)) {
+    let result = runtime.block_on(async {
+        let result = run(config).await;
+        crate::telemetry::shutdown();
+        result
+    });
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("jiesu-{service}: {e}");

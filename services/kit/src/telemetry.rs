@@ -22,8 +22,9 @@ use crate::{Error, config::TelemetrySettings};
 
 static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
 
-/// Flushes pending spans when dropped (at the end of `main`).
-#[must_use = "dropping the guard flushes and stops trace export"]
+/// Flushes pending spans when dropped (when a service stops). The provider itself lives as
+/// long as the process: tests run several services in one process, one after another.
+#[must_use = "dropping the guard flushes trace export"]
 pub struct TelemetryGuard {
     owner: bool,
 }
@@ -34,8 +35,15 @@ impl Drop for TelemetryGuard {
             && let Some(p) = PROVIDER.get()
         {
             let _ = p.force_flush();
-            let _ = p.shutdown();
         }
+    }
+}
+
+/// Flushes and stops trace export; the last thing a binary does.
+pub fn shutdown() {
+    if let Some(p) = PROVIDER.get() {
+        let _ = p.force_flush();
+        let _ = p.shutdown();
     }
 }
 
@@ -66,13 +74,14 @@ pub fn init(service: &str, settings: &TelemetrySettings) -> Result<TelemetryGuar
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&settings.log_filter))
         .map_err(|e| Error::Telemetry(format!("log filter {:?}: {e}", settings.log_filter)))?;
+    // The filter applies to the log output only: spans below the log level must still exist for
+    // OpenTelemetry, or trace context would stop crossing services when logs are quiet.
     let fmt = if settings.log_format == "json" {
-        tracing_subscriber::fmt::layer().json().with_current_span(true).boxed()
+        tracing_subscriber::fmt::layer().json().with_current_span(true).with_filter(filter).boxed()
     } else {
-        tracing_subscriber::fmt::layer().with_target(false).boxed()
+        tracing_subscriber::fmt::layer().with_target(false).with_filter(filter).boxed()
     };
     let _ = tracing_subscriber::registry()
-        .with(filter)
         .with(fmt)
         .with(tracing_opentelemetry::layer().with_tracer(tracer))
         .try_init();
@@ -83,6 +92,8 @@ pub fn init(service: &str, settings: &TelemetrySettings) -> Result<TelemetryGuar
 pub fn current_context() -> BTreeMap<String, String> {
     let mut carrier = Carrier(BTreeMap::new());
     TraceContextPropagator::new().inject_context(&tracing::Span::current().context(), &mut carrier);
+    // An empty `tracestate` is noise on every message.
+    carrier.0.retain(|_, v| !v.is_empty());
     carrier.0
 }
 
