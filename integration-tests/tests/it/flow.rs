@@ -7,7 +7,7 @@ use std::{collections::BTreeMap, time::Duration};
 use anyhow::{Context, Result, ensure};
 use jiesu_integration_tests::{Backend, District, eventually};
 use jiesu_proto::v1::{
-    AcceptRequest, CaseReceived, CaseRef, CaseStatus, Citizen, Location, RecordRequest, ResolveRequest, Satisfaction,
+    AcceptRequest, CaseReceived, ContactRequest, CaseRef, CaseStatus, Citizen, Location, RecordRequest, ResolveRequest, Satisfaction,
     Submission, SubmitRequest, case_ref::Ref,
 };
 use prost::Message;
@@ -95,6 +95,7 @@ async fn whole_loop(backend: Backend) -> Result<()> {
             ("case.classified", 1),
             ("case.dispatched", 1),
             ("case.accepted", 1),
+            ("case.contacted", 1),
             ("case.resolved", 2),
             ("revisit.recorded", 2),
             ("case.reopened", 1),
@@ -160,6 +161,22 @@ async fn follow_one_case(d: &District, case_id: &str) -> Result<()> {
     dispatch
         .accept(AcceptRequest { case: Some(by_id(case_id)), unit_id: unit.clone(), accepted_by: "王五".into() })
         .await?;
+    dispatch
+        .contact(ContactRequest {
+            case: Some(by_id(case_id)),
+            unit_id: unit.clone(),
+            contacted_by: "王五".into(),
+            note: "已电话联系，约定下午上门核实。".into(),
+        })
+        .await?;
+    eventually("the contact clock to stop", WAIT, || {
+        let mut sla = sla.clone();
+        async move {
+            let clocks = sla.list_clocks(by_id(case_id)).await.ok()?.into_inner().clocks;
+            clocks.iter().any(|c| c.milestone == "contact" && c.state == "stopped").then_some(())
+        }
+    })
+    .await?;
     dispatch
         .resolve(ResolveRequest {
             case: Some(by_id(case_id)),

@@ -7,7 +7,7 @@ use jiesu_kit::{
     time::{millis_to_proto, to_millis},
 };
 use jiesu_proto::v1::{
-    self as pb, AcceptRequest, CaseRef, CaseView, ListCasesRequest, ListCasesResponse, ResolveRequest, TimelineEntry,
+    self as pb, AcceptRequest, CaseRef, CaseView, ContactRequest, ListCasesRequest, ListCasesResponse, ResolveRequest, TimelineEntry,
     dispatch_service_server::DispatchService,
 };
 use tokio::sync::Notify;
@@ -121,6 +121,17 @@ impl DispatchService for DispatchApi {
         let by = domain::validate_person("accepted_by", &req.accepted_by).map_err(Error::Invalid)?;
         let mut tx = self.db.begin().await.map_err(Error::from)?;
         let outcome = self.dispatch.accept(&mut tx, &key, unit, &by).await;
+        let view = self.finish(tx, outcome).await?;
+        Ok(Response::new(view))
+    }
+
+    async fn contact(&self, request: Request<ContactRequest>) -> Result<Response<CaseView>, Status> {
+        let req = request.into_inner();
+        let key = CaseKey::required(req.case.as_ref())?;
+        let unit = unit_id(&req.unit_id)?;
+        let by = domain::validate_person("contacted_by", &req.contacted_by).map_err(Error::Invalid)?;
+        let mut tx = self.db.begin().await.map_err(Error::from)?;
+        let outcome = self.dispatch.contact(&mut tx, &key, unit, &by, &req.note).await;
         let view = self.finish(tx, outcome).await?;
         Ok(Response::new(view))
     }

@@ -13,6 +13,8 @@ pub const AT_STREET: &str = "@street";
 pub const ANY: &str = "*";
 /// Longest reply to the citizen (答复内容) a unit may file, in characters.
 pub const MAX_REPLY_CHARS: usize = 2_000;
+/// Longest note a unit may add when it reports contacting the citizen, in characters.
+pub const MAX_NOTE_CHARS: usize = 500;
 /// Longest name of the person who signs for or resolves a case, in characters.
 pub const MAX_PERSON_CHARS: usize = 50;
 
@@ -327,6 +329,10 @@ pub enum TransitionError {
     NotResolved { case_no: String, status: CaseStatus, action: &'static str },
     #[error("case {case_no} is in round {current}; round {requested} does not follow from it")]
     RoundMismatch { case_no: String, current: u32, requested: u32 },
+    #[error("case {case_no} must be accepted before the citizen is contacted: unit {owner} has not signed for it")]
+    NotAcceptedForContact { case_no: String, owner: String },
+    #[error("note is {chars} characters long; at most {max} are allowed")]
+    NoteTooLong { chars: usize, max: usize },
     #[error("reply is required: the answer to the citizen (答复内容) must not be empty")]
     ReplyMissing,
     #[error("reply is {chars} characters long; at most {max} are allowed")]
@@ -336,7 +342,10 @@ pub enum TransitionError {
 impl TransitionError {
     /// The request itself is bad (as opposed to the case being in the wrong state or unit).
     pub fn is_bad_input(&self) -> bool {
-        matches!(self, TransitionError::ReplyMissing | TransitionError::ReplyTooLong { .. })
+        matches!(
+            self,
+            TransitionError::ReplyMissing | TransitionError::ReplyTooLong { .. } | TransitionError::NoteTooLong { .. }
+        )
     }
 }
 
@@ -359,6 +368,25 @@ impl CaseState {
         match self.status {
             CaseStatus::Dispatched | CaseStatus::Reopened => Ok(Change::Applied(self.with_status(CaseStatus::Accepted))),
             CaseStatus::Accepted => Ok(Change::Unchanged),
+            CaseStatus::Resolved => Err(TransitionError::AlreadyResolved { case_no: self.case_no.clone() }),
+            CaseStatus::Closed => Err(TransitionError::AlreadyClosed { case_no: self.case_no.clone() }),
+        }
+    }
+
+    /// 联系: the owning unit reached the citizen. Allowed while it handles the case (accepted or
+    /// reopened); it changes no status. Returns the trimmed note.
+    pub fn contact(&self, unit: &str, note: &str) -> Result<String, TransitionError> {
+        self.check_owner(unit)?;
+        let note = note.trim();
+        let chars = note.chars().count();
+        if chars > MAX_NOTE_CHARS {
+            return Err(TransitionError::NoteTooLong { chars, max: MAX_NOTE_CHARS });
+        }
+        match self.status {
+            CaseStatus::Accepted | CaseStatus::Reopened => Ok(note.to_string()),
+            CaseStatus::Dispatched => {
+                Err(TransitionError::NotAcceptedForContact { case_no: self.case_no.clone(), owner: self.unit_id.clone() })
+            }
             CaseStatus::Resolved => Err(TransitionError::AlreadyResolved { case_no: self.case_no.clone() }),
             CaseStatus::Closed => Err(TransitionError::AlreadyClosed { case_no: self.case_no.clone() }),
         }
@@ -480,6 +508,14 @@ pub fn accepted_detail(unit_name: &str, accepted_by: &str) -> String {
 }
 
 /// "已办结，答复：…"
+pub fn contacted_detail(contacted_by: &str, note: &str) -> String {
+    if note.is_empty() {
+        format!("已联系市民（联系人：{contacted_by}）")
+    } else {
+        format!("已联系市民（联系人：{contacted_by}）：{note}")
+    }
+}
+
 pub fn resolved_detail(reply: &str) -> String {
     format!("已办结，答复：{reply}")
 }
@@ -743,6 +779,23 @@ mod tests {
         assert_eq!(e.to_string(), "case DM20261123-0001 is already resolved and waits for its revisit");
         let e = case(CaseStatus::Closed).accept("st-dongmen").unwrap_err();
         assert_eq!(e.to_string(), "case DM20261123-0001 is already closed");
+    }
+
+    #[test]
+    fn contact_while_handling_by_the_owner() {
+        for from in [CaseStatus::Accepted, CaseStatus::Reopened] {
+            assert_eq!(case(from).contact("st-dongmen", "  约定明早上门  "), Ok("约定明早上门".to_string()), "{from}");
+        }
+        let e = case(CaseStatus::Dispatched).contact("st-dongmen", "").unwrap_err();
+        assert!(e.to_string().contains("must be accepted before the citizen is contacted"), "{e}");
+        assert!(matches!(case(CaseStatus::Resolved).contact("st-dongmen", ""), Err(TransitionError::AlreadyResolved { .. })));
+        assert!(matches!(case(CaseStatus::Closed).contact("st-dongmen", ""), Err(TransitionError::AlreadyClosed { .. })));
+        assert!(matches!(case(CaseStatus::Accepted).contact("st-xinan", ""), Err(TransitionError::NotOwner { .. })));
+        let long = "字".repeat(MAX_NOTE_CHARS + 1);
+        let e = case(CaseStatus::Accepted).contact("st-dongmen", &long).unwrap_err();
+        assert!(e.is_bad_input(), "{e}");
+        assert_eq!(contacted_detail("王五", ""), "已联系市民（联系人：王五）");
+        assert_eq!(contacted_detail("王五", "约定明早上门"), "已联系市民（联系人：王五）：约定明早上门");
     }
 
     #[test]

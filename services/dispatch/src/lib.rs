@@ -24,7 +24,7 @@ use jiesu_kit::{
     time::{to_millis, to_proto},
 };
 use jiesu_proto::v1::{
-    CaseAccepted, CaseClassified, CaseClosed, CaseDispatched, CaseReopened, CaseResolved, EventMeta, RevisitRecorded, Satisfaction,
+    CaseAccepted, CaseClassified, CaseClosed, CaseContacted, CaseDispatched, CaseReopened, CaseResolved, EventMeta, RevisitRecorded, Satisfaction,
 };
 use serde::Deserialize;
 
@@ -175,6 +175,26 @@ impl Dispatch {
         let event = CaseAccepted { meta: Some(meta.clone()), unit_id: row.unit_id.clone(), accepted_by: accepted_by.to_string(), round: next.round };
         tracing::info!(case_id = %row.case_id, unit_id, round = next.round, "case accepted");
         Ok((row.case_id, vec![self.event("case.accepted", &meta, &event)]))
+    }
+
+    /// 联系: `unit_id` reached the citizen; recorded and announced each time it is reported.
+    pub async fn contact(&self, tx: &mut Tx, key: &CaseKey, unit_id: &str, contacted_by: &str, note: &str) -> Result<(String, Vec<Outgoing>), Error> {
+        let row = find_case(tx, key).await?;
+        let state = row.state()?;
+        let note = state.contact(unit_id, note)?;
+        let now = self.clock.now();
+        let at = to_millis(now);
+        store::add_history(tx, &row.case_id, at, "contacted", &domain::contacted_detail(contacted_by, &note), contacted_by).await?;
+        let meta = self.meta(&row.case_id, &row.case_no, now, "");
+        let event = CaseContacted {
+            meta: Some(meta.clone()),
+            unit_id: row.unit_id.clone(),
+            contacted_by: contacted_by.to_string(),
+            round: state.round,
+            note,
+        };
+        tracing::info!(case_id = %row.case_id, unit_id, round = state.round, "citizen contacted");
+        Ok((row.case_id, vec![self.event("case.contacted", &meta, &event)]))
     }
 
     /// 办结 by `unit_id` with its reply to the citizen.

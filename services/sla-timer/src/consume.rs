@@ -10,7 +10,7 @@ use jiesu_kit::{
     time::{from_proto, to_millis},
 };
 use jiesu_proto::v1::{
-    CaseAccepted, CaseClosed, CaseDispatched, CaseReceived, CaseReopened, CaseResolved, EventMeta,
+    CaseAccepted, CaseClosed, CaseContacted, CaseDispatched, CaseReceived, CaseReopened, CaseResolved, EventMeta,
     Urgency as ProtoUrgency,
 };
 use tokio::sync::Notify;
@@ -151,6 +151,10 @@ fn decode(msg: &Incoming) -> Result<(EventMeta, CaseEvent), HandlerError> {
         "case.accepted" => {
             let e = msg.decode::<CaseAccepted>()?;
             (e.meta, CaseEvent::Accepted { round: e.round })
+        }
+        "case.contacted" => {
+            let e = msg.decode::<CaseContacted>()?;
+            (e.meta, CaseEvent::Contacted { round: e.round })
         }
         "case.resolved" => {
             let e = msg.decode::<CaseResolved>()?;

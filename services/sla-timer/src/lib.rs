@@ -40,8 +40,8 @@ use crate::domain::{Calendar, DomainError, Policy};
 pub const SERVICE: &str = "sla_timer";
 
 /// The case events the timer consumes.
-pub const CONSUMED_EVENTS: [&str; 6] =
-    ["case.received", "case.dispatched", "case.accepted", "case.resolved", "case.reopened", "case.closed"];
+pub const CONSUMED_EVENTS: [&str; 7] =
+    ["case.received", "case.dispatched", "case.accepted", "case.contacted", "case.resolved", "case.reopened", "case.closed"];
 
 /// `[sla_timer]` of the district file (besides the keys every service has).
 #[derive(Debug, Clone, Default, Deserialize)]

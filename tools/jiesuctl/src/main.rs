@@ -44,6 +44,16 @@ enum Command {
         #[arg(long = "by")]
         by: String,
     },
+    /// A unit reports that it reached the citizen (联系).
+    Contact {
+        case: String,
+        #[arg(long)]
+        unit: String,
+        #[arg(long = "by")]
+        by: String,
+        #[arg(long, default_value = "")]
+        note: String,
+    },
     /// A unit closes a case with its reply to the citizen (办结).
     Resolve {
         case: String,
@@ -188,6 +198,16 @@ async fn run(cli: Cli) -> Result<()> {
                 .map_err(status)?
                 .into_inner();
             println!("{} 已签收（{}）", v.case_no, status_zh(v.status()));
+            Ok(())
+        }
+        Command::Contact { case, unit, by, note } => {
+            let mut c = DispatchServiceClient::new(d.channel("dispatch").await?);
+            let v = c
+                .contact(pb::ContactRequest { case: Some(case_ref(&case)), unit_id: unit, contacted_by: by, note })
+                .await
+                .map_err(status)?
+                .into_inner();
+            println!("{} 已登记联系市民（{}）", v.case_no, status_zh(v.status()));
             Ok(())
         }
         Command::Resolve { case, unit, by, reply } => {
@@ -343,7 +363,7 @@ async fn show(d: &District, case: &str) -> Result<()> {
             .clocks
             .iter()
             .filter(|k| k.state != "stopped")
-            .map(|k| format!("{} {} 截止{}", k.milestone, k.state, d.local(k.deadline.as_ref())))
+            .map(|k| format!("{}{} 截止{}", milestone_zh(&k.milestone), clock_state_zh(&k.state), d.local(k.deadline.as_ref())))
             .collect();
         lines.insert("5 时限", if running.is_empty() { "无进行中的时限".into() } else { running.join("；") });
         timeline.extend(c.timeline);
@@ -404,6 +424,27 @@ fn status_zh(s: pb::CaseStatus) -> &'static str {
         pb::CaseStatus::Resolved => "已办结",
         pb::CaseStatus::Reopened => "重新办理",
         pb::CaseStatus::Closed => "已结案",
+    }
+}
+
+fn milestone_zh(m: &str) -> &str {
+    match m {
+        "dispatch" => "分拨",
+        "accept" => "签收",
+        "contact" => "联系",
+        "reply" => "答复",
+        "resolve" => "办结",
+        "escalate" => "包案",
+        other => other,
+    }
+}
+
+fn clock_state_zh(s: &str) -> &str {
+    match s {
+        "armed" => "（绿）",
+        "warned" => "（黄·预警）",
+        "breached" => "（红·超时）",
+        other => other,
     }
 }
 

@@ -25,6 +25,8 @@ pub enum CaseEvent {
     },
     /// `case.accepted`: the unit signed for it (签收); the contact clock starts.
     Accepted { round: u32 },
+    /// `case.contacted`: the unit reached the citizen (联系); the contact clock stops.
+    Contacted { round: u32 },
     /// `case.resolved`: the unit closed it with a reply (办结); every clock of the round stops.
     Resolved { round: u32 },
     /// `case.reopened`: the revisit found it unsolved; the resolve clock starts again (重新计时)
@@ -233,6 +235,11 @@ pub fn plan(
                 Some(_) => {}
             }
         }
+        CaseEvent::Contacted { round } => {
+            if let Some(t) = find(Milestone::Contact).filter(|t| t.is_running() && concerns(t, *round)) {
+                changes.extend(stop(t, StopReason::Met));
+            }
+        }
         CaseEvent::Resolved { round } => {
             for m in [
                 Milestone::Dispatch,
@@ -438,11 +445,15 @@ mod tests {
         assert_eq!(contact.clock.started_at, mins(29));
         assert_eq!(contact.unit_id, "st-dongmen");
 
+        // Contact reported late (30 minutes after signing: red), once; a repeat changes nothing.
+        let c = case.on(CaseEvent::Contacted { round: 1 }, mins(29 + 31));
+        assert_eq!(stopped(&c), [(Milestone::Contact, StopReason::Met, Level::Red)]);
+        assert!(case.on(CaseEvent::Contacted { round: 1 }, mins(70)).is_empty());
+
         let c = case.on(CaseEvent::Resolved { round: 1 }, mins(100));
         assert_eq!(
             stopped(&c),
             [
-                (Milestone::Contact, StopReason::Met, Level::Red),
                 (Milestone::Reply, StopReason::Met, Level::Green),
                 (Milestone::Resolve, StopReason::Met, Level::Green),
                 (Milestone::Escalate, StopReason::Met, Level::Green),
