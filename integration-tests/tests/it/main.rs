@@ -3,4 +3,5 @@
 //! they fail, not skip, when it is missing — CI runs them.
 
 mod bad_input;
+mod crash;
 mod flow;
