@@ -407,7 +407,7 @@ async fn list(d: &District, unit: String, limit: u32) -> Result<()> {
             status_zh(c.status()),
             c.unit_name,
             c.sub_item,
-            c.title
+            if c.title.is_empty() { "（无标题）" } else { &c.title }
         );
     }
     if cases.is_empty() {
