@@ -267,7 +267,7 @@ impl Default for TelemetrySettings {
 }
 
 /// The keys every service section has.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(default)]
 pub struct ServiceSettings {
     /// `sqlite://data/intake.db` (default) or `postgres://…/jiesu_intake`.
@@ -277,6 +277,28 @@ pub struct ServiceSettings {
     /// Admin HTTP listener: `/healthz`, `/readyz`, `/metrics`, `/dead-letters`.
     pub admin_addr: SocketAddr,
     pub consumer: ConsumerSettings,
+}
+
+impl std::fmt::Debug for ServiceSettings {
+    // A database URL may carry a password: never print it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceSettings")
+            .field("database_url", &redact_url(&self.database_url))
+            .field("grpc_addr", &self.grpc_addr)
+            .field("admin_addr", &self.admin_addr)
+            .field("consumer", &self.consumer)
+            .finish()
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let Some((userinfo, host)) = rest.split_once('@') else { return url.to_string() };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
+    }
 }
 
 impl Default for ServiceSettings {
@@ -368,6 +390,15 @@ mod tests {
         let err = cfg.service::<Own>("intake").unwrap_err().to_string();
         assert!(err.contains("timezone"), "{err}");
         assert!(err.contains("subject_root"), "{err}");
+    }
+
+    #[test]
+    fn passwords_never_print() {
+        assert_eq!(redact_url("postgres://jiesu:s3cret@db:5432/jiesu_intake"), "postgres://jiesu:***@db:5432/jiesu_intake");
+        assert_eq!(redact_url("postgres://jiesu@db/x"), "postgres://jiesu@db/x");
+        assert_eq!(redact_url("sqlite://data/intake.db"), "sqlite://data/intake.db");
+        let s = ServiceSettings { database_url: "postgres://u:pw@h/d".into(), ..Default::default() };
+        assert!(!format!("{s:?}").contains("pw"));
     }
 
     #[test]
