@@ -138,6 +138,8 @@ impl<H: Handler> Consumer<H> {
             ack_wait: s.ack_wait,
             max_deliver: s.max_deliver,
             max_ack_pending: s.max_ack_pending,
+            // No server-side `backoff`: it would replace `ack_wait` by its first step and redeliver
+            // a message still being handled. Failures are NAK'd with their delay instead.
             ..Default::default()
         };
         let consumer = stream
