@@ -1,13 +1,16 @@
 //! The harness of Jiesu's integration tests: a whole district — a real nats-server of the
 //! test's own, all six services started in-process with `start(config)`, and one database per
 //! service (SQLite files in a temporary directory, or fresh PostgreSQL databases) — plus gRPC
-//! clients and a reader of the event stream.
+//! clients and a reader of the event stream. What every service's tests share (the test NATS,
+//! [`read_stream`], `eventually`, …) is in [`jiesu_kit::testing`].
 
-use std::{collections::BTreeMap, path::PathBuf, sync::Arc, time::Duration};
+use std::{collections::BTreeMap, sync::Arc};
 
 use anyhow::{Context, Result, bail};
-use futures::StreamExt;
-use jiesu_kit::{Clock, DistrictConfig, Running, Subjects, testing::NatsServer};
+use jiesu_kit::{
+    Clock, DistrictConfig, Running, Subjects,
+    testing::{NatsServer, StoredMessage, TestBed, demo_config, grpc_channel, read_stream},
+};
 use jiesu_proto::v1::{
     classification_service_client::ClassificationServiceClient, dispatch_service_client::DispatchServiceClient,
     intake_service_client::IntakeServiceClient, notification_service_client::NotificationServiceClient,
@@ -42,11 +45,6 @@ pub struct District {
     _dir: tempfile::TempDir,
 }
 
-/// The demo district's configuration file.
-pub fn demo_config_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/districts/demo/jiesu.toml")
-}
-
 impl District {
     /// Starts NATS and all six services on `backend`, with the demo district's configuration.
     pub async fn start(backend: Backend) -> Result<Self> {
@@ -60,34 +58,23 @@ impl District {
         services: &[&'static str],
         tweak: impl FnOnce(&mut DistrictConfig),
     ) -> Result<Self> {
-        let nats = NatsServer::start();
-        let dir = tempfile::Builder::new().prefix("jiesu-it-").tempdir()?;
-        let root = jiesu_kit::testing::unique_name("t");
-        let mut config = DistrictConfig::load(demo_config_path())?;
-        config.set("nats.url", nats.url());
-        config.set("nats.subject_root", root.clone());
-        config.set("telemetry.log_filter", "warn");
+        // Every service on SQLite in the bed's directory; PostgreSQL replaces the URLs below.
+        let TestBed { nats, dir, mut config, subjects } = TestBed::new(demo_config(), &SERVICES);
         let mut databases = Vec::new();
         for svc in SERVICES {
-            let url = match backend {
-                Backend::Sqlite => format!("sqlite://{}", dir.path().join(format!("{svc}.db")).display()),
-                Backend::Postgres => {
-                    let name = format!("{root}_{svc}");
-                    create_pg_database(&name).await?;
-                    databases.push(name.clone());
-                    pg_url(&name)
-                }
-            };
-            config.set(&format!("{svc}.database_url"), url);
-            config.set(&format!("{svc}.grpc_addr"), "127.0.0.1:0");
-            config.set(&format!("{svc}.admin_addr"), "127.0.0.1:0");
+            if backend == Backend::Postgres {
+                let name = format!("{}_{svc}", subjects.root());
+                create_pg_database(&name).await?;
+                config.set(&format!("{svc}.database_url"), pg_url(&name));
+                databases.push(name);
+            }
             // Faster redelivery than production, so a test sees a retry within seconds.
             config.set(&format!("{svc}.consumer.backoff"), vec!["200ms", "500ms", "1s", "1s", "1s"]);
         }
         tweak(&mut config);
         let mut district = Self {
             nats,
-            subjects: Subjects::new(root),
+            subjects,
             config,
             running: BTreeMap::new(),
             clock,
@@ -131,12 +118,7 @@ impl District {
     }
 
     async fn channel(&self, svc: &str) -> Channel {
-        let addr = self.running[svc].grpc_addr;
-        tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-            .expect("endpoint")
-            .connect()
-            .await
-            .expect("connect to an in-process service")
+        grpc_channel(self.running[svc].grpc_addr).await
     }
 
     pub async fn intake(&self) -> IntakeServiceClient<Channel> {
@@ -163,14 +145,15 @@ impl District {
         Ok(async_nats::jetstream::new(client))
     }
 
-    /// Every message in the events stream so far: (subject, headers, payload).
-    pub async fn events(&self) -> Result<Vec<Event>> {
-        read_stream(&self.jetstream().await?, &self.subjects.events_stream(), None).await
+    /// Every message in the events stream so far.
+    pub async fn events(&self) -> Result<Vec<StoredMessage>> {
+        read_stream(&self.jetstream().await?, &self.subjects.events_stream(), None).await.map_err(anyhow::Error::from_boxed)
     }
 
     /// Every message on one subject of the submissions stream (e.g. rejections).
-    pub async fn submissions_stream(&self, subject: &str) -> Result<Vec<Event>> {
-        read_stream(&self.jetstream().await?, &self.subjects.submissions_stream(), Some(subject.to_string())).await
+    pub async fn submissions_stream(&self, subject: &str) -> Result<Vec<StoredMessage>> {
+        let js = self.jetstream().await?;
+        read_stream(&js, &self.subjects.submissions_stream(), Some(subject)).await.map_err(anyhow::Error::from_boxed)
     }
 
     /// Stops every service and drops the databases.
@@ -183,72 +166,6 @@ impl District {
                 let _ = drop_pg_database(db).await;
             }
         }
-    }
-}
-
-/// One message read back from a stream.
-#[derive(Debug, Clone)]
-pub struct Event {
-    pub subject: String,
-    pub msg_id: String,
-    pub case_id: String,
-    /// The W3C `traceparent` header, if any.
-    pub traceparent: String,
-    pub payload: bytes::Bytes,
-}
-
-impl Event {
-    /// The trace id in `traceparent` (`00-<trace id>-<span id>-<flags>`).
-    pub fn trace_id(&self) -> Option<&str> {
-        self.traceparent.split('-').nth(1)
-    }
-}
-
-async fn read_stream(js: &async_nats::jetstream::Context, stream: &str, filter: Option<String>) -> Result<Vec<Event>> {
-    use async_nats::jetstream::consumer::{DeliverPolicy, pull};
-    let stream = js.get_stream(stream).await?;
-    let info = stream.get_info().await?;
-    let total = info.state.messages as usize;
-    let consumer = stream
-        .create_consumer(pull::Config {
-            deliver_policy: DeliverPolicy::All,
-            ack_policy: async_nats::jetstream::consumer::AckPolicy::None,
-            filter_subject: filter.unwrap_or_default(),
-            inactive_threshold: Duration::from_secs(30),
-            ..Default::default()
-        })
-        .await?;
-    let mut out = Vec::new();
-    let mut batch = consumer.fetch().max_messages(total.max(1)).expires(Duration::from_millis(500)).messages().await?;
-    while let Some(m) = batch.next().await {
-        let m = m.map_err(|e| anyhow::anyhow!("{e}"))?;
-        let h = m.headers.clone().unwrap_or_default();
-        out.push(Event {
-            subject: m.subject.to_string(),
-            msg_id: h.get("Nats-Msg-Id").map(|v| v.to_string()).unwrap_or_default(),
-            case_id: h.get("Jiesu-Case-Id").map(|v| v.to_string()).unwrap_or_default(),
-            traceparent: h.get("traceparent").map(|v| v.to_string()).unwrap_or_default(),
-            payload: m.payload.clone(),
-        });
-    }
-    Ok(out)
-}
-
-/// Polls `check` until it returns `Some`, or fails after `limit` with `what`.
-pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let start = tokio::time::Instant::now();
-    loop {
-        if let Some(v) = check().await {
-            return Ok(v);
-        }
-        if start.elapsed() > limit {
-            bail!("timed out after {limit:?} waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

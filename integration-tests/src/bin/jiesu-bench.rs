@@ -80,7 +80,7 @@ fn submission(run: usize, i: usize) -> Submission {
         citizen: Some(Citizen { name: "市民".into(), phone: format!("138{:08}", i), anonymous: false }),
         title: title.into(),
         description: description.into(),
-        location: Some(Location { street: if i % 2 == 0 { "st-dongmen" } else { "st-xinan" }.into(), ..Default::default() }),
+        location: Some(Location { street: if i.is_multiple_of(2) { "st-dongmen" } else { "st-xinan" }.into(), ..Default::default() }),
         ..Default::default()
     }
 }

@@ -10,10 +10,9 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail, ensure};
-use jiesu_integration_tests::{Event, demo_config_path, eventually};
 use jiesu_kit::{
     Subjects,
-    testing::{NatsServer, free_port, unique_name},
+    testing::{NatsServer, StoredMessage, demo_config, eventually, free_port, grpc_channel, read_stream, unique_name},
 };
 use jiesu_proto::v1::{
     CaseReceived, CaseRef, CaseStatus, Citizen, Location, Submission, SubmitRequest, case_ref::Ref,
@@ -55,7 +54,7 @@ impl Process {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
         let child = Command::new(&self.bin)
             .arg("--config")
-            .arg(demo_config_path())
+            .arg(demo_config())
             .envs(self.env.iter().cloned())
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log))
@@ -148,44 +147,21 @@ impl Cluster {
         self.ready(svc).await
     }
 
-    async fn intake(&self) -> Result<IntakeServiceClient<tonic::transport::Channel>> {
-        Ok(IntakeServiceClient::new(channel(self.grpc["intake"]).await?))
+    async fn intake(&self) -> IntakeServiceClient<tonic::transport::Channel> {
+        IntakeServiceClient::new(grpc_channel(self.grpc["intake"]).await)
     }
 
-    async fn dispatch(&self) -> Result<DispatchServiceClient<tonic::transport::Channel>> {
-        Ok(DispatchServiceClient::new(channel(self.grpc["dispatch"]).await?))
+    async fn dispatch(&self) -> DispatchServiceClient<tonic::transport::Channel> {
+        DispatchServiceClient::new(grpc_channel(self.grpc["dispatch"]).await)
     }
 
-    async fn events(&self) -> Result<Vec<Event>> {
-        let client = async_nats::connect(self.nats.url()).await?;
-        let js = async_nats::jetstream::new(client);
-        let stream = js.get_stream(self.subjects.events_stream()).await?;
-        let total = stream.get_info().await?.state.messages as usize;
-        let consumer = stream
-            .create_consumer(async_nats::jetstream::consumer::pull::Config {
-                ack_policy: async_nats::jetstream::consumer::AckPolicy::None,
-                ..Default::default()
-            })
-            .await?;
-        let mut out = Vec::new();
-        use futures::StreamExt;
-        let mut batch = consumer.fetch().max_messages(total.max(1)).expires(Duration::from_millis(500)).messages().await?;
-        while let Some(m) = batch.next().await {
-            let m = m.map_err(|e| anyhow::anyhow!("{e}"))?;
-            let h = m.headers.clone().unwrap_or_default();
-            out.push(Event {
-                subject: m.subject.to_string(),
-                msg_id: h.get("Nats-Msg-Id").map(|v| v.to_string()).unwrap_or_default(),
-                case_id: h.get("Jiesu-Case-Id").map(|v| v.to_string()).unwrap_or_default(),
-                traceparent: String::new(),
-                payload: m.payload.clone(),
-            });
-        }
-        Ok(out)
+    async fn events(&self) -> Result<Vec<StoredMessage>> {
+        let js = async_nats::jetstream::new(async_nats::connect(self.nats.url()).await?);
+        read_stream(&js, &self.subjects.events_stream(), None).await.map_err(anyhow::Error::from_boxed)
     }
 
     async fn dispatched(&self, case_id: &str) -> Result<()> {
-        let dispatch = self.dispatch().await?;
+        let dispatch = self.dispatch().await;
         eventually(&format!("case {case_id} to be dispatched"), Duration::from_secs(30), || {
             let mut dispatch = dispatch.clone();
             async move {
@@ -197,12 +173,9 @@ impl Cluster {
                 (v.status() == CaseStatus::Dispatched).then_some(())
             }
         })
-        .await
+        .await?;
+        Ok(())
     }
-}
-
-async fn channel(addr: SocketAddr) -> Result<tonic::transport::Channel> {
-    Ok(tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?.connect().await?)
 }
 
 async fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
@@ -237,7 +210,7 @@ async fn killed_services_and_a_lost_broker_lose_nothing_and_repeat_nothing() -> 
     // 1. Dispatch is killed: the classified case waits in the stream and is dispatched once
     //    when dispatch is back.
     c.procs.get_mut("dispatch").unwrap().kill();
-    let one = c.intake().await?.submit(SubmitRequest { submission: Some(submission("crash-1")) }).await?.into_inner();
+    let one = c.intake().await.submit(SubmitRequest { submission: Some(submission("crash-1")) }).await?.into_inner();
     eventually("case 1 to be classified", Duration::from_secs(20), || async {
         c.events().await.ok()?.iter().any(|e| e.case_id == one.case_id && e.subject.ends_with("case.classified")).then_some(())
     })
@@ -277,7 +250,7 @@ async fn killed_services_and_a_lost_broker_lose_nothing_and_repeat_nothing() -> 
     // 3. NATS goes away: intake still accepts over gRPC (the event waits in its outbox) and
     //    the relay publishes it when NATS is back.
     c.nats.kill();
-    let three = c.intake().await?.submit(SubmitRequest { submission: Some(submission("crash-3")) }).await?.into_inner();
+    let three = c.intake().await.submit(SubmitRequest { submission: Some(submission("crash-3")) }).await?.into_inner();
     tokio::time::sleep(Duration::from_millis(500)).await;
     c.nats.restart();
     c.dispatched(&three.case_id).await?;

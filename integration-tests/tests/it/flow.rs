@@ -5,7 +5,8 @@
 use std::{collections::BTreeMap, time::Duration};
 
 use anyhow::{Context, Result, ensure};
-use jiesu_integration_tests::{Backend, District, eventually};
+use jiesu_integration_tests::{Backend, District};
+use jiesu_kit::testing::eventually;
 use jiesu_proto::v1::{
     AcceptRequest, CaseReceived, ContactRequest, CaseRef, CaseStatus, Citizen, Location, RecordRequest, ResolveRequest, Satisfaction,
     Submission, SubmitRequest, case_ref::Ref,

@@ -1,18 +1,20 @@
 //! Dispatch in-process against a real nats-server and a temporary SQLite database: the whole
 //! handling loop driven by the events it consumes and its gRPC commands.
 
-use std::{path::Path, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
-use async_nats::{HeaderMap, jetstream};
-use futures::StreamExt;
-use jiesu_kit::{DistrictConfig, Running, Subjects, testing::NatsServer};
+use async_nats::jetstream;
+use jiesu_kit::{
+    Running,
+    testing::{TestBed, demo_config, grpc_channel, publish_event, read_stream, sqlite_read_only, until_handled, until_outbox_sent},
+};
 use jiesu_proto::v1::{
     AcceptRequest, CaseAccepted, CaseClassified, CaseClosed, CaseDispatched, CaseRef, CaseReopened, CaseResolved, CaseStatus,
     EventMeta, ListCasesRequest, Location, ResolveRequest, RevisitRecorded, Satisfaction, Urgency, case_ref::Ref,
     dispatch_service_client::DispatchServiceClient,
 };
 use prost::Message;
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use sqlx::sqlite::SqlitePool;
 use tonic::{Code, transport::Channel};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -21,125 +23,50 @@ const CASE_NO: &str = "DM20261123-0001";
 
 /// One dispatch service with its own broker and database.
 struct Harness {
-    _nats: NatsServer,
-    _dir: tempfile::TempDir,
+    bed: TestBed,
     running: Running,
     js: jetstream::Context,
-    subjects: Subjects,
     db: SqlitePool,
     client: DispatchServiceClient<Channel>,
 }
 
 impl Harness {
     async fn start() -> Self {
-        let nats = NatsServer::start();
-        let dir = tempfile::tempdir().expect("temp dir");
-        let root = jiesu_kit::testing::unique_name("t");
-        let db_path = dir.path().join("dispatch.db");
-        let mut cfg = DistrictConfig::load(concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/districts/demo/jiesu.toml")).expect("demo config");
-        cfg.set("nats.url", nats.url());
-        cfg.set("nats.subject_root", root.clone());
-        cfg.set("telemetry.log_filter", "warn");
-        cfg.set("dispatch.database_url", format!("sqlite://{}", db_path.display()));
-        cfg.set("dispatch.grpc_addr", "127.0.0.1:0");
-        cfg.set("dispatch.admin_addr", "127.0.0.1:0");
-        let running = jiesu_dispatch::start(&cfg, Arc::new(jiesu_kit::SystemClock)).await.expect("dispatch starts");
-        let js = jetstream::new(async_nats::connect(nats.url()).await.expect("connect to NATS"));
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", running.grpc_addr))
-            .expect("endpoint")
-            .connect()
-            .await
-            .expect("gRPC connect");
-        let client = DispatchServiceClient::new(channel);
-        Self { db: read_only(&db_path).await, _nats: nats, _dir: dir, running, js, subjects: Subjects::new(root), client }
+        let bed = TestBed::new(demo_config(), &["dispatch"]);
+        let running = jiesu_dispatch::start(&bed.config, Arc::new(jiesu_kit::SystemClock)).await.expect("dispatch starts");
+        let js = bed.jetstream().await.expect("connect to NATS");
+        let client = DispatchServiceClient::new(grpc_channel(running.grpc_addr).await);
+        Self { db: sqlite_read_only(&bed.database_path("dispatch")).await, bed, running, js, client }
     }
 
     /// Publishes an event as a producer would, with the given `Nats-Msg-Id`; true when
     /// JetStream took it as new (not a duplicate).
-    async fn publish(&self, event_type: &str, msg_id: &str, payload: Vec<u8>) -> bool {
-        let mut headers = HeaderMap::new();
-        headers.insert("Nats-Msg-Id", msg_id);
-        headers.insert("Jiesu-Case-Id", CASE_ID);
-        headers.insert("Jiesu-Event-Type", event_type);
-        headers.insert("Content-Type", "application/x-protobuf");
-        let ack = self
-            .js
-            .publish_with_headers(self.subjects.event(event_type), headers, payload.into())
-            .await
-            .expect("publish")
-            .await
-            .expect("publish ack");
-        !ack.duplicate
+    async fn publish(&self, event_type: &str, msg_id: &str, msg: &impl Message) -> bool {
+        publish_event(&self.js, &self.bed.subjects, event_type, msg_id, CASE_ID, msg).await
     }
 
     /// Waits until dispatch has handled message `msg_id` (it is in the inbox) and published
     /// everything it wrote to its outbox.
     async fn handled(&self, msg_id: &str) {
-        eventually(&format!("message {msg_id} to be handled"), || async {
-            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM inbox WHERE consumer = 'dispatch' AND message_id = $1")
-                .bind(msg_id)
-                .fetch_one(&self.db)
-                .await
-                .ok()?;
-            (n == 1).then_some(())
-        })
-        .await;
+        until_handled(&self.db, "dispatch", msg_id, WAIT).await.unwrap();
         self.settled().await;
     }
 
     /// Waits until the outbox is empty: what the stream holds is all dispatch emitted.
     async fn settled(&self) {
-        eventually("the outbox to be published", || async {
-            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL").fetch_one(&self.db).await.ok()?;
-            (n == 0).then_some(())
-        })
-        .await;
+        until_outbox_sent(&self.db, WAIT).await.unwrap();
     }
 
     /// Every payload published so far on one event subject.
     async fn events(&self, event_type: &str) -> Vec<Vec<u8>> {
-        let stream = self.js.get_stream(self.subjects.events_stream()).await.expect("events stream");
-        let consumer = stream
-            .create_consumer(jetstream::consumer::pull::Config {
-                filter_subject: self.subjects.event(event_type),
-                ack_policy: jetstream::consumer::AckPolicy::None,
-                inactive_threshold: Duration::from_secs(30),
-                ..Default::default()
-            })
-            .await
-            .expect("ephemeral consumer");
-        let mut out = Vec::new();
-        let mut batch = consumer.fetch().max_messages(100).expires(Duration::from_millis(300)).messages().await.expect("fetch");
-        while let Some(m) = batch.next().await {
-            out.push(m.expect("message").payload.to_vec());
-        }
-        out
+        let subjects = &self.bed.subjects;
+        let stored = read_stream(&self.js, &subjects.events_stream(), Some(&subjects.event(event_type))).await;
+        stored.expect("read the events stream").into_iter().map(|m| m.payload.to_vec()).collect()
     }
 
     async fn case(&mut self) -> jiesu_proto::v1::CaseView {
         self.client.get_case(by_id()).await.expect("GetCase").into_inner()
     }
-}
-
-async fn read_only(path: &Path) -> SqlitePool {
-    let opts = SqliteConnectOptions::new().filename(path).read_only(true);
-    SqlitePoolOptions::new().max_connections(1).connect_with(opts).await.expect("open the service's database")
-}
-
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let polling = async {
-        loop {
-            if let Some(v) = check().await {
-                return v;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-    };
-    tokio::time::timeout(WAIT, polling).await.unwrap_or_else(|_| panic!("timed out after {WAIT:?} waiting for {what}"))
 }
 
 fn by_id() -> CaseRef {
@@ -157,7 +84,7 @@ fn meta(event_id: &str) -> Option<EventMeta> {
     })
 }
 
-fn classified(event_id: &str) -> Vec<u8> {
+fn classified(event_id: &str) -> CaseClassified {
     CaseClassified {
         meta: meta(event_id),
         category: "01".into(),
@@ -171,7 +98,6 @@ fn classified(event_id: &str) -> Vec<u8> {
         title: "小区门口占道经营".into(),
         location: Some(Location { street: "st-dongmen".into(), community: "cm-lizhi".into(), ..Default::default() }),
     }
-    .encode_to_vec()
 }
 
 fn accept(unit: &str) -> AcceptRequest {
@@ -188,9 +114,9 @@ async fn the_handling_loop_from_dispatch_to_closure() {
 
     // ---- case.classified: one case and one case.dispatched, however often it arrives.
     let (first, second) = (uuid::Uuid::now_v7().to_string(), uuid::Uuid::now_v7().to_string());
-    assert!(h.publish("case.classified", &first, classified(&first)).await);
-    assert!(!h.publish("case.classified", &first, classified(&first)).await, "JetStream de-duplicates a re-send");
-    assert!(h.publish("case.classified", &second, classified(&second)).await, "a new event for the same case");
+    assert!(h.publish("case.classified", &first, &classified(&first)).await);
+    assert!(!h.publish("case.classified", &first, &classified(&first)).await, "JetStream de-duplicates a re-send");
+    assert!(h.publish("case.classified", &second, &classified(&second)).await, "a new event for the same case");
     h.handled(&first).await;
     h.handled(&second).await;
     let dispatched = h.events("case.dispatched").await;
@@ -253,7 +179,7 @@ async fn the_handling_loop_from_dispatch_to_closure() {
     // ---- case.reopened: the same unit handles round 2, without a new dispatch.
     let reopened_id = uuid::Uuid::now_v7().to_string();
     let reopened = CaseReopened { meta: meta(&reopened_id), reason: "回访不满意，问题未解决".into(), revisit_id: "rv-1".into(), round: 2 };
-    h.publish("case.reopened", &reopened_id, reopened.encode_to_vec()).await;
+    h.publish("case.reopened", &reopened_id, &reopened).await;
     h.handled(&reopened_id).await;
     let view = h.case().await;
     assert_eq!((view.status(), view.round, view.unit_id.as_str()), (CaseStatus::Reopened, 2, "st-dongmen"));
@@ -278,7 +204,7 @@ async fn the_handling_loop_from_dispatch_to_closure() {
         recorded_by: "回访员小陈".into(),
         round: 2,
     };
-    h.publish("revisit.recorded", &recorded_id, recorded.encode_to_vec()).await;
+    h.publish("revisit.recorded", &recorded_id, &recorded).await;
     h.handled(&recorded_id).await;
     let view = h.case().await;
     assert_eq!(view.status(), CaseStatus::Closed);

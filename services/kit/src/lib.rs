@@ -13,7 +13,7 @@
 //! | [`telemetry`] | `tracing`, OTLP export, W3C context through NATS headers and gRPC metadata |
 //! | [`server`] | gRPC with health and reflection; the admin port with `/healthz`, `/readyz`, `/metrics` |
 //! | [`host`] | starts all of the above for a service and stops it cleanly |
-//! | [`testing`] | a real `nats-server` on a free port, for tests |
+//! | [`testing`] | a real `nats-server` on a free port and a test bed (config, events, gRPC), for tests |
 
 pub mod cli;
 pub mod clock;

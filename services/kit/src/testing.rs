@@ -1,14 +1,43 @@
-//! Real dependencies for tests: a `nats-server` (≥ 2.10, with JetStream) of the test's own, on
-//! a free loopback port with a temporary store, killed and cleaned up on drop.
+//! Real dependencies for tests, and the harness every service test shares.
 //!
-//! The binary is `$NATS_SERVER_BIN`, else `.local/bin/nats-server` of the repository (where
-//! `scripts/install-nats.sh` puts it), else `nats-server` on `PATH`.
+//! - [`NatsServer`]: a `nats-server` (≥ 2.10, with JetStream) of the test's own, on a free
+//!   loopback port with a temporary store, killed and cleaned up on drop. The binary is
+//!   `$NATS_SERVER_BIN`, else `.local/bin/nats-server` of the repository (where
+//!   `scripts/install-nats.sh` puts it), else `nats-server` on `PATH`.
+//! - [`TestBed`]: that server, a temporary directory and a district configuration pointing the
+//!   named services at both — what a test needs before it calls a service's `start(config, clock)`.
+//! - [`publish_event`] and [`read_stream`]: events in and out of JetStream the way the services
+//!   write and read them (the Jiesu headers, protobuf payloads).
+//! - [`grpc_channel`] to reach a service, and [`eventually`] to wait for what happens
+//!   asynchronously; [`sqlite_read_only`], [`until_handled`] and [`until_outbox_sent`] to wait
+//!   until a service has caught up, watching the kit's inbox and outbox in its database.
+//!
+//! ```no_run
+//! # async fn example() {
+//! use jiesu_kit::testing::{TestBed, demo_config};
+//! let bed = TestBed::new(demo_config(), &["dispatch"]);
+//! // bed.config now has nats.url, a fresh nats.subject_root, and dispatch.database_url in bed.dir.
+//! let js = bed.jetstream().await.expect("connect to NATS");
+//! # }
+//! ```
 
 use std::{
-    net::TcpListener,
+    net::{SocketAddr, TcpListener},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
+};
+
+use async_nats::jetstream::{
+    self,
+    consumer::{AckPolicy, DeliverPolicy, pull},
+};
+use futures::StreamExt;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+
+use crate::{
+    DistrictConfig, Subjects,
+    messaging::{PROTOBUF, header},
 };
 
 /// A running nats-server owned by a test.
@@ -104,4 +133,227 @@ fn wait_for_port(port: u16, limit: Duration) {
 pub fn unique_name(prefix: &str) -> String {
     let id = uuid::Uuid::now_v7().simple().to_string();
     format!("{prefix}{}", &id[id.len() - 12..])
+}
+
+/// The demo district's `jiesu.toml` in this repository (`deploy/districts/demo/`).
+pub fn demo_config() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/districts/demo/jiesu.toml"))
+}
+
+/// One test's world: its own [`NatsServer`], a temporary directory, and a district
+/// configuration that points the services under test at both. Dropping it stops the server and
+/// removes the directory; stop the services first.
+pub struct TestBed {
+    pub nats: NatsServer,
+    /// Holds the services' SQLite files (see [`TestBed::database_path`]).
+    pub dir: tempfile::TempDir,
+    /// Ready for `start(&bed.config, clock)`; change more keys with `bed.config.set(…)`.
+    pub config: DistrictConfig,
+    /// The subject and stream names under this test's unique subject root.
+    pub subjects: Subjects,
+}
+
+impl TestBed {
+    /// Starts NATS, makes a temporary directory and loads `config_path` (with the usual
+    /// `JIESU__…` environment overrides), then sets
+    ///
+    /// - `nats.url` to the test's server and `nats.subject_root` to a unique root, so streams
+    ///   and subjects are the test's own;
+    /// - `telemetry.log_filter` to `warn`;
+    /// - for each of `services` (config section names, e.g. `sla_timer`): `database_url` to a
+    ///   SQLite file in the directory, and `grpc_addr` and `admin_addr` to `127.0.0.1:0`.
+    pub fn new(config_path: impl AsRef<Path>, services: &[&str]) -> Self {
+        let path = config_path.as_ref();
+        let nats = NatsServer::start();
+        let dir = tempfile::Builder::new().prefix("jiesu-test-").tempdir().expect("temp dir for the test");
+        let root = unique_name("t");
+        let mut config = DistrictConfig::load(path).unwrap_or_else(|e| panic!("cannot load {}: {e}", path.display()));
+        config.set("nats.url", nats.url());
+        config.set("nats.subject_root", root.clone());
+        config.set("telemetry.log_filter", "warn");
+        let mut bed = Self { nats, dir, config, subjects: Subjects::new(root) };
+        for svc in services {
+            let url = format!("sqlite://{}", bed.database_path(svc).display());
+            bed.config.set(&format!("{svc}.database_url"), url);
+            bed.config.set(&format!("{svc}.grpc_addr"), "127.0.0.1:0");
+            bed.config.set(&format!("{svc}.admin_addr"), "127.0.0.1:0");
+        }
+        bed
+    }
+
+    /// `<dir>/<service>.db`: where [`TestBed::new`] put the service's SQLite database.
+    pub fn database_path(&self, service: &str) -> PathBuf {
+        self.dir.path().join(format!("{service}.db"))
+    }
+
+    /// A new JetStream connection to the test's server.
+    pub async fn jetstream(&self) -> Result<jetstream::Context, async_nats::ConnectError> {
+        Ok(jetstream::new(async_nats::connect(self.nats.url()).await?))
+    }
+}
+
+/// Publishes `msg` on the subject of `event_type` as a producing service would: protobuf, with
+/// the `Nats-Msg-Id` (`event_id`), `Jiesu-Case-Id` and `Jiesu-Event-Type` headers, and waits
+/// for JetStream's acknowledgement. True when JetStream stored it, false when it dropped it as a
+/// duplicate of an earlier message with the same `Nats-Msg-Id`.
+pub async fn publish_event(
+    js: &jetstream::Context,
+    subjects: &Subjects,
+    event_type: &str,
+    event_id: &str,
+    case_id: &str,
+    msg: &impl prost::Message,
+) -> bool {
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(header::MSG_ID, event_id);
+    headers.insert(header::CASE_ID, case_id);
+    headers.insert(header::EVENT_TYPE, event_type);
+    headers.insert(header::CONTENT_TYPE, PROTOBUF);
+    let ack = js
+        .publish_with_headers(subjects.event(event_type), headers, msg.encode_to_vec().into())
+        .await
+        .expect("publish")
+        .await
+        .expect("publish ack");
+    !ack.duplicate
+}
+
+/// One message read back from a stream, with the headers tests look at.
+#[derive(Debug, Clone)]
+pub struct StoredMessage {
+    pub subject: String,
+    /// `Nats-Msg-Id`: the event id of an event.
+    pub msg_id: String,
+    /// `Jiesu-Case-Id`.
+    pub case_id: String,
+    /// The W3C `traceparent` header, if any.
+    pub traceparent: String,
+    pub payload: bytes::Bytes,
+}
+
+impl StoredMessage {
+    /// The trace id in `traceparent` (`00-<trace id>-<span id>-<flags>`).
+    pub fn trace_id(&self) -> Option<&str> {
+        self.traceparent.split('-').nth(1)
+    }
+}
+
+/// Every message in `stream` so far, oldest first; only those on subjects matching `filter`
+/// (wildcards allowed) when given. Reads exactly as many as the stream counts at the start,
+/// through an ephemeral consumer that acknowledges nothing (the server drops it 30 s later), so
+/// the services' own consumers are not disturbed. Missing headers read as empty strings.
+pub async fn read_stream(
+    js: &jetstream::Context,
+    stream: &str,
+    filter: Option<&str>,
+) -> Result<Vec<StoredMessage>, async_nats::Error> {
+    let mut consumer = js
+        .get_stream(stream)
+        .await?
+        .create_consumer(pull::Config {
+            filter_subject: filter.unwrap_or_default().to_string(),
+            deliver_policy: DeliverPolicy::All,
+            ack_policy: AckPolicy::None,
+            inactive_threshold: Duration::from_secs(30),
+            ..Default::default()
+        })
+        .await?;
+    let pending = consumer.info().await?.num_pending as usize;
+    let mut out = Vec::with_capacity(pending);
+    if pending == 0 {
+        return Ok(out);
+    }
+    let mut batch = consumer.fetch().max_messages(pending).messages().await?;
+    while out.len() < pending {
+        let Some(m) = tokio::time::timeout(Duration::from_secs(5), batch.next())
+            .await
+            .map_err(|_| format!("stream {stream} delivered {} of the {pending} messages it counted", out.len()))?
+        else {
+            break;
+        };
+        let m = m?;
+        let h = m.headers.clone().unwrap_or_default();
+        let get = |name: &str| h.get(name).map(|v| v.to_string()).unwrap_or_default();
+        out.push(StoredMessage {
+            subject: m.subject.to_string(),
+            msg_id: get(header::MSG_ID),
+            case_id: get(header::CASE_ID),
+            traceparent: get(header::TRACEPARENT),
+            payload: m.payload.clone(),
+        });
+    }
+    Ok(out)
+}
+
+/// A gRPC channel to a service listening on `addr` (plain HTTP/2, as in tests).
+pub async fn grpc_channel(addr: SocketAddr) -> tonic::transport::Channel {
+    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .expect("endpoint")
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect over gRPC to {addr}: {e}"))
+}
+
+/// What [`eventually`] returns when its check never answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimedOut {
+    pub what: String,
+    pub limit: Duration,
+}
+
+impl std::fmt::Display for TimedOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "timed out after {:?} waiting for {}", self.limit, self.what)
+    }
+}
+
+impl std::error::Error for TimedOut {}
+
+/// Polls `check` every 50 ms until it returns `Some`, and returns that; after `limit` (a check
+/// still running then is abandoned) fails with [`TimedOut`] naming `what`.
+pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> Result<T, TimedOut>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let polling = async {
+        loop {
+            if let Some(v) = check().await {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(limit, polling).await.map_err(|_| TimedOut { what: what.to_string(), limit })
+}
+
+/// Opens a running service's SQLite database read-only (one connection), to watch it from the
+/// test without taking the service's write lock.
+pub async fn sqlite_read_only(path: &Path) -> SqlitePool {
+    let opts = SqliteConnectOptions::new().filename(path).read_only(true);
+    SqlitePoolOptions::new().max_connections(1).connect_with(opts).await.expect("open the service's database")
+}
+
+/// Waits until `consumer` has handled message `msg_id`: its inbox holds it, so the effects are
+/// committed.
+pub async fn until_handled(db: &SqlitePool, consumer: &str, msg_id: &str, limit: Duration) -> Result<(), TimedOut> {
+    eventually(&format!("message {msg_id} to be handled"), limit, || async {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM inbox WHERE consumer = $1 AND message_id = $2")
+            .bind(consumer)
+            .bind(msg_id)
+            .fetch_one(db)
+            .await
+            .ok()?;
+        (n == 1).then_some(())
+    })
+    .await
+}
+
+/// Waits until the outbox holds nothing unsent: every event the service wrote is in the stream.
+pub async fn until_outbox_sent(db: &SqlitePool, limit: Duration) -> Result<(), TimedOut> {
+    eventually("the outbox to be published", limit, || async {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL").fetch_one(db).await.ok()?;
+        (n == 0).then_some(())
+    })
+    .await
 }

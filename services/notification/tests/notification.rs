@@ -2,7 +2,6 @@
 //! (for `GetContact`) and a small HTTP server standing in for the SMS gateway.
 
 use std::{
-    future::Future,
     net::SocketAddr,
     path::Path,
     sync::{Arc, Mutex},
@@ -12,8 +11,8 @@ use std::{
 use axum::{Json, Router, extract::State, http::StatusCode, routing::post};
 use chrono::{TimeZone, Utc};
 use jiesu_kit::{
-    DistrictConfig, ManualClock, Subjects,
-    testing::{NatsServer, unique_name},
+    ManualClock,
+    testing::{TestBed, demo_config, eventually, grpc_channel, publish_event},
     time::to_proto,
 };
 use jiesu_proto::v1::{
@@ -21,10 +20,11 @@ use jiesu_proto::v1::{
     Submission, case_ref::Ref, intake_service_client::IntakeServiceClient,
     notification_service_client::NotificationServiceClient,
 };
-use prost::Message;
 use serde_json::Value;
 use tonic::transport::Channel;
 
+/// How long a test waits for what should happen.
+const WAIT: Duration = Duration::from_secs(20);
 const PHONE: &str = "13800138000";
 const MASKED: &str = "138****8000";
 
@@ -55,46 +55,12 @@ async fn receive(State(gw): State<Gateway>, Json(body): Json<Value>) -> StatusCo
     status
 }
 
-async fn channel(addr: SocketAddr) -> Channel {
-    Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.expect("connect over gRPC")
-}
-
-/// Polls `probe` until it yields something, for at most 20 seconds.
-async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let wait = async {
-        loop {
-            if let Some(t) = probe().await {
-                return t;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(20), wait).await.unwrap_or_else(|_| panic!("timed out waiting for {what}"))
-}
-
 async fn list(client: &mut NotificationServiceClient<Channel>, r: Ref) -> ListDeliveriesResponse {
     client.list_deliveries(CaseRef { r#ref: Some(r) }).await.expect("ListDeliveries").into_inner()
 }
 
 fn find<'a>(resp: &'a ListDeliveriesResponse, kind: &str, sink: &str) -> Vec<&'a DeliveryView> {
     resp.deliveries.iter().filter(|d| d.recipient_kind == kind && d.sink == sink).collect()
-}
-
-async fn publish(js: &async_nats::jetstream::Context, subjects: &Subjects, event_type: &str, msg_id: &str, case_id: &str, payload: Vec<u8>) {
-    let mut headers = async_nats::HeaderMap::new();
-    headers.insert("Nats-Msg-Id", msg_id);
-    headers.insert("Jiesu-Case-Id", case_id);
-    headers.insert("Jiesu-Event-Type", event_type);
-    headers.insert("Content-Type", "application/x-protobuf");
-    js.publish_with_headers(subjects.event(event_type), headers, payload.into())
-        .await
-        .expect("publish")
-        .await
-        .expect("publish ack");
 }
 
 fn meta(case_id: &str, case_no: &str) -> EventMeta {
@@ -147,32 +113,21 @@ fn database_bytes(dir: &Path) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn events_become_deliveries_sent_once_with_retries_and_no_stored_phone() {
-    let nats = NatsServer::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let root = unique_name("t");
+    let mut bed = TestBed::new(demo_config(), &["intake", "notification"]);
     let gateway = Gateway::default();
     let gateway_addr = gateway.clone().start().await;
     // One clock for both services: retries come due when the test moves it, not by waiting.
     let clock = ManualClock::new(Utc::now());
 
-    let mut cfg = DistrictConfig::load(concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/districts/demo/jiesu.toml")).unwrap();
-    cfg.set("nats.url", nats.url());
-    cfg.set("nats.subject_root", root.as_str());
-    for svc in ["intake", "notification"] {
-        cfg.set(&format!("{svc}.database_url"), format!("sqlite://{}", tmp.path().join(format!("{svc}.db")).display()));
-        cfg.set(&format!("{svc}.grpc_addr"), "127.0.0.1:0");
-        cfg.set(&format!("{svc}.admin_addr"), "127.0.0.1:0");
-    }
-    let intake = jiesu_intake::start(&cfg, Arc::new(clock.clone())).await.expect("intake starts");
-    cfg.set("notification.intake_url", format!("http://{}", intake.grpc_addr));
-    cfg.set("notification.webhook_url", format!("http://{gateway_addr}/sms"));
-    let notification = jiesu_notification::start(&cfg, Arc::new(clock.clone())).await.expect("notification starts");
+    let intake = jiesu_intake::start(&bed.config, Arc::new(clock.clone())).await.expect("intake starts");
+    bed.config.set("notification.intake_url", format!("http://{}", intake.grpc_addr));
+    bed.config.set("notification.webhook_url", format!("http://{gateway_addr}/sms"));
+    let notification = jiesu_notification::start(&bed.config, Arc::new(clock.clone())).await.expect("notification starts");
 
-    let mut intake_client = IntakeServiceClient::new(channel(intake.grpc_addr).await);
-    let mut client = NotificationServiceClient::new(channel(notification.grpc_addr).await);
-    let nats_client = async_nats::connect(nats.url()).await.unwrap();
-    let js = async_nats::jetstream::new(nats_client);
-    let subjects = Subjects::new(root.as_str());
+    let mut intake_client = IntakeServiceClient::new(grpc_channel(intake.grpc_addr).await);
+    let mut client = NotificationServiceClient::new(grpc_channel(notification.grpc_addr).await);
+    let js = bed.jetstream().await.unwrap();
+    let subjects = &bed.subjects;
 
     // A patrol report without a phone number: nobody to text. Submitted first, so that the
     // hotline case's deliveries appearing proves this one was handled already.
@@ -181,7 +136,7 @@ async fn events_become_deliveries_sent_once_with_retries_and_no_stored_phone() {
     let case = intake_client.submit(submission("hotline", "h-1", PHONE)).await.unwrap().into_inner();
     let by_id = || Ref::CaseId(case.case_id.clone());
 
-    let first = eventually("the first, failed webhook attempt", || {
+    let first = eventually("the first, failed webhook attempt", WAIT, || {
         let mut client = client.clone();
         let r = by_id();
         async move {
@@ -191,7 +146,8 @@ async fn events_become_deliveries_sent_once_with_retries_and_no_stored_phone() {
             (hook.attempts == 1 && logged).then_some(resp)
         }
     })
-    .await;
+    .await
+    .unwrap();
     let hook = find(&first, "citizen", "webhook")[0];
     assert_eq!(hook.status, "pending");
     assert!(hook.last_error.contains("500"), "{}", hook.last_error);
@@ -207,7 +163,7 @@ async fn events_become_deliveries_sent_once_with_retries_and_no_stored_phone() {
 
     // The retry is due 5 s (retry_backoff[0]) after the failure.
     clock.advance(chrono::Duration::seconds(6));
-    let sent = eventually("the retried webhook delivery", || {
+    let sent = eventually("the retried webhook delivery", WAIT, || {
         let mut client = client.clone();
         let r = by_id();
         async move {
@@ -216,7 +172,8 @@ async fn events_become_deliveries_sent_once_with_retries_and_no_stored_phone() {
             (hook.status == "sent").then_some(hook)
         }
     })
-    .await;
+    .await
+    .unwrap();
     assert_eq!(sent.attempts, 2);
     assert_eq!(sent.recipient, MASKED);
     let calls = gateway.received();
@@ -244,8 +201,8 @@ async fn events_become_deliveries_sent_once_with_retries_and_no_stored_phone() {
         ..Default::default()
     };
     let dispatched_id = dispatched.meta.as_ref().unwrap().event_id.clone();
-    publish(&js, &subjects, "case.dispatched", &dispatched_id, &case.case_id, dispatched.encode_to_vec()).await;
-    let unit = eventually("the unit's deliveries", || {
+    publish_event(&js, subjects, "case.dispatched", &dispatched_id, &case.case_id, &dispatched).await;
+    let unit = eventually("the unit's deliveries", WAIT, || {
         let mut client = client.clone();
         let r = Ref::CaseNo(case.case_no.clone());
         async move {
@@ -255,7 +212,8 @@ async fn events_become_deliveries_sent_once_with_retries_and_no_stored_phone() {
             done.then_some(resp)
         }
     })
-    .await;
+    .await
+    .unwrap();
     let to_unit = find(&unit, "unit", "webhook")[0];
     assert_eq!(to_unit.recipient, "st-dongmen");
     assert_eq!(to_unit.text, format!("【派单】东门街道：新诉求{}（油烟扰民）已派至你单位，请及时签收办理。", case.case_no));
@@ -266,8 +224,8 @@ async fn events_become_deliveries_sent_once_with_retries_and_no_stored_phone() {
     // sla.breached → the supervisor.
     let alert = breach(&case.case_id, &case.case_no);
     let alert_id = alert.meta.as_ref().unwrap().event_id.clone();
-    publish(&js, &subjects, "sla.breached", &alert_id, &case.case_id, alert.encode_to_vec()).await;
-    let supervised = eventually("the supervisor's deliveries", || {
+    publish_event(&js, subjects, "sla.breached", &alert_id, &case.case_id, &alert).await;
+    let supervised = eventually("the supervisor's deliveries", WAIT, || {
         let mut client = client.clone();
         let r = by_id();
         async move {
@@ -276,7 +234,8 @@ async fn events_become_deliveries_sent_once_with_retries_and_no_stored_phone() {
             done.then_some(resp)
         }
     })
-    .await;
+    .await
+    .unwrap();
     let to_supervisor = find(&supervised, "supervisor", "webhook")[0];
     assert_eq!(to_supervisor.recipient, "centre");
     assert_eq!(
@@ -287,12 +246,12 @@ async fn events_become_deliveries_sent_once_with_retries_and_no_stored_phone() {
     // The same event again — once with the same message id (JetStream and the inbox drop it),
     // once under a new message id (only the deliveries' unique key recognises it) — then a new
     // alert: once that one is in, the repeats have been handled and must have added nothing.
-    publish(&js, &subjects, "sla.breached", &alert_id, &case.case_id, alert.encode_to_vec()).await;
-    publish(&js, &subjects, "sla.breached", &format!("{alert_id}-again"), &case.case_id, alert.encode_to_vec()).await;
+    publish_event(&js, subjects, "sla.breached", &alert_id, &case.case_id, &alert).await;
+    publish_event(&js, subjects, "sla.breached", &format!("{alert_id}-again"), &case.case_id, &alert).await;
     let later = breach(&case.case_id, &case.case_no);
     let later_id = later.meta.as_ref().unwrap().event_id.clone();
-    publish(&js, &subjects, "sla.breached", &later_id, &case.case_id, later.encode_to_vec()).await;
-    let all = eventually("the later alert's deliveries", || {
+    publish_event(&js, subjects, "sla.breached", &later_id, &case.case_id, &later).await;
+    let all = eventually("the later alert's deliveries", WAIT, || {
         let mut client = client.clone();
         let r = by_id();
         async move {
@@ -302,7 +261,8 @@ async fn events_become_deliveries_sent_once_with_retries_and_no_stored_phone() {
             done.then_some(resp)
         }
     })
-    .await;
+    .await
+    .unwrap();
     assert_eq!(all.deliveries.len(), 2 + 2 + 2 + 2, "citizen, unit and two alerts, each to the log and the webhook");
     let alerts_to_gateway = gateway.received().iter().filter(|(_, b)| b["recipient_kind"] == "supervisor").count();
     assert_eq!(alerts_to_gateway, 2);
@@ -323,7 +283,7 @@ async fn events_become_deliveries_sent_once_with_retries_and_no_stored_phone() {
     intake.shutdown().await;
 
     // The full number was sent to the gateway and stored nowhere in notification's database.
-    let stored = database_bytes(tmp.path());
+    let stored = database_bytes(bed.dir.path());
     assert!(!stored.is_empty());
     assert!(!stored.windows(PHONE.len()).any(|w| w == PHONE.as_bytes()), "the citizen's phone number is in the database");
     assert!(stored.windows(MASKED.len()).any(|w| w == MASKED.as_bytes()));
@@ -331,26 +291,18 @@ async fn events_become_deliveries_sent_once_with_retries_and_no_stored_phone() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_delivery_that_keeps_failing_is_given_up_after_max_attempts() {
-    let nats = NatsServer::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let root = unique_name("t");
+    let mut bed = TestBed::new(demo_config(), &["notification"]);
     let clock = ManualClock::new(Utc::now());
     // Nobody listens on these ports: intake is down and the gateway refuses connections.
     let dead = jiesu_kit::testing::free_port();
-    let mut cfg = DistrictConfig::load(concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/districts/demo/jiesu.toml")).unwrap();
-    cfg.set("nats.url", nats.url());
-    cfg.set("nats.subject_root", root.as_str());
-    cfg.set("notification.database_url", format!("sqlite://{}", tmp.path().join("notification.db").display()));
-    cfg.set("notification.grpc_addr", "127.0.0.1:0");
-    cfg.set("notification.admin_addr", "127.0.0.1:0");
-    cfg.set("notification.intake_url", format!("http://127.0.0.1:{dead}"));
-    cfg.set("notification.webhook_url", format!("http://127.0.0.1:{dead}/sms"));
-    cfg.set("notification.max_attempts", 2);
-    cfg.set("notification.retry_backoff", vec!["1m"]);
-    let notification = jiesu_notification::start(&cfg, Arc::new(clock.clone())).await.expect("notification starts");
-    let mut client = NotificationServiceClient::new(channel(notification.grpc_addr).await);
-    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
-    let subjects = Subjects::new(root.as_str());
+    bed.config.set("notification.intake_url", format!("http://127.0.0.1:{dead}"));
+    bed.config.set("notification.webhook_url", format!("http://127.0.0.1:{dead}/sms"));
+    bed.config.set("notification.max_attempts", 2);
+    bed.config.set("notification.retry_backoff", vec!["1m"]);
+    let notification = jiesu_notification::start(&bed.config, Arc::new(clock.clone())).await.expect("notification starts");
+    let mut client = NotificationServiceClient::new(grpc_channel(notification.grpc_addr).await);
+    let js = bed.jetstream().await.unwrap();
+    let subjects = &bed.subjects;
 
     let dispatched = CaseDispatched {
         meta: Some(meta("case-1", "DM2026112300001")),
@@ -359,7 +311,7 @@ async fn a_delivery_that_keeps_failing_is_given_up_after_max_attempts() {
         title: "路灯不亮".into(),
         ..Default::default()
     };
-    publish(&js, &subjects, "case.dispatched", "m-1", "case-1", dispatched.encode_to_vec()).await;
+    publish_event(&js, subjects, "case.dispatched", "m-1", "case-1", &dispatched).await;
     let by_id = || Ref::CaseId("case-1".into());
     let probe_client = client.clone();
     let webhook = move |attempts: u32, status: &'static str| {
@@ -373,16 +325,17 @@ async fn a_delivery_that_keeps_failing_is_given_up_after_max_attempts() {
             }
         }
     };
-    let first = eventually("the first failed attempt", webhook(1, "pending")).await;
+    let first = eventually("the first failed attempt", WAIT, webhook(1, "pending")).await.unwrap();
     assert!(first.last_error.contains("the webhook request failed"), "{}", first.last_error);
-    let resp = eventually("the log delivery", || {
+    let resp = eventually("the log delivery", WAIT, || {
         let mut client = client.clone();
         async move {
             let resp = list(&mut client, by_id()).await;
             find(&resp, "unit", "log").first().is_some_and(|d| d.status == "sent").then_some(resp)
         }
     })
-    .await;
+    .await
+    .unwrap();
     let log = find(&resp, "unit", "log")[0];
     assert!(log.text.starts_with("【派单】某某局："), "the event's unit name stands in for an unknown unit: {}", log.text);
 
@@ -392,7 +345,7 @@ async fn a_delivery_that_keeps_failing_is_given_up_after_max_attempts() {
     assert_eq!(find(&list(&mut client, by_id()).await, "unit", "webhook")[0].attempts, 1);
     // …then tried once more, and given up: max_attempts is 2.
     clock.advance(chrono::Duration::seconds(31));
-    let failed = eventually("the delivery given up", webhook(2, "failed")).await;
+    let failed = eventually("the delivery given up", WAIT, webhook(2, "failed")).await.unwrap();
     assert!(failed.sent_at.is_none());
     let timeline = list(&mut client, by_id()).await.timeline;
     assert_eq!(timeline.len(), 1);

@@ -1,16 +1,18 @@
 //! Revisit in-process against a real nats-server and a temporary SQLite database.
 
-use std::{path::Path, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
-use async_nats::{HeaderMap, jetstream};
-use futures::StreamExt;
-use jiesu_kit::{DistrictConfig, Running, Subjects, testing::NatsServer};
+use async_nats::jetstream;
+use jiesu_kit::{
+    Running,
+    testing::{TestBed, demo_config, grpc_channel, publish_event, read_stream, sqlite_read_only, until_handled, until_outbox_sent},
+};
 use jiesu_proto::v1::{
     CaseRef, CaseReopened, CaseResolved, EventMeta, RecordRequest, RevisitRecorded, Satisfaction, Urgency, case_ref::Ref,
     revisit_service_client::RevisitServiceClient,
 };
 use prost::Message;
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use sqlx::sqlite::SqlitePool;
 use tonic::{Code, transport::Channel};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -19,37 +21,21 @@ const CASE_NO: &str = "DM20261123-0002";
 
 /// One revisit service with its own broker and database.
 struct Harness {
-    _nats: NatsServer,
-    _dir: tempfile::TempDir,
+    bed: TestBed,
     running: Running,
     js: jetstream::Context,
-    subjects: Subjects,
     db: SqlitePool,
     client: RevisitServiceClient<Channel>,
 }
 
 impl Harness {
     async fn start() -> Self {
-        let nats = NatsServer::start();
-        let dir = tempfile::tempdir().expect("temp dir");
-        let root = jiesu_kit::testing::unique_name("t");
-        let db_path = dir.path().join("revisit.db");
-        let mut cfg = DistrictConfig::load(concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/districts/demo/jiesu.toml")).expect("demo config");
-        cfg.set("nats.url", nats.url());
-        cfg.set("nats.subject_root", root.clone());
-        cfg.set("telemetry.log_filter", "warn");
-        cfg.set("revisit.database_url", format!("sqlite://{}", db_path.display()));
-        cfg.set("revisit.grpc_addr", "127.0.0.1:0");
-        cfg.set("revisit.admin_addr", "127.0.0.1:0");
-        let running = jiesu_revisit::start(&cfg, Arc::new(jiesu_kit::SystemClock)).await.expect("revisit starts");
-        let js = jetstream::new(async_nats::connect(nats.url()).await.expect("connect to NATS"));
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", running.grpc_addr))
-            .expect("endpoint")
-            .connect()
-            .await
-            .expect("gRPC connect");
-        let db = read_only(&db_path).await;
-        Self { _nats: nats, _dir: dir, running, js, subjects: Subjects::new(root), db, client: RevisitServiceClient::new(channel) }
+        let bed = TestBed::new(demo_config(), &["revisit"]);
+        let running = jiesu_revisit::start(&bed.config, Arc::new(jiesu_kit::SystemClock)).await.expect("revisit starts");
+        let js = bed.jetstream().await.expect("connect to NATS");
+        let client = RevisitServiceClient::new(grpc_channel(running.grpc_addr).await);
+        let db = sqlite_read_only(&bed.database_path("revisit")).await;
+        Self { bed, running, js, db, client }
     }
 
     /// Publishes `case.resolved` of `round` with the given `Nats-Msg-Id` and waits until
@@ -70,55 +56,18 @@ impl Harness {
             round,
             urgency: Urgency::Normal as i32,
         };
-        let mut headers = HeaderMap::new();
-        headers.insert("Nats-Msg-Id", msg_id);
-        headers.insert("Jiesu-Case-Id", CASE_ID);
-        headers.insert("Jiesu-Event-Type", "case.resolved");
-        headers.insert("Content-Type", "application/x-protobuf");
-        let ack = self
-            .js
-            .publish_with_headers(self.subjects.event("case.resolved"), headers, event.encode_to_vec().into())
-            .await
-            .expect("publish")
-            .await
-            .expect("publish ack");
-        if ack.duplicate {
+        if !publish_event(&self.js, &self.bed.subjects, "case.resolved", msg_id, CASE_ID, &event).await {
             return;
         }
-        eventually(&format!("message {msg_id} to be handled"), || async {
-            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM inbox WHERE consumer = 'revisit' AND message_id = $1")
-                .bind(msg_id)
-                .fetch_one(&self.db)
-                .await
-                .ok()?;
-            (n == 1).then_some(())
-        })
-        .await;
+        until_handled(&self.db, "revisit", msg_id, WAIT).await.unwrap();
     }
 
     /// Every payload published on one event subject, once revisit's outbox is empty.
     async fn events(&self, event_type: &str) -> Vec<Vec<u8>> {
-        eventually("the outbox to be published", || async {
-            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL").fetch_one(&self.db).await.ok()?;
-            (n == 0).then_some(())
-        })
-        .await;
-        let stream = self.js.get_stream(self.subjects.events_stream()).await.expect("events stream");
-        let consumer = stream
-            .create_consumer(jetstream::consumer::pull::Config {
-                filter_subject: self.subjects.event(event_type),
-                ack_policy: jetstream::consumer::AckPolicy::None,
-                inactive_threshold: Duration::from_secs(30),
-                ..Default::default()
-            })
-            .await
-            .expect("ephemeral consumer");
-        let mut out = Vec::new();
-        let mut batch = consumer.fetch().max_messages(100).expires(Duration::from_millis(300)).messages().await.expect("fetch");
-        while let Some(m) = batch.next().await {
-            out.push(m.expect("message").payload.to_vec());
-        }
-        out
+        until_outbox_sent(&self.db, WAIT).await.unwrap();
+        let subjects = &self.bed.subjects;
+        let stored = read_stream(&self.js, &subjects.events_stream(), Some(&subjects.event(event_type))).await;
+        stored.expect("read the events stream").into_iter().map(|m| m.payload.to_vec()).collect()
     }
 
     async fn record(&mut self, satisfaction: Satisfaction, solved: bool) -> Result<jiesu_proto::v1::RevisitView, tonic::Status> {
@@ -131,27 +80,6 @@ impl Harness {
         };
         self.client.record(req).await.map(|r| r.into_inner())
     }
-}
-
-async fn read_only(path: &Path) -> SqlitePool {
-    let opts = SqliteConnectOptions::new().filename(path).read_only(true);
-    SqlitePoolOptions::new().max_connections(1).connect_with(opts).await.expect("open the service's database")
-}
-
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let polling = async {
-        loop {
-            if let Some(v) = check().await {
-                return v;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-    };
-    tokio::time::timeout(WAIT, polling).await.unwrap_or_else(|_| panic!("timed out after {WAIT:?} waiting for {what}"))
 }
 
 fn by_no() -> CaseRef {

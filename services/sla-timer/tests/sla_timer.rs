@@ -2,14 +2,15 @@
 //! `ManualClock`: case events arm and stop clocks, moving the clock fires each alert once, and
 //! neither a restart nor downtime produces a duplicate or a stale warning.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
-use async_nats::{
-    HeaderMap,
-    jetstream::{self, consumer::pull},
-};
+use async_nats::jetstream;
 use chrono::{DateTime, TimeDelta, Utc};
-use jiesu_kit::{DistrictConfig, ManualClock, Running, Subjects, testing::NatsServer, time::to_proto};
+use jiesu_kit::{
+    ManualClock, Running,
+    testing::{TestBed, demo_config, eventually, grpc_channel, publish_event, read_stream},
+    time::to_proto,
+};
 use jiesu_proto::v1::{
     CaseAccepted, CaseClosed, CaseDispatched, CaseReceived, CaseRef, CaseReopened, CaseResolved, ClockView,
     EventMeta, ListClocksResponse, SlaAlert, Urgency, case_ref::Ref, sla_service_client::SlaServiceClient,
@@ -28,97 +29,52 @@ fn at(minutes: i64) -> DateTime<Utc> {
 /// appeared after this, nothing is coming.
 const QUIET: Duration = Duration::from_millis(2_500);
 
+/// How long a test waits for what should happen.
+const WAIT: Duration = Duration::from_secs(20);
+
 struct Harness {
-    _server: NatsServer,
-    _dir: tempfile::TempDir,
-    config: DistrictConfig,
+    bed: TestBed,
     clock: ManualClock,
-    subjects: Subjects,
     jetstream: jetstream::Context,
 }
 
 impl Harness {
     async fn new() -> Self {
-        let server = NatsServer::start();
-        let dir = tempfile::tempdir().unwrap();
-        let root = jiesu_kit::testing::unique_name("t");
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/districts/demo/jiesu.toml");
-        let mut config = DistrictConfig::load(path).unwrap();
-        config.set("nats.url", server.url());
-        config.set("nats.subject_root", root.clone());
-        config.set("sla_timer.database_url", format!("sqlite://{}", dir.path().join("sla-timer.db").display()));
-        config.set("sla_timer.grpc_addr", "127.0.0.1:0");
-        config.set("sla_timer.admin_addr", "127.0.0.1:0");
-        let client = async_nats::connect(server.url()).await.unwrap();
-        Harness {
-            _server: server,
-            _dir: dir,
-            config,
-            clock: ManualClock::new(at(0)),
-            subjects: Subjects::new(root),
-            jetstream: jetstream::new(client),
-        }
+        let bed = TestBed::new(demo_config(), &["sla_timer"]);
+        let jetstream = bed.jetstream().await.unwrap();
+        Harness { bed, clock: ManualClock::new(at(0)), jetstream }
     }
 
     async fn start(&self) -> Running {
-        jiesu_sla_timer::start(&self.config, Arc::new(self.clock.clone())).await.unwrap()
+        jiesu_sla_timer::start(&self.bed.config, Arc::new(self.clock.clone())).await.unwrap()
     }
 
-    async fn publish(&self, event_type: &str, meta: &EventMeta, payload: Vec<u8>) {
-        let mut headers = HeaderMap::new();
-        headers.insert("Nats-Msg-Id", meta.event_id.as_str());
-        headers.insert("Jiesu-Case-Id", meta.case_id.as_str());
-        headers.insert("Jiesu-Event-Type", event_type);
-        headers.insert("Content-Type", "application/x-protobuf");
-        self.jetstream
-            .publish_with_headers(self.subjects.event(event_type), headers, payload.into())
-            .await
-            .unwrap()
-            .await
-            .unwrap();
+    async fn publish(&self, event_type: &str, meta: &EventMeta, msg: &impl Message) {
+        publish_event(&self.jetstream, &self.bed.subjects, event_type, &meta.event_id, &meta.case_id, msg).await;
     }
 
     /// Every alert in the stream so far: (event type, Nats-Msg-Id, alert).
     async fn alerts(&self) -> Vec<(String, String, SlaAlert)> {
-        let stream = self.jetstream.get_stream(self.subjects.events_stream()).await.unwrap();
-        let mut consumer = stream
-            .create_consumer(pull::Config {
-                filter_subject: self.subjects.event("sla.>"),
-                deliver_policy: jetstream::consumer::DeliverPolicy::All,
-                ack_policy: jetstream::consumer::AckPolicy::None,
-                inactive_threshold: Duration::from_secs(30),
-                ..Default::default()
+        let subjects = &self.bed.subjects;
+        let stored = read_stream(&self.jetstream, &subjects.events_stream(), Some(&subjects.event("sla.>"))).await;
+        let stored = stored.expect("the stream delivers what it counted");
+        stored
+            .into_iter()
+            .map(|msg| {
+                let kind = subjects.event_type_of(&msg.subject).unwrap_or_default().to_string();
+                (kind, msg.msg_id, SlaAlert::decode(msg.payload).unwrap())
             })
-            .await
-            .unwrap();
-        let pending = consumer.info().await.unwrap().num_pending as usize;
-        let mut out = Vec::new();
-        if pending > 0 {
-            let mut batch = consumer.fetch().max_messages(pending).messages().await.unwrap();
-            while out.len() < pending {
-                let Some(msg) = tokio::time::timeout(Duration::from_secs(5), futures::StreamExt::next(&mut batch))
-                    .await
-                    .expect("the stream delivers what it counted")
-                else {
-                    break;
-                };
-                let msg = msg.unwrap();
-                let headers = msg.headers.clone().unwrap_or_default();
-                let id = headers.get("Nats-Msg-Id").map(|v| v.to_string()).unwrap_or_default();
-                let kind = self.subjects.event_type_of(&msg.subject).unwrap_or_default().to_string();
-                out.push((kind, id, SlaAlert::decode(msg.payload.as_ref()).unwrap()));
-            }
-        }
-        out
+            .collect()
     }
 
     /// Waits until there are `n` alerts, then for a quiet spell, and checks there are still `n`.
     async fn exactly_alerts(&self, n: usize) -> Vec<(String, String, SlaAlert)> {
-        eventually(&format!("{n} alerts"), || async {
+        eventually(&format!("{n} alerts"), WAIT, || async {
             let a = self.alerts().await;
             (a.len() >= n).then_some(())
         })
-        .await;
+        .await
+        .unwrap();
         tokio::time::sleep(QUIET).await;
         let alerts = self.alerts().await;
         assert_eq!(alerts.len(), n, "exactly {n} alerts, got {:#?}", alerts);
@@ -126,27 +82,8 @@ impl Harness {
     }
 }
 
-/// Polls `f` until it answers, for at most 20 seconds.
-async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    tokio::time::timeout(Duration::from_secs(20), async {
-        loop {
-            if let Some(v) = f().await {
-                return v;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
-}
-
 async fn client(running: &Running) -> SlaServiceClient<tonic::transport::Channel> {
-    let channel = tonic::transport::Channel::from_shared(format!("http://{}", running.grpc_addr)).unwrap();
-    SlaServiceClient::new(channel.connect().await.unwrap())
+    SlaServiceClient::new(grpc_channel(running.grpc_addr).await)
 }
 
 async fn list(running: &Running, r: Ref) -> Result<ListClocksResponse, tonic::Status> {
@@ -155,11 +92,12 @@ async fn list(running: &Running, r: Ref) -> Result<ListClocksResponse, tonic::St
 
 /// Waits until the case's clocks satisfy `ok`.
 async fn clocks_until(running: &Running, case_id: &str, what: &str, ok: impl Fn(&[ClockView]) -> bool) -> ListClocksResponse {
-    eventually(what, || async {
+    eventually(what, WAIT, || async {
         let r = list(running, Ref::CaseId(case_id.into())).await.ok()?;
         ok(&r.clocks).then_some(r)
     })
     .await
+    .unwrap()
 }
 
 fn clock<'a>(clocks: &'a [ClockView], milestone: &str) -> Option<&'a ClockView> {
@@ -202,7 +140,7 @@ async fn clocks_fire_once_and_survive_restarts() {
 
     // Received: the dispatch clock (1 h) starts at the event's time.
     let m = meta(&case_id, case_no, at(0));
-    h.publish("case.received", &m, CaseReceived { meta: Some(m.clone()), ..Default::default() }.encode_to_vec()).await;
+    h.publish("case.received", &m, &CaseReceived { meta: Some(m.clone()), ..Default::default() }).await;
     let r = clocks_until(&running, &case_id, "the dispatch clock", |c| state_of(c, "dispatch").as_deref() == Some("armed")).await;
     let dispatch = clock(&r.clocks, "dispatch").unwrap();
     assert_eq!(dispatch.clock_id, format!("{case_id}:dispatch"));
@@ -227,7 +165,7 @@ async fn clocks_fire_once_and_survive_restarts() {
         round: 1,
         ..Default::default()
     };
-    h.publish("case.dispatched", &m, dispatched.encode_to_vec()).await;
+    h.publish("case.dispatched", &m, &dispatched).await;
     let r = clocks_until(&running, &case_id, "the accept clock", |c| state_of(c, "accept").is_some()).await;
     assert_eq!(state_of(&r.clocks, "dispatch").as_deref(), Some("stopped"));
     assert_eq!(clock(&r.clocks, "dispatch").unwrap().stopped_at, ts(at(5)));
@@ -276,13 +214,12 @@ async fn clocks_fire_once_and_survive_restarts() {
 
     // The same dispatch sent again under a new id re-arms nothing.
     let m2 = meta(&case_id, case_no, at(16));
-    h.publish("case.dispatched", &m2, CaseDispatched { meta: Some(m2.clone()), ..dispatched.clone() }.encode_to_vec())
-        .await;
+    h.publish("case.dispatched", &m2, &CaseDispatched { meta: Some(m2.clone()), ..dispatched.clone() }).await;
     // Accepted late: accept stops, contact (30 min) starts.
     h.clock.set(at(20));
     let m = meta(&case_id, case_no, at(20));
     let accepted = CaseAccepted { meta: Some(m.clone()), unit_id: "st-dongmen".into(), round: 1, ..Default::default() };
-    h.publish("case.accepted", &m, accepted.encode_to_vec()).await;
+    h.publish("case.accepted", &m, &accepted).await;
     let r = clocks_until(&running, &case_id, "the contact clock", |c| state_of(c, "contact").is_some()).await;
     let accept = clock(&r.clocks, "accept").unwrap();
     assert_eq!((accept.state.as_str(), accept.version, accept.stopped_at), ("stopped", 1, ts(at(20))));
@@ -314,7 +251,7 @@ async fn reopening_rearms_resolve_and_closing_stops_everything() {
     let case_no = "DM20261123-0002";
 
     let m = meta(&case_id, case_no, at(0));
-    h.publish("case.received", &m, CaseReceived { meta: Some(m.clone()), ..Default::default() }.encode_to_vec()).await;
+    h.publish("case.received", &m, &CaseReceived { meta: Some(m.clone()), ..Default::default() }).await;
     let m = meta(&case_id, case_no, at(1));
     let dispatched = CaseDispatched {
         meta: Some(m.clone()),
@@ -323,20 +260,19 @@ async fn reopening_rearms_resolve_and_closing_stops_everything() {
         round: 1,
         ..Default::default()
     };
-    h.publish("case.dispatched", &m, dispatched.encode_to_vec()).await;
+    h.publish("case.dispatched", &m, &dispatched).await;
     let r = clocks_until(&running, &case_id, "the resolve clock", |c| state_of(c, "resolve").is_some()).await;
     assert_eq!(clock(&r.clocks, "resolve").unwrap().deadline, ts(at(1 + 120)), "emergency: 2 hours");
 
     let m = meta(&case_id, case_no, at(30));
-    h.publish("case.resolved", &m, CaseResolved { meta: Some(m.clone()), round: 1, ..Default::default() }.encode_to_vec())
-        .await;
+    h.publish("case.resolved", &m, &CaseResolved { meta: Some(m.clone()), round: 1, ..Default::default() }).await;
     clocks_until(&running, &case_id, "every clock stopped", |c| c.iter().all(|c| c.state == "stopped")).await;
 
     // The revisit found it unsolved: resolve starts again, one version up, still an emergency.
     h.clock.set(at(600));
     let m = meta(&case_id, case_no, at(600));
     let reopened = CaseReopened { meta: Some(m.clone()), reason: "未解决".into(), round: 2, ..Default::default() };
-    h.publish("case.reopened", &m, reopened.encode_to_vec()).await;
+    h.publish("case.reopened", &m, &reopened).await;
     let r = clocks_until(&running, &case_id, "resolve re-armed", |c| clock(c, "resolve").is_some_and(|r| r.version == 2))
         .await;
     let resolve = clock(&r.clocks, "resolve").unwrap();
@@ -346,7 +282,7 @@ async fn reopening_rearms_resolve_and_closing_stops_everything() {
 
     // Closed: nothing runs, so nothing fires however late it gets.
     let m = meta(&case_id, case_no, at(601));
-    h.publish("case.closed", &m, CaseClosed { meta: Some(m.clone()), round: 2 }.encode_to_vec()).await;
+    h.publish("case.closed", &m, &CaseClosed { meta: Some(m.clone()), round: 2 }).await;
     let r = clocks_until(&running, &case_id, "every clock stopped again", |c| c.iter().all(|c| c.state == "stopped")).await;
     assert!(r.timeline.iter().any(|e| e.detail == "已结案，办结计时停止"));
     h.clock.set(at(10_000));
