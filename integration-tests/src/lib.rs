@@ -4,6 +4,8 @@
 //! clients and a reader of the event stream. What every service's tests share (the test NATS,
 //! [`read_stream`], `eventually`, …) is in [`jiesu_kit::testing`].
 
+pub mod cluster;
+
 use std::{collections::BTreeMap, sync::Arc};
 
 use anyhow::{Context, Result, bail};

@@ -5,3 +5,4 @@
 mod bad_input;
 mod crash;
 mod flow;
+mod tracing;

@@ -1,0 +1,194 @@
+//! A district of real processes: the six service binaries, started with `--config` and
+//! `JIESU__…` overrides, killed with SIGKILL when a test wants a crash.
+
+use std::{
+    collections::BTreeMap,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use anyhow::{Context, Result, ensure};
+use jiesu_kit::{
+    Subjects,
+    testing::{NatsServer, StoredMessage, demo_config, eventually, free_port, grpc_channel, read_stream, unique_name},
+};
+use jiesu_proto::v1::{
+    CaseRef, CaseStatus, case_ref::Ref, dispatch_service_client::DispatchServiceClient,
+    intake_service_client::IntakeServiceClient,
+};
+
+/// (config section, binary suffix) of the six services.
+pub const BINARIES: [(&str, &str); 6] = [
+    ("intake", "intake"),
+    ("classification", "classification"),
+    ("dispatch", "dispatch"),
+    ("sla_timer", "sla-timer"),
+    ("notification", "notification"),
+    ("revisit", "revisit"),
+];
+
+/// The six binaries, built if needed, from this workspace's target directory.
+fn binaries() -> Result<PathBuf> {
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "--bins"])
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+        .status()
+        .context("running cargo build for the service binaries")?;
+    ensure!(status.success(), "cargo build --bins failed");
+    // The test binary lives in target/<profile>/deps; the service binaries one level up.
+    let exe = std::env::current_exe()?;
+    Ok(exe.parent().and_then(Path::parent).context("target directory")?.to_path_buf())
+}
+
+/// One service process.
+pub struct Process {
+    child: Option<Child>,
+    bin: PathBuf,
+    env: Vec<(String, String)>,
+    log: PathBuf,
+}
+
+impl Process {
+    pub fn spawn(&mut self) -> Result<()> {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
+        let child = Command::new(&self.bin)
+            .arg("--config")
+            .arg(demo_config())
+            .envs(self.env.iter().cloned())
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .with_context(|| format!("starting {}", self.bin.display()))?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// SIGKILL: no clean shutdown, no draining.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// NATS and the six service processes.
+pub struct Cluster {
+    pub nats: NatsServer,
+    pub subjects: Subjects,
+    pub procs: BTreeMap<&'static str, Process>,
+    pub grpc: BTreeMap<&'static str, SocketAddr>,
+    pub admin: BTreeMap<&'static str, SocketAddr>,
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// Starts NATS and the six binaries; `extra_env` goes to every service process.
+    pub fn start(extra_env: &[(&str, &str)]) -> Result<Self> {
+        let target = binaries()?;
+        let nats = NatsServer::start();
+        let dir = tempfile::Builder::new().prefix("jiesu-crash-").tempdir()?;
+        let root = unique_name("c");
+        let mut grpc = BTreeMap::new();
+        let mut admin = BTreeMap::new();
+        for (svc, _) in BINARIES {
+            grpc.insert(svc, SocketAddr::from(([127, 0, 0, 1], free_port())));
+            admin.insert(svc, SocketAddr::from(([127, 0, 0, 1], free_port())));
+        }
+        let mut procs = BTreeMap::new();
+        for (svc, bin) in BINARIES {
+            let key = svc.to_ascii_uppercase();
+            let mut env = vec![
+                ("JIESU__NATS__URL".to_string(), nats.url()),
+                ("JIESU__NATS__SUBJECT_ROOT".to_string(), root.clone()),
+                ("JIESU__TELEMETRY__LOG_FILTER".to_string(), "info".to_string()),
+                (format!("JIESU__{key}__DATABASE_URL"), format!("sqlite://{}", dir.path().join(format!("{svc}.db")).display())),
+                (format!("JIESU__{key}__GRPC_ADDR"), grpc[svc].to_string()),
+                (format!("JIESU__{key}__ADMIN_ADDR"), admin[svc].to_string()),
+                (format!("JIESU__{key}__CONSUMER__BACKOFF"), r#"["200ms", "500ms", "1s", "1s", "1s"]"#.to_string()),
+                ("JIESU__NOTIFICATION__INTAKE_URL".to_string(), format!("http://{}", grpc["intake"])),
+            ];
+            env.extend(extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+            let mut p = Process {
+                child: None,
+                bin: target.join(format!("jiesu-{bin}")),
+                env,
+                log: dir.path().join(format!("{svc}.log")),
+            };
+            p.spawn()?;
+            procs.insert(svc, p);
+        }
+        Ok(Self { nats, subjects: Subjects::new(root), procs, grpc, admin, _dir: dir })
+    }
+
+    pub async fn ready(&self, svc: &str) -> Result<()> {
+        let addr = self.admin[svc];
+        eventually(&format!("{svc} to be ready"), Duration::from_secs(30), || async move {
+            http_get(addr, "/readyz").await.filter(|(code, _)| *code == 200).map(|_| ())
+        })
+        .await
+        .with_context(|| self.log_tail(svc))
+    }
+
+    pub fn log_tail(&self, svc: &str) -> String {
+        let text = std::fs::read_to_string(&self.procs[svc].log).unwrap_or_default();
+        let lines: Vec<_> = text.lines().rev().take(15).collect();
+        format!("{svc} log ends with:\n{}", lines.into_iter().rev().collect::<Vec<_>>().join("\n"))
+    }
+
+    pub async fn restart(&mut self, svc: &'static str) -> Result<()> {
+        let p = self.procs.get_mut(svc).expect("known service");
+        p.kill();
+        p.spawn()?;
+        self.ready(svc).await
+    }
+
+    pub async fn intake(&self) -> IntakeServiceClient<tonic::transport::Channel> {
+        IntakeServiceClient::new(grpc_channel(self.grpc["intake"]).await)
+    }
+
+    pub async fn dispatch(&self) -> DispatchServiceClient<tonic::transport::Channel> {
+        DispatchServiceClient::new(grpc_channel(self.grpc["dispatch"]).await)
+    }
+
+    pub async fn events(&self) -> Result<Vec<StoredMessage>> {
+        let js = async_nats::jetstream::new(async_nats::connect(self.nats.url()).await?);
+        read_stream(&js, &self.subjects.events_stream(), None).await.map_err(anyhow::Error::from_boxed)
+    }
+
+    pub async fn dispatched(&self, case_id: &str) -> Result<()> {
+        let dispatch = self.dispatch().await;
+        eventually(&format!("case {case_id} to be dispatched"), Duration::from_secs(30), || {
+            let mut dispatch = dispatch.clone();
+            async move {
+                let v = dispatch
+                    .get_case(CaseRef { r#ref: Some(Ref::CaseId(case_id.to_string())) })
+                    .await
+                    .ok()?
+                    .into_inner();
+                (v.status() == CaseStatus::Dispatched).then_some(())
+            }
+        })
+        .await?;
+        Ok(())
+    }
+}
+
+async fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes()).await.ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.ok()?;
+    let code = out.split_whitespace().nth(1)?.parse().ok()?;
+    Some((code, out))
+}
+
