@@ -10,7 +10,7 @@ use std::{collections::BTreeMap, future::Future, sync::Arc, time::Duration};
 
 use async_nats::jetstream::{self, AckKind, consumer::pull};
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, error, info, warn};
@@ -92,6 +92,14 @@ pub trait Handler: Send + Sync + 'static {
     fn committed(&self, _msg: &Incoming) {}
 }
 
+/// Messages handled in one transaction at most.
+const BATCH: usize = 64;
+
+async fn savepoint(tx: &mut Tx, sql: &'static str) -> Result<(), HandlerError> {
+    with_tx!(tx, conn => sqlx::query(sql).execute(conn).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
 /// What to consume.
 #[derive(Debug, Clone)]
 pub struct ConsumerSpec {
@@ -164,7 +172,18 @@ impl<H: Handler> Consumer<H> {
                     next = messages.next() => next,
                 };
                 match next {
-                    Some(Ok(msg)) => self.on_message(msg).await,
+                    Some(Ok(msg)) => {
+                        // Whatever else has already arrived shares the transaction: one commit
+                        // (one fsync) for many messages under load, no waiting when idle.
+                        let mut batch = vec![msg];
+                        while batch.len() < BATCH {
+                            match messages.next().now_or_never() {
+                                Some(Some(Ok(m))) => batch.push(m),
+                                _ => break,
+                            }
+                        }
+                        self.on_batch(batch).await;
+                    }
                     Some(Err(e)) => {
                         warn!(error = %e, "pull consumer error");
                         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -175,7 +194,15 @@ impl<H: Handler> Consumer<H> {
         }
     }
 
-    async fn on_message(&self, msg: jetstream::Message) {
+    async fn on_batch(&self, batch: Vec<jetstream::Message>) {
+        let incoming: Vec<Incoming> = batch.iter().map(|m| self.incoming(m)).collect();
+        let results = self.process_batch(&incoming, None).await;
+        for ((msg, incoming), result) in batch.iter().zip(&incoming).zip(results) {
+            self.settle(msg, incoming, result).await;
+        }
+    }
+
+    fn incoming(&self, msg: &jetstream::Message) -> Incoming {
         let (delivered, stream_sequence) = match msg.info() {
             Ok(i) => (i.delivered, i.stream_sequence),
             Err(_) => (1, 0),
@@ -197,9 +224,13 @@ impl<H: Handler> Consumer<H> {
             .get(header::MSG_ID)
             .cloned()
             .unwrap_or_else(|| format!("{}:{stream_sequence}", self.spec.stream));
-        let incoming = Incoming { subject, kind, message_id, headers, payload: msg.payload.clone(), delivered, stream_sequence };
+        Incoming { subject, kind, message_id, headers, payload: msg.payload.clone(), delivered, stream_sequence }
+    }
 
-        match self.process(&incoming, None).await {
+    /// Acks what was committed; NAKs with back-off, or dead-letters, what failed.
+    async fn settle(&self, msg: &jetstream::Message, incoming: &Incoming, result: Result<Outcome, HandlerError>) {
+        let delivered = incoming.delivered;
+        match result {
             Ok(_) => {
                 if let Err(e) = msg.ack().await {
                     // The effect is committed; a redelivery will be recognised by the inbox.
@@ -219,7 +250,7 @@ impl<H: Handler> Consumer<H> {
             }
             Err(e) => {
                 error!(message_id = %incoming.message_id, delivered, error = %e, "handling failed for good; dead-lettered");
-                match self.dead_letter(&incoming, &e.to_string()).await {
+                match self.dead_letter(incoming, &e.to_string()).await {
                     Ok(()) => {
                         let _ = msg.ack().await;
                     }
@@ -236,53 +267,90 @@ impl<H: Handler> Consumer<H> {
     /// Handles one message in one transaction. `replaying` marks a dead letter as replayed in
     /// the same transaction.
     pub async fn process(&self, incoming: &Incoming, replaying: Option<&str>) -> Result<Outcome, HandlerError> {
-        let case_id = incoming.header(header::CASE_ID).unwrap_or_default().to_string();
-        let span = tracing::info_span!(
-            "consume",
-            consumer = %self.spec.durable,
-            event_type = %incoming.kind,
-            case_id = %case_id,
-            otel.kind = "consumer",
-        );
-        crate::telemetry::set_parent(&span, |k| incoming.header(k));
+        self.process_batch(std::slice::from_ref(incoming), replaying)
+            .await
+            .pop()
+            .unwrap_or(Err(HandlerError::Retry("nothing was processed".into())))
+    }
+
+    /// Handles messages in order in one transaction, each inside its own savepoint, so that one
+    /// failing message is rolled back alone and the others still commit. Returns one result per
+    /// message; if the commit itself fails, every message is to be retried.
+    pub async fn process_batch(&self, batch: &[Incoming], replaying: Option<&str>) -> Vec<Result<Outcome, HandlerError>> {
         let started = std::time::Instant::now();
-        let result = async {
-            let now = to_millis(self.clock.now());
-            let mut tx = self.db.begin().await?;
-            let fresh = with_tx!(&mut tx, conn => sqlx::query(
-                "INSERT INTO inbox (consumer, message_id, handled_at) VALUES ($1, $2, $3)
-                 ON CONFLICT (consumer, message_id) DO NOTHING")
-                .bind(&self.spec.durable).bind(&incoming.message_id).bind(now)
-                .execute(conn).await.map(|r| r.rows_affected()))?
-            == 1;
-            if !fresh {
-                tx.rollback().await?;
-                return Ok(Outcome::Duplicate);
+        let mut results = Vec::with_capacity(batch.len());
+        let mut tx = match self.db.begin().await {
+            Ok(tx) => tx,
+            Err(e) => return batch.iter().map(|_| Err(HandlerError::Retry(format!("cannot begin a transaction: {e}")))).collect(),
+        };
+        let mut emitted = false;
+        for incoming in batch {
+            let case_id = incoming.header(header::CASE_ID).unwrap_or_default().to_string();
+            let span = tracing::info_span!(
+                "consume",
+                consumer = %self.spec.durable,
+                event_type = %incoming.kind,
+                case_id = %case_id,
+                otel.kind = "consumer",
+            );
+            crate::telemetry::set_parent(&span, |k| incoming.header(k));
+            let result = async {
+                savepoint(&mut tx, "SAVEPOINT jiesu_message").await?;
+                let outcome = self.handle_one(&mut tx, incoming, replaying).await;
+                match &outcome {
+                    Ok(_) => savepoint(&mut tx, "RELEASE SAVEPOINT jiesu_message").await?,
+                    Err(_) => {
+                        savepoint(&mut tx, "ROLLBACK TO SAVEPOINT jiesu_message").await?;
+                        savepoint(&mut tx, "RELEASE SAVEPOINT jiesu_message").await?;
+                    }
+                }
+                outcome
             }
-            let out = self.handler.handle(&mut tx, incoming).await?;
-            outbox::write(&mut tx, &out, now).await?;
-            if let Some(id) = replaying {
-                with_tx!(&mut tx, conn => sqlx::query("UPDATE dead_letters SET replayed_at = $1 WHERE id = $2")
-                    .bind(now).bind(id).execute(conn).await.map(|r| r.rows_affected()))?;
-            }
-            tx.commit().await?;
-            if !out.is_empty() {
-                self.relay_wake.notify_one();
-            }
-            Ok(Outcome::Handled)
+            .instrument(span)
+            .await;
+            emitted |= matches!(result, Ok((Outcome::Handled, true)));
+            results.push(result.map(|(o, _)| o));
         }
-        .instrument(span)
-        .await;
+        if let Err(e) = tx.commit().await {
+            warn!(error = %e, messages = batch.len(), "commit failed; the batch will be redelivered");
+            return batch.iter().map(|_| Err(HandlerError::Retry(format!("commit failed: {e}")))).collect();
+        }
+        if emitted {
+            self.relay_wake.notify_one();
+        }
         self.metrics.handle_seconds.observe(started.elapsed().as_secs_f64());
-        match &result {
-            Ok(Outcome::Handled) => {
-                self.metrics.count(&self.spec.durable, &incoming.kind, "handled");
-                self.handler.committed(incoming);
+        for (incoming, result) in batch.iter().zip(&results) {
+            match result {
+                Ok(Outcome::Handled) => {
+                    self.metrics.count(&self.spec.durable, &incoming.kind, "handled");
+                    self.handler.committed(incoming);
+                }
+                Ok(Outcome::Duplicate) => self.metrics.count(&self.spec.durable, &incoming.kind, "duplicate"),
+                Err(_) => {}
             }
-            Ok(Outcome::Duplicate) => self.metrics.count(&self.spec.durable, &incoming.kind, "duplicate"),
-            Err(_) => {}
         }
-        result
+        results
+    }
+
+    /// Inbox, handler, outbox for one message; `true` when it emitted events.
+    async fn handle_one(&self, tx: &mut Tx, incoming: &Incoming, replaying: Option<&str>) -> Result<(Outcome, bool), HandlerError> {
+        let now = to_millis(self.clock.now());
+        let fresh = with_tx!(tx, conn => sqlx::query(
+            "INSERT INTO inbox (consumer, message_id, handled_at) VALUES ($1, $2, $3)
+             ON CONFLICT (consumer, message_id) DO NOTHING")
+            .bind(&self.spec.durable).bind(&incoming.message_id).bind(now)
+            .execute(conn).await.map(|r| r.rows_affected()))?
+            == 1;
+        if !fresh {
+            return Ok((Outcome::Duplicate, false));
+        }
+        let out = self.handler.handle(tx, incoming).await?;
+        outbox::write(tx, &out, now).await?;
+        if let Some(id) = replaying {
+            with_tx!(tx, conn => sqlx::query("UPDATE dead_letters SET replayed_at = $1 WHERE id = $2")
+                .bind(now).bind(id).execute(conn).await.map(|r| r.rows_affected()))?;
+        }
+        Ok((Outcome::Handled, !out.is_empty()))
     }
 
     async fn dead_letter(&self, m: &Incoming, error: &str) -> Result<(), Error> {

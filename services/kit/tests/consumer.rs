@@ -55,8 +55,6 @@ async fn exactly_once_retries_and_dead_letters() {
     let subjects = host.broker.subjects.clone();
     let db = host.db.clone();
     let echo = Arc::new(Echo { subjects: subjects.clone(), fixed: false.into() });
-    host.consume_events("test", &["test.in"], echo.clone());
-    let running = host.serve(tonic::service::Routes::default(), vec![]).unwrap();
 
     let client = async_nats::connect(nats.url()).await.unwrap();
     let js = async_nats::jetstream::new(client);
@@ -76,6 +74,10 @@ async fn exactly_once_retries_and_dead_letters() {
     send("m4", "broken").await;
     send("m5", "five").await;
     send("m1", "one again (JetStream drops this re-send)").await;
+    // Consuming starts with all of them waiting, so they are handled as one batch in one
+    // transaction: the failing ones must be rolled back alone.
+    host.consume_events("test", &["test.in"], echo.clone());
+    let running = host.serve(tonic::service::Routes::default(), vec![]).unwrap();
 
     let seen = |db: jiesu_kit::Db| async move {
         with_pool!(&db, pool => sqlx::query_scalar::<_, String>("SELECT body FROM seen ORDER BY body").fetch_all(pool).await).unwrap()
