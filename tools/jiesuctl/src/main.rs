@@ -290,7 +290,10 @@ async fn submit(d: &District, a: SubmitArgs) -> Result<()> {
                 "description": a.description,
                 "location": {"street": a.street, "community": a.community, "address": a.address},
             });
+            // A producer hears back on JetStream subjects: intake's case.received for its
+            // (channel, channel_ref), or a rejection on jiesu.intake.rejected.<channel>.
             let mut rejections = client.subscribe(subjects.rejected(&a.channel)).await?;
+            let mut received = client.subscribe(subjects.event("case.received")).await?;
             let mut headers = async_nats::HeaderMap::new();
             headers.insert(header::CONTENT_TYPE, jiesu_kit::messaging::JSON);
             headers.insert(header::MSG_ID, format!("{}:{}", a.channel, a.channel_ref).as_str());
@@ -299,16 +302,39 @@ async fn submit(d: &District, a: SubmitArgs) -> Result<()> {
                 .await?
                 .await
                 .context("the submissions stream did not acknowledge (is intake's stream set up?)")?;
-            println!("已投递至 {}（流序号 {}）；受理服务将登记并编号。", subjects.intake(&a.channel), ack.sequence);
-            // A producer hears of a rejection on jiesu.intake.rejected.<channel>: wait briefly.
+            println!("已投递至 {}（流序号 {}）", subjects.intake(&a.channel), ack.sequence);
             use futures::StreamExt;
-            if let Ok(Some(m)) = tokio::time::timeout(Duration::from_secs(3), rejections.next()).await {
-                let r: pb::SubmissionRejected = prost::Message::decode(m.payload.as_ref())?;
-                if r.channel_ref == a.channel_ref {
-                    let reasons: Vec<String> =
-                        r.violations.iter().map(|v| format!("  {}: {}（{}）", v.field, v.reason, v.reason_zh)).collect();
-                    bail!("submission rejected:\n{}", reasons.join("\n"));
+            let answer = tokio::time::timeout(Duration::from_secs(5), async {
+                loop {
+                    tokio::select! {
+                        Some(m) = received.next() => {
+                            let r: pb::CaseReceived = prost::Message::decode(m.payload.as_ref())?;
+                            if r.channel == a.channel && r.channel_ref == a.channel_ref {
+                                let meta = r.meta.unwrap_or_default();
+                                println!("已受理 受理编号 {}\ncase_id {}", meta.case_no, meta.case_id);
+                                return Ok(());
+                            }
+                        }
+                        Some(m) = rejections.next() => {
+                            let r: pb::SubmissionRejected = prost::Message::decode(m.payload.as_ref())?;
+                            if r.channel_ref == a.channel_ref {
+                                let reasons: Vec<String> = r
+                                    .violations
+                                    .iter()
+                                    .map(|v| format!("  {}: {}（{}）", v.field, v.reason, v.reason_zh))
+                                    .collect();
+                                bail!("submission rejected:\n{}", reasons.join("\n"));
+                            }
+                        }
+                        else => bail!("the NATS connection closed"),
+                    }
                 }
+            })
+            .await;
+            match answer {
+                Ok(result) => result?,
+                // Re-sent submissions are recognised by intake without a new case.received.
+                Err(_) => println!("（5秒内未收到受理回执：可能是重复投递，或受理服务未运行；用 jiesuctl case list 查看）"),
             }
         }
     }
