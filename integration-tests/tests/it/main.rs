@@ -5,4 +5,5 @@
 mod bad_input;
 mod crash;
 mod flow;
+mod limits;
 mod tracing;
