@@ -19,4 +19,13 @@ if command -v pg_isready >/dev/null && ! pg_isready -q -h 127.0.0.1 -p 5432; the
   pg_isready -q -h 127.0.0.1 -p 5432 || echo "test: WARNING: PostgreSQL is not answering at 127.0.0.1:5432; the PostgreSQL tests will fail" >&2
 fi
 
-cargo test --workspace --locked "$@"
+# cargo prints one "test result" line per test target; add them up into one closing line.
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --workspace --locked "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"
