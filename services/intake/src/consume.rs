@@ -67,9 +67,14 @@ impl Submissions {
     }
 }
 
-/// Protobuf by default; JSON when the producer says `Content-Type: application/json`.
+/// Protobuf by default; JSON when the producer says `Content-Type: application/json` — or says
+/// nothing and sends an object: `{` can never start a valid `Submission` (it would be field 15
+/// as a deprecated group), so a producer without headers (`nats pub`) is still understood.
 fn decode(msg: &Incoming) -> Result<Submission, String> {
-    let is_json = msg.header(header::CONTENT_TYPE).is_some_and(|c| c.starts_with(JSON));
+    let is_json = match msg.header(header::CONTENT_TYPE) {
+        Some(c) => c.starts_with(JSON),
+        None => msg.payload.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{'),
+    };
     if is_json {
         let json: SubmissionJson = serde_json::from_slice(&msg.payload).map_err(|e| format!("invalid JSON submission: {e}"))?;
         json.into_submission()
@@ -185,6 +190,29 @@ mod tests {
         assert_eq!(s.location.unwrap().street, "st-dongmen");
         let utc = chrono::DateTime::parse_from_rfc3339("2026-11-23T01:30:00Z").unwrap();
         assert_eq!(s.submitted_at.unwrap().seconds, utc.timestamp());
+    }
+
+    fn incoming(content_type: Option<&str>, payload: &[u8]) -> Incoming {
+        Incoming {
+            subject: "jiesu.intake.hotline".into(),
+            kind: "hotline".into(),
+            message_id: "m".into(),
+            headers: content_type.map(|c| [(header::CONTENT_TYPE.to_string(), c.to_string())].into()).unwrap_or_default(),
+            payload: payload.to_vec().into(),
+            delivered: 1,
+            stream_sequence: 1,
+        }
+    }
+
+    #[test]
+    fn the_content_type_decides_and_a_bare_object_is_json() {
+        let json = br#" {"channel_ref":"m-1","description":"d"}"#;
+        assert_eq!(decode(&incoming(Some(JSON), json)).unwrap().channel_ref, "m-1");
+        assert_eq!(decode(&incoming(None, json)).unwrap().channel_ref, "m-1");
+        let proto = prost::Message::encode_to_vec(&Submission { channel_ref: "p-1".into(), ..Default::default() });
+        assert_eq!(decode(&incoming(None, &proto)).unwrap().channel_ref, "p-1");
+        assert_eq!(decode(&incoming(Some("application/x-protobuf"), &proto)).unwrap().channel_ref, "p-1");
+        assert!(decode(&incoming(Some("application/x-protobuf"), json)).unwrap_err().contains("not a protobuf"));
     }
 
     #[test]
