@@ -105,12 +105,17 @@ done
 sleep 1
 "${ctl[@]}" case list
 echo
-"${ctl[@]}" case show "$case_no"
+"${ctl[@]}" case show "$case_no" | tee "$run_dir/show1.txt"
+unit="$(awk '$1 == "承办单位" {sub(/（.*/, "", $3); print $3; exit}' "$run_dir/show1.txt")"
+unit="${unit:-<unit id>}"
 cat <<MSG
 
-demo: the district is running. Try:
-  target/debug/jiesuctl case list
-  target/debug/jiesuctl accept $case_no --unit <unit id from case show> --by 王五
+demo: the district is running. Walk the case through the loop (签收 → 联系 → 办结 → 回访):
+  target/debug/jiesuctl accept  $case_no --unit $unit --by 王五
+  target/debug/jiesuctl contact $case_no --unit $unit --by 王五 --note "已电话联系，约定上门核实"
+  target/debug/jiesuctl resolve $case_no --unit $unit --by 王五 --reply "地锁已拆除，车位恢复公共使用。"
+  target/debug/jiesuctl revisit $case_no --satisfaction satisfied --solved true --by 回访员
   target/debug/jiesuctl case show $case_no
+  target/debug/jiesuctl case list
 Logs are in data/logs/, databases in data/. Stop everything with: scripts/demo.sh stop
 MSG
