@@ -59,6 +59,9 @@ impl Host {
             consumer_settings: cfg.common.consumer.clone(),
             telemetry,
         };
+        if let Ok(open) = crate::consumer::dead_letters(&host.db, false).await {
+            host.metrics.dead_letters_open.set(open.len() as i64);
+        }
         let relay = Relay {
             db: host.db.clone(),
             broker: host.broker.clone(),

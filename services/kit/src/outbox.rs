@@ -106,13 +106,26 @@ pub struct Relay {
 /// How long a relay keeps a claim on rows it is publishing before another may take them.
 const LEASE: Duration = Duration::from_secs(30);
 const BATCH: i64 = 256;
+/// How long published rows stay in the outbox, for inspection.
+const KEEP_PUBLISHED: Duration = Duration::from_secs(7 * 86_400);
+/// How often the relay purges published rows.
+const PURGE_EVERY: Duration = Duration::from_secs(3_600);
 
 impl Relay {
     /// Runs until `shutdown` resolves; wakes on every commit that wrote events, and polls.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
         let mut failures = 0u32;
+        let mut last_purge = tokio::time::Instant::now();
         loop {
+            if last_purge.elapsed() >= PURGE_EVERY {
+                last_purge = tokio::time::Instant::now();
+                match self.purge().await {
+                    Ok(n) if n > 0 => debug!(rows = n, "outbox: purged published rows"),
+                    Ok(_) => {}
+                    Err(e) => warn!(error = %e, "outbox: purging published rows failed"),
+                }
+            }
             match self.publish_batch().await {
                 Ok(n) if n as i64 == BATCH => continue,
                 Ok(_) => failures = 0,
@@ -124,7 +137,8 @@ impl Relay {
             let pause = if failures == 0 {
                 Duration::from_millis(500)
             } else {
-                Duration::from_millis(200 * 2u64.pow(failures.min(6)))
+                // At most a few seconds: once NATS is back the backlog should flow promptly.
+                Duration::from_millis(200 * 2u64.pow(failures.min(4)))
             };
             tokio::select! {
                 _ = &mut shutdown => break,
@@ -134,6 +148,17 @@ impl Relay {
         }
         // Drain what the last transactions wrote, so a clean stop leaves nothing behind.
         let _ = tokio::time::timeout(Duration::from_secs(5), self.publish_batch()).await;
+    }
+
+    /// Deletes rows published more than [`KEEP_PUBLISHED`] ago: the events stream is the
+    /// record; the outbox only has to hold what is not yet in it.
+    pub async fn purge(&self) -> Result<u64, Error> {
+        let before = to_millis(self.clock.now()) - KEEP_PUBLISHED.as_millis() as i64;
+        let mut tx = self.db.begin().await?;
+        let n = with_tx!(&mut tx, conn => sqlx::query("DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < $1")
+            .bind(before).execute(conn).await.map(|r| r.rows_affected()))?;
+        tx.commit().await?;
+        Ok(n)
     }
 
     /// Publishes one batch; returns how many rows were published.

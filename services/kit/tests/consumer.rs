@@ -77,6 +77,7 @@ async fn exactly_once_retries_and_dead_letters() {
     // Consuming starts with all of them waiting, so they are handled as one batch in one
     // transaction: the failing ones must be rolled back alone.
     host.consume_events("test", &["test.in"], echo.clone());
+    let broker = host.broker.clone();
     let running = host.serve(tonic::service::Routes::default(), vec![]).unwrap();
 
     let seen = |db: jiesu_kit::Db| async move {
@@ -131,6 +132,23 @@ async fn exactly_once_retries_and_dead_letters() {
     assert_eq!(seen(db.clone()).await, vec!["broken", "five", "flaky", "one"]);
     let open = jiesu_kit::consumer::dead_letters(&db, false).await.unwrap();
     assert_eq!(open.len(), 1, "only the poison message is left open");
+
+    // Published rows leave the outbox after a week; nothing unpublished ever does.
+    let week_later = jiesu_kit::ManualClock::new(chrono::Utc::now() + chrono::Duration::days(8));
+    let relay = jiesu_kit::outbox::Relay {
+        db: db.clone(),
+        broker,
+        clock: Arc::new(week_later),
+        wake: Default::default(),
+        metrics: jiesu_kit::metrics::Metrics::new("test"),
+    };
+    jiesu_kit::testing::eventually("the replayed echo to be published", Duration::from_secs(10), || async {
+        (jiesu_kit::outbox::backlog(&db).await.ok()? == 0).then_some(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(relay.purge().await.unwrap(), 4, "the four published echoes are purged");
+    assert_eq!(relay.purge().await.unwrap(), 0);
     running.shutdown().await;
 }
 
