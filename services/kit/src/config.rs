@@ -82,11 +82,23 @@ impl DistrictConfig {
     /// The part of the configuration that service `name` reads.
     pub fn service<S: DeserializeOwned>(&self, name: &'static str) -> Result<ServiceConfig<S>, Error> {
         let section = self.table.get(name).cloned().unwrap_or(toml::Value::Table(Default::default()));
-        let common: ServiceSettings = section
-            .clone()
-            .try_into()
-            .map_err(|e| Error::Config(format!("[{name}]: {e}")))?;
-        let settings: S = section.try_into().map_err(|e| Error::Config(format!("[{name}]: {e}")))?;
+        // A key neither the common settings nor the service's own know is a typo: say so
+        // rather than run on a default the operator did not mean.
+        let mut common_ignored = std::collections::BTreeSet::new();
+        let common: ServiceSettings = serde_ignored::deserialize(section.clone(), |path| {
+            common_ignored.insert(path.to_string());
+        })
+        .map_err(|e| Error::Config(format!("[{name}]: {e}")))?;
+        let mut own_ignored = std::collections::BTreeSet::new();
+        let settings: S = serde_ignored::deserialize(section, |path| {
+            own_ignored.insert(path.to_string());
+        })
+        .map_err(|e| Error::Config(format!("[{name}]: {e}")))?;
+        let unknown: Vec<&String> = common_ignored.intersection(&own_ignored).filter(|k| !k.contains('.')).collect();
+        if !unknown.is_empty() {
+            let keys = unknown.iter().map(|k| format!("{name}.{k}")).collect::<Vec<_>>().join(", ");
+            return Err(Error::Config(format!("unknown key(s) {keys}: check the spelling against the documented keys")));
+        }
         let cfg = ServiceConfig {
             name,
             district: self.part("district")?,
@@ -399,6 +411,19 @@ mod tests {
         assert_eq!(redact_url("sqlite://data/intake.db"), "sqlite://data/intake.db");
         let s = ServiceSettings { database_url: "postgres://u:pw@h/d".into(), ..Default::default() };
         assert!(!format!("{s:?}").contains("pw"));
+    }
+
+    #[test]
+    fn a_misspelt_key_is_an_error_naming_it() {
+        let mut cfg = DistrictConfig::parse(TEXT, ".").unwrap();
+        cfg.set("intake.databse_url", "sqlite://x.db");
+        let err = cfg.service::<Own>("intake").unwrap_err().to_string();
+        assert!(err.contains("intake.databse_url"), "{err}");
+        // Keys of the service's own settings and of the common ones are both known.
+        let ok = DistrictConfig::parse(TEXT, ".").unwrap();
+        assert!(ok.service::<Own>("intake").is_ok());
+        // A reader that takes the section whole (a tool) is not held to it.
+        assert!(cfg.service::<serde::de::IgnoredAny>("intake").is_ok());
     }
 
     #[test]
