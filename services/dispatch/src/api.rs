@@ -94,7 +94,7 @@ fn case_view(row: CaseRow, history: &[HistoryRow]) -> CaseView {
         unit_id: row.unit_id,
         unit_name: row.unit_name,
         sub_item: row.sub_item,
-        urgency: domain::parse_urgency(&row.urgency) as i32,
+        urgency: pb::Urgency::from_key(&row.urgency) as i32,
         round: u32::try_from(row.round).unwrap_or_default(),
         title: row.title,
         reply: row.reply,

@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use jiesu_proto::v1::{self as pb, Satisfaction, Urgency};
+use jiesu_proto::v1::{self as pb, Satisfaction};
 use serde::Deserialize;
 
 /// A matrix entry's placeholder for "the street office of the place the case is about" (属地管理).
@@ -472,25 +472,6 @@ pub fn validate_person(field: &str, name: &str) -> Result<String, String> {
 
 // ------------------------------------------------------------------ urgency
 
-/// The stored form of an urgency.
-pub fn urgency_str(u: Urgency) -> &'static str {
-    match u {
-        Urgency::Unspecified => "unspecified",
-        Urgency::Normal => "normal",
-        Urgency::Emergency => "emergency",
-        Urgency::Complex => "complex",
-    }
-}
-
-pub fn parse_urgency(s: &str) -> Urgency {
-    match s {
-        "normal" => Urgency::Normal,
-        "emergency" => Urgency::Emergency,
-        "complex" => Urgency::Complex,
-        _ => Urgency::Unspecified,
-    }
-}
-
 // ------------------------------------------------------------------ the timeline (办理记录)
 
 /// "派单至东门街道（协办：城市管理委员会、海滨社区）"
@@ -875,9 +856,6 @@ mod tests {
         }
         assert_eq!(CaseStatus::parse("lost"), None);
         assert_eq!(CaseStatus::from_proto(pb::CaseStatus::Unspecified), None);
-        for u in [Urgency::Unspecified, Urgency::Normal, Urgency::Emergency, Urgency::Complex] {
-            assert_eq!(parse_urgency(urgency_str(u)), u);
-        }
     }
 
     #[test]

@@ -132,7 +132,7 @@ impl Dispatch {
                 assisting: &route.assisting,
                 sub_item: code,
                 category,
-                urgency: domain::urgency_str(ev.urgency()),
+                urgency: ev.urgency().key(),
                 title: &ev.title,
                 street: &street,
                 community: place.community.trim(),
@@ -212,7 +212,7 @@ impl Dispatch {
             resolved_by: resolved_by.to_string(),
             reply,
             round: next.round,
-            urgency: domain::parse_urgency(&row.urgency) as i32,
+            urgency: jiesu_proto::v1::Urgency::from_key(&row.urgency) as i32,
         };
         tracing::info!(case_id = %row.case_id, unit_id, round = next.round, "case resolved");
         Ok((row.case_id, vec![self.event("case.resolved", &meta, &event)]))
