@@ -117,5 +117,7 @@ demo: the district is running. Walk the case through the loop (签收 → 联系
   target/debug/jiesuctl revisit $case_no --satisfaction satisfied --solved true --by 回访员
   target/debug/jiesuctl case show $case_no
   target/debug/jiesuctl case list
+Each service's admin port has /healthz, /readyz, /metrics and /dead-letters, e.g.
+  curl -s 127.0.0.1:9653/metrics | grep jiesu_messages_consumed
 Logs are in data/logs/, databases in data/. Stop everything with: scripts/demo.sh stop
 MSG

@@ -11,10 +11,19 @@ use jiesu_proto::v1::{CaseRef, Citizen, Location, SlaAlert, Submission, SubmitRe
 use prost::Message;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unsigned_case_warns_then_breaches_and_the_supervisor_is_told() -> Result<()> {
+async fn an_unsigned_case_warns_then_breaches_and_the_supervisor_is_told_on_sqlite() -> Result<()> {
+    unsigned_case(Backend::Sqlite).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsigned_case_warns_then_breaches_and_the_supervisor_is_told_on_postgres() -> Result<()> {
+    unsigned_case(Backend::Postgres).await
+}
+
+async fn unsigned_case(backend: Backend) -> Result<()> {
     // Monday 2026-11-23 09:00 in Shanghai.
     let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 23, 1, 0, 0).unwrap());
-    let d = District::start_with(Backend::Sqlite, Arc::new(clock.clone()), &SERVICES, |_| {}).await?;
+    let d = District::start_with(backend, Arc::new(clock.clone()), &SERVICES, |_| {}).await?;
     let case = d
         .intake()
         .await
