@@ -97,17 +97,18 @@ impl Intake {
         let case_id = uuid::Uuid::now_v7().to_string();
         let submitted_at = clean.submitted_at.as_ref().and_then(from_proto).filter(|t| *t <= now).unwrap_or(now);
         store::record_submission(tx, &case_id, &case_no, &clean, to_millis(submitted_at), to_millis(now)).await?;
-        let event = self.received_event(&case_id, &case_no, &clean, now);
-        let out = Outgoing::event(&self.subjects, "case.received", event.meta.as_ref().unwrap().event_id.clone(), &case_id, &event);
+        let event_id = uuid::Uuid::now_v7().to_string();
+        let event = self.received_event(&event_id, &case_id, &case_no, &clean, now);
+        let out = Outgoing::event(&self.subjects, "case.received", event_id, &case_id, &event);
         tracing::info!(case_id = %case_id, case_no = %case_no, channel = %clean.channel, "case received");
         Ok((Registered { case_id, case_no, received_at: to_millis(now), duplicate: false }, vec![out]))
     }
 
-    fn received_event(&self, case_id: &str, case_no: &str, s: &Submission, now: DateTime<Utc>) -> CaseReceived {
+    fn received_event(&self, event_id: &str, case_id: &str, case_no: &str, s: &Submission, now: DateTime<Utc>) -> CaseReceived {
         let has_contact = s.citizen.as_ref().is_some_and(|c| !c.phone.is_empty());
         CaseReceived {
             meta: Some(EventMeta {
-                event_id: uuid::Uuid::now_v7().to_string(),
+                event_id: event_id.to_string(),
                 case_id: case_id.to_string(),
                 case_no: case_no.to_string(),
                 occurred_at: Some(to_proto(now)),
