@@ -68,6 +68,7 @@ impl Host {
             clock: host.clock.clone(),
             wake: host.relay_wake.clone(),
             metrics: host.metrics.clone(),
+            inbox_retention: cfg.nats.event_retention.max(cfg.nats.submission_retention),
         };
         let cancel = host.cancel.clone();
         host.tasks.spawn(async move {

@@ -101,6 +101,9 @@ pub struct Relay {
     pub clock: SharedClock,
     pub wake: Arc<Notify>,
     pub metrics: Metrics,
+    /// How long the inbox remembers a handled message: as long as the longest a message can stay
+    /// in a stream (and so be redelivered or replayed), i.e. the longer stream retention.
+    pub inbox_retention: Duration,
 }
 
 /// How long a relay keeps a claim on rows it is publishing before another may take them.
@@ -150,15 +153,20 @@ impl Relay {
         let _ = tokio::time::timeout(Duration::from_secs(5), self.publish_batch()).await;
     }
 
-    /// Deletes rows published more than [`KEEP_PUBLISHED`] ago: the events stream is the
-    /// record; the outbox only has to hold what is not yet in it.
+    /// Deletes outbox rows published more than [`KEEP_PUBLISHED`] ago (the events stream is
+    /// the record; the outbox only has to hold what is not yet in it) and inbox entries older
+    /// than any message the streams still hold. Returns the rows deleted.
     pub async fn purge(&self) -> Result<u64, Error> {
-        let before = to_millis(self.clock.now()) - KEEP_PUBLISHED.as_millis() as i64;
+        let now = to_millis(self.clock.now());
+        let published_before = now - KEEP_PUBLISHED.as_millis() as i64;
+        let handled_before = now - self.inbox_retention.as_millis() as i64;
         let mut tx = self.db.begin().await?;
-        let n = with_tx!(&mut tx, conn => sqlx::query("DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < $1")
-            .bind(before).execute(conn).await.map(|r| r.rows_affected()))?;
+        let outbox = with_tx!(&mut tx, conn => sqlx::query("DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < $1")
+            .bind(published_before).execute(conn).await.map(|r| r.rows_affected()))?;
+        let inbox = with_tx!(&mut tx, conn => sqlx::query("DELETE FROM inbox WHERE handled_at < $1")
+            .bind(handled_before).execute(conn).await.map(|r| r.rows_affected()))?;
         tx.commit().await?;
-        Ok(n)
+        Ok(outbox + inbox)
     }
 
     /// Publishes one batch; returns how many rows were published.

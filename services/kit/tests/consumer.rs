@@ -141,14 +141,18 @@ async fn exactly_once_retries_and_dead_letters() {
         clock: Arc::new(week_later),
         wake: Default::default(),
         metrics: jiesu_kit::metrics::Metrics::new("test"),
+        inbox_retention: Duration::from_secs(30 * 86_400),
     };
     jiesu_kit::testing::eventually("the replayed echo to be published", Duration::from_secs(10), || async {
         (jiesu_kit::outbox::backlog(&db).await.ok()? == 0).then_some(())
     })
     .await
     .unwrap();
-    assert_eq!(relay.purge().await.unwrap(), 4, "the four published echoes are purged");
+    assert_eq!(relay.purge().await.unwrap(), 4, "the four published echoes are purged, the inbox kept");
     assert_eq!(relay.purge().await.unwrap(), 0);
+    // Once no stream can hold the messages any more, their inbox entries go too.
+    let relay = jiesu_kit::outbox::Relay { inbox_retention: Duration::from_secs(86_400), ..relay };
+    assert_eq!(relay.purge().await.unwrap(), 4, "m1, m3, m4 and m5 leave the inbox");
     running.shutdown().await;
 }
 
