@@ -100,7 +100,9 @@ impl Step<'_> {
             Change::Arm(t) => {
                 let c = &t.clock;
                 if store::arm(tx, case_id, self.case_no, t, self.armed_by, self.now_ms).await? {
-                    self.history(tx, t, "armed", to_millis(c.started_at)).await?;
+                    // When it was armed (the event), not when it counts from: a resumed escalation
+                    // clock counts from receipt but was restarted now.
+                    self.history(tx, t, "armed", self.at_ms).await?;
                     tracing::info!(case_id, milestone = %c.milestone, version = c.version, deadline = %c.deadline,
                         unit_id = %t.unit_id, "clock armed");
                 }
