@@ -190,14 +190,7 @@ async fn follow_one_case(d: &District, case_id: &str) -> Result<()> {
     // Revisit: dissatisfied → reopened.
     let mut revisit = d.revisit().await;
     record_when_ready(&mut revisit, case_id, Satisfaction::Dissatisfied, false).await?;
-    eventually("the case to be reopened", WAIT, || {
-        let mut dispatch = dispatch.clone();
-        async move {
-            let v = dispatch.get_case(by_id(case_id)).await.ok()?.into_inner();
-            (v.status() == CaseStatus::Reopened).then_some(())
-        }
-    })
-    .await?;
+    until_status(&dispatch, case_id, CaseStatus::Reopened).await?;
     dispatch
         .resolve(ResolveRequest {
             case: Some(by_id(case_id)),
@@ -207,20 +200,30 @@ async fn follow_one_case(d: &District, case_id: &str) -> Result<()> {
         })
         .await?;
     record_when_ready(&mut revisit, case_id, Satisfaction::Satisfied, true).await?;
-    eventually("the case to be closed", WAIT, || {
-        let mut dispatch = dispatch.clone();
-        async move {
-            let v = dispatch.get_case(by_id(case_id)).await.ok()?.into_inner();
-            (v.status() == CaseStatus::Closed).then_some(())
-        }
-    })
-    .await?;
+    until_status(&dispatch, case_id, CaseStatus::Closed).await?;
     sla = d.sla().await;
     let clocks = sla.list_clocks(by_id(case_id)).await?.into_inner().clocks;
     ensure!(
         clocks.iter().all(|c| c.state == "stopped" || c.milestone == "escalate"),
         "clocks still running after closure: {clocks:?}"
     );
+    Ok(())
+}
+
+/// Waits until dispatch shows the case in `status`.
+async fn until_status(
+    dispatch: &jiesu_proto::v1::dispatch_service_client::DispatchServiceClient<tonic::transport::Channel>,
+    case_id: &str,
+    status: CaseStatus,
+) -> Result<()> {
+    eventually(&format!("the case to be {status:?}"), WAIT, || {
+        let mut dispatch = dispatch.clone();
+        async move {
+            let v = dispatch.get_case(by_id(case_id)).await.ok()?.into_inner();
+            (v.status() == status).then_some(())
+        }
+    })
+    .await?;
     Ok(())
 }
 
