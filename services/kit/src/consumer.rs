@@ -213,13 +213,7 @@ impl<H: Handler> Consumer<H> {
             .map(|h| h.iter().filter_map(|(k, v)| v.first().map(|v| (k.to_string(), v.to_string()))).collect())
             .unwrap_or_default();
         let subject = msg.subject.to_string();
-        let kind = self
-            .broker
-            .subjects
-            .event_type_of(&subject)
-            .or_else(|| self.broker.subjects.channel_of(&subject))
-            .unwrap_or(&subject)
-            .to_string();
+        let kind = self.broker.subjects.kind_of(&subject).to_string();
         let message_id = headers
             .get(header::MSG_ID)
             .cloned()
@@ -431,13 +425,7 @@ impl<H: Handler> Replay for Consumer<H> {
                 return Err(format!("dead letter {id} belongs to consumer {}", row.consumer));
             }
             let headers: BTreeMap<String, String> = serde_json::from_str(&row.headers).unwrap_or_default();
-            let kind = self
-                .broker
-                .subjects
-                .event_type_of(&row.subject)
-                .or_else(|| self.broker.subjects.channel_of(&row.subject))
-                .unwrap_or(&row.subject)
-                .to_string();
+            let kind = self.broker.subjects.kind_of(&row.subject).to_string();
             let incoming = Incoming {
                 subject: row.subject,
                 kind,

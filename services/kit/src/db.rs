@@ -30,6 +30,17 @@ pub enum Backend {
 }
 
 impl Backend {
+    /// The clause that locks the rows a read selects before the same transaction writes them:
+    /// nothing on SQLite (one writer, `BEGIN IMMEDIATE`: the transaction is already exclusive),
+    /// ` FOR UPDATE` on PostgreSQL — ` SKIP LOCKED` too when several workers claim rows.
+    pub fn lock_clause(self, skip_locked: bool) -> &'static str {
+        match (self, skip_locked) {
+            (Backend::Sqlite, _) => "",
+            (Backend::Postgres, false) => " FOR UPDATE",
+            (Backend::Postgres, true) => " FOR UPDATE SKIP LOCKED",
+        }
+    }
+
     pub fn of(url: &str) -> Result<Self, Error> {
         if url.starts_with("sqlite:") {
             Ok(Backend::Sqlite)

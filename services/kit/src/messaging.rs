@@ -70,6 +70,11 @@ impl Subjects {
         (!rest.contains('.')).then_some(rest)
     }
 
+    /// What a message on `subject` is: its event type, or its channel for a submission.
+    pub fn kind_of<'a>(&self, subject: &'a str) -> &'a str {
+        self.event_type_of(subject).or_else(|| self.channel_of(subject)).unwrap_or(subject)
+    }
+
     /// Stream names derive from the root so that several districts can share a server.
     pub fn submissions_stream(&self) -> String {
         format!("{}_INTAKE", self.stream_prefix())
@@ -172,6 +177,9 @@ mod tests {
         assert_eq!(s.event_type_of("other.event.sla.breached"), None);
         assert_eq!(s.channel_of("jiesu.intake.hotline"), Some("hotline"));
         assert_eq!(s.channel_of("jiesu.intake.rejected.hotline"), None);
+        assert_eq!(s.kind_of("jiesu.event.case.received"), "case.received");
+        assert_eq!(s.kind_of("jiesu.intake.hotline"), "hotline");
+        assert_eq!(s.kind_of("elsewhere.x"), "elsewhere.x");
         assert_eq!(Subjects::new("city.dm-1").events_stream(), "CITY_DM_1_EVENTS");
     }
 }

@@ -223,32 +223,22 @@ impl Relay {
     async fn claim(&self) -> Result<Vec<Row>, Error> {
         let now = to_millis(self.clock.now());
         let until = now + LEASE.as_millis() as i64;
+        let sql = format!(
+            "UPDATE outbox SET claimed_until = $1
+             WHERE seq IN (SELECT seq FROM outbox
+                           WHERE sent_at IS NULL AND (claimed_until IS NULL OR claimed_until < $2)
+                           ORDER BY seq LIMIT $3{})
+             RETURNING seq, event_id, subject, headers, payload",
+            self.db.backend().lock_clause(true)
+        );
+        // The writer, not the read pool: a claim is a write.
         let rows = match &self.db {
-            // One writer connection: claiming is already exclusive.
-            Db::Sqlite { writer, .. } => sqlx::query_as::<_, Row>(
-                "UPDATE outbox SET claimed_until = $1
-                 WHERE seq IN (SELECT seq FROM outbox
-                               WHERE sent_at IS NULL AND (claimed_until IS NULL OR claimed_until < $2)
-                               ORDER BY seq LIMIT $3)
-                 RETURNING seq, event_id, subject, headers, payload",
-            )
-            .bind(until)
-            .bind(now)
-            .bind(BATCH)
-            .fetch_all(writer)
-            .await?,
-            Db::Postgres(pool) => sqlx::query_as::<_, Row>(
-                "UPDATE outbox SET claimed_until = $1
-                 WHERE seq IN (SELECT seq FROM outbox
-                               WHERE sent_at IS NULL AND (claimed_until IS NULL OR claimed_until < $2)
-                               ORDER BY seq LIMIT $3 FOR UPDATE SKIP LOCKED)
-                 RETURNING seq, event_id, subject, headers, payload",
-            )
-            .bind(until)
-            .bind(now)
-            .bind(BATCH)
-            .fetch_all(pool)
-            .await?,
+            Db::Sqlite { writer, .. } => {
+                sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(sql)).bind(until).bind(now).bind(BATCH).fetch_all(writer).await?
+            }
+            Db::Postgres(pool) => {
+                sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(sql)).bind(until).bind(now).bind(BATCH).fetch_all(pool).await?
+            }
         };
         let mut rows = rows;
         rows.sort_by_key(|r| r.seq);

@@ -1,6 +1,6 @@
 //! Notification's database: the deliveries (通知投递记录) and their retry schedule.
 
-use jiesu_kit::{CaseKey, Db, Tx, db::Backend, with_pool, with_tx};
+use jiesu_kit::{CaseKey, Db, Tx, with_pool, with_tx};
 
 use crate::{
     Error,
@@ -84,16 +84,12 @@ pub async fn insert_delivery(tx: &mut Tx, d: &NewDelivery) -> Result<bool, Error
 /// another worker will not take them meanwhile, and a worker that dies mid-delivery leaves them
 /// to be tried again once the lease has passed. PostgreSQL workers skip rows another is claiming.
 pub async fn claim_due(db: &Db, now: i64, lease_until: i64, limit: i64) -> Result<Vec<DeliveryRow>, Error> {
-    let lock = match db.backend() {
-        // SQLite has one writer and `BEGIN IMMEDIATE`: the claim is already exclusive.
-        Backend::Sqlite => "",
-        Backend::Postgres => "FOR UPDATE SKIP LOCKED",
-    };
+    let lock = db.backend().lock_clause(true);
     let sql = format!(
         "UPDATE deliveries SET next_attempt_at = $1
          WHERE delivery_id IN (SELECT delivery_id FROM deliveries
                                WHERE status = 'pending' AND next_attempt_at <= $2
-                               ORDER BY next_attempt_at, delivery_id LIMIT $3 {lock})
+                               ORDER BY next_attempt_at, delivery_id LIMIT $3{lock})
          RETURNING {COLUMNS}"
     );
     let mut tx = db.begin().await?;

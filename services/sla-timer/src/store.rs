@@ -6,7 +6,6 @@
 
 use jiesu_kit::{
     CaseKey, Db, Tx,
-    db::Backend,
     time::{from_millis, to_millis},
     with_pool, with_tx,
 };
@@ -66,19 +65,9 @@ impl ClockRow {
     }
 }
 
-/// Row locks for a read that is followed by a write, on PostgreSQL (SQLite's `BEGIN IMMEDIATE`
-/// already serialises writers).
-fn lock_clause(tx: &Tx, skip_locked: bool) -> &'static str {
-    match (tx.backend(), skip_locked) {
-        (Backend::Sqlite, _) => "",
-        (Backend::Postgres, false) => " FOR UPDATE",
-        (Backend::Postgres, true) => " FOR UPDATE SKIP LOCKED",
-    }
-}
-
 /// Every clock of a case, locked for the handler that is about to change them.
 pub async fn case_clocks(tx: &mut Tx, case_id: &str) -> Result<Vec<ClockRow>, Error> {
-    let sql = format!("SELECT {COLUMNS} FROM clocks WHERE case_id = $1 ORDER BY clock_id{}", lock_clause(tx, false));
+    let sql = format!("SELECT {COLUMNS} FROM clocks WHERE case_id = $1 ORDER BY clock_id{}", tx.backend().lock_clause(false));
     let rows = with_tx!(tx, conn => sqlx::query_as::<_, ClockRow>(sqlx::AssertSqlSafe(sql))
         .bind(case_id).fetch_all(conn).await)?;
     Ok(rows)
@@ -87,7 +76,7 @@ pub async fn case_clocks(tx: &mut Tx, case_id: &str) -> Result<Vec<ClockRow>, Er
 /// Claims one clock for firing. `None` when it is gone, or on PostgreSQL when another process
 /// is firing it right now (it holds the row lock; skipping beats waiting to find nothing to do).
 pub async fn claim_clock(tx: &mut Tx, clock_id: &str) -> Result<Option<ClockRow>, Error> {
-    let sql = format!("SELECT {COLUMNS} FROM clocks WHERE clock_id = $1{}", lock_clause(tx, true));
+    let sql = format!("SELECT {COLUMNS} FROM clocks WHERE clock_id = $1{}", tx.backend().lock_clause(true));
     let row = with_tx!(tx, conn => sqlx::query_as::<_, ClockRow>(sqlx::AssertSqlSafe(sql))
         .bind(clock_id).fetch_optional(conn).await)?;
     Ok(row)
