@@ -387,6 +387,15 @@ pub async fn dead_letters(db: &Db, include_replayed: bool) -> Result<Vec<DeadLet
     Ok(rows)
 }
 
+/// One dead letter by id.
+pub async fn dead_letter(db: &Db, id: &str) -> Result<Option<DeadLetter>, Error> {
+    let row = with_pool!(db, pool => sqlx::query_as::<_, DeadLetter>(
+        "SELECT id, consumer, message_id, stream_seq, subject, error, deliveries, created_at, replayed_at
+         FROM dead_letters WHERE id = $1")
+        .bind(id).fetch_optional(pool).await)?;
+    Ok(row)
+}
+
 #[derive(sqlx::FromRow)]
 struct StoredLetter {
     consumer: String,

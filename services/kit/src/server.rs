@@ -102,9 +102,12 @@ async fn list_dead_letters(State(s): State<AdminState>, Query(q): Query<HashMap<
 }
 
 async fn replay(State(s): State<AdminState>, Path(id): Path<String>) -> impl IntoResponse {
-    let rows = crate::consumer::dead_letters(&s.db, true).await.unwrap_or_default();
-    let Some(letter) = rows.into_iter().find(|r| r.id == id) else {
-        return (StatusCode::NOT_FOUND, Json(serde_json::json!({ "error": format!("no dead letter {id}") })));
+    let letter = match crate::consumer::dead_letter(&s.db, &id).await {
+        Ok(Some(letter)) => letter,
+        Ok(None) => {
+            return (StatusCode::NOT_FOUND, Json(serde_json::json!({ "error": format!("no dead letter {id}") })));
+        }
+        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, Json(serde_json::json!({ "error": e.to_string() }))),
     };
     let Some(replayer) = s.replayers.get(&letter.consumer) else {
         return (
