@@ -13,6 +13,66 @@ pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "
 
 pub use prost_types::Timestamp;
 
+/// A message of the contract that knows its own type name: an event (`case.received`), or one of
+/// intake's answers to a producer (`submission.accepted`).
+pub trait Named {
+    /// The type name: the last tokens of the subject and the `Jiesu-Event-Type` header.
+    const TYPE: &'static str;
+}
+
+/// An event of the contract (`jiesu.event.<TYPE>`): a [`Named`] protobuf message carrying its
+/// [`EventMeta`](v1::EventMeta). Services publish and consume events through this trait and never
+/// spell a type name themselves.
+pub trait Event: Named + prost::Message + Default + Clone + Send + Sync + 'static {
+    fn meta(&self) -> Option<&v1::EventMeta>;
+    fn set_meta(&mut self, meta: v1::EventMeta);
+}
+
+macro_rules! contract {
+    (events { $($event:ident => $name:literal,)+ } answers { $($answer:ident => $aname:literal,)+ }) => {
+        $(
+            impl Named for v1::$event {
+                const TYPE: &'static str = $name;
+            }
+            impl Event for v1::$event {
+                fn meta(&self) -> Option<&v1::EventMeta> {
+                    self.meta.as_ref()
+                }
+                fn set_meta(&mut self, meta: v1::EventMeta) {
+                    self.meta = Some(meta);
+                }
+            }
+        )+
+        $(
+            impl Named for v1::$answer {
+                const TYPE: &'static str = $aname;
+            }
+        )+
+        /// Every event type of the contract.
+        pub const EVENT_TYPES: &[&str] = &[$($name),+];
+    };
+}
+
+contract! {
+    events {
+        CaseReceived => "case.received",
+        CaseClassified => "case.classified",
+        CaseDispatched => "case.dispatched",
+        CaseAccepted => "case.accepted",
+        CaseContacted => "case.contacted",
+        CaseResolved => "case.resolved",
+        CaseReopened => "case.reopened",
+        CaseClosed => "case.closed",
+        SlaWarning => "sla.warning",
+        SlaBreached => "sla.breached",
+        RevisitRecorded => "revisit.recorded",
+    }
+    answers {
+        SubmissionAccepted => "submission.accepted",
+        SubmissionRejected => "submission.rejected",
+    }
+}
+
 impl v1::Urgency {
     /// The name stored in databases and configuration: `normal`, `emergency`, `complex`.
     pub fn key(self) -> &'static str {
@@ -38,6 +98,16 @@ impl v1::Urgency {
 #[cfg(test)]
 mod tests {
     use super::v1::Urgency;
+
+    #[test]
+    fn every_event_type_is_aggregate_dot_name_and_unique() {
+        let mut seen = std::collections::BTreeSet::new();
+        for t in super::EVENT_TYPES {
+            let (aggregate, name) = t.split_once('.').expect("aggregate.name");
+            assert!(!aggregate.is_empty() && !name.is_empty() && !name.contains('.'), "{t}");
+            assert!(seen.insert(*t), "{t} twice");
+        }
+    }
 
     #[test]
     fn urgency_keys_round_trip() {

@@ -177,6 +177,18 @@ impl<S> ServiceConfig<S> {
                 self.nats.subject_root
             ));
         }
+        if self.nats.url.is_empty() {
+            problems.push("nats.url names no server".to_string());
+        }
+        for u in &self.nats.url {
+            let scheme_ok = ["nats://", "tls://", "ws://", "wss://"].iter().any(|s| u.starts_with(s)) || !u.contains("://");
+            if !scheme_ok || u.contains(char::is_whitespace) {
+                problems.push(format!("nats.url {u:?} is not a NATS server address (nats://host:port)"));
+            }
+        }
+        if self.common.max_connections == 0 {
+            problems.push(format!("{}.max_connections must be at least 1", self.name));
+        }
         if self.common.database_url.is_empty() {
             problems.push(format!("{}.database_url must not be empty", self.name));
         }
@@ -230,7 +242,10 @@ impl Default for District {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct NatsSettings {
-    pub url: String,
+    /// The servers of the cluster, any of which may answer: a list (`["nats://n1:4222",
+    /// "nats://n2:4222"]`) or one string, comma-separated (`nats://n1:4222,nats://n2:4222`).
+    #[serde(deserialize_with = "de_servers")]
+    pub url: Vec<String>,
     /// Root of every subject (`<root>.intake.<channel>`, `<root>.event.…`); a city hub may
     /// aggregate districts by giving each its own root.
     pub subject_root: String,
@@ -250,13 +265,35 @@ pub struct NatsSettings {
 impl Default for NatsSettings {
     fn default() -> Self {
         Self {
-            url: "nats://127.0.0.1:4222".into(),
+            url: vec!["nats://127.0.0.1:4222".into()],
             subject_root: "jiesu".into(),
             replicas: 1,
             duplicate_window: Duration::from_secs(10 * 60),
             event_retention: Duration::from_secs(400 * 86_400),
             submission_retention: Duration::from_secs(400 * 86_400),
         }
+    }
+}
+
+/// A server list given as one comma-separated string or as an array of strings.
+fn de_servers<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Servers {
+        One(String),
+        Many(Vec<String>),
+    }
+    let list = match Servers::deserialize(d)? {
+        Servers::One(s) => s.split(',').map(|u| u.trim().to_string()).filter(|u| !u.is_empty()).collect(),
+        Servers::Many(v) => v.into_iter().map(|u| u.trim().to_string()).filter(|u| !u.is_empty()).collect(),
+    };
+    Ok(list)
+}
+
+impl NatsSettings {
+    /// The server list as one string, for messages.
+    pub fn servers(&self) -> String {
+        self.url.join(",")
     }
 }
 
@@ -288,6 +325,8 @@ pub struct ServiceSettings {
     pub grpc_addr: SocketAddr,
     /// Admin HTTP listener: `/healthz`, `/readyz`, `/metrics`, `/dead-letters`.
     pub admin_addr: SocketAddr,
+    /// Connections in the PostgreSQL pool (SQLite always has one writer and four readers).
+    pub max_connections: u32,
     pub consumer: ConsumerSettings,
 }
 
@@ -298,6 +337,7 @@ impl std::fmt::Debug for ServiceSettings {
             .field("database_url", &redact_url(&self.database_url))
             .field("grpc_addr", &self.grpc_addr)
             .field("admin_addr", &self.admin_addr)
+            .field("max_connections", &self.max_connections)
             .field("consumer", &self.consumer)
             .finish()
     }
@@ -319,6 +359,7 @@ impl Default for ServiceSettings {
             database_url: String::new(),
             grpc_addr: ([127, 0, 0, 1], 0).into(),
             admin_addr: ([127, 0, 0, 1], 0).into(),
+            max_connections: 10,
             consumer: ConsumerSettings::default(),
         }
     }
@@ -424,6 +465,19 @@ mod tests {
         assert!(ok.service::<Own>("intake").is_ok());
         // A reader that takes the section whole (a tool) is not held to it.
         assert!(cfg.service::<serde::de::IgnoredAny>("intake").is_ok());
+    }
+
+    #[test]
+    fn nats_servers_are_a_list_or_a_comma_separated_string() {
+        let mut cfg = DistrictConfig::parse(TEXT, ".").unwrap();
+        cfg.set("nats.url", "nats://n1:4222, nats://n2:4222");
+        assert_eq!(cfg.service::<Own>("intake").unwrap().nats.url, vec!["nats://n1:4222", "nats://n2:4222"]);
+        cfg.apply_env([("JIESU__NATS__URL".to_string(), r#"["nats://a:1","nats://b:2","nats://c:3"]"#.to_string())]).unwrap();
+        assert_eq!(cfg.service::<Own>("intake").unwrap().nats.url.len(), 3);
+        cfg.set("nats.url", "http://x:1");
+        assert!(cfg.service::<Own>("intake").unwrap_err().to_string().contains("not a NATS server"));
+        cfg.set("nats.url", "");
+        assert!(cfg.service::<Own>("intake").unwrap_err().to_string().contains("names no server"));
     }
 
     #[test]

@@ -110,7 +110,7 @@ macro_rules! with_pool {
 
 impl Db {
     /// Connects and brings the schema up to date: the kit's tables, then the service's.
-    pub async fn connect(url: &str, migrations: &Migrations) -> Result<Self, Error> {
+    pub async fn connect(url: &str, max_connections: u32, migrations: &Migrations) -> Result<Self, Error> {
         let db = match Backend::of(url)? {
             Backend::Sqlite => {
                 let opts = SqliteConnectOptions::from_str(url)?
@@ -141,10 +141,11 @@ impl Db {
             }
             Backend::Postgres => {
                 let pool = PgPoolOptions::new()
-                    .max_connections(10)
+                    .max_connections(max_connections)
                     .acquire_timeout(Duration::from_secs(30))
                     .connect(url)
-                    .await?;
+                    .await
+                    .map_err(|e| explain_postgres(url, e))?;
                 let mut kit = sqlx::migrate!("migrations/postgres");
                 kit.dangerous_set_table_name(KIT_MIGRATIONS_TABLE);
                 kit.run(&pool).await?;
@@ -222,6 +223,50 @@ impl Tx {
 }
 
 const KIT_MIGRATIONS_TABLE: &str = "_jiesu_kit_migrations";
+
+/// A PostgreSQL connection failure an operator can act on, said as what to do.
+fn explain_postgres(url: &str, e: sqlx::Error) -> Error {
+    let code = match &e {
+        sqlx::Error::Database(d) => d.code().map(|c| c.to_string()),
+        _ => None,
+    };
+    let (user, database) = postgres_names(url);
+    let advice = match code.as_deref() {
+        // invalid_authorization_specification: no such role (or it may not log in).
+        Some("28000") => format!(
+            "the role {user:?} does not exist or may not log in: create it, e.g. `createuser {user}` (docs/operations.md, \"PostgreSQL\")"
+        ),
+        Some("28P01") => format!("the password of role {user:?} was refused: check the database URL"),
+        // invalid_catalog_name: no such database.
+        Some("3D000") => format!(
+            "the database {database:?} does not exist: create it owned by the service's role, e.g. `createdb -O {user} {database}` (docs/operations.md, \"PostgreSQL\")"
+        ),
+        _ => return Error::Database(e),
+    };
+    Error::Config(format!("cannot connect to PostgreSQL at {}: {advice}", crate::config::redact_url(url)))
+}
+
+/// The role and database a PostgreSQL URL names (`postgres://user[:pw]@host/db`).
+fn postgres_names(url: &str) -> (String, String) {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let (userinfo, hostpath) = rest.split_once('@').unwrap_or(("", rest));
+    let user = userinfo.split(':').next().filter(|u| !u.is_empty()).unwrap_or("postgres").to_string();
+    let path = hostpath.split_once('/').map_or("", |(_, p)| p);
+    let database = path.split(['?', '#']).next().filter(|d| !d.is_empty()).unwrap_or(&user).to_string();
+    (user, database)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_urls_name_their_role_and_database() {
+        assert_eq!(postgres_names("postgres://jiesu:pw@db:5432/jiesu_dispatch?sslmode=require"), ("jiesu".into(), "jiesu_dispatch".into()));
+        assert_eq!(postgres_names("postgres://db/x"), ("postgres".into(), "x".into()));
+        assert_eq!(postgres_names("postgresql://u@h"), ("u".into(), "u".into()));
+    }
+}
 
 /// True when the error is a unique-constraint violation (a duplicate key).
 pub fn is_unique_violation(e: &sqlx::Error) -> bool {

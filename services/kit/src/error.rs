@@ -23,6 +23,18 @@ pub enum Error {
     Telemetry(String),
     #[error("cannot decode a message: {0}")]
     Decode(String),
+    /// A listener or a server task stopped (not a configuration problem).
+    #[error("server: {0}")]
+    Server(String),
+    /// A background task of the service crashed.
+    #[error("task {task} crashed: {reason}")]
+    Crashed { task: String, reason: String },
+    /// A background task stopped with an error.
+    #[error("task {task} failed: {source}")]
+    TaskFailed { task: String, source: Box<Error> },
+    /// A background task returned although it should run until shutdown.
+    #[error("task {0} stopped unexpectedly")]
+    TaskStopped(String),
 }
 
 impl Error {

@@ -10,13 +10,15 @@ use tracing::{error, info};
 use crate::{
     Error, ServiceConfig,
     clock::SharedClock,
-    consumer::{Consumer, ConsumerSpec, Handler, Replay},
+    consumer::{Consumer, ConsumerSpec, Handler, Inbound, Replay},
     db::{Db, Migrations},
+    health::Readiness,
     messaging::Broker,
     metrics::Metrics,
     outbox::Relay,
     server,
     telemetry::{self, TelemetryGuard},
+    work::{Commands, Emitter},
 };
 
 /// A service being assembled.
@@ -26,7 +28,11 @@ pub struct Host {
     pub broker: Broker,
     pub clock: SharedClock,
     pub metrics: Metrics,
-    pub relay_wake: Arc<Notify>,
+    /// What the service's events carry: its name, its district, the subjects.
+    pub emitter: Arc<Emitter>,
+    pub readiness: Readiness,
+    relay_wake: Arc<Notify>,
+    inbox_retention: std::time::Duration,
     cancel: CancellationToken,
     tasks: JoinSet<(String, Result<(), Error>)>,
     replayers: HashMap<String, Arc<dyn Replay>>,
@@ -40,8 +46,10 @@ impl Host {
     /// Connects everything the service needs; binds its listeners (port 0: any free port).
     pub async fn start<S>(cfg: &ServiceConfig<S>, migrations: &Migrations, clock: SharedClock) -> Result<Self, Error> {
         let telemetry = telemetry::init(cfg.name, &cfg.telemetry)?;
-        let db = Db::connect(&cfg.common.database_url, migrations).await?;
+        let db = Db::connect(&cfg.common.database_url, cfg.common.max_connections, migrations).await?;
         let broker = Broker::connect(&cfg.nats, cfg.name).await?;
+        let emitter = Arc::new(Emitter { service: cfg.name, district: cfg.district.code.clone(), subjects: broker.subjects.clone() });
+        let inbox_retention = cfg.nats.event_retention.max(cfg.nats.submission_retention);
         let grpc = server::bind("the gRPC listener", cfg.common.grpc_addr).await?;
         let admin = server::bind("the admin listener", cfg.common.admin_addr).await?;
         let mut host = Self {
@@ -50,7 +58,10 @@ impl Host {
             broker,
             clock,
             metrics: Metrics::new(cfg.name),
+            emitter,
+            readiness: Readiness::default(),
             relay_wake: Arc::new(Notify::new()),
+            inbox_retention,
             cancel: CancellationToken::new(),
             tasks: JoinSet::new(),
             replayers: HashMap::new(),
@@ -59,8 +70,8 @@ impl Host {
             consumer_settings: cfg.common.consumer.clone(),
             telemetry,
         };
-        if let Ok(open) = crate::consumer::dead_letters(&host.db, false).await {
-            host.metrics.dead_letters_open.set(open.len() as i64);
+        if let Ok(open) = crate::consumer::dead_letter::open_count(&host.db).await {
+            host.metrics.dead_letters_open.set(open);
         }
         let relay = Relay {
             db: host.db.clone(),
@@ -68,7 +79,7 @@ impl Host {
             clock: host.clock.clone(),
             wake: host.relay_wake.clone(),
             metrics: host.metrics.clone(),
-            inbox_retention: cfg.nats.event_retention.max(cfg.nats.submission_retention),
+            readiness: host.readiness.clone(),
         };
         let cancel = host.cancel.clone();
         host.tasks.spawn(async move {
@@ -78,30 +89,33 @@ impl Host {
         Ok(host)
     }
 
-    /// Consumes the given event types (`case.received`, …) from the events stream.
-    pub fn consume_events<H: Handler>(&mut self, durable: &str, event_types: &[&str], handler: Arc<H>) {
-        let filters = event_types.iter().map(|t| self.broker.subjects.event(t)).collect();
-        let stream = self.broker.subjects.events_stream();
-        self.consume(durable, stream, filters, handler);
+    /// The one path of the service's gRPC commands (begin, apply, outbox, commit, wake).
+    pub fn commands(&self) -> Commands {
+        Commands { db: self.db.clone(), emitter: self.emitter.clone(), clock: self.clock.clone(), relay_wake: self.relay_wake.clone() }
     }
 
-    /// Consumes from any stream with the given subject filters.
-    pub fn consume<H: Handler>(&mut self, durable: &str, stream: String, filter_subjects: Vec<String>, handler: Arc<H>) {
+    /// Runs the service's durable consumer (named after the service) of what `H` consumes.
+    pub fn consume<H: Handler>(&mut self, handler: Arc<H>) {
+        let (stream, filter_subjects) = H::Message::source(&self.broker.subjects);
+        let durable = self.name.to_string();
         let consumer = Arc::new(Consumer {
             spec: ConsumerSpec {
-                durable: durable.to_string(),
+                durable: durable.clone(),
                 stream,
                 filter_subjects,
                 settings: self.consumer_settings.clone(),
+                inbox_retention: self.inbox_retention,
             },
             broker: self.broker.clone(),
             db: self.db.clone(),
             clock: self.clock.clone(),
             handler,
+            emitter: self.emitter.clone(),
             relay_wake: self.relay_wake.clone(),
             metrics: self.metrics.clone(),
+            readiness: self.readiness.clone(),
         });
-        self.replayers.insert(durable.to_string(), consumer.clone());
+        self.replayers.insert(durable.clone(), consumer.clone());
         let cancel = self.cancel.clone();
         let name = format!("consumer {durable}");
         self.tasks.spawn(async move { (name, consumer.run(cancel).await) });
@@ -123,18 +137,32 @@ impl Host {
         self.cancel.clone()
     }
 
-    /// Serves the gRPC routes and the admin port; the service is now running.
-    pub fn serve(mut self, routes: tonic::service::Routes, grpc_services: Vec<&'static str>) -> Result<Running, Error> {
-        let grpc_addr = self.grpc.local_addr().map_err(|e| Error::Config(e.to_string()))?;
-        let admin_addr = self.admin.local_addr().map_err(|e| Error::Config(e.to_string()))?;
+    /// Serves the service's gRPC API (`S`, e.g. `DispatchServiceServer<…>`) and the admin
+    /// port; the service is now running.
+    pub fn serve<S>(mut self, api: S) -> Result<Running, Error>
+    where
+        S: tonic::server::NamedService
+            + tower_service::Service<http::Request<tonic::body::Body>, Response = http::Response<tonic::body::Body>, Error = std::convert::Infallible>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        let grpc_addr = self.grpc.local_addr().map_err(|e| Error::Server(e.to_string()))?;
+        let admin_addr = self.admin.local_addr().map_err(|e| Error::Server(e.to_string()))?;
         let cancel = self.cancel.clone();
         let grpc = self.grpc;
-        self.tasks.spawn(async move { ("gRPC server".into(), server::serve_grpc(grpc, routes, grpc_services, cancel).await) });
+        let readiness = self.readiness.clone();
+        let routes = tonic::service::Routes::new(api);
+        self.tasks
+            .spawn(async move { ("gRPC server".into(), server::serve_grpc(grpc, routes, S::NAME, readiness, cancel).await) });
         let state = server::AdminState {
             db: self.db.clone(),
             broker: self.broker.clone(),
             metrics: self.metrics.clone(),
             replayers: Arc::new(self.replayers),
+            readiness: self.readiness.clone(),
         };
         let cancel = self.cancel.clone();
         let admin = self.admin;
@@ -181,16 +209,28 @@ impl Running {
         let failed = tokio::select! {
             _ = shutdown_signal() => None,
             Some(done) = self.tasks.join_next() => match done {
-                Ok((name, Err(e))) => Some(format!("{name}: {e}")),
-                Ok((name, Ok(()))) => Some(format!("{name} stopped unexpectedly")),
-                Err(e) => Some(format!("a task panicked: {e}")),
+                Ok((task, Err(e))) => Some(Error::TaskFailed { task, source: Box::new(e) }),
+                Ok((task, Ok(()))) => Some(Error::TaskStopped(task)),
+                Err(e) => Some(Error::Crashed { task: "a background task".into(), reason: panic_reason(e) }),
             },
         };
         self.shutdown().await;
         match failed {
-            Some(reason) => Err(Error::Config(reason)),
+            Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+}
+
+/// What a crashed task said when it panicked.
+fn panic_reason(e: tokio::task::JoinError) -> String {
+    match e.try_into_panic() {
+        Ok(payload) => payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".into()),
+        Err(e) => e.to_string(),
     }
 }
 

@@ -8,10 +8,12 @@
 //! | [`clock`] | injected time, so deadlines are tested without waiting |
 //! | [`db`] | SQLite (default) or PostgreSQL chosen once from the URL, migrations, `BEGIN IMMEDIATE` |
 //! | [`messaging`] | NATS connection, subjects, streams, the headers every message carries |
+//! | [`work`] | one message's or command's transaction and the events it emits (ids, meta) |
 //! | [`outbox`] | events written in the handler's transaction, published by a relay afterwards |
 //! | [`consumer`] | durable pull consumers with an inbox (exactly-once effects), back-off, dead letters |
 //! | [`telemetry`] | `tracing`, OTLP export, W3C context through NATS headers and gRPC metadata |
 //! | [`server`] | gRPC with health and reflection; the admin port with `/healthz`, `/readyz`, `/metrics` |
+//! | [`health`] | readiness of every consumer and the relay, for `/readyz` and gRPC health |
 //! | [`host`] | starts all of the above for a service and stops it cleanly |
 //! | [`testing`] | a real `nats-server` on a free port and a test bed (config, events, gRPC), for tests |
 
@@ -21,6 +23,7 @@ pub mod config;
 pub mod consumer;
 pub mod db;
 mod error;
+pub mod health;
 pub mod host;
 pub mod messaging;
 pub mod metrics;
@@ -29,15 +32,20 @@ pub mod server;
 pub mod telemetry;
 pub mod testing;
 pub mod time;
+pub mod work;
+
+/// The contract, for services and for the kit's macros.
+pub use jiesu_proto as proto;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{DistrictConfig, ServiceConfig};
-pub use consumer::{Handler, HandlerError, Incoming};
+pub use consumer::{Handler, HandlerError, Inbound, Incoming};
 pub use db::{Db, Tx};
 pub use error::Error;
 pub use host::{Host, Running};
 pub use messaging::Subjects;
 pub use outbox::Outgoing;
+pub use work::{CaseIds, Command, Commands, Work};
 
 /// Resolves a `jiesu.v1.CaseRef` into what a store looks cases up by.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -54,6 +54,11 @@ impl Subjects {
         format!("{}.intake.rejected.{channel}", self.root)
     }
 
+    /// `jiesu.intake.accepted.<channel>`: intake's answer to a submission it registered.
+    pub fn accepted(&self, channel: &str) -> String {
+        format!("{}.intake.accepted.{channel}", self.root)
+    }
+
     /// `jiesu.event.<event_type>`, e.g. `jiesu.event.case.received`.
     pub fn event(&self, event_type: &str) -> String {
         format!("{}.event.{event_type}", self.root)
@@ -98,27 +103,48 @@ pub struct Broker {
 }
 
 impl Broker {
-    /// Connects and makes sure both streams exist with the configured settings.
+    /// Connects to whichever of the configured servers answers and makes sure both streams
+    /// exist. A broker that is down or still forming its cluster is waited for, with back-off
+    /// and a warning now and then: a service started before NATS comes up when NATS does.
     pub async fn connect(settings: &NatsSettings, name: &str) -> Result<Self, Error> {
+        let servers: Vec<async_nats::ServerAddr> = settings
+            .url
+            .iter()
+            .map(|u| u.parse().map_err(|e| Error::NatsConnect { url: u.clone(), reason: format!("not a server address: {e}") }))
+            .collect::<Result<_, _>>()?;
         let client = async_nats::ConnectOptions::new()
             .name(format!("jiesu-{name}"))
             .retry_on_initial_connect()
             .connection_timeout(Duration::from_secs(5))
-            .connect(settings.url.as_str())
+            .connect(servers)
             .await
-            .map_err(|e| Error::NatsConnect { url: settings.url.clone(), reason: e.to_string() })?;
-        // Retry-on-initial-connect returns before the first connection; readiness needs one.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+            .map_err(|e| Error::NatsConnect { url: settings.servers(), reason: e.to_string() })?;
+        // Retry-on-initial-connect returns before the first connection; the streams need one.
+        let started = tokio::time::Instant::now();
+        let mut warned = started;
         while client.connection_state() != async_nats::connection::State::Connected {
-            if tokio::time::Instant::now() > deadline {
-                return Err(Error::NatsConnect { url: settings.url.clone(), reason: "no connection within 20 s".into() });
+            if warned.elapsed() >= Duration::from_secs(10) {
+                warned = tokio::time::Instant::now();
+                tracing::warn!(servers = %settings.servers(), waited = ?started.elapsed(), "no NATS server answers yet; still trying");
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let mut jetstream = jetstream::new(client.clone());
         jetstream.set_timeout(Duration::from_secs(10));
         let broker = Self { client, jetstream, subjects: Subjects::new(&settings.subject_root) };
-        broker.ensure_streams(settings).await?;
+        let mut attempt = 0u32;
+        loop {
+            match broker.ensure_streams(settings).await {
+                Ok(()) => break,
+                Err(e) => {
+                    // A fresh cluster answers "jetstream request timed out" until it has a leader.
+                    attempt = attempt.saturating_add(1);
+                    let pause = Duration::from_millis(200 * 2u64.pow(attempt.min(5)));
+                    tracing::warn!(error = %e, attempt, ?pause, "cannot set up the streams yet; retrying");
+                    tokio::time::sleep(pause).await;
+                }
+            }
+        }
         Ok(broker)
     }
 
@@ -127,8 +153,8 @@ impl Broker {
         let s = &self.subjects;
         let submissions = stream::Config {
             name: s.submissions_stream(),
-            description: Some("Jiesu submissions from every intake channel, and intake's rejections".into()),
-            subjects: vec![s.intake_all(), format!("{}.intake.rejected.*", s.root())],
+            description: Some("Jiesu submissions from every intake channel, and intake's answers".into()),
+            subjects: vec![s.intake_all(), s.rejected("*"), s.accepted("*")],
             retention: stream::RetentionPolicy::Limits,
             storage: stream::StorageType::File,
             num_replicas: settings.replicas,

@@ -5,63 +5,34 @@
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use async_nats::HeaderMap;
-use prost::Message;
 use tokio::sync::Notify;
-use tracing::{Instrument, debug, warn};
+use tracing::{debug, warn};
 
 use crate::{
     Error,
     clock::SharedClock,
     db::{Db, Tx},
-    messaging::{Broker, PROTOBUF, header},
+    messaging::{Broker, header},
+    health::Readiness,
     metrics::Metrics,
     time::to_millis,
     with_pool, with_tx,
 };
 
-/// An event to publish once the transaction that produced it commits.
+/// An event (or an answer to a producer) to publish once the transaction that produced it
+/// commits. Built by [`Work`](crate::work::Work), never by hand.
 #[derive(Debug, Clone)]
 pub struct Outgoing {
     pub event_id: String,
     /// Full subject, e.g. `jiesu.event.case.received`.
     pub subject: String,
     /// `case.received`.
-    pub event_type: String,
+    pub event_type: &'static str,
     pub case_id: String,
     pub payload: Vec<u8>,
     pub content_type: &'static str,
-}
-
-impl Outgoing {
-    /// An event on `<root>.event.<event_type>`.
-    pub fn event(
-        subjects: &crate::Subjects,
-        event_type: &str,
-        event_id: impl Into<String>,
-        case_id: impl Into<String>,
-        message: &impl Message,
-    ) -> Self {
-        Self {
-            event_id: event_id.into(),
-            subject: subjects.event(event_type),
-            event_type: event_type.to_string(),
-            case_id: case_id.into(),
-            payload: message.encode_to_vec(),
-            content_type: PROTOBUF,
-        }
-    }
-
-    /// A message on any subject (e.g. a rejection on `jiesu.intake.rejected.<channel>`).
-    pub fn to_subject(subject: String, event_type: &str, event_id: String, message: &impl Message) -> Self {
-        Self {
-            event_id,
-            subject,
-            event_type: event_type.to_string(),
-            case_id: String::new(),
-            payload: message.encode_to_vec(),
-            content_type: PROTOBUF,
-        }
-    }
+    /// Headers beside the standard ones (e.g. `Jiesu-Channel-Ref` on an answer).
+    pub extra_headers: Vec<(&'static str, String)>,
 }
 
 /// Writes events into the outbox inside `tx`, with the current trace context. An event id
@@ -70,14 +41,19 @@ pub async fn write(tx: &mut Tx, events: &[Outgoing], now_ms: i64) -> Result<(), 
     let trace = crate::telemetry::current_context();
     for e in events {
         let mut headers = trace.clone();
-        headers.insert(header::CASE_ID.into(), e.case_id.clone());
-        headers.insert(header::EVENT_TYPE.into(), e.event_type.clone());
+        if !e.case_id.is_empty() {
+            headers.insert(header::CASE_ID.into(), e.case_id.clone());
+        }
+        headers.insert(header::EVENT_TYPE.into(), e.event_type.into());
+        for (k, v) in &e.extra_headers {
+            headers.insert((*k).into(), v.clone());
+        }
         headers.insert(header::CONTENT_TYPE.into(), e.content_type.into());
         let headers = serde_json::to_string(&headers).expect("string map serialises");
         with_tx!(tx, conn => sqlx::query(
             "INSERT INTO outbox (event_id, subject, event_type, case_id, headers, payload, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id) DO NOTHING")
-            .bind(&e.event_id).bind(&e.subject).bind(&e.event_type).bind(&e.case_id)
+            .bind(&e.event_id).bind(&e.subject).bind(e.event_type).bind(&e.case_id)
             .bind(&headers).bind(&e.payload).bind(now_ms)
             .execute(conn).await.map(|r| r.rows_affected()))?;
     }
@@ -101,9 +77,7 @@ pub struct Relay {
     pub clock: SharedClock,
     pub wake: Arc<Notify>,
     pub metrics: Metrics,
-    /// How long the inbox remembers a handled message: as long as the longest a message can stay
-    /// in a stream (and so be redelivered or replayed), i.e. the longer stream retention.
-    pub inbox_retention: Duration,
+    pub readiness: Readiness,
 }
 
 /// How long a relay keeps a claim on rows it is publishing before another may take them.
@@ -113,6 +87,12 @@ const BATCH: i64 = 256;
 const KEEP_PUBLISHED: Duration = Duration::from_secs(7 * 86_400);
 /// How often the relay purges published rows.
 const PURGE_EVERY: Duration = Duration::from_secs(3_600);
+/// The longest pause between two attempts while publishing fails. The streams' duplicate
+/// window (`nats.duplicate_window`, 2 minutes by default) must be longer than this plus the
+/// publish timeout, so that a re-sent event is still recognised by JetStream.
+pub const MAX_RETRY_PAUSE: Duration = Duration::from_millis(3_200);
+/// Consecutive failed attempts after which the relay reports itself not ready.
+const NOT_READY_AFTER: u32 = 3;
 
 impl Relay {
     /// Runs until `shutdown` resolves; wakes on every commit that wrote events, and polls.
@@ -130,18 +110,28 @@ impl Relay {
                 }
             }
             match self.publish_batch().await {
-                Ok(n) if n as i64 == BATCH => continue,
-                Ok(_) => failures = 0,
+                Ok(n) if n as i64 == BATCH => {
+                    failures = 0;
+                    self.readiness.ok("outbox relay");
+                    continue;
+                }
+                Ok(_) => {
+                    failures = 0;
+                    self.readiness.ok("outbox relay");
+                }
                 Err(e) => {
                     failures = failures.saturating_add(1);
                     warn!(error = %e, "outbox relay: publishing failed; will retry");
+                    if failures >= NOT_READY_AFTER {
+                        self.readiness.failing("outbox relay", &format!("publishing fails: {e}"));
+                    }
                 }
             }
             let pause = if failures == 0 {
                 Duration::from_millis(500)
             } else {
                 // At most a few seconds: once NATS is back the backlog should flow promptly.
-                Duration::from_millis(200 * 2u64.pow(failures.min(4)))
+                Duration::from_millis(200 * 2u64.pow(failures.min(4))).min(MAX_RETRY_PAUSE)
             };
             tokio::select! {
                 _ = &mut shutdown => break,
@@ -154,19 +144,14 @@ impl Relay {
     }
 
     /// Deletes outbox rows published more than [`KEEP_PUBLISHED`] ago (the events stream is
-    /// the record; the outbox only has to hold what is not yet in it) and inbox entries older
-    /// than any message the streams still hold. Returns the rows deleted.
+    /// the record; the outbox only has to hold what is not yet in it). Returns the rows deleted.
     pub async fn purge(&self) -> Result<u64, Error> {
-        let now = to_millis(self.clock.now());
-        let published_before = now - KEEP_PUBLISHED.as_millis() as i64;
-        let handled_before = now - self.inbox_retention.as_millis() as i64;
+        let published_before = to_millis(self.clock.now()) - KEEP_PUBLISHED.as_millis() as i64;
         let mut tx = self.db.begin().await?;
-        let outbox = with_tx!(&mut tx, conn => sqlx::query("DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < $1")
+        let n = with_tx!(&mut tx, conn => sqlx::query("DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < $1")
             .bind(published_before).execute(conn).await.map(|r| r.rows_affected()))?;
-        let inbox = with_tx!(&mut tx, conn => sqlx::query("DELETE FROM inbox WHERE handled_at < $1")
-            .bind(handled_before).execute(conn).await.map(|r| r.rows_affected()))?;
         tx.commit().await?;
-        Ok(outbox + inbox)
+        Ok(n)
     }
 
     /// Publishes one batch; returns how many rows were published.
@@ -175,12 +160,14 @@ impl Relay {
         if rows.is_empty() {
             return Ok(0);
         }
-        let span = tracing::debug_span!("outbox.publish", count = rows.len());
-        async {
+        {
             // Send the whole batch, then await the acks: one round trip, not one per event.
             let mut pending = Vec::with_capacity(rows.len());
             for row in &rows {
-                let map: BTreeMap<String, String> = serde_json::from_str(&row.headers).unwrap_or_default();
+                let mut map: BTreeMap<String, String> = serde_json::from_str(&row.headers).unwrap_or_default();
+                // The consumer's span is the child of this PRODUCER span.
+                let producer = crate::telemetry::producer_span(&row.subject, &row.event_id, &map);
+                producer.in_scope(|| map.extend(crate::telemetry::current_context()));
                 let mut headers = HeaderMap::new();
                 for (k, v) in &map {
                     headers.insert(k.as_str(), v.as_str());
@@ -191,11 +178,11 @@ impl Relay {
                     .jetstream
                     .publish_with_headers(row.subject.clone(), headers, row.payload.clone().into())
                     .await;
-                pending.push((row, ack));
+                pending.push((row, ack, producer));
             }
             let mut sent = Vec::new();
             let mut first_error = None;
-            for (row, ack) in pending {
+            for (row, ack, producer) in pending {
                 let result = match ack {
                     Ok(fut) => fut.await.map(|_| ()).map_err(Error::nats),
                     Err(e) => Err(Error::nats(e)),
@@ -203,6 +190,7 @@ impl Relay {
                 match result {
                     Ok(()) => sent.push(row.seq),
                     Err(e) => {
+                        producer.in_scope(|| crate::telemetry::record_error(&e));
                         self.note_failure(row.seq, &e).await;
                         first_error.get_or_insert(e);
                     }
@@ -216,8 +204,6 @@ impl Relay {
                 _ => Ok(sent.len()),
             }
         }
-        .instrument(span)
-        .await
     }
 
     async fn claim(&self) -> Result<Vec<Row>, Error> {

@@ -13,36 +13,64 @@ use axum::{
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::{Error, consumer::Replay, db::Db, messaging::Broker, metrics::Metrics};
+use crate::{Error, consumer::Replay, db::Db, health::Readiness, messaging::Broker, metrics::Metrics};
 
 /// Binds a listener, naming what failed to bind.
 pub async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, Error> {
     TcpListener::bind(addr).await.map_err(|source| Error::Bind { what, addr, source })
 }
 
-/// Serves `routes` with gRPC health (every listed service `SERVING`) and reflection.
+/// Serves `routes` (the service `service_name`) with gRPC health and reflection (v1 and
+/// v1alpha, listing only what this port serves). Health follows readiness: `NOT_SERVING` while
+/// any part of the service (a consumer, the relay) does not work.
 pub async fn serve_grpc(
     listener: TcpListener,
     routes: tonic::service::Routes,
-    service_names: Vec<&'static str>,
+    service_name: &'static str,
+    readiness: Readiness,
     cancel: CancellationToken,
 ) -> Result<(), Error> {
     let (reporter, health) = tonic_health::server::health_reporter();
-    for name in &service_names {
-        reporter.set_service_status(*name, tonic_health::ServingStatus::Serving).await;
-    }
-    reporter.set_service_status("", tonic_health::ServingStatus::Serving).await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(jiesu_proto::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .map_err(|e| Error::Config(format!("gRPC reflection: {e}")))?;
-    let routes = routes.add_service(health).add_service(reflection);
+    let mut ready = readiness.watch();
+    let follow = cancel.clone();
+    tokio::spawn(async move {
+        loop {
+            let status = if *ready.borrow_and_update() {
+                tonic_health::ServingStatus::Serving
+            } else {
+                tonic_health::ServingStatus::NotServing
+            };
+            reporter.set_service_status(service_name, status).await;
+            reporter.set_service_status("", status).await;
+            tokio::select! {
+                _ = follow.cancelled() => break,
+                changed = ready.changed() => if changed.is_err() { break },
+            }
+        }
+    });
+    let names = [
+        service_name,
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+    ];
+    let reflection = || {
+        names.iter().fold(
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(jiesu_proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET),
+            |b, n| b.with_service_name(*n),
+        )
+    };
+    let v1 = reflection().build_v1().map_err(|e| Error::Server(format!("gRPC reflection: {e}")))?;
+    let v1alpha = reflection().build_v1alpha().map_err(|e| Error::Server(format!("gRPC reflection: {e}")))?;
+    let routes = routes.add_service(health).add_service(v1).add_service(v1alpha);
     tonic::transport::Server::builder()
-        .trace_fn(crate::telemetry::grpc_request_span)
+        .layer(crate::telemetry::GrpcServerLayer)
         .add_routes(routes)
         .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(listener), cancel.cancelled_owned())
         .await
-        .map_err(|e| Error::Config(format!("gRPC server stopped: {e}")))
+        .map_err(|e| Error::Server(format!("gRPC server stopped: {e}")))
 }
 
 #[derive(Clone)]
@@ -51,6 +79,7 @@ pub(crate) struct AdminState {
     pub broker: Broker,
     pub metrics: Metrics,
     pub replayers: Arc<HashMap<String, Arc<dyn Replay>>>,
+    pub readiness: Readiness,
 }
 
 /// Serves the admin port until cancelled.
@@ -65,7 +94,7 @@ pub(crate) async fn serve_admin(listener: TcpListener, state: AdminState, cancel
     axum::serve(listener, app)
         .with_graceful_shutdown(cancel.cancelled_owned())
         .await
-        .map_err(|e| Error::Config(format!("admin server stopped: {e}")))
+        .map_err(|e| Error::Server(format!("admin server stopped: {e}")))
 }
 
 async fn readyz(State(s): State<AdminState>) -> impl IntoResponse {
@@ -76,6 +105,7 @@ async fn readyz(State(s): State<AdminState>) -> impl IntoResponse {
     if s.broker.client.connection_state() != async_nats::connection::State::Connected {
         problems.push("nats: not connected".to_string());
     }
+    problems.extend(s.readiness.problems());
     if problems.is_empty() {
         (StatusCode::OK, Json(serde_json::json!({"ready": true})))
     } else {
