@@ -73,32 +73,8 @@ contract! {
     }
 }
 
-impl v1::Urgency {
-    /// The name stored in databases and configuration: `normal`, `emergency`, `complex`.
-    pub fn key(self) -> &'static str {
-        match self {
-            v1::Urgency::Unspecified => "unspecified",
-            v1::Urgency::Normal => "normal",
-            v1::Urgency::Emergency => "emergency",
-            v1::Urgency::Complex => "complex",
-        }
-    }
-
-    /// The inverse of [`key`](Self::key); anything else is `Unspecified`.
-    pub fn from_key(key: &str) -> Self {
-        match key {
-            "normal" => v1::Urgency::Normal,
-            "emergency" => v1::Urgency::Emergency,
-            "complex" => v1::Urgency::Complex,
-            _ => v1::Urgency::Unspecified,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::v1::Urgency;
-
     #[test]
     fn every_event_type_is_aggregate_dot_name_and_unique() {
         let mut seen = std::collections::BTreeSet::new();
@@ -107,13 +83,5 @@ mod tests {
             assert!(!aggregate.is_empty() && !name.is_empty() && !name.contains('.'), "{t}");
             assert!(seen.insert(*t), "{t} twice");
         }
-    }
-
-    #[test]
-    fn urgency_keys_round_trip() {
-        for u in [Urgency::Unspecified, Urgency::Normal, Urgency::Emergency, Urgency::Complex] {
-            assert_eq!(Urgency::from_key(u.key()), u);
-        }
-        assert_eq!(Urgency::from_key("紧急"), Urgency::Unspecified);
     }
 }

@@ -2,15 +2,11 @@
 
 use std::sync::Arc;
 
-use jiesu_kit::{
-    CaseKey, Db, Outgoing, Tx, outbox,
-    time::{millis_to_proto, to_millis},
-};
+use jiesu_kit::{CaseKey, Command, Commands, Db, time::millis_to_proto};
 use jiesu_proto::v1::{
     self as pb, AcceptRequest, CaseRef, CaseView, ContactRequest, ListCasesRequest, ListCasesResponse, ResolveRequest, TimelineEntry,
     dispatch_service_server::DispatchService,
 };
-use tokio::sync::Notify;
 use tonic::{Request, Response, Status};
 
 use crate::{
@@ -26,25 +22,8 @@ pub const MAX_LIMIT: u32 = 500;
 
 pub struct DispatchApi {
     pub dispatch: Arc<Dispatch>,
+    pub commands: Commands,
     pub db: Db,
-    pub relay_wake: Arc<Notify>,
-}
-
-impl From<Error> for Status {
-    fn from(e: Error) -> Self {
-        match e {
-            Error::NotFound(_) => Status::not_found(e.to_string()),
-            Error::Invalid(_) => Status::invalid_argument(e.to_string()),
-            Error::Transition(t) if t.is_bad_input() => Status::invalid_argument(t.to_string()),
-            Error::Transition(t @ domain::TransitionError::NotOwner { .. }) => Status::permission_denied(t.to_string()),
-            Error::Transition(t) => Status::failed_precondition(t.to_string()),
-            Error::Conflict(_) => Status::aborted(e.to_string()),
-            other => {
-                tracing::error!(error = %other, "dispatch request failed");
-                Status::internal(format!("dispatch could not complete the request: {other}"))
-            }
-        }
-    }
 }
 
 /// The unit a command is given in: required.
@@ -60,24 +39,13 @@ fn unit_id(unit_id: &str) -> Result<&str, Error> {
 impl DispatchApi {
     /// Ends a command begun on `tx`: on success its state change, history and events commit
     /// together; then the case as it now stands. On failure nothing is kept.
-    async fn finish(&self, mut tx: Tx, outcome: Result<(String, Vec<Outgoing>), Error>) -> Result<CaseView, Error> {
-        let (case_id, events) = match outcome {
-            Ok(r) => r,
-            Err(e) => {
-                let _ = tx.rollback().await;
-                return Err(e);
-            }
-        };
-        outbox::write(&mut tx, &events, to_millis(self.dispatch.clock.now())).await?;
-        tx.commit().await?;
-        if !events.is_empty() {
-            self.relay_wake.notify_one();
-        }
+    async fn finish(&self, command: Command, case_id: String) -> Result<CaseView, Error> {
+        command.commit().await?;
         self.view(&CaseKey::Id(case_id)).await
     }
 
     async fn view(&self, key: &CaseKey) -> Result<CaseView, Error> {
-        let row = store::get(&self.db, key).await?.ok_or_else(|| Error::NotFound(crate::describe(key)))?;
+        let row = store::get(&self.db, key).await?.ok_or_else(|| Error::NotFound(key.describe()))?;
         let history = store::history(&self.db, &row.case_id).await?;
         Ok(case_view(row, &history))
     }
@@ -94,7 +62,7 @@ fn case_view(row: CaseRow, history: &[HistoryRow]) -> CaseView {
         unit_id: row.unit_id,
         unit_name: row.unit_name,
         sub_item: row.sub_item,
-        urgency: pb::Urgency::from_key(&row.urgency) as i32,
+        urgency: jiesu_reference::Urgency::from_key(&row.urgency).to_proto() as i32,
         round: u32::try_from(row.round).unwrap_or_default(),
         title: row.title,
         reply: row.reply,
@@ -115,35 +83,35 @@ fn case_view(row: CaseRow, history: &[HistoryRow]) -> CaseView {
 #[tonic::async_trait]
 impl DispatchService for DispatchApi {
     async fn accept(&self, request: Request<AcceptRequest>) -> Result<Response<CaseView>, Status> {
-        let req = request.into_inner();
+        let req = request.get_ref();
         let key = CaseKey::required(req.case.as_ref())?;
         let unit = unit_id(&req.unit_id)?;
         let by = domain::validate_person("accepted_by", &req.accepted_by).map_err(Error::Invalid)?;
-        let mut tx = self.db.begin().await.map_err(Error::from)?;
-        let outcome = self.dispatch.accept(&mut tx, &key, unit, &by).await;
-        let view = self.finish(tx, outcome).await?;
+        let mut command = self.commands.begin(&request).await.map_err(Error::from)?;
+        let case_id = self.dispatch.accept(&mut command.work(), &key, unit, &by).await?;
+        let view = self.finish(command, case_id).await?;
         Ok(Response::new(view))
     }
 
     async fn contact(&self, request: Request<ContactRequest>) -> Result<Response<CaseView>, Status> {
-        let req = request.into_inner();
+        let req = request.get_ref();
         let key = CaseKey::required(req.case.as_ref())?;
         let unit = unit_id(&req.unit_id)?;
         let by = domain::validate_person("contacted_by", &req.contacted_by).map_err(Error::Invalid)?;
-        let mut tx = self.db.begin().await.map_err(Error::from)?;
-        let outcome = self.dispatch.contact(&mut tx, &key, unit, &by, &req.note).await;
-        let view = self.finish(tx, outcome).await?;
+        let mut command = self.commands.begin(&request).await.map_err(Error::from)?;
+        let case_id = self.dispatch.contact(&mut command.work(), &key, unit, &by, &req.note).await?;
+        let view = self.finish(command, case_id).await?;
         Ok(Response::new(view))
     }
 
     async fn resolve(&self, request: Request<ResolveRequest>) -> Result<Response<CaseView>, Status> {
-        let req = request.into_inner();
+        let req = request.get_ref();
         let key = CaseKey::required(req.case.as_ref())?;
         let unit = unit_id(&req.unit_id)?;
         let by = domain::validate_person("resolved_by", &req.resolved_by).map_err(Error::Invalid)?;
-        let mut tx = self.db.begin().await.map_err(Error::from)?;
-        let outcome = self.dispatch.resolve(&mut tx, &key, unit, &by, &req.reply).await;
-        let view = self.finish(tx, outcome).await?;
+        let mut command = self.commands.begin(&request).await.map_err(Error::from)?;
+        let case_id = self.dispatch.resolve(&mut command.work(), &key, unit, &by, &req.reply).await?;
+        let view = self.finish(command, case_id).await?;
         Ok(Response::new(view))
     }
 

@@ -3,13 +3,14 @@
 
 use std::sync::Arc;
 
-use jiesu_kit::{Handler, HandlerError, Incoming, Outgoing, Tx};
-use jiesu_proto::v1::{CaseClassified, CaseReopened, RevisitRecorded};
+use jiesu_kit::{Handler, HandlerError, Work};
 
-use crate::{Dispatch, Error};
+use crate::Dispatch;
 
-/// The event types of dispatch's durable consumer.
-pub const EVENT_TYPES: &[&str] = &["case.classified", "case.reopened", "revisit.recorded"];
+jiesu_kit::consumes! {
+    /// The events of dispatch's durable consumer.
+    pub enum Consumed { CaseClassified, CaseReopened, RevisitRecorded }
+}
 
 /// Dispatch's handler of the events stream.
 pub struct Events {
@@ -17,24 +18,14 @@ pub struct Events {
 }
 
 impl Handler for Events {
-    async fn handle(&self, tx: &mut Tx, msg: &Incoming) -> Result<Vec<Outgoing>, HandlerError> {
-        let result = match msg.kind.as_str() {
-            "case.classified" => self.dispatch.dispatch_classified(tx, &msg.decode::<CaseClassified>()?).await,
-            "case.reopened" => self.dispatch.reopen(tx, &msg.decode::<CaseReopened>()?).await.map(|()| vec![]),
-            "revisit.recorded" => self.dispatch.on_revisit(tx, &msg.decode::<RevisitRecorded>()?).await,
-            other => return Err(HandlerError::Reject(format!("dispatch does not consume {other} events"))),
-        };
-        result.map_err(|e| classify(e, &msg.kind))
-    }
-}
+    type Message = Consumed;
 
-/// Which failures are worth retrying.
-fn classify(e: Error, kind: &str) -> HandlerError {
-    match e {
-        // The event contradicts the case (a wrong round, a closed case reopened twice…) or is
-        // malformed: it will never apply. Dead-lettered, visible, replayable.
-        Error::Transition(_) | Error::Invalid(_) | Error::Corrupt(_) => HandlerError::Reject(format!("{kind}: {e}")),
-        // An unknown case may be one whose case.classified is still being redelivered.
-        Error::NotFound(_) | Error::Conflict(_) | Error::Kit(_) | Error::Database(_) => HandlerError::Retry(format!("{kind}: {e}")),
+    async fn handle(&self, work: &mut Work<'_>, msg: Consumed) -> Result<(), HandlerError> {
+        let d = &self.dispatch;
+        Ok(match msg {
+            Consumed::CaseClassified(ev) => d.dispatch_classified(work, &ev).await?,
+            Consumed::CaseReopened(ev) => d.reopen(work, &ev).await?,
+            Consumed::RevisitRecorded(ev) => d.on_revisit(work, &ev).await?,
+        })
     }
 }

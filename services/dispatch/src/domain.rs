@@ -5,6 +5,7 @@
 use std::fmt;
 
 use jiesu_proto::v1::{self as pb, Satisfaction};
+pub use jiesu_reference::{Organisation, Unit, UnitKind};
 use serde::Deserialize;
 
 /// A matrix entry's placeholder for "the street office of the place the case is about" (属地管理).
@@ -17,78 +18,6 @@ pub const MAX_REPLY_CHARS: usize = 2_000;
 pub const MAX_NOTE_CHARS: usize = 500;
 /// Longest name of the person who signs for or resolves a case, in characters.
 pub const MAX_PERSON_CHARS: usize = 50;
-
-// ------------------------------------------------------------------ organisation (组织架构)
-
-/// What a unit of the organisation tree is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum UnitKind {
-    /// 区
-    District,
-    /// 诉求服务中心 (the 12345 centre)
-    Centre,
-    /// 街道
-    Street,
-    /// 社区
-    Community,
-    /// 委办局
-    Department,
-}
-
-/// One unit (单位) of the district's organisation tree.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Unit {
-    /// What the matrix, events and APIs refer to: `st-dongmen`, `dept-water`.
-    pub id: String,
-    /// What people read: "东门街道".
-    pub name: String,
-    pub kind: UnitKind,
-    /// The unit above it (a community's street), if any.
-    #[serde(default)]
-    pub parent: Option<String>,
-}
-
-/// The organisation reference file (`[[units]]`).
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct Organisation {
-    #[serde(default)]
-    pub units: Vec<Unit>,
-}
-
-impl Organisation {
-    pub fn unit(&self, id: &str) -> Option<&Unit> {
-        self.units.iter().find(|u| u.id == id)
-    }
-
-    /// The unit's name, or its id when the organisation does not know it (a case dispatched
-    /// under an older organisation file keeps a readable timeline).
-    pub fn name_of<'a>(&'a self, id: &'a str) -> &'a str {
-        self.unit(id).map_or(id, |u| u.name.as_str())
-    }
-
-    fn is_street(&self, id: &str) -> bool {
-        self.unit(id).is_some_and(|u| u.kind == UnitKind::Street)
-    }
-
-    /// The street office (街道) responsible for a place: its street when that is a street of
-    /// the tree, else the street above its community, else none.
-    pub fn street_of(&self, place: &Place) -> Option<&str> {
-        if let Some(u) = self.unit(place.street.trim()).filter(|u| u.kind == UnitKind::Street) {
-            return Some(&u.id);
-        }
-        // Walk up from the community; the bound guards against a cycle in a bad file.
-        let mut current = self.unit(place.community.trim());
-        for _ in 0..self.units.len() {
-            let u = current?;
-            if u.kind == UnitKind::Street {
-                return Some(&u.id);
-            }
-            current = self.unit(u.parent.as_deref()?);
-        }
-        None
-    }
-}
 
 /// Where a case is, as far as routing cares (from the case's `Location`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -189,7 +118,7 @@ pub struct Route {
 /// or no rule at all, sends the case to the fallback unit. An assisting "@street" without a
 /// known street is left out: the centre is no help as an assisting unit.
 pub fn route(matrix: &Matrix, org: &Organisation, sub_item: &str, place: &Place) -> Route {
-    let street = org.street_of(place);
+    let street = org.street_of(&place.street, &place.community);
     let mut best: Option<((u8, u8), usize)> = None;
     for (i, rule) in matrix.rules.iter().enumerate() {
         let Some(rank) = sub_item_rank(&rule.sub_item, sub_item).zip(street_rank(&rule.street, street)) else { continue };

@@ -38,6 +38,11 @@ pub struct CaseRow {
 }
 
 impl CaseRow {
+    /// The case's public identity, for the events about it.
+    pub fn ids(&self) -> jiesu_kit::CaseIds<'_> {
+        jiesu_kit::CaseIds { case_id: &self.case_id, case_no: &self.case_no }
+    }
+
     /// What the state machine works on. A status this version does not know is a corrupt row.
     pub fn state(&self) -> Result<CaseState, Error> {
         let status = CaseStatus::parse(&self.status)

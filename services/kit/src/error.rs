@@ -42,3 +42,19 @@ impl Error {
         Error::Nats(e.to_string())
     }
 }
+
+/// What a gRPC client is told about an internal failure: a short message and a correlation id,
+/// never the internal text, which is logged under that id.
+pub fn internal_status(service: &str, error: &dyn std::error::Error) -> tonic::Status {
+    let correlation = uuid::Uuid::now_v7();
+    let mut chain = error.to_string();
+    let mut source = error.source();
+    while let Some(s) = source {
+        chain.push_str(": ");
+        chain.push_str(&s.to_string());
+        source = s.source();
+    }
+    tracing::error!(%correlation, error = %chain, "{service}: request failed");
+    crate::telemetry::record_error(&chain);
+    tonic::Status::internal(format!("{service} could not complete the request (correlation id {correlation})"))
+}

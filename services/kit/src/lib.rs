@@ -41,7 +41,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{DistrictConfig, ServiceConfig};
 pub use consumer::{Handler, HandlerError, Inbound, Incoming};
 pub use db::{Db, Tx};
-pub use error::Error;
+pub use error::{Error, internal_status};
 pub use host::{Host, Running};
 pub use messaging::Subjects;
 pub use outbox::Outgoing;
@@ -73,8 +73,25 @@ impl CaseKey {
         }
     }
 
-    /// A `tonic::Status` for a missing or empty reference.
+    /// A `tonic::Status` for a missing, empty or impossible reference (never echoing it back).
     pub fn required(r: Option<&jiesu_proto::v1::CaseRef>) -> Result<Self, tonic::Status> {
-        Self::from_proto(r).ok_or_else(|| tonic::Status::invalid_argument("a case_id or case_no is required"))
+        let key = Self::from_proto(r).ok_or_else(|| tonic::Status::invalid_argument("a case_id or case_no is required"))?;
+        let (column, value) = key.column_and_value();
+        if value.chars().count() > Self::MAX_CHARS || value.chars().any(char::is_control) {
+            return Err(tonic::Status::invalid_argument(format!(
+                "{column} is not a case reference (at most {} printable characters)",
+                Self::MAX_CHARS
+            )));
+        }
+        Ok(key)
+    }
+
+    /// The longest case id or case number there is (a UUID is 36).
+    pub const MAX_CHARS: usize = 64;
+
+    /// `case_id "…"` or `case_no "…"`, for messages.
+    pub fn describe(&self) -> String {
+        let (column, value) = self.column_and_value();
+        format!("{column} {value:?}")
     }
 }

@@ -2,14 +2,10 @@
 
 use std::sync::Arc;
 
-use jiesu_kit::{
-    CaseKey, Db, outbox,
-    time::{millis_to_proto, to_millis},
-};
+use jiesu_kit::{CaseKey, Commands, Db, time::millis_to_proto};
 use jiesu_proto::v1::{
     CaseRef, ListRevisitsResponse, RecordRequest, RevisitView, TimelineEntry, revisit_service_server::RevisitService,
 };
-use tokio::sync::Notify;
 use tonic::{Request, Response, Status};
 
 use crate::{
@@ -19,22 +15,8 @@ use crate::{
 
 pub struct RevisitApi {
     pub revisit: Arc<Revisit>,
+    pub commands: Commands,
     pub db: Db,
-    pub relay_wake: Arc<Notify>,
-}
-
-impl From<Error> for Status {
-    fn from(e: Error) -> Self {
-        match e {
-            Error::Invalid(_) => Status::invalid_argument(e.to_string()),
-            Error::NothingPending(_) => Status::failed_precondition(e.to_string()),
-            Error::Conflict(_) => Status::aborted(e.to_string()),
-            other => {
-                tracing::error!(error = %other, "revisit request failed");
-                Status::internal(format!("revisit could not complete the request: {other}"))
-            }
-        }
-    }
 }
 
 fn view(row: RevisitRow) -> RevisitView {
@@ -72,30 +54,16 @@ fn timeline(rows: &[RevisitRow]) -> Vec<TimelineEntry> {
     out
 }
 
-impl RevisitApi {
-    async fn record_once(&self, key: &CaseKey, verdict: &domain::Verdict) -> Result<RevisitView, Error> {
-        let mut tx = self.db.begin().await?;
-        let (row, events) = match self.revisit.record(&mut tx, key, verdict).await {
-            Ok(r) => r,
-            Err(e) => {
-                let _ = tx.rollback().await;
-                return Err(e);
-            }
-        };
-        outbox::write(&mut tx, &events, to_millis(self.revisit.clock.now())).await?;
-        tx.commit().await?;
-        self.relay_wake.notify_one();
-        Ok(view(row))
-    }
-}
-
 #[tonic::async_trait]
 impl RevisitService for RevisitApi {
     async fn record(&self, request: Request<RecordRequest>) -> Result<Response<RevisitView>, Status> {
-        let req = request.into_inner();
+        let req = request.get_ref();
         let key = CaseKey::required(req.case.as_ref())?;
         let verdict = domain::validate(req.satisfaction, req.solved, &req.comment, &req.recorded_by).map_err(Error::Invalid)?;
-        Ok(Response::new(self.record_once(&key, &verdict).await?))
+        let mut command = self.commands.begin(&request).await.map_err(Error::from)?;
+        let row = self.revisit.record(&mut command.work(), &key, &verdict).await?;
+        command.commit().await.map_err(Error::from)?;
+        Ok(Response::new(view(row)))
     }
 
     /// A case revisit has never seen (not resolved yet) has no revisits: an empty answer.

@@ -2,13 +2,14 @@
 
 use std::sync::Arc;
 
-use jiesu_kit::{Handler, HandlerError, Incoming, Outgoing, Tx};
-use jiesu_proto::v1::CaseResolved;
+use jiesu_kit::{Handler, HandlerError, Work};
 
-use crate::{Error, Revisit};
+use crate::Revisit;
 
-/// The event types of revisit's durable consumer.
-pub const EVENT_TYPES: &[&str] = &["case.resolved"];
+jiesu_kit::consumes! {
+    /// The events of revisit's durable consumer.
+    pub enum Consumed { CaseResolved }
+}
 
 /// Revisit's handler of the events stream.
 pub struct Events {
@@ -16,18 +17,11 @@ pub struct Events {
 }
 
 impl Handler for Events {
-    async fn handle(&self, tx: &mut Tx, msg: &Incoming) -> Result<Vec<Outgoing>, HandlerError> {
-        match msg.kind.as_str() {
-            "case.resolved" => {
-                let ev = msg.decode::<CaseResolved>()?;
-                self.revisit.on_resolved(tx, &ev).await.map_err(|e| match e {
-                    // A malformed event never becomes well-formed: dead-letter it, visibly.
-                    Error::BadEvent(_) => HandlerError::Reject(format!("case.resolved: {e}")),
-                    other => HandlerError::Retry(format!("case.resolved: {other}")),
-                })?;
-                Ok(vec![])
-            }
-            other => Err(HandlerError::Reject(format!("revisit does not consume {other} events"))),
+    type Message = Consumed;
+
+    async fn handle(&self, work: &mut Work<'_>, msg: Consumed) -> Result<(), HandlerError> {
+        match msg {
+            Consumed::CaseResolved(ev) => Ok(self.revisit.on_resolved(work, &ev).await?),
         }
     }
 }

@@ -1,0 +1,59 @@
+//! Dispatch's one error type, and what it means to a gRPC client and to the consumer.
+
+use jiesu_kit::HandlerError;
+use tonic::Status;
+
+use crate::{SERVICE, domain::TransitionError};
+
+/// What can go wrong in dispatch.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The shared mechanics, the database included.
+    #[error(transparent)]
+    Kit(#[from] jiesu_kit::Error),
+    /// The state machine refused (wrong unit, wrong state, bad reply).
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    #[error("no case with {0}")]
+    NotFound(String),
+    /// A request or event field is not acceptable; the text says which and why.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("case {0} changed while this request was handled; try again")]
+    Conflict(String),
+    #[error("corrupt data: {0}")]
+    Corrupt(String),
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        Error::Kit(e.into())
+    }
+}
+
+impl From<Error> for Status {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::NotFound(_) => Status::not_found(e.to_string()),
+            Error::Invalid(_) => Status::invalid_argument(e.to_string()),
+            Error::Transition(t) if t.is_bad_input() => Status::invalid_argument(t.to_string()),
+            Error::Transition(t @ TransitionError::NotOwner { .. }) => Status::permission_denied(t.to_string()),
+            Error::Transition(t) => Status::failed_precondition(t.to_string()),
+            Error::Conflict(_) => Status::aborted(e.to_string()),
+            Error::Kit(_) | Error::Corrupt(_) => jiesu_kit::internal_status(SERVICE, &e),
+        }
+    }
+}
+
+impl From<Error> for HandlerError {
+    fn from(e: Error) -> Self {
+        match e {
+            // The event contradicts the case (a wrong round, a closed case reopened twice…) or is
+            // malformed: it will never apply. Dead-lettered, visible, replayable.
+            Error::Transition(_) | Error::Invalid(_) | Error::Corrupt(_) => HandlerError::reject(e),
+            // An unknown case may be one whose case.classified is still being redelivered.
+            Error::NotFound(_) | Error::Conflict(_) => HandlerError::retry(e),
+            Error::Kit(e) => e.into(),
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! # jiesu-reference — the district's shared vocabulary (参考数据)
+//!
+//! What several services (and the tools) must name the same way lives here once:
+//!
+//! - [`Urgency`] (紧急程度): the three levels, their stored keys, their Chinese names, and the one
+//!   mapping to and from the protobuf enum;
+//! - [`Organisation`] (组织架构): the district's units, parsed and looked up the same way by
+//!   dispatch, notification and the tools;
+//! - [`milestone_zh`]: the Chinese names of the time-limit milestones (时限环节).
+
+mod organisation;
+mod urgency;
+
+pub use organisation::{Organisation, Unit, UnitKind};
+pub use urgency::{Urgency, UrgencyError};
+
+/// The Chinese name of a time-limit milestone (时限环节); an unknown one is shown as it is.
+pub fn milestone_zh(milestone: &str) -> &str {
+    match milestone {
+        "dispatch" => "分拨",
+        "accept" => "签收",
+        "contact" => "联系",
+        "verify" => "核实",
+        "reply" => "答复",
+        "resolve" => "办结",
+        "response_document" => "处理意见书",
+        "escalate" => "包案",
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn milestones_in_chinese() {
+        for (m, zh) in [("dispatch", "分拨"), ("accept", "签收"), ("contact", "联系"), ("reply", "答复"), ("resolve", "办结"), ("escalate", "包案")] {
+            assert_eq!(milestone_zh(m), zh);
+        }
+        assert_eq!(milestone_zh("custom"), "custom");
+    }
+}
