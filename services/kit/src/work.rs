@@ -161,13 +161,14 @@ impl Commands {
             .filter(|k| !k.is_empty() && k.len() <= 128)
             .map(|k| format!("key:{k}"))
             .unwrap_or_else(|| format!("command:{}", uuid::Uuid::now_v7()));
-        self.begin_with_key(key).await
+        self.begin_with_key(key, String::new()).await
     }
 
-    /// Begins a command whose events' ids derive from `key` (a timer firing, a worker's step).
-    pub async fn begin_with_key(&self, key: String) -> Result<Command, Error> {
+    /// Begins a piece of work of the service's own (a timer firing, a worker's step) whose
+    /// events' ids derive from `key`, answering the event `causation_id` (may be empty).
+    pub async fn begin_with_key(&self, key: String, causation_id: String) -> Result<Command, Error> {
         let tx = self.db.begin().await?;
-        Ok(Command { tx, key, now: self.clock.now(), out: Vec::new(), commands: self.clone() })
+        Ok(Command { tx, key, causation_id, now: self.clock.now(), out: Vec::new(), commands: self.clone() })
     }
 
     /// The database, for reads outside a command.
@@ -176,10 +177,18 @@ impl Commands {
     }
 }
 
+impl Command {
+    /// When this command happens.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.now
+    }
+}
+
 /// A command in progress. Dropped without [`commit`](Self::commit), it is rolled back.
 pub struct Command {
     tx: Tx,
     key: String,
+    causation_id: String,
     now: DateTime<Utc>,
     out: Vec<Outgoing>,
     commands: Commands,
@@ -188,7 +197,14 @@ pub struct Command {
 impl Command {
     /// The work of this command, to apply its change in.
     pub fn work(&mut self) -> Work<'_> {
-        Work::new(&mut self.tx, &self.commands.emitter, &self.key, "", self.now, &mut self.out)
+        Work::new(&mut self.tx, &self.commands.emitter, &self.key, &self.causation_id, self.now, &mut self.out)
+    }
+
+    /// Sets what the ids of the events emitted from now on derive from, when the command learns
+    /// it only from what it read (a timer firing learns the clock's version).
+    pub fn set_cause(&mut self, key: String, causation_id: String) {
+        self.key = key;
+        self.causation_id = causation_id;
     }
 
     /// Writes the emitted events into the outbox, commits, and wakes the relay.

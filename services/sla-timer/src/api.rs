@@ -9,7 +9,7 @@ use jiesu_proto::v1::{CaseRef, ClockView, ListClocksResponse, TimelineEntry, sla
 use tonic::{Request, Response, Status};
 
 use crate::{
-    Error, SERVICE,
+    SERVICE,
     domain::Milestone,
     store::{self, ClockRow, HistoryRow},
 };
@@ -19,13 +19,6 @@ pub struct SlaApi {
     pub db: Db,
     /// The district's time zone, in which the timeline shows times.
     pub timezone: Tz,
-}
-
-impl From<Error> for Status {
-    fn from(e: Error) -> Self {
-        tracing::error!(error = %e, "SLA timer request failed");
-        Status::internal(format!("the SLA timer could not complete the request: {e}"))
-    }
 }
 
 #[tonic::async_trait]

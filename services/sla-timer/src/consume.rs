@@ -5,78 +5,61 @@
 use std::sync::Arc;
 
 use jiesu_kit::{
-    Handler, HandlerError, Incoming, Outgoing, Tx,
-    clock::SharedClock,
+    Handler, HandlerError, Incoming, Tx, Work,
     time::{from_proto, to_millis},
 };
-use jiesu_proto::v1::{
-    CaseAccepted, CaseClosed, CaseContacted, CaseDispatched, CaseReceived, CaseReopened, CaseResolved, EventMeta,
-    Urgency as ProtoUrgency,
-};
+use jiesu_proto::{Event, v1::EventMeta};
+use jiesu_reference::Urgency;
 use tokio::sync::Notify;
 
 use crate::{
     Error, Rules,
-    domain::{CaseEvent, Change, Tracked, Urgency, plan},
+    domain::{CaseEvent, Change, Tracked, plan},
     store::{self, ClockRow, HistoryRow},
 };
+
+jiesu_kit::consumes! {
+    /// The case events that start, restart, hand over and stop clocks.
+    pub enum Consumed { CaseReceived, CaseDispatched, CaseAccepted, CaseContacted, CaseResolved, CaseReopened, CaseClosed }
+}
 
 /// Consumes `case.received`, `.dispatched`, `.accepted`, `.resolved`, `.reopened` and `.closed`.
 /// Emits nothing itself: alerts come from the [`timer`](crate::timer), which it wakes after each
 /// commit so that a newly armed clock is in the firing window at once.
-pub struct CaseEvents {
+pub struct Events {
     pub rules: Arc<Rules>,
-    pub clock: SharedClock,
     pub timer_wake: Arc<Notify>,
 }
 
-impl From<Error> for HandlerError {
-    fn from(e: Error) -> Self {
-        match e {
-            // Retrying cannot make a stored clock readable: dead-letter it, visibly.
-            Error::CorruptClock { .. } => HandlerError::Reject(e.to_string()),
-            other => HandlerError::Retry(other.to_string()),
-        }
-    }
-}
+impl Handler for Events {
+    type Message = Consumed;
 
-/// The domain's urgency for the proto's; unspecified (classification did not say) is normal.
-pub fn urgency_from_proto(u: ProtoUrgency) -> Urgency {
-    match u {
-        ProtoUrgency::Emergency => Urgency::Emergency,
-        ProtoUrgency::Complex => Urgency::Complex,
-        ProtoUrgency::Normal | ProtoUrgency::Unspecified => Urgency::Normal,
-    }
-}
-
-impl Handler for CaseEvents {
-    async fn handle(&self, tx: &mut Tx, msg: &Incoming) -> Result<Vec<Outgoing>, HandlerError> {
-        let (meta, event) = decode(msg)?;
+    async fn handle(&self, work: &mut Work<'_>, msg: Consumed) -> Result<(), HandlerError> {
+        let (meta, event) = decode(msg);
         let case_id = meta.case_id.trim();
-        if case_id.is_empty() {
-            return Err(HandlerError::Reject(format!("{} event {} has an empty meta.case_id", msg.kind, msg.message_id)));
-        }
         let at = match meta.occurred_at.as_ref().and_then(from_proto) {
             Some(t) => t,
             None => {
                 // Timing from receipt is a close second best to not timing the case at all.
-                tracing::warn!(case_id, event_type = %msg.kind, "event has no meta.occurred_at; timing from now");
-                self.clock.now()
+                tracing::warn!(case_id, "event has no meta.occurred_at; timing from now");
+                work.now()
             }
         };
+        let now_ms = work.now_millis();
+        let tx = &mut *work.tx;
         let rows = store::case_clocks(tx, case_id).await?;
         let existing = rows.iter().map(ClockRow::tracked).collect::<Result<Vec<_>, _>>()?;
         let case_no = match meta.case_no.trim() {
             "" => rows.iter().map(|r| r.case_no.as_str()).find(|n| !n.is_empty()).unwrap_or_default(),
             no => no,
         };
-        let armed_by = if meta.event_id.is_empty() { msg.message_id.as_str() } else { meta.event_id.as_str() };
+        let armed_by = meta.event_id.as_str();
         let changes = plan(&existing, &event, at, &self.rules.policy, &self.rules.calendar);
-        let step = Step { case_id, case_no, armed_by, at_ms: to_millis(at), now_ms: to_millis(self.clock.now()) };
+        let step = Step { case_id, case_no, armed_by, at_ms: to_millis(at), now_ms };
         for change in &changes {
             step.apply(tx, change, &existing).await?;
         }
-        Ok(Vec::new())
+        Ok(())
     }
 
     fn committed(&self, _msg: &Incoming) {
@@ -142,46 +125,20 @@ impl Step<'_> {
 }
 
 /// The event's metadata and what it means for the clocks.
-fn decode(msg: &Incoming) -> Result<(EventMeta, CaseEvent), HandlerError> {
-    let (meta, event) = match msg.kind.as_str() {
-        "case.received" => (msg.decode::<CaseReceived>()?.meta, CaseEvent::Received),
-        "case.dispatched" => {
-            let e = msg.decode::<CaseDispatched>()?;
-            let urgency = urgency_from_proto(e.urgency());
-            (e.meta, CaseEvent::Dispatched { round: e.round, unit_id: e.unit_id, urgency })
+fn decode(msg: Consumed) -> (EventMeta, CaseEvent) {
+    fn meta(e: &impl Event) -> EventMeta {
+        e.meta().cloned().unwrap_or_default()
+    }
+    match msg {
+        Consumed::CaseReceived(e) => (meta(&e), CaseEvent::Received),
+        Consumed::CaseDispatched(e) => {
+            let urgency = Urgency::from_proto(e.urgency());
+            (meta(&e), CaseEvent::Dispatched { round: e.round, unit_id: e.unit_id, urgency })
         }
-        "case.accepted" => {
-            let e = msg.decode::<CaseAccepted>()?;
-            (e.meta, CaseEvent::Accepted { round: e.round })
-        }
-        "case.contacted" => {
-            let e = msg.decode::<CaseContacted>()?;
-            (e.meta, CaseEvent::Contacted { round: e.round })
-        }
-        "case.resolved" => {
-            let e = msg.decode::<CaseResolved>()?;
-            (e.meta, CaseEvent::Resolved { round: e.round })
-        }
-        "case.reopened" => {
-            let e = msg.decode::<CaseReopened>()?;
-            (e.meta, CaseEvent::Reopened { round: e.round })
-        }
-        "case.closed" => (msg.decode::<CaseClosed>()?.meta, CaseEvent::Closed),
-        other => return Err(HandlerError::Reject(format!("the SLA timer does not handle {other:?} events"))),
-    };
-    let meta = meta.ok_or_else(|| HandlerError::Reject(format!("{} event {} has no meta", msg.kind, msg.message_id)))?;
-    Ok((meta, event))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn unspecified_urgency_is_normal() {
-        assert_eq!(urgency_from_proto(ProtoUrgency::Unspecified), Urgency::Normal);
-        assert_eq!(urgency_from_proto(ProtoUrgency::Normal), Urgency::Normal);
-        assert_eq!(urgency_from_proto(ProtoUrgency::Emergency), Urgency::Emergency);
-        assert_eq!(urgency_from_proto(ProtoUrgency::Complex), Urgency::Complex);
+        Consumed::CaseAccepted(e) => (meta(&e), CaseEvent::Accepted { round: e.round }),
+        Consumed::CaseContacted(e) => (meta(&e), CaseEvent::Contacted { round: e.round }),
+        Consumed::CaseResolved(e) => (meta(&e), CaseEvent::Resolved { round: e.round }),
+        Consumed::CaseReopened(e) => (meta(&e), CaseEvent::Reopened { round: e.round }),
+        Consumed::CaseClosed(e) => (meta(&e), CaseEvent::Closed),
     }
 }

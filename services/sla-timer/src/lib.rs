@@ -19,6 +19,7 @@
 pub mod api;
 pub mod consume;
 pub mod domain;
+mod error;
 pub mod store;
 pub mod timer;
 
@@ -34,14 +35,11 @@ use jiesu_kit::{
 use serde::Deserialize;
 use tokio::sync::Notify;
 
-use crate::domain::{Calendar, DomainError, Policy};
+use crate::domain::{Calendar, Policy};
+pub use error::Error;
 
 /// The service's name: its config section, durable consumer and database.
 pub const SERVICE: &str = "sla_timer";
-
-/// The case events the timer consumes.
-pub const CONSUMED_EVENTS: [&str; 7] =
-    ["case.received", "case.dispatched", "case.accepted", "case.contacted", "case.resolved", "case.reopened", "case.closed"];
 
 /// `[sla_timer]` of the district file (besides the keys every service has).
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -53,24 +51,6 @@ pub struct Settings {
 }
 
 pub type Config = jiesu_kit::ServiceConfig<Settings>;
-
-/// What can go wrong in the SLA timer.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error(transparent)]
-    Kit(#[from] jiesu_kit::Error),
-    #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
-    /// The policy or the calendar of the configuration is not usable.
-    #[error("[sla_timer]: {0}")]
-    Domain(#[from] DomainError),
-    /// The calendar file named by `[reference] calendar` is not a valid calendar.
-    #[error("the working-day calendar ([reference] calendar) is invalid: {0}")]
-    Calendar(String),
-    /// A stored clock the domain cannot read (edited by hand, or written by a newer version).
-    #[error("stored clock {clock_id} is unreadable: {reason}")]
-    CorruptClock { clock_id: String, reason: String },
-}
 
 /// The rules every clock is armed with: the district's policy and working-day calendar.
 #[derive(Debug, Clone)]
@@ -125,23 +105,13 @@ pub async fn start(district: &DistrictConfig, clock: SharedClock) -> Result<Runn
     let timer_wake = Arc::new(Notify::new());
     let metrics = timer::TimerMetrics::register(&host.metrics);
 
-    let handler = consume::CaseEvents { rules, clock: clock.clone(), timer_wake: timer_wake.clone() };
-    host.consume_events(SERVICE, &CONSUMED_EVENTS, Arc::new(handler));
+    host.consume(Arc::new(consume::Events { rules, timer_wake: timer_wake.clone() }));
 
-    let timer = timer::Timer {
-        db: host.db.clone(),
-        clock,
-        subjects: host.broker.subjects.clone(),
-        district: config.district.code.clone(),
-        wake: timer_wake,
-        relay_wake: host.relay_wake.clone(),
-        metrics,
-    };
+    let timer = timer::Timer { commands: host.commands(), db: host.db.clone(), clock, wake: timer_wake, metrics };
     host.spawn("sla timer", move |cancel| timer.run(cancel));
 
     let api = api::SlaApi { db: host.db.clone(), timezone: config.timezone() };
-    let routes = tonic::service::Routes::new(jiesu_proto::v1::sla_service_server::SlaServiceServer::new(api));
-    Ok(host.serve(routes, vec!["jiesu.v1.SlaService"])?)
+    Ok(host.serve(jiesu_proto::v1::sla_service_server::SlaServiceServer::new(api))?)
 }
 
 /// Runs the timer until stopped (the binary's entry point).

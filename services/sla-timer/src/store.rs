@@ -60,7 +60,7 @@ impl ClockRow {
             },
             round: number("round", self.round)?,
             unit_id: self.unit_id.clone(),
-            urgency: self.urgency.parse().map_err(|e: crate::domain::DomainError| corrupt(e.to_string()))?,
+            urgency: self.urgency.parse().map_err(|e: jiesu_reference::UrgencyError| corrupt(e.to_string()))?,
         })
     }
 }
@@ -100,7 +100,7 @@ pub async fn arm(tx: &mut Tx, case_id: &str, case_no: &str, t: &Tracked, armed_b
         .bind(clock_id(case_id, c.milestone)).bind(case_id).bind(case_no).bind(c.milestone.as_str())
         .bind(i64::from(c.version)).bind(i64::from(t.round)).bind(c.state.as_str())
         .bind(to_millis(c.started_at)).bind(to_millis(c.warn_at)).bind(to_millis(c.deadline))
-        .bind(&t.unit_id).bind(t.urgency.as_str()).bind(c.next_wake().map(to_millis))
+        .bind(&t.unit_id).bind(t.urgency.key()).bind(c.next_wake().map(to_millis))
         .bind(armed_by).bind(now_ms)
         .execute(conn).await.map(|r| r.rows_affected()))?;
     Ok(n == 1)

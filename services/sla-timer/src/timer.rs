@@ -9,7 +9,7 @@
 //! clock) is noticed quickly.
 //!
 //! A firing is exactly-once: the transaction compare-and-sets the clock's (version, state), and
-//! the alert's event id is deterministic (`sla:<clock_id>:<version>:<warning|breach>`), so
+//! the alert's event id derives from `sla:<clock_id>:<version>:<warning|breach>`, so
 //! neither a second process nor a retried publish can produce a second alert.
 
 use std::{
@@ -19,14 +19,8 @@ use std::{
 };
 
 use chrono::TimeDelta;
-use jiesu_kit::{
-    Db, Outgoing, Subjects,
-    clock::SharedClock,
-    metrics::Metrics,
-    outbox,
-    time::{to_millis, to_proto},
-};
-use jiesu_proto::v1::{EventMeta, SlaAlert};
+use jiesu_kit::{CaseIds, Commands, Db, clock::SharedClock, metrics::Metrics, time::to_millis};
+use jiesu_proto::v1::{SlaBreached, SlaWarning};
 use prometheus_client::metrics::{counter::Counter, family::Family, gauge::Gauge};
 use tokio::{sync::Notify, time::Instant};
 use tokio_util::sync::CancellationToken;
@@ -35,7 +29,7 @@ use tracing::Instrument;
 use crate::{
     Error,
     domain::{ClockState, Firing, Level},
-    store::{self, ClockRow, HistoryRow},
+    store::{self, HistoryRow},
 };
 
 /// How many clocks the window holds at most.
@@ -121,15 +115,12 @@ impl Window {
 
 /// The firing loop of one process.
 pub struct Timer {
+    /// A firing is a piece of work of the timer's own: the kit's command path.
+    pub commands: Commands,
     pub db: Db,
     pub clock: SharedClock,
-    pub subjects: Subjects,
-    /// The district code every alert carries.
-    pub district: String,
     /// Notified by the consumer after it armed or stopped clocks.
     pub wake: Arc<Notify>,
-    /// The outbox relay's wake-up, notified after each firing.
-    pub relay_wake: Arc<Notify>,
     pub metrics: TimerMetrics,
 }
 
@@ -215,28 +206,34 @@ impl Timer {
 
     /// Fires one clock if it is due. Returns when it may fire next, if it may.
     async fn fire(&self, clock_id: &str) -> Result<Option<i64>, Error> {
-        let mut tx = self.db.begin().await?;
-        let Some(row) = store::claim_clock(&mut tx, clock_id).await? else { return Ok(None) };
-        let now = self.clock.now();
+        let mut command = self.commands.begin_with_key(format!("sla:{clock_id}"), String::new()).await?;
+        let work = command.work();
+        let Some(row) = store::claim_clock(work.tx, clock_id).await? else { return Ok(None) };
+        let now = work.now();
         let mut clock = row.tracked()?.clock;
         let Some(firing) = clock.due(now) else {
             // Re-armed or stopped since the window was loaded: keep it in view if it is still
-            // to fire (dropping `tx` rolls back the read).
+            // to fire (dropping the command rolls back the read).
             return Ok(row.next_fire_at.filter(|at| *at > to_millis(now)));
         };
+        // The alert's id derives from the clock, its version and the firing: however often the
+        // firing is attempted, JetStream and every inbox see one alert.
+        drop(work);
+        command.set_cause(alert_key(clock_id, clock.version, firing), row.armed_by.clone());
         let span = tracing::info_span!("sla.fire", case_id = %row.case_id, clock_id, firing = firing.as_str());
-        async {
+        async move {
+            let mut work = command.work();
             let from = clock.state;
             let to = clock.apply(firing)?;
             let next = clock.next_wake().map(to_millis);
             let now_ms = to_millis(now);
-            if !store::advance(&mut tx, clock_id, clock.version, from, to, next, now_ms).await? {
+            if !store::advance(work.tx, clock_id, clock.version, from, to, next, now_ms).await? {
                 tracing::info!("clock changed meanwhile; not firing");
                 return Ok(None);
             }
-            let (event_type, history, level) = match firing {
-                Firing::Warning => ("sla.warning", "warning", Level::Yellow),
-                Firing::Breach => ("sla.breached", "breached", Level::Red),
+            let (history, level) = match firing {
+                Firing::Warning => ("warning", Level::Yellow),
+                Firing::Breach => ("breached", Level::Red),
             };
             let history_row = HistoryRow {
                 clock_id: clock_id.to_string(),
@@ -247,51 +244,63 @@ impl Timer {
                 happened_at: now_ms,
                 deadline: to_millis(clock.deadline),
             };
-            store::record_history(&mut tx, &history_row).await?;
-            let event = self.alert(&row, clock.version, firing, level, now);
-            let out = Outgoing::event(&self.subjects, event_type, alert_id(clock_id, clock.version, firing), &row.case_id, &event);
-            outbox::write(&mut tx, &[out], now_ms).await?;
-            tx.commit().await?;
-            self.relay_wake.notify_one();
+            store::record_history(work.tx, &history_row).await?;
+            let case = CaseIds { case_id: &row.case_id, case_no: &row.case_no };
+            let alert = |level: Level| Alert {
+                clock_id: row.clock_id.clone(),
+                milestone: row.milestone.clone(),
+                version: clock.version,
+                deadline: Some(jiesu_kit::time::millis_to_proto(row.deadline)),
+                unit_id: row.unit_id.clone(),
+                level: level.as_str().to_string(),
+            };
+            match firing {
+                Firing::Warning => work.emit(case, alert(level).warning()),
+                Firing::Breach => work.emit(case, alert(level).breached()),
+            };
+            drop(work);
+            command.commit().await?;
             match firing {
                 Firing::Warning => self.metrics.warnings.inc(),
                 Firing::Breach => self.metrics.breaches.inc(),
             };
             tracing::info!(milestone = %row.milestone, version = clock.version, deadline = %clock.deadline,
-                unit_id = %row.unit_id, level = level.as_str(), "{event_type}");
+                unit_id = %row.unit_id, level = level.as_str(), "clock fired: {history}");
             Ok(next)
         }
         .instrument(span)
         .await
     }
+}
 
-    fn alert(&self, row: &ClockRow, version: u32, firing: Firing, level: Level, now: chrono::DateTime<chrono::Utc>) -> SlaAlert {
-        SlaAlert {
-            meta: Some(EventMeta {
-                event_id: alert_id(&row.clock_id, version, firing),
-                case_id: row.case_id.clone(),
-                case_no: row.case_no.clone(),
-                occurred_at: Some(to_proto(now)),
-                causation_id: row.armed_by.clone(),
-                district: self.district.clone(),
-            }),
-            clock_id: row.clock_id.clone(),
-            milestone: row.milestone.clone(),
-            version,
-            deadline: Some(jiesu_kit::time::millis_to_proto(row.deadline)),
-            unit_id: row.unit_id.clone(),
-            level: level.as_str().to_string(),
-        }
+/// What the two alert events carry.
+struct Alert {
+    clock_id: String,
+    milestone: String,
+    version: u32,
+    deadline: Option<jiesu_proto::Timestamp>,
+    unit_id: String,
+    level: String,
+}
+
+impl Alert {
+    fn warning(self) -> SlaWarning {
+        let Alert { clock_id, milestone, version, deadline, unit_id, level } = self;
+        SlaWarning { meta: None, clock_id, milestone, version, deadline, unit_id, level }
+    }
+
+    fn breached(self) -> SlaBreached {
+        let Alert { clock_id, milestone, version, deadline, unit_id, level } = self;
+        SlaBreached { meta: None, clock_id, milestone, version, deadline, unit_id, level }
     }
 }
 
-/// The alert's event id, the same however often the firing is attempted: JetStream drops a
-/// re-publish within its duplicate window, and the outbox and the clock's compare-and-set
-/// refuse a second write at any time.
-pub fn alert_id(clock_id: &str, version: u32, firing: Firing) -> String {
+/// What an alert's event id derives from, the same however often the firing is attempted:
+/// JetStream drops a re-publish within its duplicate window, and the outbox and the clock's
+/// compare-and-set refuse a second write at any time.
+pub fn alert_key(clock_id: &str, version: u32, firing: Firing) -> String {
     format!("sla:{clock_id}:{version}:{}", firing.as_str())
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -329,7 +338,7 @@ mod tests {
 
     #[test]
     fn alert_ids_are_deterministic() {
-        assert_eq!(alert_id("c1:accept", 2, Firing::Warning), "sla:c1:accept:2:warning");
-        assert_eq!(alert_id("c1:accept", 2, Firing::Breach), "sla:c1:accept:2:breach");
+        assert_eq!(alert_key("c1:accept", 2, Firing::Warning), "sla:c1:accept:2:warning");
+        assert_eq!(alert_key("c1:accept", 2, Firing::Breach), "sla:c1:accept:2:breach");
     }
 }

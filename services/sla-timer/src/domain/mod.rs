@@ -36,9 +36,6 @@ pub enum DomainError {
     /// A milestone name that is not one of [`Milestone::ALL`].
     #[error("unknown milestone {0:?}")]
     UnknownMilestone(String),
-    /// An urgency name that is not one of [`Urgency::ALL`].
-    #[error("unknown urgency {0:?}")]
-    UnknownUrgency(String),
     /// A clock state name that is not one of [`ClockState::ALL`].
     #[error("unknown clock state {0:?}")]
     UnknownClockState(String),

@@ -65,48 +65,7 @@ impl FromStr for Milestone {
     }
 }
 
-/// How urgent a case is (紧急程度), set by classification; it picks the resolve limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Urgency {
-    /// 紧急: gas, fire, no water or power, danger to people.
-    Emergency,
-    /// 一般: the ordinary case.
-    Normal,
-    /// 复杂: several departments, a history, needs research.
-    Complex,
-}
-
-impl Urgency {
-    /// Every urgency, most urgent first.
-    pub const ALL: [Urgency; 3] = [Urgency::Emergency, Urgency::Normal, Urgency::Complex];
-
-    /// The `snake_case` name used in storage, events and configuration.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Urgency::Emergency => "emergency",
-            Urgency::Normal => "normal",
-            Urgency::Complex => "complex",
-        }
-    }
-}
-
-impl fmt::Display for Urgency {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Urgency {
-    type Err = DomainError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Urgency::ALL
-            .into_iter()
-            .find(|u| u.as_str() == s)
-            .ok_or_else(|| DomainError::UnknownUrgency(s.to_owned()))
-    }
-}
+pub use jiesu_reference::Urgency;
 
 /// The SLA policy (时限标准) of a district: one limit per milestone, and the moment clocks turn
 /// yellow. Read from `[sla_timer.policy]`; every key is optional and defaults to the figures in
@@ -263,26 +222,14 @@ mod tests {
     }
 
     #[test]
-    fn urgency_names_round_trip() {
+    fn urgency_in_the_policy_file_uses_the_shared_keys() {
         #[derive(Deserialize)]
         struct T {
             u: Urgency,
         }
-        for (u, name) in Urgency::ALL
-            .into_iter()
-            .zip(["emergency", "normal", "complex"])
-        {
-            assert_eq!(u.as_str(), name);
-            assert_eq!(u.to_string(), name);
-            assert_eq!(name.parse::<Urgency>().unwrap(), u);
-            let t: T = toml::from_str(&format!("u = \"{name}\"")).unwrap();
-            assert_eq!(t.u, u, "serde and as_str agree");
-        }
-        for bad in ["", "urgent", "Normal"] {
-            assert_eq!(
-                bad.parse::<Urgency>(),
-                Err(DomainError::UnknownUrgency(bad.to_owned()))
-            );
+        for u in Urgency::ALL {
+            let t: T = toml::from_str(&format!("u = \"{}\"", u.key())).unwrap();
+            assert_eq!(t.u, u);
         }
     }
 
