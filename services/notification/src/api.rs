@@ -10,29 +10,25 @@ use tonic::{Request, Response, Status};
 
 use crate::{
     Error, SERVICE,
-    domain::{self, DeliveryFacts, RecipientKind, UnitNames},
+    domain::{self, DeliveryFacts, RecipientKind},
     store::{self, DeliveryRow},
 };
 
 pub struct NotificationApi {
     pub db: Db,
-    pub units: Arc<UnitNames>,
-}
-
-impl From<Error> for Status {
-    fn from(e: Error) -> Self {
-        tracing::error!(error = %e, "notification request failed");
-        Status::internal(format!("notification could not complete the request: {e}"))
-    }
+    pub units: Arc<jiesu_reference::Organisation>,
 }
 
 #[tonic::async_trait]
 impl NotificationService for NotificationApi {
     /// The deliveries of a case, oldest first, and what they mean for the case timeline. A case
-    /// nobody was told about yet has none (not an error: notification only knows its events).
+    /// nobody was told about is NOT_FOUND here, as a case a service does not know is everywhere.
     async fn list_deliveries(&self, request: Request<CaseRef>) -> Result<Response<ListDeliveriesResponse>, Status> {
         let key = CaseKey::required(Some(request.get_ref()))?;
         let rows = store::for_case(&self.db, &key).await?;
+        if rows.is_empty() {
+            return Err(Error::NotFound(key.describe()).into());
+        }
         let facts = rows.iter().map(|r| self.facts(r)).collect::<Result<Vec<_>, Error>>()?;
         let timeline = domain::timeline(&facts)
             .into_iter()

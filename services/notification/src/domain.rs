@@ -1,10 +1,9 @@
 //! Notification rules (通知规则), without I/O: rendering a template, masking a phone number, the
 //! retry schedule of a failed delivery, and what the case timeline says about deliveries.
 
-use std::{collections::HashMap, fmt, time::Duration};
+use std::{fmt, time::Duration};
 
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
 
 /// The placeholders templates may use. Any other `{name}` is left in the text as written.
 pub const PLACEHOLDERS: [&str; 6] = ["district", "case_no", "title", "unit_name", "milestone", "deadline"];
@@ -49,19 +48,6 @@ pub fn unknown_placeholders(template: &str) -> Vec<String> {
         rest = after;
     }
     unknown
-}
-
-/// The Chinese name of an SLA milestone (时限环节); an unknown one is shown as it is.
-pub fn milestone_zh(milestone: &str) -> &str {
-    match milestone {
-        "dispatch" => "分拨",
-        "accept" => "签收",
-        "contact" => "联系",
-        "reply" => "答复",
-        "resolve" => "办结",
-        "escalate" => "包案",
-        other => other,
-    }
 }
 
 /// A deadline as people in the district read it: "2026-11-23 10:10", local time.
@@ -199,47 +185,6 @@ impl RetryPolicy {
     }
 }
 
-/// A unit of the organisation tree (组织架构), from the `organisation` reference file.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Unit {
-    pub id: String,
-    pub name: String,
-    #[serde(default)]
-    pub kind: String,
-    #[serde(default)]
-    pub parent: Option<String>,
-}
-
-/// The `organisation` reference file: `[[units]] id, name, kind, parent`.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct Organisation {
-    #[serde(default)]
-    pub units: Vec<Unit>,
-}
-
-/// Unit names by id.
-#[derive(Debug, Clone, Default)]
-pub struct UnitNames(HashMap<String, String>);
-
-impl UnitNames {
-    pub fn new(org: &Organisation) -> Self {
-        Self(org.units.iter().map(|u| (u.id.clone(), u.name.clone())).collect())
-    }
-
-    pub fn contains(&self, id: &str) -> bool {
-        self.0.contains_key(id)
-    }
-
-    /// The unit's name; else `fallback` (e.g. the name an event carried) when not empty; else the id.
-    pub fn name_or<'a>(&'a self, id: &'a str, fallback: &'a str) -> &'a str {
-        match self.0.get(id) {
-            Some(name) => name,
-            None if !fallback.is_empty() => fallback,
-            None => id,
-        }
-    }
-}
-
 /// What the timeline needs to know of one delivery row.
 #[derive(Debug, Clone)]
 pub struct DeliveryFacts {
@@ -353,22 +298,6 @@ mod tests {
     fn unknown_placeholders_are_found() {
         assert_eq!(unknown_placeholders("{case_no}{phone}{ x }{unit}"), vec!["phone", "unit"]);
         assert!(unknown_placeholders("【{district}】{case_no}{title}{unit_name}{milestone}{deadline}").is_empty());
-    }
-
-    #[test]
-    fn milestones_in_chinese() {
-        let all = [
-            ("dispatch", "分拨"),
-            ("accept", "签收"),
-            ("contact", "联系"),
-            ("reply", "答复"),
-            ("resolve", "办结"),
-            ("escalate", "包案"),
-            ("verify", "verify"),
-        ];
-        for (m, zh) in all {
-            assert_eq!(milestone_zh(m), zh);
-        }
     }
 
     #[test]

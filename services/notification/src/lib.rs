@@ -14,6 +14,8 @@
 pub mod api;
 pub mod consume;
 pub mod domain;
+mod error;
+pub mod service;
 pub mod store;
 pub mod worker;
 
@@ -23,7 +25,10 @@ use jiesu_kit::{DistrictConfig, clock::SharedClock, db::Migrations, host::{Host,
 use serde::Deserialize;
 use tokio::sync::Notify;
 
-use crate::domain::{Organisation, RetryPolicy, UnitNames};
+use crate::domain::RetryPolicy;
+use jiesu_reference::Organisation;
+pub use error::Error;
+pub use service::Notifier;
 
 /// The service's name: its config section, durable consumer and database.
 pub const SERVICE: &str = "notification";
@@ -163,19 +168,6 @@ impl Settings {
 
 pub type Config = jiesu_kit::ServiceConfig<Settings>;
 
-/// What can go wrong in notification.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error(transparent)]
-    Kit(#[from] jiesu_kit::Error),
-    #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error("invalid [notification] settings: {0}")]
-    Settings(String),
-    #[error("a stored delivery is corrupt: {0}")]
-    Corrupt(String),
-}
-
 fn migrations() -> Migrations {
     Migrations { sqlite: sqlx::migrate!("migrations/sqlite"), postgres: sqlx::migrate!("migrations/postgres") }
 }
@@ -192,8 +184,8 @@ pub async fn start(district: &DistrictConfig, clock: SharedClock) -> Result<Runn
             Organisation::default()
         }
     };
-    let units = Arc::new(UnitNames::new(&organisation));
-    if !organisation.units.is_empty() && !units.contains(&settings.supervisor) {
+    let units = Arc::new(organisation);
+    if !units.units.is_empty() && !units.contains(&settings.supervisor) {
         tracing::warn!(supervisor = %settings.supervisor, "notification.supervisor is not a unit of the organisation file");
     }
     for (name, text) in [
@@ -210,15 +202,13 @@ pub async fn start(district: &DistrictConfig, clock: SharedClock) -> Result<Runn
 
     let mut host = Host::start(&config, &migrations(), clock.clone()).await?;
     let wake = Arc::new(Notify::new());
-    let notifier = consume::Notifier {
+    let notifier = Arc::new(Notifier {
         settings: settings.clone(),
         district_name: config.district.name.clone(),
         timezone: config.timezone(),
         units: units.clone(),
-        clock: clock.clone(),
-        wake: wake.clone(),
-    };
-    host.consume_events(SERVICE, &consume::EVENT_TYPES, Arc::new(notifier));
+    });
+    host.consume(Arc::new(consume::Events { notifier, wake: wake.clone() }));
 
     let metrics = worker::DeliveryMetrics::default();
     metrics.register(&host.metrics);
@@ -226,9 +216,7 @@ pub async fn start(district: &DistrictConfig, clock: SharedClock) -> Result<Runn
     host.spawn("delivery worker", |cancel| worker.run(cancel));
 
     let api = api::NotificationApi { db: host.db.clone(), units };
-    let routes =
-        tonic::service::Routes::new(jiesu_proto::v1::notification_service_server::NotificationServiceServer::new(api));
-    Ok(host.serve(routes, vec!["jiesu.v1.NotificationService"])?)
+    Ok(host.serve(jiesu_proto::v1::notification_service_server::NotificationServiceServer::new(api))?)
 }
 
 /// Runs notification until stopped (the binary's entry point).
