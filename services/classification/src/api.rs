@@ -6,18 +6,11 @@ use jiesu_kit::{CaseKey, Db};
 use jiesu_proto::v1::{CaseRef, ClassificationView, ClassifyRequest, classification_service_server::ClassificationService};
 use tonic::{Request, Response, Status};
 
-use crate::{Classifier, Error, store};
+use crate::{Classifier, store};
 
 pub struct ClassificationApi {
     pub classifier: Arc<Classifier>,
     pub db: Db,
-}
-
-impl From<Error> for Status {
-    fn from(e: Error) -> Self {
-        tracing::error!(error = %e, "classification request failed");
-        Status::internal(format!("classification could not complete the request: {e}"))
-    }
 }
 
 /// Longest text a dry-run classification accepts, in characters.
@@ -39,7 +32,7 @@ impl ClassificationService for ClassificationApi {
             case_no: String::new(),
             category: result.category,
             sub_item: result.sub_item,
-            urgency: result.urgency.as_str().to_string(),
+            urgency: result.urgency.key().to_string(),
             confidence: f64::from(result.confidence),
             matched_keywords: serde_json::to_string(&result.matched).expect("json"),
             fallback: result.fallback,

@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
@@ -30,9 +29,6 @@ pub enum DomainError {
     /// district operator can fix the file in one pass.
     #[error("invalid taxonomy ({} problem(s)): {}", .0.len(), join_problems(.0))]
     InvalidTaxonomy(Vec<TaxonomyProblem>),
-    /// Text that names no urgency level (紧急 / 一般 / 复杂).
-    #[error("unknown urgency {0:?}: expected emergency, normal or complex (紧急/一般/复杂)")]
-    UnknownUrgency(String),
 }
 
 /// One broken rule in a taxonomy file, carried by [`DomainError::InvalidTaxonomy`].
@@ -491,64 +487,7 @@ fn blank_fields(
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Urgency (紧急程度)
-// ---------------------------------------------------------------------------------------------
-
-/// Urgency level of a request, which sets its time limits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Urgency {
-    /// 紧急: gas, fire, no water or power, danger to people — handled at once (快处).
-    Emergency,
-    /// 一般: the ordinary case.
-    Normal,
-    /// 复杂: several departments, a history, or needs research — longer limit, may be
-    /// escalated (提级办理).
-    Complex,
-}
-
-impl Urgency {
-    /// Stable machine name: "emergency", "normal" or "complex".
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Emergency => "emergency",
-            Self::Normal => "normal",
-            Self::Complex => "complex",
-        }
-    }
-
-    /// Chinese label shown to clerks: 紧急, 一般 or 复杂.
-    pub fn label_zh(self) -> &'static str {
-        match self {
-            Self::Emergency => "紧急",
-            Self::Normal => "一般",
-            Self::Complex => "复杂",
-        }
-    }
-}
-
-impl fmt::Display for Urgency {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Urgency {
-    type Err = DomainError;
-
-    /// Accepts the machine names in any ASCII case and the Chinese labels, because both
-    /// come back from clerks' tools and district configuration.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let t = s.trim();
-        match t.to_ascii_lowercase().as_str() {
-            "emergency" | "紧急" => Ok(Self::Emergency),
-            "normal" | "一般" => Ok(Self::Normal),
-            "complex" | "复杂" => Ok(Self::Complex),
-            _ => Err(DomainError::UnknownUrgency(s.to_owned())),
-        }
-    }
-}
+pub use jiesu_reference::Urgency;
 
 // ---------------------------------------------------------------------------------------------
 // Classification (分类)
