@@ -2,60 +2,28 @@
 
 use std::sync::Arc;
 
-use jiesu_kit::{CaseKey, Db, outbox, time::{millis_to_proto, to_millis}};
+use jiesu_kit::{CaseKey, Commands, Db, time::millis_to_proto};
 use jiesu_proto::v1::{
     CaseRef, Contact, Location, SubmissionView, SubmitRequest, SubmitResponse, TimelineEntry,
     intake_service_server::IntakeService,
 };
-use tokio::sync::Notify;
 use tonic::{Request, Response, Status};
-use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::{Error, Intake, domain::mask_phone, store};
 
 pub struct IntakeApi {
     pub intake: Arc<Intake>,
+    pub commands: Commands,
     pub db: Db,
-    pub relay_wake: Arc<Notify>,
-}
-
-impl From<Error> for Status {
-    fn from(e: Error) -> Self {
-        match e {
-            Error::Invalid(violations) => {
-                let summary = violations.iter().map(|v| format!("{}: {}", v.field, v.reason)).collect::<Vec<_>>().join("; ");
-                let zh = violations.iter().map(|v| v.reason_zh.as_str()).collect::<Vec<_>>().join("；");
-                let mut details = ErrorDetails::new();
-                for v in &violations {
-                    details.add_bad_request_violation(v.field.clone(), v.reason.clone());
-                }
-                details.set_localized_message("zh-CN", zh);
-                Status::with_error_details(tonic::Code::InvalidArgument, format!("submission rejected: {summary}"), details)
-            }
-            other => {
-                tracing::error!(error = %other, "intake request failed");
-                Status::internal(format!("intake could not complete the request: {other}"))
-            }
-        }
-    }
 }
 
 impl IntakeApi {
-    async fn submit_once(&self, req: &SubmitRequest) -> Result<SubmitResponse, Error> {
-        let submission = req.submission.clone().unwrap_or_default();
-        let mut tx = self.db.begin().await?;
-        let (registered, events) = match self.intake.register(&mut tx, &submission).await {
-            Ok(r) => r,
-            Err(e) => {
-                let _ = tx.rollback().await;
-                return Err(e);
-            }
-        };
-        outbox::write(&mut tx, &events, to_millis(self.intake.clock.now())).await?;
-        tx.commit().await?;
-        if !events.is_empty() {
-            self.relay_wake.notify_one();
-        }
+    async fn submit_once(&self, request: &Request<SubmitRequest>) -> Result<SubmitResponse, Error> {
+        let submission = request.get_ref().submission.clone().unwrap_or_default();
+        let mut command = self.commands.begin(request).await?;
+        let now = command.now();
+        let registered = self.intake.register(&mut command.work(), &submission, now).await?;
+        command.commit().await?;
         Ok(registered.to_proto())
     }
 }
@@ -63,14 +31,10 @@ impl IntakeApi {
 #[tonic::async_trait]
 impl IntakeService for IntakeApi {
     async fn submit(&self, request: Request<SubmitRequest>) -> Result<Response<SubmitResponse>, Status> {
-        let req = request.into_inner();
-        match self.submit_once(&req).await {
+        match self.submit_once(&request).await {
             Ok(r) => Ok(Response::new(r)),
-            // Two concurrent first submissions of one (channel, channel_ref) on PostgreSQL: the
-            // loser's insert fails on the unique key; asking again returns the winner's case.
-            Err(Error::Kit(jiesu_kit::Error::Database(e))) | Err(Error::Database(e)) if jiesu_kit::db::is_unique_violation(&e) => {
-                Ok(Response::new(self.submit_once(&req).await?))
-            }
+            // The loser of two concurrent first submissions asks again: the winner's case.
+            Err(e) if e.is_duplicate_key() => Ok(Response::new(self.submit_once(&request).await?)),
             Err(e) => Err(e.into()),
         }
     }
@@ -125,6 +89,5 @@ impl IntakeService for IntakeApi {
 }
 
 fn not_found(key: &CaseKey) -> Status {
-    let (what, value) = key.column_and_value();
-    Status::not_found(format!("no case with {what} {value:?}"))
+    Status::not_found(format!("no case with {}", key.describe()))
 }

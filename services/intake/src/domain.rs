@@ -1,7 +1,7 @@
 //! Intake's rules (受理规则), without I/O: what makes a submission acceptable, how a phone number
 //! is normalised and masked, how the public case number (受理编号) is formed.
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use jiesu_proto::v1::{FieldViolation, Submission};
 use serde::Deserialize;
 
@@ -33,18 +33,22 @@ pub struct Limits {
     pub max_name_chars: usize,
     pub max_channel_ref_chars: usize,
     pub max_attachments: usize,
+    /// How far back a channel may date a submission (`submitted_at`), e.g. a patrol report
+    /// entered after a day offline.
+    pub max_backdate_days: i64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_title_chars: 200, max_description_chars: 5_000, max_name_chars: 50, max_channel_ref_chars: 128, max_attachments: 9 }
+        Self { max_title_chars: 200, max_description_chars: 5_000, max_name_chars: 50, max_channel_ref_chars: 128, max_attachments: 9, max_backdate_days: 30 }
     }
 }
 
 /// Every reason a submission cannot be accepted, or the submission cleaned up (trimmed fields,
 /// normalised phone number).
-pub fn validate(s: &Submission, channels: &[Channel], limits: &Limits) -> Result<Submission, Vec<FieldViolation>> {
+pub fn validate(s: &Submission, channels: &[Channel], limits: &Limits, now: DateTime<Utc>) -> Result<Submission, Vec<FieldViolation>> {
     let mut v = Violations::default();
+    control_characters(s, &mut v);
     let mut clean = s.clone();
     clean.channel = s.channel.trim().to_string();
     clean.channel_ref = s.channel_ref.trim().to_string();
@@ -70,8 +74,6 @@ pub fn validate(s: &Submission, channels: &[Channel], limits: &Limits) -> Result
             &format!("is longer than {} characters", limits.max_channel_ref_chars),
             &format!("渠道流水号不能超过{}个字符", limits.max_channel_ref_chars),
         );
-    } else if clean.channel_ref.chars().any(char::is_control) {
-        v.add("channel_ref", "contains control characters", "渠道流水号含有非法字符");
     }
     if clean.description.is_empty() {
         v.add("description", "is required: what is the problem?", "诉求内容不能为空");
@@ -108,8 +110,8 @@ pub fn validate(s: &Submission, channels: &[Channel], limits: &Limits) -> Result
             Some(p) => citizen.phone = p,
             None => v.add(
                 "citizen.phone",
-                "is not a mainland mobile (1xxxxxxxxxx) or landline (0xx-xxxxxxxx) number",
-                "联系电话格式不正确（手机号为1开头的11位数字，座机为区号加号码）",
+                "is not a mainland China mobile (1xxxxxxxxxx) or landline (0xx-xxxxxxxx) number, with or without +86; other countries' numbers are not accepted",
+                "联系电话格式不正确（仅支持中国大陆手机号或带区号的固定电话，可加+86）",
             ),
         }
     }
@@ -120,6 +122,17 @@ pub fn validate(s: &Submission, channels: &[Channel], limits: &Limits) -> Result
         }
         if chars(&loc.address) > 300 {
             v.add("location.address", "is longer than 300 characters", "地址不能超过300字");
+        }
+    }
+    if let Some(t) = &clean.submitted_at {
+        let oldest = now - chrono::Duration::days(limits.max_backdate_days);
+        match jiesu_kit::time::from_proto(t) {
+            Some(at) if at >= oldest => {}
+            _ => v.add(
+                "submitted_at",
+                &format!("is more than {} days before now; leave it out to mean now", limits.max_backdate_days),
+                &format!("受理时间不能早于{}天前", limits.max_backdate_days),
+            ),
         }
     }
     if clean.attachments.len() > limits.max_attachments {
@@ -138,6 +151,40 @@ pub fn validate(s: &Submission, channels: &[Channel], limits: &Limits) -> Result
         }
     }
     if v.0.is_empty() { Ok(clean) } else { Err(v.0) }
+}
+
+/// Control characters (CR, LF, ESC, NUL…) are refused in every text field: they forge log lines
+/// and terminal output. Only the free texts (description, address) may hold line breaks and tabs.
+fn control_characters(s: &Submission, v: &mut Violations) {
+    let citizen = s.citizen.clone().unwrap_or_default();
+    let location = s.location.clone().unwrap_or_default();
+    let mut fields: Vec<(String, &str, bool)> = vec![
+        ("channel".into(), &s.channel, false),
+        ("channel_ref".into(), &s.channel_ref, false),
+        ("title".into(), &s.title, false),
+        ("description".into(), &s.description, true),
+        ("category_hint".into(), &s.category_hint, false),
+        ("citizen.name".into(), &citizen.name, false),
+        ("citizen.phone".into(), &citizen.phone, false),
+        ("location.street".into(), &location.street, false),
+        ("location.community".into(), &location.community, false),
+        ("location.grid".into(), &location.grid, false),
+        ("location.address".into(), &location.address, true),
+    ];
+    for (i, a) in s.attachments.iter().enumerate() {
+        fields.push((format!("attachments[{i}].kind"), &a.kind, false));
+        fields.push((format!("attachments[{i}].url"), &a.url, false));
+    }
+    for (field, text, multiline) in fields {
+        if has_control(text, multiline) {
+            v.add(&field, "contains control characters", "含有不可见的控制字符");
+        }
+    }
+}
+
+/// Whether `text` holds a control character; a free text may hold line breaks and tabs.
+pub fn has_control(text: &str, multiline: bool) -> bool {
+    text.chars().any(|c| c.is_control() && !(multiline && matches!(c, '\n' | '\t')) || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202e}'))
 }
 
 #[derive(Default)]
@@ -160,12 +207,21 @@ fn known(channels: &[Channel]) -> String {
 /// A mainland number in canonical form: mobile `13800138000`, landline `010-12345678`.
 /// Accepts spaces, dashes, full-width digits and a `+86`/`86` prefix.
 pub fn normalise_phone(raw: &str) -> Option<String> {
+    let raw = raw.trim().replace('＋', "+");
+    // An international prefix must be China's: `+1 415 555 0100` is not a mainland mobile.
+    let raw = match raw.strip_prefix('+') {
+        Some(rest) => rest.trim_start().strip_prefix("86")?.to_string(),
+        None => match raw.strip_prefix("0086") {
+            Some(rest) => rest.to_string(),
+            None => raw,
+        },
+    };
     let digits: String = raw
         .chars()
         .filter_map(|c| match c {
             '０'..='９' => char::from_u32(c as u32 - '０' as u32 + '0' as u32),
             '0'..='9' => Some(c),
-            ' ' | '-' | '－' | '(' | ')' | '（' | '）' | '+' => None,
+            ' ' | '-' | '－' | '(' | ')' | '（' | '）' => None,
             _ => Some('x'),
         })
         .collect();
@@ -224,6 +280,10 @@ mod tests {
         ]
     }
 
+    fn now() -> DateTime<Utc> {
+        "2026-11-23T02:00:00Z".parse().unwrap()
+    }
+
     fn good() -> Submission {
         Submission {
             channel: "hotline".into(),
@@ -236,12 +296,12 @@ mod tests {
     }
 
     fn fields(s: &Submission) -> Vec<String> {
-        validate(s, &channels(), &Limits::default()).unwrap_err().into_iter().map(|v| v.field).collect()
+        validate(s, &channels(), &Limits::default(), now()).unwrap_err().into_iter().map(|v| v.field).collect()
     }
 
     #[test]
     fn a_good_submission_is_cleaned() {
-        let ok = validate(&good(), &channels(), &Limits::default()).unwrap();
+        let ok = validate(&good(), &channels(), &Limits::default(), now()).unwrap();
         assert_eq!(ok.citizen.unwrap().phone, "13800138000");
     }
 
@@ -270,6 +330,12 @@ mod tests {
             ),
             (|s| s.attachments = vec![Attachment { kind: "gif".into(), url: "https://x".into() }], "attachments[0].kind"),
             (|s| s.attachments = vec![Attachment { kind: "photo".into(), url: "ftp://x".into() }], "attachments[0].url"),
+            (|s| s.title = "标题\r\nINFO forged".into(), "title"),
+            (|s| s.citizen.as_mut().unwrap().name = "张\u{1b}[31m三".into(), "citizen.name"),
+            (|s| s.description = "第一行\u{0}".into(), "description"),
+            (|s| s.location = Some(Location { street: "st\n".into(), ..Default::default() }), "location.street"),
+            (|s| s.submitted_at = Some(prost_types::Timestamp { seconds: -62_135_596_800, nanos: 0 }), "submitted_at"),
+            (|s| s.submitted_at = Some(jiesu_kit::time::to_proto(now() - chrono::Duration::days(31))), "submitted_at"),
         ];
         for (mutate, field) in cases {
             let mut s = good();
@@ -281,10 +347,18 @@ mod tests {
     #[test]
     fn all_reasons_are_reported_at_once_in_both_languages() {
         let s = Submission { channel: "fax".into(), ..Default::default() };
-        let v = validate(&s, &channels(), &Limits::default()).unwrap_err();
+        let v = validate(&s, &channels(), &Limits::default(), now()).unwrap_err();
         let f: Vec<_> = v.iter().map(|v| v.field.as_str()).collect();
         assert_eq!(f, ["channel", "channel_ref", "description"]);
         assert!(v.iter().all(|v| !v.reason.is_empty() && !v.reason_zh.is_empty()));
+    }
+
+    #[test]
+    fn free_texts_may_break_lines() {
+        let mut s = good();
+        s.description = "第一行\n第二行\t完".into();
+        assert!(validate(&s, &channels(), &Limits::default(), now()).is_ok());
+        assert!(has_control("a\u{202e}b", true));
     }
 
     #[test]
@@ -292,7 +366,7 @@ mod tests {
         let mut s = good();
         s.channel = "grid_patrol".into();
         s.citizen = None;
-        assert!(validate(&s, &channels(), &Limits::default()).is_ok());
+        assert!(validate(&s, &channels(), &Limits::default(), now()).is_ok());
     }
 
     #[test]
@@ -307,6 +381,11 @@ mod tests {
         assert_eq!(normalise_phone("12800138000"), None);
         assert_eq!(normalise_phone("1380013800"), None);
         assert_eq!(normalise_phone("phone"), None);
+        assert_eq!(normalise_phone("+1 415 555 0100"), None);
+        assert_eq!(normalise_phone("+44 20 7946 0958"), None);
+        assert_eq!(normalise_phone("0086 13800138000").as_deref(), Some("13800138000"));
+        assert_eq!(normalise_phone("+86 10 1234 5678").as_deref(), Some("010-12345678"));
+        assert_eq!(normalise_phone("86 13800138000").as_deref(), Some("13800138000"));
         assert_eq!(mask_phone("13800138000"), "138****8000");
         assert_eq!(mask_phone("010-12345678"), "010-****5678");
         assert_eq!(mask_phone("123"), "***");
