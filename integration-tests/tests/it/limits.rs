@@ -7,7 +7,7 @@ use anyhow::{Result, ensure};
 use chrono::{TimeZone, Utc};
 use jiesu_integration_tests::{Backend, District, SERVICES};
 use jiesu_kit::{ManualClock, testing::eventually};
-use jiesu_proto::v1::{CaseRef, Citizen, Location, SlaAlert, Submission, SubmitRequest, case_ref::Ref};
+use jiesu_proto::v1::{CaseRef, Citizen, Location, SlaBreached, Submission, SubmitRequest, case_ref::Ref};
 use prost::Message;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -62,7 +62,7 @@ async fn unsigned_case(backend: Backend) -> Result<()> {
                 .map(|all| {
                     all.into_iter()
                         .filter(|e| e.case_id == case_id && e.subject.ends_with(subject))
-                        .map(|e| SlaAlert::decode(e.payload.as_ref()).expect("SlaAlert"))
+                        .map(|e| SlaBreached::decode(e.payload.as_ref()).expect("SlaBreached"))
                         .collect::<Vec<_>>()
                 })
                 .unwrap_or_default()

@@ -586,7 +586,7 @@ mod tests {
 
     #[test]
     fn a_non_street_unit_named_as_street_is_not_a_street() {
-        assert_eq!(org().street_of(&at("dept-water")), None);
+        assert_eq!(org().street_of("dept-water", ""), None);
         assert_eq!(route(&demo_matrix(), &org(), "01.01", &at("dept-water")).lead, "centre");
     }
 
@@ -621,7 +621,7 @@ mod tests {
         let mut o = org();
         o.units.push(unit("cm-a", "A", UnitKind::Community, Some("cm-b")));
         o.units.push(unit("cm-b", "B", UnitKind::Community, Some("cm-a")));
-        assert_eq!(o.street_of(&Place { street: String::new(), community: "cm-a".into() }), None);
+        assert_eq!(o.street_of("", "cm-a"), None);
     }
 
     // ---------------------------------------------------------------- matrix validation

@@ -96,7 +96,7 @@ mod tests {
         let config: Config = demo().service(SERVICE).unwrap();
         let (matrix, org) = load_routing(&config).unwrap();
         assert_eq!(matrix.fallback_unit, "centre");
-        let at = |street: &str| Place { street: street.into(), community: String::new() };
+        let at = |street: &str| domain::Place { street: street.into(), community: String::new() };
         let r = domain::route(&matrix, &org, "01.03", &at("st-xinan"));
         assert_eq!((r.lead.as_str(), r.assisting.clone()), ("st-xinan", vec!["dept-urban-management".to_string(), "cm-haibin".to_string()]));
         assert_eq!(domain::route(&matrix, &org, "01.03", &at("st-dongmen")).lead, "st-dongmen");

@@ -209,13 +209,21 @@ fn known(channels: &[Channel]) -> String {
 pub fn normalise_phone(raw: &str) -> Option<String> {
     let raw = raw.trim().replace('＋', "+");
     // An international prefix must be China's: `+1 415 555 0100` is not a mainland mobile.
-    let raw = match raw.strip_prefix('+') {
-        Some(rest) => rest.trim_start().strip_prefix("86")?.to_string(),
+    let (raw, international) = match raw.strip_prefix('+') {
+        Some(rest) => (rest.trim_start().strip_prefix("86")?.to_string(), true),
         None => match raw.strip_prefix("0086") {
-            Some(rest) => rest.to_string(),
-            None => raw,
+            Some(rest) => (rest.to_string(), true),
+            None => (raw, false),
         },
     };
+    match mainland(&raw) {
+        // After +86 a landline drops its leading 0: +86 10 1234 5678 is 010-12345678.
+        None if international => mainland(&format!("0{}", raw.trim_start())),
+        found => found,
+    }
+}
+
+fn mainland(raw: &str) -> Option<String> {
     let digits: String = raw
         .chars()
         .filter_map(|c| match c {

@@ -349,21 +349,6 @@ mod tests {
         assert_eq!(Status::parse("done"), None);
     }
 
-    #[test]
-    fn unit_names() {
-        let org: Organisation = toml_like();
-        let names = UnitNames::new(&org);
-        assert_eq!(names.name_or("st-dongmen", "x"), "东门街道");
-        assert_eq!(names.name_or("dept-x", "某局"), "某局");
-        assert_eq!(names.name_or("dept-x", ""), "dept-x");
-    }
-
-    fn toml_like() -> Organisation {
-        Organisation {
-            units: vec![Unit { id: "st-dongmen".into(), name: "东门街道".into(), kind: "street".into(), parent: None }],
-        }
-    }
-
     fn facts(event: &str, kind: RecipientKind, sink: Sink, status: Status, attempts: u32, at: i64) -> DeliveryFacts {
         DeliveryFacts {
             event_id: event.into(),

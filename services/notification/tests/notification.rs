@@ -16,7 +16,7 @@ use jiesu_kit::{
     time::to_proto,
 };
 use jiesu_proto::v1::{
-    CaseDispatched, CaseRef, Citizen, DeliveryView, EventMeta, ListDeliveriesResponse, Location, SlaAlert, SubmitRequest,
+    CaseDispatched, CaseRef, Citizen, DeliveryView, EventMeta, ListDeliveriesResponse, Location, SlaBreached, SubmitRequest,
     Submission, case_ref::Ref, intake_service_client::IntakeServiceClient,
     notification_service_client::NotificationServiceClient,
 };
@@ -74,8 +74,8 @@ fn meta(case_id: &str, case_no: &str) -> EventMeta {
     }
 }
 
-fn breach(case_id: &str, case_no: &str) -> SlaAlert {
-    SlaAlert {
+fn breach(case_id: &str, case_no: &str) -> SlaBreached {
+    SlaBreached {
         meta: Some(meta(case_id, case_no)),
         clock_id: uuid::Uuid::now_v7().to_string(),
         milestone: "accept".into(),

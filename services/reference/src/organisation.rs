@@ -88,3 +88,19 @@ impl Organisation {
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_fall_back_to_what_an_event_carried_then_to_the_id() {
+        let org = Organisation {
+            units: vec![Unit { id: "st-dongmen".into(), name: "东门街道".into(), kind: UnitKind::Street, parent: None }],
+        };
+        assert_eq!(org.name_or("st-dongmen", "x"), "东门街道");
+        assert_eq!(org.name_or("dept-x", "某局"), "某局");
+        assert_eq!(org.name_or("dept-x", ""), "dept-x");
+        assert!(org.contains("st-dongmen") && org.is_street("st-dongmen"));
+    }
+}

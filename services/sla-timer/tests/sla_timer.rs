@@ -13,7 +13,7 @@ use jiesu_kit::{
 };
 use jiesu_proto::v1::{
     CaseAccepted, CaseClosed, CaseDispatched, CaseReceived, CaseRef, CaseReopened, CaseResolved, ClockView,
-    EventMeta, ListClocksResponse, SlaAlert, Urgency, case_ref::Ref, sla_service_client::SlaServiceClient,
+    EventMeta, ListClocksResponse, SlaBreached, Urgency, case_ref::Ref, sla_service_client::SlaServiceClient,
 };
 use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -54,7 +54,7 @@ impl Harness {
     }
 
     /// Every alert in the stream so far: (event type, Nats-Msg-Id, alert).
-    async fn alerts(&self) -> Vec<(String, String, SlaAlert)> {
+    async fn alerts(&self) -> Vec<(String, String, SlaBreached)> {
         let subjects = &self.bed.subjects;
         let stored = read_stream(&self.jetstream, &subjects.events_stream(), Some(&subjects.event("sla.>"))).await;
         let stored = stored.expect("the stream delivers what it counted");
@@ -62,13 +62,13 @@ impl Harness {
             .into_iter()
             .map(|msg| {
                 let kind = subjects.event_type_of(&msg.subject).unwrap_or_default().to_string();
-                (kind, msg.msg_id, SlaAlert::decode(msg.payload).unwrap())
+                (kind, msg.msg_id, SlaBreached::decode(msg.payload).unwrap())
             })
             .collect()
     }
 
     /// Waits until there are `n` alerts, then for a quiet spell, and checks there are still `n`.
-    async fn exactly_alerts(&self, n: usize) -> Vec<(String, String, SlaAlert)> {
+    async fn exactly_alerts(&self, n: usize) -> Vec<(String, String, SlaBreached)> {
         eventually(&format!("{n} alerts"), WAIT, || async {
             let a = self.alerts().await;
             (a.len() >= n).then_some(())

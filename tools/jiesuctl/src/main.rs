@@ -279,9 +279,11 @@ async fn submit(d: &District, a: SubmitArgs) -> Result<()> {
         Via::Nats => {
             let cfg = d.config.service::<serde::de::IgnoredAny>("intake")?;
             let subjects = Subjects::new(&cfg.nats.subject_root);
-            let client = async_nats::connect(cfg.nats.url.as_str())
+            let servers: Vec<async_nats::ServerAddr> =
+                cfg.nats.url.iter().map(|u| u.parse()).collect::<Result<_, _>>().context("nats.url")?;
+            let client = async_nats::connect(servers)
                 .await
-                .with_context(|| format!("cannot connect to NATS at {}", cfg.nats.url))?;
+                .with_context(|| format!("cannot connect to NATS at {}", cfg.nats.servers()))?;
             let js = async_nats::jetstream::new(client.clone());
             let body = serde_json::json!({
                 "channel_ref": a.channel_ref,
@@ -290,15 +292,16 @@ async fn submit(d: &District, a: SubmitArgs) -> Result<()> {
                 "description": a.description,
                 "location": {"street": a.street, "community": a.community, "address": a.address},
             });
-            // A producer hears back on JetStream subjects: intake's case.received for its
-            // (channel, channel_ref), or a rejection on jiesu.intake.rejected.<channel>.
+            // A producer hears back on its own channel: jiesu.intake.accepted.<channel> with the
+            // case number, or jiesu.intake.rejected.<channel> with every reason (docs/channels.md).
             let mut rejections = client.subscribe(subjects.rejected(&a.channel)).await?;
-            let mut received = client.subscribe(subjects.event("case.received")).await?;
+            let mut accepted = client.subscribe(subjects.accepted(&a.channel)).await?;
+            let body = serde_json::to_vec(&body)?;
             let mut headers = async_nats::HeaderMap::new();
             headers.insert(header::CONTENT_TYPE, jiesu_kit::messaging::JSON);
-            headers.insert(header::MSG_ID, format!("{}:{}", a.channel, a.channel_ref).as_str());
+            headers.insert(header::MSG_ID, message_id(&a.channel, &a.channel_ref, &body).as_str());
             let ack = js
-                .publish_with_headers(subjects.intake(&a.channel), headers, serde_json::to_vec(&body)?.into())
+                .publish_with_headers(subjects.intake(&a.channel), headers, body.into())
                 .await?
                 .await
                 .context("the submissions stream did not acknowledge (is intake's stream set up?)")?;
@@ -307,21 +310,22 @@ async fn submit(d: &District, a: SubmitArgs) -> Result<()> {
             let answer = tokio::time::timeout(Duration::from_secs(5), async {
                 loop {
                     tokio::select! {
-                        Some(m) = received.next() => {
-                            let r: pb::CaseReceived = prost::Message::decode(m.payload.as_ref())?;
-                            if r.channel == a.channel && r.channel_ref == a.channel_ref {
-                                let meta = r.meta.unwrap_or_default();
-                                println!("已受理 受理编号 {}\ncase_id {}", meta.case_no, meta.case_id);
+                        Some(m) = accepted.next() => {
+                            let r: serde_json::Value = serde_json::from_slice(&m.payload)?;
+                            if r["channel_ref"] == a.channel_ref.as_str() {
+                                let again = if r["duplicate"] == true { "（重复提交，返回原受理编号）" } else { "" };
+                                println!("已受理 受理编号 {} {again}\ncase_id {}", printable(&r["case_no"]), printable(&r["case_id"]));
                                 return Ok(());
                             }
                         }
                         Some(m) = rejections.next() => {
-                            let r: pb::SubmissionRejected = prost::Message::decode(m.payload.as_ref())?;
-                            if r.channel_ref == a.channel_ref {
-                                let reasons: Vec<String> = r
-                                    .violations
-                                    .iter()
-                                    .map(|v| format!("  {}: {}（{}）", v.field, v.reason, v.reason_zh))
+                            let r: serde_json::Value = serde_json::from_slice(&m.payload)?;
+                            if r["channel_ref"] == a.channel_ref.as_str() {
+                                let reasons: Vec<String> = r["violations"]
+                                    .as_array()
+                                    .into_iter()
+                                    .flatten()
+                                    .map(|v| format!("  {}: {}（{}）", printable(&v["field"]), printable(&v["reason"]), printable(&v["reason_zh"])))
                                     .collect();
                                 bail!("submission rejected:\n{}", reasons.join("\n"));
                             }
@@ -333,8 +337,7 @@ async fn submit(d: &District, a: SubmitArgs) -> Result<()> {
             .await;
             match answer {
                 Ok(result) => result?,
-                // Re-sent submissions are recognised by intake without a new case.received.
-                Err(_) => println!("（5秒内未收到受理回执：可能是重复投递，或受理服务未运行；用 jiesuctl case list 查看）"),
+                Err(_) => println!("（5秒内未收到受理回执：可能是5分钟内重复投递了同样的内容，或受理服务未运行；用 jiesuctl case list 查看）"),
             }
         }
     }
@@ -480,4 +483,19 @@ fn urgency_zh(u: pb::Urgency) -> &'static str {
         pb::Urgency::Complex => "复杂",
         _ => "一般",
     }
+}
+
+/// The documented `Nats-Msg-Id` of a submission: `<channel>:<channel_ref>:<the first 16 hex
+/// digits of the body's SHA-256>`. A corrected re-send has another id, so JetStream's duplicate
+/// window never swallows it.
+fn message_id(channel: &str, channel_ref: &str, body: &[u8]) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(body);
+    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("{channel}:{channel_ref}:{hex}")
+}
+
+/// A JSON string value as text with control characters escaped, for the terminal.
+fn printable(v: &serde_json::Value) -> String {
+    v.as_str().unwrap_or_default().chars().flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] }).collect()
 }

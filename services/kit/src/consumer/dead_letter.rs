@@ -58,11 +58,11 @@ pub(super) async fn store(db: &Db, consumer: &str, m: &Incoming, error: &str, no
     let mut tx = db.begin().await?;
     let headers = serde_json::to_string(&m.headers).expect("string map serialises");
     with_tx!(&mut tx, conn => sqlx::query(
-        "INSERT INTO dead_letters (id, consumer, message_id, stream_seq, subject, headers, payload, error, deliveries, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
-        .bind(uuid::Uuid::now_v7().to_string()).bind(consumer).bind(&m.stream_key)
+        "INSERT INTO dead_letters (id, consumer, message_id, stream_seq, subject, headers, payload, error, deliveries, created_at, stream_key)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)")
+        .bind(uuid::Uuid::now_v7().to_string()).bind(consumer).bind(&m.message_id)
         .bind(m.stream_sequence as i64).bind(&m.subject).bind(&headers).bind(m.payload.to_vec())
-        .bind(error).bind(m.delivered).bind(to_millis(now))
+        .bind(error).bind(m.delivered).bind(to_millis(now)).bind(&m.stream_key)
         .execute(conn).await.map(|r| r.rows_affected()))?;
     tx.commit().await
 }
@@ -78,6 +78,7 @@ pub(super) async fn mark_replayed(tx: &mut Tx, id: &str, now: DateTime<Utc>) -> 
 struct StoredLetter {
     consumer: String,
     message_id: String,
+    stream_key: String,
     stream_seq: i64,
     subject: String,
     headers: String,
@@ -101,7 +102,7 @@ impl<H: Handler> Replay for Consumer<H> {
     fn replay<'a>(&'a self, id: &'a str) -> futures::future::BoxFuture<'a, Result<Outcome, String>> {
         Box::pin(async move {
             let row = with_pool!(&self.db, pool => sqlx::query_as::<_, StoredLetter>(
-                "SELECT consumer, message_id, stream_seq, subject, headers, payload, deliveries, created_at, replayed_at
+                "SELECT consumer, message_id, stream_key, stream_seq, subject, headers, payload, deliveries, created_at, replayed_at
                  FROM dead_letters WHERE id = $1")
                 .bind(id).fetch_optional(pool).await)
             .map_err(|e| e.to_string())?
@@ -114,16 +115,13 @@ impl<H: Handler> Replay for Consumer<H> {
             }
             let headers: BTreeMap<String, String> = serde_json::from_str(&row.headers).unwrap_or_default();
             let kind = self.broker.subjects.kind_of(&row.subject).to_string();
-            let message_id = headers
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(crate::messaging::header::MSG_ID))
-                .map(|(_, v)| v.clone())
-                .unwrap_or_else(|| row.message_id.clone());
+            // A letter kept before stream keys were recorded stands for itself.
+            let stream_key = if row.stream_key.is_empty() { format!("dead-letter:{id}") } else { row.stream_key };
             let incoming = Incoming {
                 subject: row.subject,
                 kind,
-                message_id,
-                stream_key: row.message_id,
+                message_id: row.message_id,
+                stream_key,
                 headers,
                 payload: row.payload.into(),
                 delivered: row.deliveries + 1,
