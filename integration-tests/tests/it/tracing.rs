@@ -95,7 +95,7 @@ async fn one_case_is_one_trace_across_the_services() -> Result<()> {
         .expect("case.received");
     let trace_id = received.trace_id().expect("traceparent on case.received").to_string();
 
-    let want = ["jiesu-intake", "jiesu-classification", "jiesu-dispatch", "jiesu-sla_timer", "jiesu-notification"];
+    let want = ["jiesu-intake", "jiesu-classification", "jiesu-dispatch", "jiesu-sla-timer", "jiesu-notification"];
     let services = eventually("every service's spans of the case in one trace", Duration::from_secs(30), || async {
         let seen = collector.0.lock().unwrap().clone();
         let in_trace: BTreeSet<String> =

@@ -88,7 +88,14 @@ impl<'a> Work<'a> {
 
     /// Emits `event` about `case`: fills its meta and puts it into the outbox, to be published
     /// after the commit. Returns the event id.
-    pub fn emit<E: Event>(&mut self, case: CaseIds<'_>, mut event: E) -> String {
+    pub fn emit<E: Event>(&mut self, case: CaseIds<'_>, event: E) -> String {
+        let causation = self.causation_id.to_string();
+        self.emit_answering(case, event, &causation)
+    }
+
+    /// [`emit`](Self::emit) for an event that answers another one this work emitted
+    /// (`case.reopened` answering the `revisit.recorded` it follows).
+    pub fn emit_answering<E: Event>(&mut self, case: CaseIds<'_>, mut event: E, causation_id: &str) -> String {
         let n = self.out.iter().filter(|o| o.event_type == E::TYPE && o.case_id == case.case_id).count();
         let event_id = self.derive_id(&format!("{}|{}|{n}", E::TYPE, case.case_id));
         event.set_meta(EventMeta {
@@ -96,7 +103,7 @@ impl<'a> Work<'a> {
             case_id: case.case_id.to_string(),
             case_no: case.case_no.to_string(),
             occurred_at: Some(to_proto(self.now)),
-            causation_id: self.causation_id.to_string(),
+            causation_id: causation_id.to_string(),
             district: self.emitter.district.clone(),
         });
         self.out.push(Outgoing {

@@ -55,8 +55,13 @@ async fn receive(State(gw): State<Gateway>, Json(body): Json<Value>) -> StatusCo
     status
 }
 
+/// The case's deliveries; none yet while notification does not know the case (NOT_FOUND).
 async fn list(client: &mut NotificationServiceClient<Channel>, r: Ref) -> ListDeliveriesResponse {
-    client.list_deliveries(CaseRef { r#ref: Some(r) }).await.expect("ListDeliveries").into_inner()
+    match client.list_deliveries(CaseRef { r#ref: Some(r) }).await {
+        Ok(resp) => resp.into_inner(),
+        Err(s) if s.code() == tonic::Code::NotFound => ListDeliveriesResponse::default(),
+        Err(s) => panic!("ListDeliveries: {s:?}"),
+    }
 }
 
 fn find<'a>(resp: &'a ListDeliveriesResponse, kind: &str, sink: &str) -> Vec<&'a DeliveryView> {

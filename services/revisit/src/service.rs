@@ -37,7 +37,7 @@ impl Revisit {
         let (_, value) = key.column_and_value();
         let row = match store::latest(work.tx, key).await? {
             Some(row) if row.is_pending() => row,
-            _ => return Err(Error::NothingPending(format!("{value:?}"))),
+            _ => return Err(Error::NothingPending(value.to_string())),
         };
         let reopened = verdict.reopens();
         let at = work.now_millis();
@@ -53,7 +53,7 @@ impl Revisit {
             recorded_by: verdict.recorded_by.clone(),
             round,
         };
-        work.emit(case, recorded);
+        let recorded_id = work.emit(case, recorded);
         if reopened {
             let event = CaseReopened {
                 meta: None,
@@ -61,7 +61,7 @@ impl Revisit {
                 revisit_id: row.revisit_id.clone(),
                 round: round + 1,
             };
-            work.emit(case, event);
+            work.emit_answering(case, event, &recorded_id);
         }
         tracing::info!(
             case_id = %row.case_id,

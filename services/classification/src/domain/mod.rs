@@ -94,29 +94,3 @@ fn join_problems(problems: &[TaxonomyProblem]) -> String {
         .collect::<Vec<_>>()
         .join("; ")
 }
-
-// ---------------------------------------------------------------------------------------------
-// Tests
-// ---------------------------------------------------------------------------------------------
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urgency_text_round_trip() {
-        for u in [Urgency::Emergency, Urgency::Normal, Urgency::Complex] {
-            assert_eq!(u.as_str().parse::<Urgency>().unwrap(), u);
-            assert_eq!(u.label_zh().parse::<Urgency>().unwrap(), u);
-            assert_eq!(u.to_string(), u.as_str());
-        }
-        assert_eq!(
-            " Emergency ".parse::<Urgency>().unwrap(),
-            Urgency::Emergency
-        );
-        assert_eq!(
-            "urgent".parse::<Urgency>(),
-            Err(DomainError::UnknownUrgency("urgent".to_owned()))
-        );
-    }
-}

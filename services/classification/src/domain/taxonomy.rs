@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::classify::keyword_weight;
+use super::classify::{classify, keyword_weight};
 use super::keywords::{IndexedKeyword, normalize};
-use super::{Classification, DomainError, TaxonomyProblem, classify};
+use super::{Classification, DomainError, TaxonomyProblem};
 
 /// The demo district's taxonomy file, which is also Jiesu's default taxonomy
 /// (十大类二十二小项). A district may replace it with its own file.

@@ -137,9 +137,6 @@ pub fn decode_event<E: Event>(msg: &Incoming) -> Result<E, HandlerError> {
             return Err(bad(format!("meta.{field} is empty")));
         }
     }
-    if let Some(id) = msg.header(header::MSG_ID).filter(|id| *id != meta.event_id) {
-        return Err(bad(format!("meta.event_id differs from its {} {id:?}", header::MSG_ID)));
-    }
     if let Some(id) = msg.header(header::CASE_ID).filter(|id| *id != meta.case_id) {
         return Err(bad(format!("meta.case_id differs from its {} {id:?}", header::CASE_ID)));
     }
