@@ -15,8 +15,7 @@ use jiesu_kit::{
     testing::{NatsServer, StoredMessage, demo_config, eventually, free_port, grpc_channel, read_stream, unique_name},
 };
 use jiesu_proto::v1::{
-    CaseRef, CaseStatus, case_ref::Ref, dispatch_service_client::DispatchServiceClient,
-    intake_service_client::IntakeServiceClient,
+    CaseRef, CaseStatus, case_ref::Ref, dispatch_service_client::DispatchServiceClient, intake_service_client::IntakeServiceClient,
 };
 
 /// (config section, binary suffix) of the six services.
@@ -117,12 +116,7 @@ impl Cluster {
                 ("JIESU__NOTIFICATION__INTAKE_URL".to_string(), format!("http://{}", grpc["intake"])),
             ];
             env.extend(extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-            let mut p = Process {
-                child: None,
-                bin: target.join(format!("jiesu-{bin}")),
-                env,
-                log: dir.path().join(format!("{svc}.log")),
-            };
+            let mut p = Process { child: None, bin: target.join(format!("jiesu-{bin}")), env, log: dir.path().join(format!("{svc}.log")) };
             p.spawn()?;
             procs.insert(svc, p);
         }
@@ -169,11 +163,7 @@ impl Cluster {
         eventually(&format!("case {case_id} to be dispatched"), Duration::from_secs(30), || {
             let mut dispatch = dispatch.clone();
             async move {
-                let v = dispatch
-                    .get_case(CaseRef { r#ref: Some(Ref::CaseId(case_id.to_string())) })
-                    .await
-                    .ok()?
-                    .into_inner();
+                let v = dispatch.get_case(CaseRef { r#ref: Some(Ref::CaseId(case_id.to_string())) }).await.ok()?.into_inner();
                 (v.status() == CaseStatus::Dispatched).then_some(())
             }
         })
@@ -191,4 +181,3 @@ async fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
     let code = out.split_whitespace().nth(1)?.parse().ok()?;
     Some((code, out))
 }
-

@@ -74,16 +74,7 @@ impl District {
             config.set(&format!("{svc}.consumer.backoff"), vec!["200ms", "500ms", "1s", "1s", "1s"]);
         }
         tweak(&mut config);
-        let mut district = Self {
-            nats,
-            subjects,
-            config,
-            running: BTreeMap::new(),
-            clock,
-            backend,
-            databases,
-            _dir: dir,
-        };
+        let mut district = Self { nats, subjects, config, running: BTreeMap::new(), clock, backend, databases, _dir: dir };
         for svc in SERVICES.iter().filter(|s| services.contains(s)) {
             district.start_service(svc).await?;
         }

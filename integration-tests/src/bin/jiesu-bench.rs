@@ -160,9 +160,8 @@ async fn one_run(a: &Args, run: usize) -> Result<RunResult> {
         })
         .await;
     let submitted = start.elapsed().as_secs_f64();
-    let mut latencies = tokio::time::timeout(Duration::from_secs(300), done)
-        .await
-        .context("not every case was dispatched within 300 s")??;
+    let mut latencies =
+        tokio::time::timeout(Duration::from_secs(300), done).await.context("not every case was dispatched within 300 s")??;
     let seconds = start.elapsed().as_secs_f64();
     latencies.sort_by(f64::total_cmp);
     let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];

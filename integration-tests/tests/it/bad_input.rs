@@ -113,10 +113,8 @@ async fn nats_producers_hear_why_a_submission_was_rejected() -> Result<()> {
         })
     })
     .await?;
-    let decoded: Vec<(String, SubmissionRejected)> = rejections
-        .iter()
-        .map(|e| (e.subject.clone(), rejection(e.payload.as_ref())))
-        .collect();
+    let decoded: Vec<(String, SubmissionRejected)> =
+        rejections.iter().map(|e| (e.subject.clone(), rejection(e.payload.as_ref()))).collect();
     let find = |r: &str| decoded.iter().find(|(_, x)| x.channel_ref == r).map(|(s, x)| (s.clone(), x.clone()));
     let (_, m1) = find("m-1").expect("m-1 rejected");
     ensure!(m1.violations.iter().any(|v| v.field == "citizen.phone"), "{m1:?}");
@@ -151,7 +149,11 @@ fn rejection(payload: &[u8]) -> SubmissionRejected {
             .as_array()
             .unwrap()
             .iter()
-            .map(|x| jiesu_proto::v1::FieldViolation { field: text(&x["field"]), reason: text(&x["reason"]), reason_zh: text(&x["reason_zh"]) })
+            .map(|x| jiesu_proto::v1::FieldViolation {
+                field: text(&x["field"]),
+                reason: text(&x["reason"]),
+                reason_zh: text(&x["reason_zh"]),
+            })
             .collect(),
         rejected_at: None,
     }

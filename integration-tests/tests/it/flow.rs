@@ -8,7 +8,7 @@ use anyhow::{Context, Result, ensure};
 use jiesu_integration_tests::{Backend, District};
 use jiesu_kit::testing::eventually;
 use jiesu_proto::v1::{
-    AcceptRequest, CaseReceived, ContactRequest, CaseRef, CaseStatus, Citizen, Location, RecordRequest, ResolveRequest, Satisfaction,
+    AcceptRequest, CaseReceived, CaseRef, CaseStatus, Citizen, ContactRequest, Location, RecordRequest, ResolveRequest, Satisfaction,
     Submission, SubmitRequest, case_ref::Ref,
 };
 use prost::Message;
@@ -63,9 +63,7 @@ async fn whole_loop(backend: Backend) -> Result<()> {
         "description": "我所在的装修公司已经拖欠三个月工资不发，多次讨薪无果。",
         "location": {"street": "st-xinan", "address": "新安街道某工地"}
     });
-    js.publish_with_headers(d.subjects.intake("secretary_mailbox"), headers, serde_json::to_vec(&body)?.into())
-        .await?
-        .await?;
+    js.publish_with_headers(d.subjects.intake("secretary_mailbox"), headers, serde_json::to_vec(&body)?.into()).await?.await?;
     let b_id = eventually("case B to be received", WAIT, || async {
         d.events().await.ok()?.into_iter().find_map(|e| {
             (e.subject.ends_with("case.received"))
@@ -159,9 +157,7 @@ async fn follow_one_case(d: &District, case_id: &str) -> Result<()> {
     })
     .await?;
 
-    dispatch
-        .accept(AcceptRequest { case: Some(by_id(case_id)), unit_id: unit.clone(), accepted_by: "王五".into() })
-        .await?;
+    dispatch.accept(AcceptRequest { case: Some(by_id(case_id)), unit_id: unit.clone(), accepted_by: "王五".into() }).await?;
     dispatch
         .contact(ContactRequest {
             case: Some(by_id(case_id)),
@@ -203,10 +199,7 @@ async fn follow_one_case(d: &District, case_id: &str) -> Result<()> {
     until_status(&dispatch, case_id, CaseStatus::Closed).await?;
     sla = d.sla().await;
     let clocks = sla.list_clocks(by_id(case_id)).await?.into_inner().clocks;
-    ensure!(
-        clocks.iter().all(|c| c.state == "stopped" || c.milestone == "escalate"),
-        "clocks still running after closure: {clocks:?}"
-    );
+    ensure!(clocks.iter().all(|c| c.state == "stopped" || c.milestone == "escalate"), "clocks still running after closure: {clocks:?}");
     Ok(())
 }
 

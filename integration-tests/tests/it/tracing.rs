@@ -89,17 +89,13 @@ async fn one_case_is_one_trace_across_the_services() -> Result<()> {
 
     // The trace id the submission started, as carried by its case.received event.
     let events = c.events().await?;
-    let received = events
-        .iter()
-        .find(|e| e.case_id == receipt.case_id && e.subject.ends_with("case.received"))
-        .expect("case.received");
+    let received = events.iter().find(|e| e.case_id == receipt.case_id && e.subject.ends_with("case.received")).expect("case.received");
     let trace_id = received.trace_id().expect("traceparent on case.received").to_string();
 
     let want = ["jiesu-intake", "jiesu-classification", "jiesu-dispatch", "jiesu-sla-timer", "jiesu-notification"];
     let services = eventually("every service's spans of the case in one trace", Duration::from_secs(30), || async {
         let seen = collector.0.lock().unwrap().clone();
-        let in_trace: BTreeSet<String> =
-            seen.iter().filter(|(_, t)| *t == trace_id).map(|(s, _)| s.clone()).collect();
+        let in_trace: BTreeSet<String> = seen.iter().filter(|(_, t)| *t == trace_id).map(|(s, _)| s.clone()).collect();
         want.iter().all(|w| in_trace.contains(*w)).then_some(in_trace)
     })
     .await
@@ -111,7 +107,10 @@ async fn one_case_is_one_trace_across_the_services() -> Result<()> {
                 *by_service.entry(s.clone()).or_default() += 1;
             }
         }
-        anyhow::anyhow!("{e}: spans of trace {trace_id} by service: {by_service:?}; all services: {:?}", seen.iter().map(|(s, _)| s).collect::<BTreeSet<_>>())
+        anyhow::anyhow!(
+            "{e}: spans of trace {trace_id} by service: {by_service:?}; all services: {:?}",
+            seen.iter().map(|(s, _)| s).collect::<BTreeSet<_>>()
+        )
     })?;
     assert!(services.len() >= want.len());
     server.abort();

@@ -22,11 +22,7 @@ impl Classifier {
         let detail = if row.fallback {
             format!("未能自动识别，归入“{sub_item_name}”，待人工复核")
         } else {
-            format!(
-                "分类为“{category_name} / {sub_item_name}”，紧急程度：{}（命中：{}）",
-                urgency.name_zh(),
-                matched.join("、")
-            )
+            format!("分类为“{category_name} / {sub_item_name}”，紧急程度：{}（命中：{}）", urgency.name_zh(), matched.join("、"))
         };
         ClassificationView {
             case_id: row.case_id.clone(),

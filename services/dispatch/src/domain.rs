@@ -80,7 +80,8 @@ impl Matrix {
                 }
             }
             if let Some(j) = self.rules[..i].iter().position(|r| r.sub_item == rule.sub_item && r.street == rule.street) {
-                problems.push(format!("{at}: repeats rule #{} for the same sub_item and street; which one applies would be ambiguous", j + 1));
+                problems
+                    .push(format!("{at}: repeats rule #{} for the same sub_item and street; which one applies would be ambiguous", j + 1));
             }
         }
         problems
@@ -271,10 +272,7 @@ pub enum TransitionError {
 impl TransitionError {
     /// The request itself is bad (as opposed to the case being in the wrong state or unit).
     pub fn is_bad_input(&self) -> bool {
-        matches!(
-            self,
-            TransitionError::ReplyMissing | TransitionError::ReplyTooLong { .. } | TransitionError::NoteTooLong { .. }
-        )
+        matches!(self, TransitionError::ReplyMissing | TransitionError::ReplyTooLong { .. } | TransitionError::NoteTooLong { .. })
     }
 }
 
@@ -476,7 +474,12 @@ mod tests {
     }
 
     fn rule(sub_item: &str, street: &str, lead: &str, assisting: &[&str]) -> Rule {
-        Rule { sub_item: sub_item.into(), street: street.into(), lead: lead.into(), assisting: assisting.iter().map(|s| s.to_string()).collect() }
+        Rule {
+            sub_item: sub_item.into(),
+            street: street.into(),
+            lead: lead.into(),
+            assisting: assisting.iter().map(|s| s.to_string()).collect(),
+        }
     }
 
     fn matrix(rules: Vec<Rule>) -> Matrix {
@@ -798,7 +801,9 @@ mod tests {
         use Satisfaction::*;
         assert!(verdict_closes(Satisfied, true));
         assert!(verdict_closes(BasicallySatisfied, true));
-        for (s, solved) in [(Satisfied, false), (BasicallySatisfied, false), (Dissatisfied, true), (Dissatisfied, false), (Unspecified, true)] {
+        for (s, solved) in
+            [(Satisfied, false), (BasicallySatisfied, false), (Dissatisfied, true), (Dissatisfied, false), (Unspecified, true)]
+        {
             assert!(!verdict_closes(s, solved), "{s:?} {solved}");
         }
     }

@@ -55,9 +55,9 @@ fn migrations() -> Migrations {
 
 /// Reads and checks the organisation and the matrix: every problem at once.
 fn load_routing(config: &Config) -> Result<(Matrix, Organisation), Error> {
-    let org: Organisation = config.reference("organisation")?.ok_or_else(|| {
-        jiesu_kit::Error::Config("[reference] names no organisation file: dispatch routes cases to its units".into())
-    })?;
+    let org: Organisation = config
+        .reference("organisation")?
+        .ok_or_else(|| jiesu_kit::Error::Config("[reference] names no organisation file: dispatch routes cases to its units".into()))?;
     let matrix = Matrix { rules: config.settings.matrix.clone(), fallback_unit: config.settings.fallback_unit.trim().to_string() };
     let problems = matrix.problems(&org);
     if !problems.is_empty() {
@@ -98,7 +98,10 @@ mod tests {
         assert_eq!(matrix.fallback_unit, "centre");
         let at = |street: &str| domain::Place { street: street.into(), community: String::new() };
         let r = domain::route(&matrix, &org, "01.03", &at("st-xinan"));
-        assert_eq!((r.lead.as_str(), r.assisting.clone()), ("st-xinan", vec!["dept-urban-management".to_string(), "cm-haibin".to_string()]));
+        assert_eq!(
+            (r.lead.as_str(), r.assisting.clone()),
+            ("st-xinan", vec!["dept-urban-management".to_string(), "cm-haibin".to_string()])
+        );
         assert_eq!(domain::route(&matrix, &org, "01.03", &at("st-dongmen")).lead, "st-dongmen");
         assert_eq!(domain::route(&matrix, &org, "03.01", &at("st-dongmen")).lead, "dept-water");
         assert_eq!(domain::route(&matrix, &org, "07.01", &at("st-dongmen")).lead, "centre");

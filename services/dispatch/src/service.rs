@@ -4,7 +4,9 @@
 use jiesu_kit::{CaseIds, CaseKey, Tx, Work};
 use jiesu_proto::{
     Event,
-    v1::{CaseAccepted, CaseClassified, CaseClosed, CaseContacted, CaseDispatched, CaseReopened, CaseResolved, RevisitRecorded, Satisfaction},
+    v1::{
+        CaseAccepted, CaseClassified, CaseClosed, CaseContacted, CaseDispatched, CaseReopened, CaseResolved, RevisitRecorded, Satisfaction,
+    },
 };
 use jiesu_reference::Urgency;
 
@@ -90,7 +92,8 @@ impl Dispatch {
         };
         let at = work.now_millis();
         store::mark_accepted(work.tx, &row, accepted_by, at).await?;
-        store::add_history(work.tx, &row.case_id, at, "accepted", &domain::accepted_detail(&row.unit_name, accepted_by), accepted_by).await?;
+        store::add_history(work.tx, &row.case_id, at, "accepted", &domain::accepted_detail(&row.unit_name, accepted_by), accepted_by)
+            .await?;
         let event = CaseAccepted { meta: None, unit_id: row.unit_id.clone(), accepted_by: accepted_by.to_string(), round: next.round };
         tracing::info!(case_id = %row.case_id, unit_id, round = next.round, "case accepted");
         work.emit(row.ids(), event);
@@ -98,26 +101,35 @@ impl Dispatch {
     }
 
     /// 联系: `unit_id` reached the citizen; recorded and announced each time it is reported.
-    pub async fn contact(&self, work: &mut Work<'_>, key: &CaseKey, unit_id: &str, contacted_by: &str, note: &str) -> Result<String, Error> {
+    pub async fn contact(
+        &self,
+        work: &mut Work<'_>,
+        key: &CaseKey,
+        unit_id: &str,
+        contacted_by: &str,
+        note: &str,
+    ) -> Result<String, Error> {
         let row = find_case(work.tx, key).await?;
         let state = row.state()?;
         let note = state.contact(unit_id, note)?;
         let at = work.now_millis();
         store::add_history(work.tx, &row.case_id, at, "contacted", &domain::contacted_detail(contacted_by, &note), contacted_by).await?;
-        let event = CaseContacted {
-            meta: None,
-            unit_id: row.unit_id.clone(),
-            contacted_by: contacted_by.to_string(),
-            round: state.round,
-            note,
-        };
+        let event =
+            CaseContacted { meta: None, unit_id: row.unit_id.clone(), contacted_by: contacted_by.to_string(), round: state.round, note };
         tracing::info!(case_id = %row.case_id, unit_id, round = state.round, "citizen contacted");
         work.emit(row.ids(), event);
         Ok(row.case_id)
     }
 
     /// 办结 by `unit_id` with its reply to the citizen.
-    pub async fn resolve(&self, work: &mut Work<'_>, key: &CaseKey, unit_id: &str, resolved_by: &str, reply: &str) -> Result<String, Error> {
+    pub async fn resolve(
+        &self,
+        work: &mut Work<'_>,
+        key: &CaseKey,
+        unit_id: &str,
+        resolved_by: &str,
+        reply: &str,
+    ) -> Result<String, Error> {
         let row = find_case(work.tx, key).await?;
         let (next, reply) = row.state()?.resolve(unit_id, reply)?;
         let at = work.now_millis();
@@ -185,4 +197,3 @@ async fn find_case(tx: &mut Tx, key: &CaseKey) -> Result<store::CaseRow, Error> 
 fn event_case_id(ev: &impl Event) -> String {
     ev.meta().map(|m| m.case_id.trim().to_string()).unwrap_or_default()
 }
-

@@ -9,8 +9,8 @@ use jiesu_kit::{
     testing::{TestBed, demo_config, grpc_channel, publish_event, read_stream, sqlite_read_only, until_handled, until_outbox_sent},
 };
 use jiesu_proto::v1::{
-    AcceptRequest, CaseAccepted, CaseClassified, CaseClosed, CaseDispatched, CaseRef, CaseReopened, CaseResolved, CaseStatus,
-    EventMeta, ListCasesRequest, Location, ResolveRequest, RevisitRecorded, Satisfaction, Urgency, case_ref::Ref,
+    AcceptRequest, CaseAccepted, CaseClassified, CaseClosed, CaseDispatched, CaseRef, CaseReopened, CaseResolved, CaseStatus, EventMeta,
+    ListCasesRequest, Location, ResolveRequest, RevisitRecorded, Satisfaction, Urgency, case_ref::Ref,
     dispatch_service_client::DispatchServiceClient,
 };
 use prost::Message;
@@ -178,7 +178,8 @@ async fn the_handling_loop_from_dispatch_to_closure() {
 
     // ---- case.reopened: the same unit handles round 2, without a new dispatch.
     let reopened_id = uuid::Uuid::now_v7().to_string();
-    let reopened = CaseReopened { meta: meta(&reopened_id), reason: "回访不满意，问题未解决".into(), revisit_id: "rv-1".into(), round: 2 };
+    let reopened =
+        CaseReopened { meta: meta(&reopened_id), reason: "回访不满意，问题未解决".into(), revisit_id: "rv-1".into(), round: 2 };
     h.publish("case.reopened", &reopened_id, &reopened).await;
     h.handled(&reopened_id).await;
     let view = h.case().await;

@@ -4,8 +4,7 @@ use std::sync::Arc;
 
 use jiesu_kit::{CaseKey, Commands, Db, time::millis_to_proto};
 use jiesu_proto::v1::{
-    CaseRef, Contact, Location, SubmissionView, SubmitRequest, SubmitResponse, TimelineEntry,
-    intake_service_server::IntakeService,
+    CaseRef, Contact, Location, SubmissionView, SubmitRequest, SubmitResponse, TimelineEntry, intake_service_server::IntakeService,
 };
 use tonic::{Request, Response, Status};
 
@@ -79,12 +78,7 @@ impl IntakeService for IntakeApi {
     async fn get_contact(&self, request: Request<CaseRef>) -> Result<Response<Contact>, Status> {
         let key = CaseKey::required(Some(request.get_ref()))?;
         let row = store::get(&self.db, &key).await?.ok_or_else(|| not_found(&key))?;
-        Ok(Response::new(Contact {
-            case_id: row.case_id,
-            name: row.citizen_name,
-            phone: row.citizen_phone,
-            anonymous: row.anonymous,
-        }))
+        Ok(Response::new(Contact { case_id: row.case_id, name: row.citizen_name, phone: row.citizen_phone, anonymous: row.anonymous }))
     }
 }
 

@@ -40,7 +40,14 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_title_chars: 200, max_description_chars: 5_000, max_name_chars: 50, max_channel_ref_chars: 128, max_attachments: 9, max_backdate_days: 30 }
+        Self {
+            max_title_chars: 200,
+            max_description_chars: 5_000,
+            max_name_chars: 50,
+            max_channel_ref_chars: 128,
+            max_attachments: 9,
+            max_backdate_days: 30,
+        }
     }
 }
 
@@ -261,11 +268,7 @@ pub fn mask_phone(phone: &str) -> String {
     }
     let keep_tail = 4;
     let keep_head = 3;
-    chars
-        .iter()
-        .enumerate()
-        .map(|(i, c)| if i < keep_head || i >= chars.len() - keep_tail || *c == '-' { *c } else { '*' })
-        .collect()
+    chars.iter().enumerate().map(|(i, c)| if i < keep_head || i >= chars.len() - keep_tail || *c == '-' { *c } else { '*' }).collect()
 }
 
 /// The public case number: prefix, the local date, a sequence of that day (at least five
@@ -332,10 +335,7 @@ mod tests {
             (|s| s.citizen.as_mut().unwrap().phone = "1380013800a".into(), "citizen.phone"),
             (|s| s.location = Some(Location { latitude: 91.0, ..Default::default() }), "location"),
             (|s| s.location = Some(Location { address: "址".repeat(301), ..Default::default() }), "location.address"),
-            (
-                |s| s.attachments = vec![Attachment { kind: "photo".into(), url: "https://x/y.jpg".into() }; 10],
-                "attachments",
-            ),
+            (|s| s.attachments = vec![Attachment { kind: "photo".into(), url: "https://x/y.jpg".into() }; 10], "attachments"),
             (|s| s.attachments = vec![Attachment { kind: "gif".into(), url: "https://x".into() }], "attachments[0].kind"),
             (|s| s.attachments = vec![Attachment { kind: "photo".into(), url: "ftp://x".into() }], "attachments[0].url"),
             (|s| s.title = "标题\r\nINFO forged".into(), "title"),

@@ -62,10 +62,9 @@ pub async fn record_submission(
 ) -> Result<(), Error> {
     let loc = s.location.clone().unwrap_or_default();
     let citizen = s.citizen.clone().unwrap_or_default();
-    let attachments = serde_json::to_string(
-        &s.attachments.iter().map(|a| serde_json::json!({"kind": a.kind, "url": a.url})).collect::<Vec<_>>(),
-    )
-    .expect("json");
+    let attachments =
+        serde_json::to_string(&s.attachments.iter().map(|a| serde_json::json!({"kind": a.kind, "url": a.url})).collect::<Vec<_>>())
+            .expect("json");
     let sql = format!(
         "INSERT INTO submissions ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
     );

@@ -24,7 +24,9 @@ where
                 None => return usage(service, "--config needs a path"),
             },
             "--help" | "-h" => {
-                println!("jiesu-{service} [--config PATH]\n\nRuns the {service} service of a Jiesu district.\nPATH defaults to $JIESU_CONFIG, else {DEFAULT_CONFIG}.\nAny key can be overridden with JIESU__SECTION__KEY=value.");
+                println!(
+                    "jiesu-{service} [--config PATH]\n\nRuns the {service} service of a Jiesu district.\nPATH defaults to $JIESU_CONFIG, else {DEFAULT_CONFIG}.\nAny key can be overridden with JIESU__SECTION__KEY=value."
+                );
                 return ExitCode::SUCCESS;
             }
             other => return usage(service, &format!("unknown argument {other:?}")),

@@ -29,8 +29,7 @@ impl DistrictConfig {
     /// Reads the file and applies the process environment's `JIESU__…` overrides.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, Error> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| Error::ConfigRead { path: path.to_owned(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| Error::ConfigRead { path: path.to_owned(), source })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let mut cfg = Self::parse(&text, base).map_err(|e| match e {
             Error::ConfigParse { source, .. } => Error::ConfigParse { path: path.to_owned(), source },
@@ -42,10 +41,8 @@ impl DistrictConfig {
 
     /// Parses configuration text; reference files are resolved against `base_dir`.
     pub fn parse(text: &str, base_dir: impl Into<PathBuf>) -> Result<Self, Error> {
-        let table: toml::Table = text.parse().map_err(|source| Error::ConfigParse {
-            path: PathBuf::from("<text>"),
-            source: Box::new(source),
-        })?;
+        let table: toml::Table =
+            text.parse().map_err(|source| Error::ConfigParse { path: PathBuf::from("<text>"), source: Box::new(source) })?;
         Ok(Self { table, base_dir: base_dir.into() })
     }
 
@@ -151,9 +148,7 @@ impl<S> ServiceConfig<S> {
         let Some(file) = self.reference.get(name).and_then(|v| v.as_str()) else { return Ok(None) };
         let path = self.base_dir.join(file);
         let text = std::fs::read_to_string(&path).map_err(|source| Error::ConfigRead { path: path.clone(), source })?;
-        toml::from_str(&text)
-            .map(Some)
-            .map_err(|e| Error::Config(format!("reference file {} ({name}): {e}", path.display())))
+        toml::from_str(&text).map(Some).map_err(|e| Error::Config(format!("reference file {} ({name}): {e}", path.display())))
     }
 
     /// The raw text of a reference file, for parsers that validate their own input.
@@ -172,10 +167,8 @@ impl<S> ServiceConfig<S> {
             problems.push(format!("district.timezone {:?} is not an IANA time zone", self.district.timezone));
         }
         if !is_subject_token_path(&self.nats.subject_root) {
-            problems.push(format!(
-                "nats.subject_root {:?} must be dot-separated tokens of letters, digits, - and _",
-                self.nats.subject_root
-            ));
+            problems
+                .push(format!("nats.subject_root {:?} must be dot-separated tokens of letters, digits, - and _", self.nats.subject_root));
         }
         if self.nats.url.is_empty() {
             problems.push("nats.url names no server".to_string());
@@ -209,8 +202,7 @@ impl<S> ServiceConfig<S> {
 }
 
 pub(crate) fn is_subject_token_path(s: &str) -> bool {
-    !s.is_empty()
-        && s.split('.').all(|t| !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+    !s.is_empty() && s.split('.').all(|t| !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
 }
 
 /// `[district]`: who this instance serves.
@@ -229,12 +221,7 @@ pub struct District {
 
 impl Default for District {
     fn default() -> Self {
-        Self {
-            code: "demo".into(),
-            name: "示范区".into(),
-            timezone: "Asia/Shanghai".into(),
-            case_no_prefix: "JS".into(),
-        }
+        Self { code: "demo".into(), name: "示范区".into(), timezone: "Asia/Shanghai".into(), case_no_prefix: "JS".into() }
     }
 }
 

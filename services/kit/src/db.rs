@@ -60,7 +60,10 @@ impl Backend {
 pub enum Db {
     /// One writer connection (SQLite allows one writer; queuing in the pool beats SQLITE_BUSY)
     /// and a pool of readers, all in WAL mode.
-    Sqlite { writer: SqlitePool, reader: SqlitePool },
+    Sqlite {
+        writer: SqlitePool,
+        reader: SqlitePool,
+    },
     Postgres(PgPool),
 }
 
@@ -123,20 +126,13 @@ impl Db {
                 if let Some(dir) = opts.get_filename().parent()
                     && !dir.as_os_str().is_empty()
                 {
-                    std::fs::create_dir_all(dir).map_err(|e| {
-                        Error::Config(format!("cannot create the database directory {}: {e}", dir.display()))
-                    })?;
+                    std::fs::create_dir_all(dir)
+                        .map_err(|e| Error::Config(format!("cannot create the database directory {}: {e}", dir.display())))?;
                 }
-                let writer = SqlitePoolOptions::new()
-                    .max_connections(1)
-                    .acquire_timeout(Duration::from_secs(30))
-                    .connect_with(opts.clone())
-                    .await?;
+                let writer =
+                    SqlitePoolOptions::new().max_connections(1).acquire_timeout(Duration::from_secs(30)).connect_with(opts.clone()).await?;
                 Self::migrate_sqlite(&writer, migrations).await?;
-                let reader = SqlitePoolOptions::new()
-                    .max_connections(4)
-                    .connect_with(opts.read_only(true))
-                    .await?;
+                let reader = SqlitePoolOptions::new().max_connections(4).connect_with(opts.read_only(true)).await?;
                 Db::Sqlite { writer, reader }
             }
             Backend::Postgres => {

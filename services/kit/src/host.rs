@@ -142,8 +142,11 @@ impl Host {
     pub fn serve<S>(mut self, api: S) -> Result<Running, Error>
     where
         S: tonic::server::NamedService
-            + tower_service::Service<http::Request<tonic::body::Body>, Response = http::Response<tonic::body::Body>, Error = std::convert::Infallible>
-            + Clone
+            + tower_service::Service<
+                http::Request<tonic::body::Body>,
+                Response = http::Response<tonic::body::Body>,
+                Error = std::convert::Infallible,
+            > + Clone
             + Send
             + Sync
             + 'static,
@@ -155,8 +158,7 @@ impl Host {
         let grpc = self.grpc;
         let readiness = self.readiness.clone();
         let routes = tonic::service::Routes::new(api);
-        self.tasks
-            .spawn(async move { ("gRPC server".into(), server::serve_grpc(grpc, routes, S::NAME, readiness, cancel).await) });
+        self.tasks.spawn(async move { ("gRPC server".into(), server::serve_grpc(grpc, routes, S::NAME, readiness, cancel).await) });
         let state = server::AdminState {
             db: self.db.clone(),
             broker: self.broker.clone(),

@@ -40,14 +40,7 @@ impl Metrics {
         registry.register("outbox_published", "Events the relay published", outbox_published.clone());
         registry.register("outbox_backlog", "Events written but not yet published", outbox_backlog.clone());
         registry.register("dead_letters_open", "Messages in the dead-letter table, not replayed", dead_letters_open.clone());
-        Self {
-            registry: Arc::new(Mutex::new(registry)),
-            consumed,
-            handle_seconds,
-            outbox_published,
-            outbox_backlog,
-            dead_letters_open,
-        }
+        Self { registry: Arc::new(Mutex::new(registry)), consumed, handle_seconds, outbox_published, outbox_backlog, dead_letters_open }
     }
 
     /// Registers a service's own metric.

@@ -12,8 +12,8 @@ use crate::{
     Error,
     clock::SharedClock,
     db::{Db, Tx},
-    messaging::{Broker, header},
     health::Readiness,
+    messaging::{Broker, header},
     metrics::Metrics,
     time::to_millis,
     with_pool, with_tx,
@@ -160,49 +160,43 @@ impl Relay {
         if rows.is_empty() {
             return Ok(0);
         }
-        {
-            // Send the whole batch, then await the acks: one round trip, not one per event.
-            let mut pending = Vec::with_capacity(rows.len());
-            for row in &rows {
-                let mut map: BTreeMap<String, String> = serde_json::from_str(&row.headers).unwrap_or_default();
-                // The consumer's span is the child of this PRODUCER span.
-                let producer = crate::telemetry::producer_span(&row.subject, &row.event_id, &map);
-                producer.in_scope(|| map.extend(crate::telemetry::current_context()));
-                let mut headers = HeaderMap::new();
-                for (k, v) in &map {
-                    headers.insert(k.as_str(), v.as_str());
-                }
-                headers.insert(header::MSG_ID, row.event_id.as_str());
-                let ack = self
-                    .broker
-                    .jetstream
-                    .publish_with_headers(row.subject.clone(), headers, row.payload.clone().into())
-                    .await;
-                pending.push((row, ack, producer));
+        // Send the whole batch, then await the acks: one round trip, not one per event.
+        let mut pending = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let mut map: BTreeMap<String, String> = serde_json::from_str(&row.headers).unwrap_or_default();
+            // The consumer's span is the child of this PRODUCER span.
+            let producer = crate::telemetry::producer_span(&row.subject, &row.event_id, &map);
+            producer.in_scope(|| map.extend(crate::telemetry::current_context()));
+            let mut headers = HeaderMap::new();
+            for (k, v) in &map {
+                headers.insert(k.as_str(), v.as_str());
             }
-            let mut sent = Vec::new();
-            let mut first_error = None;
-            for (row, ack, producer) in pending {
-                let result = match ack {
-                    Ok(fut) => fut.await.map(|_| ()).map_err(Error::nats),
-                    Err(e) => Err(Error::nats(e)),
-                };
-                match result {
-                    Ok(()) => sent.push(row.seq),
-                    Err(e) => {
-                        producer.in_scope(|| crate::telemetry::record_error(&e));
-                        self.note_failure(row.seq, &e).await;
-                        first_error.get_or_insert(e);
-                    }
+            headers.insert(header::MSG_ID, row.event_id.as_str());
+            let ack = self.broker.jetstream.publish_with_headers(row.subject.clone(), headers, row.payload.clone().into()).await;
+            pending.push((row, ack, producer));
+        }
+        let mut sent = Vec::new();
+        let mut first_error = None;
+        for (row, ack, producer) in pending {
+            let result = match ack {
+                Ok(fut) => fut.await.map(|_| ()).map_err(Error::nats),
+                Err(e) => Err(Error::nats(e)),
+            };
+            match result {
+                Ok(()) => sent.push(row.seq),
+                Err(e) => {
+                    producer.in_scope(|| crate::telemetry::record_error(&e));
+                    self.note_failure(row.seq, &e).await;
+                    first_error.get_or_insert(e);
                 }
             }
-            self.mark_sent(&sent).await?;
-            self.metrics.outbox_published.inc_by(sent.len() as u64);
-            debug!(published = sent.len(), "outbox batch published");
-            match first_error {
-                Some(e) if sent.is_empty() => Err(e),
-                _ => Ok(sent.len()),
-            }
+        }
+        self.mark_sent(&sent).await?;
+        self.metrics.outbox_published.inc_by(sent.len() as u64);
+        debug!(published = sent.len(), "outbox batch published");
+        match first_error {
+            Some(e) if sent.is_empty() => Err(e),
+            _ => Ok(sent.len()),
         }
     }
 

@@ -35,11 +35,8 @@ pub async fn serve_grpc(
     let follow = cancel.clone();
     tokio::spawn(async move {
         loop {
-            let status = if *ready.borrow_and_update() {
-                tonic_health::ServingStatus::Serving
-            } else {
-                tonic_health::ServingStatus::NotServing
-            };
+            let status =
+                if *ready.borrow_and_update() { tonic_health::ServingStatus::Serving } else { tonic_health::ServingStatus::NotServing };
             reporter.set_service_status(service_name, status).await;
             reporter.set_service_status("", status).await;
             tokio::select! {
@@ -48,12 +45,7 @@ pub async fn serve_grpc(
             }
         }
     });
-    let names = [
-        service_name,
-        "grpc.health.v1.Health",
-        "grpc.reflection.v1.ServerReflection",
-        "grpc.reflection.v1alpha.ServerReflection",
-    ];
+    let names = [service_name, "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"];
     let reflection = || {
         names.iter().fold(
             tonic_reflection::server::Builder::configure()
@@ -117,10 +109,7 @@ async fn metrics(State(s): State<AdminState>) -> impl IntoResponse {
     if let Ok(n) = crate::outbox::backlog(&s.db).await {
         s.metrics.outbox_backlog.set(n);
     }
-    (
-        [(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
-        s.metrics.render(),
-    )
+    ([(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], s.metrics.render())
 }
 
 async fn list_dead_letters(State(s): State<AdminState>, Query(q): Query<HashMap<String, String>>) -> impl IntoResponse {
@@ -140,10 +129,7 @@ async fn replay(State(s): State<AdminState>, Path(id): Path<String>) -> impl Int
         Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, Json(serde_json::json!({ "error": e.to_string() }))),
     };
     let Some(replayer) = s.replayers.get(&letter.consumer) else {
-        return (
-            StatusCode::CONFLICT,
-            Json(serde_json::json!({ "error": format!("consumer {} is not running here", letter.consumer) })),
-        );
+        return (StatusCode::CONFLICT, Json(serde_json::json!({ "error": format!("consumer {} is not running here", letter.consumer) })));
     };
     match replayer.replay(&id).await {
         Ok(outcome) => (StatusCode::OK, Json(serde_json::json!({ "replayed": id, "outcome": format!("{outcome:?}") }))),

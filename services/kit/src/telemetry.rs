@@ -206,10 +206,8 @@ pub fn current_context() -> BTreeMap<String, String> {
 
 /// Makes `span` a child of the context in `get(name)` (NATS headers, gRPC metadata…).
 pub fn set_parent<'a>(span: &tracing::Span, get: impl Fn(&str) -> Option<&'a str>) {
-    let pairs: BTreeMap<String, String> = ["traceparent", "tracestate"]
-        .into_iter()
-        .filter_map(|k| get(k).map(|v| (k.to_string(), v.to_string())))
-        .collect();
+    let pairs: BTreeMap<String, String> =
+        ["traceparent", "tracestate"].into_iter().filter_map(|k| get(k).map(|v| (k.to_string(), v.to_string()))).collect();
     if pairs.is_empty() {
         return;
     }
@@ -239,24 +237,6 @@ impl Extractor for Carrier {
     }
     fn keys(&self) -> Vec<&str> {
         self.0.keys().map(String::as_str).collect()
-    }
-}
-
-/// A gRPC client interceptor that sends the current trace context in the request metadata.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct PropagateContext;
-
-impl tonic::service::Interceptor for PropagateContext {
-    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        for (k, v) in current_context() {
-            if let (Ok(key), Ok(val)) = (
-                tonic::metadata::MetadataKey::from_bytes(k.as_bytes()),
-                tonic::metadata::MetadataValue::try_from(v.as_str()),
-            ) {
-                req.metadata_mut().insert(key, val);
-            }
-        }
-        Ok(req)
     }
 }
 

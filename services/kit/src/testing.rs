@@ -242,11 +242,7 @@ impl StoredMessage {
 /// (wildcards allowed) when given. Reads exactly as many as the stream counts at the start,
 /// through an ephemeral consumer that acknowledges nothing (the server drops it 30 s later), so
 /// the services' own consumers are not disturbed. Missing headers read as empty strings.
-pub async fn read_stream(
-    js: &jetstream::Context,
-    stream: &str,
-    filter: Option<&str>,
-) -> Result<Vec<StoredMessage>, async_nats::Error> {
+pub async fn read_stream(js: &jetstream::Context, stream: &str, filter: Option<&str>) -> Result<Vec<StoredMessage>, async_nats::Error> {
     let mut consumer = js
         .get_stream(stream)
         .await?

@@ -120,7 +120,13 @@ impl<'a> Work<'a> {
 
     /// Publishes a non-event message (an answer to a producer) on `subject` after the commit,
     /// already encoded in `content_type`, with extra headers.
-    pub fn answer<M: Named>(&mut self, subject: String, payload: Vec<u8>, content_type: &'static str, headers: Vec<(&'static str, String)>) {
+    pub fn answer<M: Named>(
+        &mut self,
+        subject: String,
+        payload: Vec<u8>,
+        content_type: &'static str,
+        headers: Vec<(&'static str, String)>,
+    ) {
         let id = self.derive_id(&format!("{}|{subject}", M::TYPE));
         self.out.push(Outgoing {
             event_id: id,

@@ -3,9 +3,7 @@
 use std::sync::Arc;
 
 use jiesu_kit::{CaseKey, Db, time::millis_to_proto};
-use jiesu_proto::v1::{
-    CaseRef, DeliveryView, ListDeliveriesResponse, TimelineEntry, notification_service_server::NotificationService,
-};
+use jiesu_proto::v1::{CaseRef, DeliveryView, ListDeliveriesResponse, TimelineEntry, notification_service_server::NotificationService};
 use tonic::{Request, Response, Status};
 
 use crate::{
@@ -32,12 +30,7 @@ impl NotificationService for NotificationApi {
         let facts = rows.iter().map(|r| self.facts(r)).collect::<Result<Vec<_>, Error>>()?;
         let timeline = domain::timeline(&facts)
             .into_iter()
-            .map(|i| TimelineEntry {
-                at: Some(millis_to_proto(i.at)),
-                service: SERVICE.into(),
-                event: i.event.into(),
-                detail: i.detail,
-            })
+            .map(|i| TimelineEntry { at: Some(millis_to_proto(i.at)), service: SERVICE.into(), event: i.event.into(), detail: i.detail })
             .collect();
         let deliveries = rows.into_iter().map(view).collect();
         Ok(Response::new(ListDeliveriesResponse { deliveries, timeline }))

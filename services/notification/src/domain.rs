@@ -326,10 +326,7 @@ mod tests {
         let s = |n| Duration::from_secs(n);
         let policy = RetryPolicy { max_attempts: 8, backoff: vec![s(5), s(30), s(120), s(600), s(3600)] };
         let schedule: Vec<_> = (1..=8).map(|n| policy.delay_after(n)).collect();
-        assert_eq!(
-            schedule,
-            vec![Some(s(5)), Some(s(30)), Some(s(120)), Some(s(600)), Some(s(3600)), Some(s(3600)), Some(s(3600)), None]
-        );
+        assert_eq!(schedule, vec![Some(s(5)), Some(s(30)), Some(s(120)), Some(s(600)), Some(s(3600)), Some(s(3600)), Some(s(3600)), None]);
         assert_eq!(policy.delay_after(9), None);
         let once = RetryPolicy { max_attempts: 1, backoff: vec![s(5)] };
         assert_eq!(once.delay_after(1), None);

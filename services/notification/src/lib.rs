@@ -21,13 +21,18 @@ pub mod worker;
 
 use std::{sync::Arc, time::Duration};
 
-use jiesu_kit::{DistrictConfig, clock::SharedClock, db::Migrations, host::{Host, Running}};
+use jiesu_kit::{
+    DistrictConfig,
+    clock::SharedClock,
+    db::Migrations,
+    host::{Host, Running},
+};
 use serde::Deserialize;
 use tokio::sync::Notify;
 
 use crate::domain::RetryPolicy;
-use jiesu_reference::Organisation;
 pub use error::Error;
+use jiesu_reference::Organisation;
 pub use service::Notifier;
 
 /// The service's name: its config section, durable consumer and database.

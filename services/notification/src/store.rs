@@ -41,8 +41,7 @@ impl DeliveryRow {
     }
 
     pub fn status(&self) -> Result<Status, Error> {
-        Status::parse(&self.status)
-            .ok_or_else(|| Error::Corrupt(format!("delivery {} has status {:?}", self.delivery_id, self.status)))
+        Status::parse(&self.status).ok_or_else(|| Error::Corrupt(format!("delivery {} has status {:?}", self.delivery_id, self.status)))
     }
 }
 

@@ -3,13 +3,18 @@
 
 use std::{sync::Arc, time::Duration};
 
-use jiesu_kit::{Db, clock::SharedClock, telemetry::PropagateContext, time::to_millis};
+use jiesu_kit::{
+    Db,
+    clock::SharedClock,
+    telemetry::{GrpcSpan, traced_channel},
+    time::to_millis,
+};
 use jiesu_proto::v1::{CaseRef, case_ref::Ref, intake_service_client::IntakeServiceClient};
 use prometheus_client::metrics::{counter::Counter, family::Family};
 use serde::Serialize;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use tonic::{Code, service::interceptor::InterceptedService, transport::Channel};
+use tonic::{Code, transport::Channel};
 use tracing::Instrument;
 
 use crate::{
@@ -28,8 +33,8 @@ const POLL: Duration = Duration::from_secs(1);
 const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
 const INTAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Intake's gRPC client, sending the trace context along.
-pub type IntakeClient = IntakeServiceClient<InterceptedService<Channel, PropagateContext>>;
+/// Intake's gRPC client: each call a CLIENT span whose context the call carries.
+pub type IntakeClient = IntakeServiceClient<GrpcSpan<Channel>>;
 
 /// A client of intake that connects on first use, so notification starts while intake is down.
 pub fn intake_client(url: &str) -> Result<IntakeClient, Error> {
@@ -37,7 +42,7 @@ pub fn intake_client(url: &str) -> Result<IntakeClient, Error> {
         .map_err(|e| Error::Settings(format!("notification.intake_url {url:?} is not a valid URI: {e}")))?
         .connect_timeout(INTAKE_TIMEOUT)
         .timeout(INTAKE_TIMEOUT);
-    Ok(IntakeServiceClient::with_interceptor(endpoint.connect_lazy(), PropagateContext))
+    Ok(IntakeServiceClient::new(traced_channel(endpoint.connect_lazy())))
 }
 
 /// `jiesu_notification_deliveries_total{sink, outcome}`: attempts by outcome (sent, retry, failed).
@@ -233,8 +238,9 @@ impl Worker {
         let request = CaseRef { r#ref: Some(Ref::CaseId(case_id.to_string())) };
         let mut intake = self.intake.clone();
         match intake.get_contact(request).await {
-            Ok(contact) => Phone::new(contact.into_inner().phone)
-                .ok_or_else(|| Failure::permanent("the citizen left no phone number with intake")),
+            Ok(contact) => {
+                Phone::new(contact.into_inner().phone).ok_or_else(|| Failure::permanent("the citizen left no phone number with intake"))
+            }
             Err(s) if s.code() == Code::NotFound => Err(Failure::permanent(format!("intake does not know the case: {}", s.message()))),
             Err(s) => Err(Failure::retry(format!("cannot get the citizen's contact from intake: {:?}: {}", s.code(), s.message()))),
         }

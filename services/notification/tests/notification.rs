@@ -16,9 +16,8 @@ use jiesu_kit::{
     time::to_proto,
 };
 use jiesu_proto::v1::{
-    CaseDispatched, CaseRef, Citizen, DeliveryView, EventMeta, ListDeliveriesResponse, Location, SlaBreached, SubmitRequest,
-    Submission, case_ref::Ref, intake_service_client::IntakeServiceClient,
-    notification_service_client::NotificationServiceClient,
+    CaseDispatched, CaseRef, Citizen, DeliveryView, EventMeta, ListDeliveriesResponse, Location, SlaBreached, Submission, SubmitRequest,
+    case_ref::Ref, intake_service_client::IntakeServiceClient, notification_service_client::NotificationServiceClient,
 };
 use serde_json::Value;
 use tonic::transport::Channel;
@@ -161,10 +160,7 @@ async fn events_become_deliveries_sent_once_with_retries_and_no_stored_phone() {
     assert_eq!(log.len(), 1);
     assert_eq!(log[0].status, "sent", "the log sink does not wait for the webhook");
     assert_eq!(log[0].recipient, MASKED);
-    assert_eq!(
-        log[0].text,
-        format!("【示范区】您反映的诉求已受理，受理编号{}。我们将按时限办理并答复您，请保持电话畅通。", case.case_no)
-    );
+    assert_eq!(log[0].text, format!("【示范区】您反映的诉求已受理，受理编号{}。我们将按时限办理并答复您，请保持电话畅通。", case.case_no));
 
     // The retry is due 5 s (retry_backoff[0]) after the failure.
     clock.advance(chrono::Duration::seconds(6));

@@ -35,7 +35,9 @@ mod tests {
 
     #[test]
     fn milestones_in_chinese() {
-        for (m, zh) in [("dispatch", "分拨"), ("accept", "签收"), ("contact", "联系"), ("reply", "答复"), ("resolve", "办结"), ("escalate", "包案")] {
+        for (m, zh) in
+            [("dispatch", "分拨"), ("accept", "签收"), ("contact", "联系"), ("reply", "答复"), ("resolve", "办结"), ("escalate", "包案")]
+        {
             assert_eq!(milestone_zh(m), zh);
         }
         assert_eq!(milestone_zh("custom"), "custom");

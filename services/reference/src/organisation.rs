@@ -88,7 +88,6 @@ impl Organisation {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

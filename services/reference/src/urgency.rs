@@ -88,10 +88,7 @@ impl FromStr for Urgency {
     /// district files.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let t = s.trim();
-        Urgency::ALL
-            .into_iter()
-            .find(|u| u.key().eq_ignore_ascii_case(t) || u.name_zh() == t)
-            .ok_or_else(|| UrgencyError(s.to_string()))
+        Urgency::ALL.into_iter().find(|u| u.key().eq_ignore_ascii_case(t) || u.name_zh() == t).ok_or_else(|| UrgencyError(s.to_string()))
     }
 }
 

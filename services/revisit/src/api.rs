@@ -3,9 +3,7 @@
 use std::sync::Arc;
 
 use jiesu_kit::{CaseKey, Commands, Db, time::millis_to_proto};
-use jiesu_proto::v1::{
-    CaseRef, ListRevisitsResponse, RecordRequest, RevisitView, TimelineEntry, revisit_service_server::RevisitService,
-};
+use jiesu_proto::v1::{CaseRef, ListRevisitsResponse, RecordRequest, RevisitView, TimelineEntry, revisit_service_server::RevisitService};
 use tonic::{Request, Response, Status};
 
 use crate::{

@@ -54,9 +54,7 @@ pub fn validate(satisfaction: i32, solved: bool, comment: &str, recorded_by: &st
     let mut problems = Vec::new();
     let satisfaction = match Satisfaction::try_from(satisfaction) {
         Ok(Satisfaction::Unspecified) => {
-            problems.push(
-                "satisfaction is required: SATISFIED, BASICALLY_SATISFIED or DISSATISFIED (满意/基本满意/不满意)".to_string(),
-            );
+            problems.push("satisfaction is required: SATISFIED, BASICALLY_SATISFIED or DISSATISFIED (满意/基本满意/不满意)".to_string());
             Satisfaction::Unspecified
         }
         Ok(s) => s,

@@ -84,4 +84,3 @@ impl Revisit {
         Ok(row)
     }
 }
-

@@ -12,8 +12,8 @@ use jiesu_kit::{
     time::to_proto,
 };
 use jiesu_proto::v1::{
-    CaseAccepted, CaseClosed, CaseDispatched, CaseReceived, CaseRef, CaseReopened, CaseResolved, ClockView,
-    EventMeta, ListClocksResponse, SlaBreached, Urgency, case_ref::Ref, sla_service_client::SlaServiceClient,
+    CaseAccepted, CaseClosed, CaseDispatched, CaseReceived, CaseRef, CaseReopened, CaseResolved, ClockView, EventMeta, ListClocksResponse,
+    SlaBreached, Urgency, case_ref::Ref, sla_service_client::SlaServiceClient,
 };
 use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -234,7 +234,7 @@ async fn clocks_fire_once_and_survive_restarts() {
     h.clock.set(at(60));
     let running = h.start().await;
     let alerts = h.exactly_alerts(3).await;
-    let (kind, id, alert) = &alerts[2];
+    let (kind, _, alert) = &alerts[2];
     assert_eq!(kind.as_str(), "sla.breached");
     assert_eq!((alert.milestone.as_str(), alert.deadline), ("contact", ts(at(50))));
     assert!(!alerts.iter().any(|(k, _, a)| k == "sla.warning" && a.milestone == "contact"));
@@ -274,8 +274,7 @@ async fn reopening_rearms_resolve_and_closing_stops_everything() {
     let m = meta(&case_id, case_no, at(600));
     let reopened = CaseReopened { meta: Some(m.clone()), reason: "未解决".into(), round: 2, ..Default::default() };
     h.publish("case.reopened", &m, &reopened).await;
-    let r = clocks_until(&running, &case_id, "resolve re-armed", |c| clock(c, "resolve").is_some_and(|r| r.version == 2))
-        .await;
+    let r = clocks_until(&running, &case_id, "resolve re-armed", |c| clock(c, "resolve").is_some_and(|r| r.version == 2)).await;
     let resolve = clock(&r.clocks, "resolve").unwrap();
     assert_eq!((resolve.state.as_str(), resolve.started_at, resolve.deadline), ("armed", ts(at(600)), ts(at(720))));
     assert_eq!((resolve.unit_id.as_str(), resolve.stopped_at), ("dept-water", None));

@@ -9,11 +9,10 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use jiesu_kit::{DistrictConfig, Subjects, messaging::header, time::from_proto};
 use jiesu_proto::v1::{
-    self as pb, AcceptRequest, CaseRef, Citizen, Location, RecordRequest, ResolveRequest, Submission, SubmitRequest,
-    case_ref::Ref, classification_service_client::ClassificationServiceClient,
-    dispatch_service_client::DispatchServiceClient, intake_service_client::IntakeServiceClient,
-    notification_service_client::NotificationServiceClient, revisit_service_client::RevisitServiceClient,
-    sla_service_client::SlaServiceClient,
+    self as pb, AcceptRequest, CaseRef, Citizen, Location, RecordRequest, ResolveRequest, Submission, SubmitRequest, case_ref::Ref,
+    classification_service_client::ClassificationServiceClient, dispatch_service_client::DispatchServiceClient,
+    intake_service_client::IntakeServiceClient, notification_service_client::NotificationServiceClient,
+    revisit_service_client::RevisitServiceClient, sla_service_client::SlaServiceClient,
 };
 use tonic::transport::Channel;
 
@@ -192,11 +191,8 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Case { command: CaseCommand::List { unit, limit } } => list(&d, unit, limit).await,
         Command::Accept { case, unit, by } => {
             let mut c = DispatchServiceClient::new(d.channel("dispatch").await?);
-            let v = c
-                .accept(AcceptRequest { case: Some(case_ref(&case)), unit_id: unit, accepted_by: by })
-                .await
-                .map_err(status)?
-                .into_inner();
+            let v =
+                c.accept(AcceptRequest { case: Some(case_ref(&case)), unit_id: unit, accepted_by: by }).await.map_err(status)?.into_inner();
             println!("{} 已签收（{}）", v.case_no, status_zh(v.status()));
             Ok(())
         }
@@ -228,13 +224,7 @@ async fn run(cli: Cli) -> Result<()> {
                 SatisfactionArg::Dissatisfied => pb::Satisfaction::Dissatisfied,
             };
             let v = c
-                .record(RecordRequest {
-                    case: Some(case_ref(&case)),
-                    satisfaction: satisfaction as i32,
-                    solved,
-                    comment,
-                    recorded_by: by,
-                })
+                .record(RecordRequest { case: Some(case_ref(&case)), satisfaction: satisfaction as i32, solved, comment, recorded_by: by })
                 .await
                 .map_err(status)?
                 .into_inner();
@@ -281,9 +271,7 @@ async fn submit(d: &District, a: SubmitArgs) -> Result<()> {
             let subjects = Subjects::new(&cfg.nats.subject_root);
             let servers: Vec<async_nats::ServerAddr> =
                 cfg.nats.url.iter().map(|u| u.parse()).collect::<Result<_, _>>().context("nats.url")?;
-            let client = async_nats::connect(servers)
-                .await
-                .with_context(|| format!("cannot connect to NATS at {}", cfg.nats.servers()))?;
+            let client = async_nats::connect(servers).await.with_context(|| format!("cannot connect to NATS at {}", cfg.nats.servers()))?;
             let js = async_nats::jetstream::new(client.clone());
             let body = serde_json::json!({
                 "channel_ref": a.channel_ref,
@@ -337,7 +325,9 @@ async fn submit(d: &District, a: SubmitArgs) -> Result<()> {
             .await;
             match answer {
                 Ok(result) => result?,
-                Err(_) => println!("（5秒内未收到受理回执：可能是5分钟内重复投递了同样的内容，或受理服务未运行；用 jiesuctl case list 查看）"),
+                Err(_) => {
+                    println!("（5秒内未收到受理回执：可能是5分钟内重复投递了同样的内容，或受理服务未运行；用 jiesuctl case list 查看）")
+                }
             }
         }
     }
@@ -497,5 +487,9 @@ fn message_id(channel: &str, channel_ref: &str, body: &[u8]) -> String {
 
 /// A JSON string value as text with control characters escaped, for the terminal.
 fn printable(v: &serde_json::Value) -> String {
-    v.as_str().unwrap_or_default().chars().flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] }).collect()
+    v.as_str()
+        .unwrap_or_default()
+        .chars()
+        .flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] })
+        .collect()
 }

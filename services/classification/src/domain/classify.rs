@@ -72,11 +72,7 @@ pub fn classify(taxonomy: &Taxonomy, title: &str, description: &str) -> Classifi
             let points = keyword.weight * factor * (counted + 1) / 2;
             for (pos, written) in &keyword.owners {
                 scores[*pos] += points;
-                *credit
-                    .entry(*pos)
-                    .or_default()
-                    .entry(written.clone())
-                    .or_default() += points;
+                *credit.entry(*pos).or_default().entry(written.clone()).or_default() += points;
             }
         }
     }
@@ -87,11 +83,7 @@ pub fn classify(taxonomy: &Taxonomy, title: &str, description: &str) -> Classifi
         taxonomy.file.categories[c].sub_items[s].code.as_str()
     };
     let mut ranked: Vec<usize> = (0..scores.len()).filter(|&p| scores[p] > 0).collect();
-    ranked.sort_by(|&a, &b| {
-        scores[b]
-            .cmp(&scores[a])
-            .then_with(|| code_at(a).cmp(code_at(b)))
-    });
+    ranked.sort_by(|&a, &b| scores[b].cmp(&scores[a]).then_with(|| code_at(a).cmp(code_at(b))));
 
     let (urgency, urgency_words) = assess_urgency(taxonomy, &title, &description);
 
@@ -103,18 +95,9 @@ pub fn classify(taxonomy: &Taxonomy, title: &str, description: &str) -> Classifi
             let margin = (best_score - runner_up) / best_score;
             let strength = 1.0 - (-best_score / CONFIDENCE_SCALE).exp();
             let confidence = ((margin * strength).clamp(0.0, 1.0) * 1000.0).round() / 1000.0;
-            let mut words: Vec<(String, u32)> = credit
-                .remove(&best)
-                .unwrap_or_default()
-                .into_iter()
-                .collect();
+            let mut words: Vec<(String, u32)> = credit.remove(&best).unwrap_or_default().into_iter().collect();
             words.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-            (
-                best,
-                confidence,
-                words.into_iter().map(|(w, _)| w).collect(),
-                false,
-            )
+            (best, confidence, words.into_iter().map(|(w, _)| w).collect(), false)
         }
     };
     for word in urgency_words {
@@ -125,14 +108,7 @@ pub fn classify(taxonomy: &Taxonomy, title: &str, description: &str) -> Classifi
 
     let (c, s) = taxonomy.flat[winner];
     let category = &taxonomy.file.categories[c];
-    Classification {
-        sub_item: category.sub_items[s].code.clone(),
-        category: category.code.clone(),
-        urgency,
-        confidence,
-        matched,
-        fallback,
-    }
+    Classification { sub_item: category.sub_items[s].code.clone(), category: category.code.clone(), urgency, confidence, matched, fallback }
 }
 
 /// Urgency and the keywords that set it. No negation handling on purpose: "是不是燃气泄漏"
@@ -223,27 +199,17 @@ mod tests {
         for (title, description, expected) in COMPLAINTS {
             let got = classify(&t, title, description);
             if got.sub_item != *expected || got.fallback {
-                failures.push(format!(
-                    "{title}|{description}: expected {expected}, got {got:?}"
-                ));
+                failures.push(format!("{title}|{description}: expected {expected}, got {got:?}"));
             } else {
                 assert_eq!(got.category, &expected[..2]);
                 assert!(!got.matched.is_empty());
                 assert!((0.0..=1.0).contains(&got.confidence));
             }
         }
-        assert!(
-            failures.is_empty(),
-            "misclassified:\n{}",
-            failures.join("\n")
-        );
+        assert!(failures.is_empty(), "misclassified:\n{}", failures.join("\n"));
 
         for (_, sub) in t.sub_items() {
-            assert!(
-                COMPLAINTS.iter().any(|(_, _, code)| *code == sub.code),
-                "no complaint reaches {}",
-                sub.code
-            );
+            assert!(COMPLAINTS.iter().any(|(_, _, code)| *code == sub.code), "no complaint reaches {}", sub.code);
         }
     }
 
@@ -255,17 +221,9 @@ mod tests {
             ("着火了", "楼下小饭馆着火了，一直在冒烟", Urgency::Emergency),
             ("", "小区停水两天了", Urgency::Emergency),
             ("", "整栋楼突然停电了", Urgency::Emergency),
-            (
-                "电梯困人",
-                "电梯突然停了，有老人被困在里面",
-                Urgency::Emergency,
-            ),
+            ("电梯困人", "电梯突然停了，有老人被困在里面", Urgency::Emergency),
             ("", "路口的井盖丢失了", Urgency::Emergency),
-            (
-                "",
-                "大风把电线刮断了，电线掉落在人行道上",
-                Urgency::Emergency,
-            ),
+            ("", "大风把电线刮断了，电线掉落在人行道上", Urgency::Emergency),
             ("", "是不是燃气泄漏了，楼道里味道很大", Urgency::Emergency),
             ("", "违建问题多次反映，一直没解决", Urgency::Complex),
             ("", "这是历史遗留问题，涉及多个部门", Urgency::Complex),
@@ -285,11 +243,7 @@ mod tests {
         assert_eq!(got.urgency, Urgency::Emergency);
         assert_eq!(got.sub_item, "03.01");
         assert!(got.matched.iter().any(|m| m == "停水"));
-        assert!(
-            !got.matched.iter().any(|m| m == "多次反映"),
-            "{:?}",
-            got.matched
-        );
+        assert!(!got.matched.iter().any(|m| m == "多次反映"), "{:?}", got.matched);
 
         let got = classify(&t, "", "违建问题多次反映，一直没解决");
         assert_eq!(got.urgency, Urgency::Complex);
@@ -309,8 +263,7 @@ mod tests {
     #[test]
     fn no_match_falls_back_with_zero_confidence() {
         let t = default();
-        for (title, description) in [("", ""), ("   ", "，。！"), ("你好", "我找一下张三")]
-        {
+        for (title, description) in [("", ""), ("   ", "，。！"), ("你好", "我找一下张三")] {
             let got = classify(&t, title, description);
             assert_eq!(got.sub_item, "10.02");
             assert_eq!(got.category, "10");
@@ -374,11 +327,7 @@ name = "其他"
 name_en = "Other"
 keywords = ["咨询"]
 "#;
-        let body = if reverse {
-            format!("{b}{a}")
-        } else {
-            format!("{a}{b}")
-        };
+        let body = if reverse { format!("{b}{a}") } else { format!("{a}{b}") };
         Taxonomy::parse(&format!("fallback = \"02.02\"\n{body}")).unwrap()
     }
 
@@ -414,20 +363,13 @@ keywords = ["咨询"]
         assert_eq!(strong.sub_item, "05.01");
         assert!(weak.confidence > 0.0 && weak.confidence < 0.5, "{weak:?}");
         assert!(strong.confidence > 0.9, "{strong:?}");
-        assert!(
-            strong.matched.starts_with(&["施工扰民".to_owned()]),
-            "{:?}",
-            strong.matched
-        );
+        assert!(strong.matched.starts_with(&["施工扰民".to_owned()]), "{:?}", strong.matched);
 
         // A runner-up lowers confidence in the same winner.
         let alone = classify(&t, "", "物业不管");
         let contested = classify(&t, "", "物业不管楼下噪音");
         assert_eq!(contested.sub_item, "02.01");
-        assert!(
-            contested.confidence < alone.confidence,
-            "{contested:?} vs {alone:?}"
-        );
+        assert!(contested.confidence < alone.confidence, "{contested:?} vs {alone:?}");
     }
 
     #[test]
@@ -435,19 +377,9 @@ keywords = ["咨询"]
         let t = default();
         let first = classify(&t, "物业", "电梯坏了，楼道堆物，垃圾没人清理，停车乱收费");
         for _ in 0..10 {
-            assert_eq!(
-                classify(&t, "物业", "电梯坏了，楼道堆物，垃圾没人清理，停车乱收费"),
-                first
-            );
+            assert_eq!(classify(&t, "物业", "电梯坏了，楼道堆物，垃圾没人清理，停车乱收费"), first);
         }
         let cloned = t.clone();
-        assert_eq!(
-            classify(
-                &cloned,
-                "物业",
-                "电梯坏了，楼道堆物，垃圾没人清理，停车乱收费"
-            ),
-            first
-        );
+        assert_eq!(classify(&cloned, "物业", "电梯坏了，楼道堆物，垃圾没人清理，停车乱收费"), first);
     }
 }

@@ -27,17 +27,10 @@ pub(super) fn count_hits(keywords: &[IndexedKeyword], text: &str) -> Vec<(usize,
         }
     }
     // Longest first, so containers are accepted before what they contain.
-    hits.sort_by(|a, b| {
-        (b.1 - b.0)
-            .cmp(&(a.1 - a.0))
-            .then(a.0.cmp(&b.0))
-            .then(a.2.cmp(&b.2))
-    });
+    hits.sort_by(|a, b| (b.1 - b.0).cmp(&(a.1 - a.0)).then(a.0.cmp(&b.0)).then(a.2.cmp(&b.2)));
     let mut accepted: Vec<(usize, usize, usize)> = Vec::with_capacity(hits.len());
     for hit in hits {
-        let inside_longer = accepted
-            .iter()
-            .any(|a| a.1 - a.0 > hit.1 - hit.0 && a.0 <= hit.0 && hit.1 <= a.1);
+        let inside_longer = accepted.iter().any(|a| a.1 - a.0 > hit.1 - hit.0 && a.0 <= hit.0 && hit.1 <= a.1);
         if !inside_longer {
             accepted.push(hit);
         }
@@ -115,8 +108,8 @@ fn is_punctuation(c: char) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use super::super::{Taxonomy, Urgency, classify};
+    use super::*;
 
     fn default() -> Taxonomy {
         Taxonomy::default_taxonomy()
@@ -136,10 +129,7 @@ mod tests {
         assert_eq!(normalize("“停水”，"), "停水");
         assert_eq!(normalize("不停，电话"), format!("不停{SEPARATOR}电话"));
         // A clause break keeps "不停，电话" from reading as 停电.
-        assert_eq!(
-            classify(&t, "", "他们不停，电话也打不通").urgency,
-            Urgency::Normal
-        );
+        assert_eq!(classify(&t, "", "他们不停，电话也打不通").urgency, Urgency::Normal);
         assert_eq!(classify(&t, "", "空气里ＰＭ２．５超标").sub_item, "05.02");
     }
 }

@@ -12,9 +12,7 @@ mod taxonomy;
 use std::fmt;
 
 pub use classify::{Classification, classify};
-pub use taxonomy::{
-    Category, DEFAULT_TAXONOMY_TOML, SubItem, Taxonomy, TaxonomyFile, UrgencyRules,
-};
+pub use taxonomy::{Category, DEFAULT_TAXONOMY_TOML, SubItem, Taxonomy, TaxonomyFile, UrgencyRules};
 
 pub use jiesu_reference::Urgency;
 
@@ -40,10 +38,7 @@ pub enum TaxonomyProblem {
     /// The file declares no category at all.
     NoCategories,
     /// A required text field (code, name, name_en) is empty.
-    BlankField {
-        location: String,
-        field: &'static str,
-    },
+    BlankField { location: String, field: &'static str },
     /// Two categories (大类) share a code.
     DuplicateCategoryCode { code: String },
     /// Two sub-items (小项) share a code, possibly under different categories.
@@ -88,9 +83,5 @@ impl fmt::Display for TaxonomyProblem {
 }
 
 fn join_problems(problems: &[TaxonomyProblem]) -> String {
-    problems
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
+    problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
 }

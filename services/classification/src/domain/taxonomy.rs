@@ -10,8 +10,7 @@ use super::{Classification, DomainError, TaxonomyProblem};
 
 /// The demo district's taxonomy file, which is also Jiesu's default taxonomy
 /// (十大类二十二小项). A district may replace it with its own file.
-pub const DEFAULT_TAXONOMY_TOML: &str =
-    include_str!("../../../../deploy/districts/demo/taxonomy.toml");
+pub const DEFAULT_TAXONOMY_TOML: &str = include_str!("../../../../deploy/districts/demo/taxonomy.toml");
 
 // ---------------------------------------------------------------------------------------------
 // Taxonomy (分类体系)
@@ -168,16 +167,12 @@ impl Taxonomy {
 
     /// The sub-item with this code, e.g. "01.03".
     pub fn sub_item(&self, code: &str) -> Option<&SubItem> {
-        self.sub_items()
-            .find(|(_, s)| s.code == code)
-            .map(|(_, s)| s)
+        self.sub_items().find(|(_, s)| s.code == code).map(|(_, s)| s)
     }
 
     /// The category a sub-item belongs to; `None` when no sub-item has this code.
     pub fn category_of(&self, sub_item_code: &str) -> Option<&Category> {
-        self.sub_items()
-            .find(|(_, s)| s.code == sub_item_code)
-            .map(|(c, _)| c)
+        self.sub_items().find(|(_, s)| s.code == sub_item_code).map(|(c, _)| c)
     }
 
     /// The department leading a sub-item (牵头部门): its own `lead`, else its category's.
@@ -208,19 +203,12 @@ impl Taxonomy {
     }
 
     fn build(file: TaxonomyFile) -> Self {
-        let flat: Vec<(usize, usize)> = file
-            .categories
-            .iter()
-            .enumerate()
-            .flat_map(|(c, cat)| (0..cat.sub_items.len()).map(move |s| (c, s)))
-            .collect();
+        let flat: Vec<(usize, usize)> =
+            file.categories.iter().enumerate().flat_map(|(c, cat)| (0..cat.sub_items.len()).map(move |s| (c, s))).collect();
         let sub = |&(c, s): &(usize, usize)| &file.categories[c].sub_items[s];
         let fallback_code = file.fallback.as_deref().unwrap_or_default();
         // Validation has checked that the fallback exists; 0 only keeps this total.
-        let fallback = flat
-            .iter()
-            .position(|p| sub(p).code == fallback_code)
-            .unwrap_or(0);
+        let fallback = flat.iter().position(|p| sub(p).code == fallback_code).unwrap_or(0);
 
         // One entry per distinct normalised keyword, so a keyword shared by two sub-items is
         // found once and credited to both, and "PM2.5"/"pm2.5" in one sub-item count once.
@@ -230,11 +218,7 @@ impl Taxonomy {
             for written in &sub(p).keywords {
                 let normalized = normalize(written);
                 let i = *by_text.entry(normalized.clone()).or_insert_with(|| {
-                    keywords.push(IndexedKeyword {
-                        weight: keyword_weight(&normalized),
-                        normalized,
-                        owners: Vec::new(),
-                    });
+                    keywords.push(IndexedKeyword { weight: keyword_weight(&normalized), normalized, owners: Vec::new() });
                     keywords.len() - 1
                 });
                 if !keywords[i].owners.iter().any(|(owner, _)| *owner == pos) {
@@ -256,14 +240,7 @@ impl Taxonomy {
         let emergency = index(&file.urgency.emergency);
         let complex = index(&file.urgency.complex);
 
-        Self {
-            flat,
-            fallback,
-            keywords,
-            emergency,
-            complex,
-            file,
-        }
+        Self { flat, fallback, keywords, emergency, complex, file }
     }
 }
 
@@ -280,44 +257,26 @@ fn validate(file: &TaxonomyFile) -> Vec<TaxonomyProblem> {
     let mut sub_codes: BTreeMap<&str, usize> = BTreeMap::new();
     for (ci, category) in file.categories.iter().enumerate() {
         let cat_label = label(&category.code, || format!("category #{}", ci + 1));
-        blank_fields(
-            &mut problems,
-            &cat_label,
-            &category.code,
-            &category.name,
-            &category.name_en,
-        );
+        blank_fields(&mut problems, &cat_label, &category.code, &category.name, &category.name_en);
         if !category.code.trim().is_empty() {
             let seen = category_codes.entry(&category.code).or_default();
             *seen += 1;
             if *seen == 2 {
-                problems.push(P::DuplicateCategoryCode {
-                    code: category.code.clone(),
-                });
+                problems.push(P::DuplicateCategoryCode { code: category.code.clone() });
             }
         }
         if category.sub_items.is_empty() {
-            problems.push(P::CategoryWithoutSubItems {
-                category: cat_label.clone(),
-            });
+            problems.push(P::CategoryWithoutSubItems { category: cat_label.clone() });
         }
 
         for (si, sub) in category.sub_items.iter().enumerate() {
             let sub_label = label(&sub.code, || format!("sub-item #{} of {cat_label}", si + 1));
-            blank_fields(
-                &mut problems,
-                &sub_label,
-                &sub.code,
-                &sub.name,
-                &sub.name_en,
-            );
+            blank_fields(&mut problems, &sub_label, &sub.code, &sub.name, &sub.name_en);
             if !sub.code.trim().is_empty() {
                 let seen = sub_codes.entry(&sub.code).or_default();
                 *seen += 1;
                 if *seen == 2 {
-                    problems.push(P::DuplicateSubItemCode {
-                        code: sub.code.clone(),
-                    });
+                    problems.push(P::DuplicateSubItemCode { code: sub.code.clone() });
                 }
                 let under_category = sub
                     .code
@@ -325,32 +284,20 @@ fn validate(file: &TaxonomyFile) -> Vec<TaxonomyProblem> {
                     .and_then(|rest| rest.strip_prefix('.'))
                     .is_some_and(|rest| !rest.is_empty());
                 if !under_category {
-                    problems.push(P::SubItemOutsideCategory {
-                        sub_item: sub.code.clone(),
-                        category: category.code.clone(),
-                    });
+                    problems.push(P::SubItemOutsideCategory { sub_item: sub.code.clone(), category: category.code.clone() });
                 }
             }
             if sub.keywords.is_empty() {
-                problems.push(P::EmptyKeywords {
-                    sub_item: sub_label.clone(),
-                });
+                problems.push(P::EmptyKeywords { sub_item: sub_label.clone() });
             } else if sub.keywords.iter().any(|k| normalize(k).is_empty()) {
-                problems.push(P::BlankKeyword {
-                    owner: format!("sub-item {sub_label:?}"),
-                });
+                problems.push(P::BlankKeyword { owner: format!("sub-item {sub_label:?}") });
             }
         }
     }
 
-    for (list, words) in [
-        ("emergency", &file.urgency.emergency),
-        ("complex", &file.urgency.complex),
-    ] {
+    for (list, words) in [("emergency", &file.urgency.emergency), ("complex", &file.urgency.complex)] {
         if words.iter().any(|k| normalize(k).is_empty()) {
-            problems.push(P::BlankKeyword {
-                owner: format!("urgency.{list}"),
-            });
+            problems.push(P::BlankKeyword { owner: format!("urgency.{list}") });
         }
     }
 
@@ -359,15 +306,9 @@ fn validate(file: &TaxonomyFile) -> Vec<TaxonomyProblem> {
         Some(code) if code.trim().is_empty() => problems.push(P::MissingFallback),
         // Exact comparison: `build` looks the fallback up by the same exact code.
         Some(code) => {
-            let known = file
-                .categories
-                .iter()
-                .flat_map(|c| &c.sub_items)
-                .any(|s| s.code == code);
+            let known = file.categories.iter().flat_map(|c| &c.sub_items).any(|s| s.code == code);
             if !known {
-                problems.push(P::UnknownFallback {
-                    code: code.to_owned(),
-                });
+                problems.push(P::UnknownFallback { code: code.to_owned() });
             }
         }
     }
@@ -375,26 +316,13 @@ fn validate(file: &TaxonomyFile) -> Vec<TaxonomyProblem> {
 }
 
 fn label(code: &str, otherwise: impl FnOnce() -> String) -> String {
-    if code.trim().is_empty() {
-        otherwise()
-    } else {
-        code.to_owned()
-    }
+    if code.trim().is_empty() { otherwise() } else { code.to_owned() }
 }
 
-fn blank_fields(
-    problems: &mut Vec<TaxonomyProblem>,
-    location: &str,
-    code: &str,
-    name: &str,
-    name_en: &str,
-) {
+fn blank_fields(problems: &mut Vec<TaxonomyProblem>, location: &str, code: &str, name: &str, name_en: &str) {
     for (field, value) in [("code", code), ("name", name), ("name_en", name_en)] {
         if value.trim().is_empty() {
-            problems.push(TaxonomyProblem::BlankField {
-                location: location.to_owned(),
-                field,
-            });
+            problems.push(TaxonomyProblem::BlankField { location: location.to_owned(), field });
         }
     }
 }
@@ -405,8 +333,8 @@ fn blank_fields(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use super::super::Urgency;
+    use super::*;
 
     fn default() -> Taxonomy {
         Taxonomy::default_taxonomy()
@@ -418,20 +346,14 @@ mod tests {
         assert_eq!(t.categories().len(), 10);
         assert_eq!(t.sub_items().count(), 22);
         let codes: Vec<&str> = t.categories().iter().map(|c| c.code.as_str()).collect();
-        assert_eq!(
-            codes,
-            ["01", "02", "03", "04", "05", "06", "07", "08", "09", "10"]
-        );
+        assert_eq!(codes, ["01", "02", "03", "04", "05", "06", "07", "08", "09", "10"]);
         assert_eq!(t.fallback().code, "10.02");
         assert_eq!(t.fallback().name, "咨询建议与其他");
         assert_eq!(t.sub_item("01.03").unwrap().name, "占道经营与乱停放");
         assert_eq!(t.category_of("06.01").unwrap().name, "劳动与社保");
         assert!(t.sub_item("11.01").is_none());
         assert!(t.category_of("01").is_none());
-        assert_eq!(
-            t.category("05").unwrap().lead.as_deref(),
-            Some("dept-environment")
-        );
+        assert_eq!(t.category("05").unwrap().lead.as_deref(), Some("dept-environment"));
     }
 
     #[test]
@@ -461,15 +383,9 @@ mod tests {
             ("10.02", "咨询建议与其他"),
         ];
         let t = default();
-        let actual: Vec<(&str, &str)> = t
-            .sub_items()
-            .map(|(_, s)| (s.code.as_str(), s.name.as_str()))
-            .collect();
+        let actual: Vec<(&str, &str)> = t.sub_items().map(|(_, s)| (s.code.as_str(), s.name.as_str())).collect();
         assert_eq!(actual, expected);
-        assert!(
-            t.sub_items()
-                .all(|(c, s)| !c.name_en.is_empty() && !s.name_en.is_empty())
-        );
+        assert!(t.sub_items().all(|(c, s)| !c.name_en.is_empty() && !s.name_en.is_empty()));
     }
 
     #[test]
@@ -481,11 +397,7 @@ mod tests {
             assert!((15..=40).contains(&n), "{} has {n} keywords", sub.code);
             for k in &sub.keywords {
                 let norm = normalize(k);
-                assert!(
-                    norm.chars().count() >= 2,
-                    "{}: one-character keyword {k:?}",
-                    sub.code
-                );
+                assert!(norm.chars().count() >= 2, "{}: one-character keyword {k:?}", sub.code);
                 if let Some(other) = owner.insert(norm, &sub.code) {
                     panic!("keyword {k:?} is in both {other} and {}", sub.code);
                 }
@@ -496,21 +408,10 @@ mod tests {
     #[test]
     fn default_leads_are_demo_departments() {
         let t = default();
-        let known = [
-            "dept-urban-management",
-            "dept-housing",
-            "dept-water",
-            "dept-environment",
-            "dept-labour",
-            "dept-market",
-        ];
+        let known = ["dept-urban-management", "dept-housing", "dept-water", "dept-environment", "dept-labour", "dept-market"];
         for (c, s) in t.sub_items() {
             for lead in [c.lead.as_deref(), s.lead.as_deref()].into_iter().flatten() {
-                assert!(
-                    known.contains(&lead),
-                    "{}: unknown department {lead}",
-                    s.code
-                );
+                assert!(known.contains(&lead), "{}: unknown department {lead}", s.code);
             }
         }
         assert_eq!(t.lead_department("01.03"), Some("dept-urban-management"));
@@ -561,42 +462,26 @@ keywords = ["咨询"]
         let t = Taxonomy::parse(VALID).unwrap();
         assert_eq!(t.fallback().code, "02.01");
         assert_eq!(t.category_of("01.01").unwrap().code, "01");
-        assert_eq!(
-            classify(&t, "", "着火了，垃圾堆").urgency,
-            Urgency::Emergency
-        );
+        assert_eq!(classify(&t, "", "着火了，垃圾堆").urgency, Urgency::Emergency);
     }
 
     #[test]
     fn rejects_duplicate_category_codes() {
-        let text = VALID
-            .replace("code = \"02\"", "code = \"01\"")
-            .replace("02.01", "01.02");
-        assert_eq!(
-            problems(&text),
-            [TaxonomyProblem::DuplicateCategoryCode { code: "01".into() }]
-        );
+        let text = VALID.replace("code = \"02\"", "code = \"01\"").replace("02.01", "01.02");
+        assert_eq!(problems(&text), [TaxonomyProblem::DuplicateCategoryCode { code: "01".into() }]);
     }
 
     #[test]
     fn rejects_duplicate_sub_item_codes() {
         let text = VALID.replace("code = \"02.01\"", "code = \"01.01\"");
         let p = problems(&text);
-        assert!(p.contains(&TaxonomyProblem::DuplicateSubItemCode {
-            code: "01.01".into()
-        }));
+        assert!(p.contains(&TaxonomyProblem::DuplicateSubItemCode { code: "01.01".into() }));
     }
 
     #[test]
     fn rejects_sub_item_outside_its_category() {
         let text = VALID.replace("code = \"01.01\"", "code = \"03.01\"");
-        assert_eq!(
-            problems(&text),
-            [TaxonomyProblem::SubItemOutsideCategory {
-                sub_item: "03.01".into(),
-                category: "01".into()
-            }]
-        );
+        assert_eq!(problems(&text), [TaxonomyProblem::SubItemOutsideCategory { sub_item: "03.01".into(), category: "01".into() }]);
         // "010.1" shares the prefix characters but is not "01." + something.
         let text = VALID.replace("code = \"01.01\"", "code = \"010.1\"");
         assert_eq!(problems(&text).len(), 1);
@@ -607,33 +492,13 @@ keywords = ["咨询"]
     #[test]
     fn rejects_empty_and_blank_keywords() {
         let text = VALID.replace("keywords = [\"垃圾\"]", "keywords = []");
-        assert_eq!(
-            problems(&text),
-            [TaxonomyProblem::EmptyKeywords {
-                sub_item: "01.01".into()
-            }]
-        );
+        assert_eq!(problems(&text), [TaxonomyProblem::EmptyKeywords { sub_item: "01.01".into() }]);
         let text = VALID.replace("keywords = [\"垃圾\"]", "");
-        assert_eq!(
-            problems(&text),
-            [TaxonomyProblem::EmptyKeywords {
-                sub_item: "01.01".into()
-            }]
-        );
+        assert_eq!(problems(&text), [TaxonomyProblem::EmptyKeywords { sub_item: "01.01".into() }]);
         let text = VALID.replace("keywords = [\"垃圾\"]", "keywords = [\"垃圾\", \" ，\"]");
-        assert_eq!(
-            problems(&text),
-            [TaxonomyProblem::BlankKeyword {
-                owner: "sub-item \"01.01\"".into()
-            }]
-        );
+        assert_eq!(problems(&text), [TaxonomyProblem::BlankKeyword { owner: "sub-item \"01.01\"".into() }]);
         let text = VALID.replace("emergency = [\"着火\"]", "emergency = [\"\"]");
-        assert_eq!(
-            problems(&text),
-            [TaxonomyProblem::BlankKeyword {
-                owner: "urgency.emergency".into()
-            }]
-        );
+        assert_eq!(problems(&text), [TaxonomyProblem::BlankKeyword { owner: "urgency.emergency".into() }]);
     }
 
     #[test]
@@ -641,47 +506,26 @@ keywords = ["咨询"]
         let text = VALID.replace("fallback = \"02.01\"", "");
         assert_eq!(problems(&text), [TaxonomyProblem::MissingFallback]);
         let text = VALID.replace("fallback = \"02.01\"", "fallback = \"09.09\"");
-        assert_eq!(
-            problems(&text),
-            [TaxonomyProblem::UnknownFallback {
-                code: "09.09".into()
-            }]
-        );
+        assert_eq!(problems(&text), [TaxonomyProblem::UnknownFallback { code: "09.09".into() }]);
         let text = VALID.replace("fallback = \"02.01\"", "fallback = \" \"");
         assert_eq!(problems(&text), [TaxonomyProblem::MissingFallback]);
         // Codes are compared exactly, as everywhere else.
         let text = VALID.replace("fallback = \"02.01\"", "fallback = \" 02.01\"");
-        assert_eq!(
-            problems(&text),
-            [TaxonomyProblem::UnknownFallback {
-                code: " 02.01".into()
-            }]
-        );
+        assert_eq!(problems(&text), [TaxonomyProblem::UnknownFallback { code: " 02.01".into() }]);
     }
 
     #[test]
     fn rejects_empty_categories_and_blank_fields() {
         assert_eq!(
             problems("fallback = \"01.01\""),
-            [
-                TaxonomyProblem::NoCategories,
-                TaxonomyProblem::UnknownFallback {
-                    code: "01.01".into()
-                }
-            ]
+            [TaxonomyProblem::NoCategories, TaxonomyProblem::UnknownFallback { code: "01.01".into() }]
         );
-        let text =
-            format!("{VALID}\n[[categories]]\ncode = \"03\"\nname = \"\"\nname_en = \"X\"\n");
+        let text = format!("{VALID}\n[[categories]]\ncode = \"03\"\nname = \"\"\nname_en = \"X\"\n");
         assert_eq!(
             problems(&text),
             [
-                TaxonomyProblem::BlankField {
-                    location: "03".into(),
-                    field: "name"
-                },
-                TaxonomyProblem::CategoryWithoutSubItems {
-                    category: "03".into()
-                },
+                TaxonomyProblem::BlankField { location: "03".into(), field: "name" },
+                TaxonomyProblem::CategoryWithoutSubItems { category: "03".into() },
             ]
         );
     }
@@ -697,36 +541,22 @@ keywords = ["咨询"]
             p,
             [
                 TaxonomyProblem::DuplicateCategoryCode { code: "01".into() },
-                TaxonomyProblem::SubItemOutsideCategory {
-                    sub_item: "02.01".into(),
-                    category: "01".into()
-                },
-                TaxonomyProblem::EmptyKeywords {
-                    sub_item: "02.01".into()
-                },
+                TaxonomyProblem::SubItemOutsideCategory { sub_item: "02.01".into(), category: "01".into() },
+                TaxonomyProblem::EmptyKeywords { sub_item: "02.01".into() },
                 TaxonomyProblem::MissingFallback,
             ]
         );
         let message = DomainError::InvalidTaxonomy(p).to_string();
         assert!(message.contains("4 problem(s)"), "{message}");
-        assert!(
-            message.contains("duplicate category code \"01\""),
-            "{message}"
-        );
+        assert!(message.contains("duplicate category code \"01\""), "{message}");
         assert!(message.contains("no `fallback`"), "{message}");
     }
 
     #[test]
     fn malformed_toml_and_unknown_fields_are_errors() {
-        assert!(matches!(
-            Taxonomy::parse("[[categories"),
-            Err(DomainError::TaxonomyToml(_))
-        ));
+        assert!(matches!(Taxonomy::parse("[[categories"), Err(DomainError::TaxonomyToml(_))));
         let typo = VALID.replace("keywords = [\"垃圾\"]", "keyword = [\"垃圾\"]");
-        assert!(matches!(
-            Taxonomy::parse(&typo),
-            Err(DomainError::TaxonomyToml(_))
-        ));
+        assert!(matches!(Taxonomy::parse(&typo), Err(DomainError::TaxonomyToml(_))));
     }
 
     #[test]
@@ -744,15 +574,7 @@ keywords = ["咨询"]
         let t = Taxonomy::try_from(file.clone()).unwrap();
         assert_eq!(t.as_file(), &file);
         assert_eq!(TaxonomyFile::from(t), file);
-        let broken = TaxonomyFile {
-            fallback: None,
-            ..file
-        };
-        assert_eq!(
-            Taxonomy::try_from(broken),
-            Err(DomainError::InvalidTaxonomy(vec![
-                TaxonomyProblem::MissingFallback
-            ]))
-        );
+        let broken = TaxonomyFile { fallback: None, ..file };
+        assert_eq!(Taxonomy::try_from(broken), Err(DomainError::InvalidTaxonomy(vec![TaxonomyProblem::MissingFallback])));
     }
 }

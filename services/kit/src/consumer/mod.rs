@@ -29,8 +29,7 @@ use crate::{
     health::Readiness,
     messaging::{Broker, header},
     metrics::Metrics,
-    outbox,
-    with_tx,
+    outbox, with_tx,
     work::{Emitter, Work},
 };
 

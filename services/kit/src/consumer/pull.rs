@@ -61,13 +61,9 @@ impl<H: Handler> Consumer<H> {
             .get_stream(&self.spec.stream)
             .await
             .map_err(|e| Error::Nats(format!("stream {}: {e}", self.spec.stream)))?;
-        let created = stream
-            .info()
-            .await
-            .map_err(|e| Error::Nats(format!("stream {}: {e}", self.spec.stream)))?
-            .created
-            .unix_timestamp_nanos()
-            / 1_000_000;
+        let created =
+            stream.info().await.map_err(|e| Error::Nats(format!("stream {}: {e}", self.spec.stream)))?.created.unix_timestamp_nanos()
+                / 1_000_000;
         let s = &self.spec.settings;
         let config = pull::Config {
             durable_name: Some(self.spec.durable.clone()),
@@ -186,11 +182,8 @@ impl<H: Handler> Consumer<H> {
             }
             Err(HandlerError::Retry(reason)) if delivered < self.spec.settings.max_deliver => {
                 let backoff = &self.spec.settings.backoff;
-                let delay = backoff
-                    .get((delivered as usize).saturating_sub(1))
-                    .or(backoff.last())
-                    .copied()
-                    .unwrap_or(Duration::from_secs(1));
+                let delay =
+                    backoff.get((delivered as usize).saturating_sub(1)).or(backoff.last()).copied().unwrap_or(Duration::from_secs(1));
                 warn!(message_id = %incoming.message_id, delivered, ?delay, %reason, "handling failed; will retry");
                 self.metrics.count(&self.spec.durable, label, "retried");
                 let _ = msg.ack_with(AckKind::Nak(Some(delay))).await;

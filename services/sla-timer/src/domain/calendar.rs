@@ -1,9 +1,6 @@
 use std::collections::BTreeSet;
 
-use chrono::{
-    DateTime, Datelike, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeDelta,
-    TimeZone, Utc, Weekday,
-};
+use chrono::{DateTime, Datelike, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeDelta, TimeZone, Utc, Weekday};
 use chrono_tz::Tz;
 use serde::Deserialize;
 
@@ -76,17 +73,8 @@ impl Calendar {
         if !problems.is_empty() {
             return Err(DomainError::InvalidCalendar(problems));
         }
-        let years = holidays
-            .iter()
-            .chain(&workdays)
-            .map(Datelike::year)
-            .collect();
-        Ok(Calendar {
-            timezone,
-            holidays,
-            workdays,
-            years,
-        })
+        let years = holidays.iter().chain(&workdays).map(Datelike::year).collect();
+        Ok(Calendar { timezone, holidays, workdays, years })
     }
 
     /// China's official schedule (Asia/Shanghai), built in from
@@ -95,9 +83,7 @@ impl Calendar {
     /// # Panics
     /// Only if the built-in file is malformed, which a unit test rules out.
     pub fn china_default() -> Calendar {
-        CalendarFile::parse_plain(CHINA_DEFAULT)
-            .and_then(Calendar::try_from)
-            .expect("the built-in calendar is valid")
+        CalendarFile::parse_plain(CHINA_DEFAULT).and_then(Calendar::try_from).expect("the built-in calendar is valid")
     }
 
     /// The time zone in which working days are counted.
@@ -135,13 +121,8 @@ impl Calendar {
     /// [`DateTime::<Utc>::MAX_UTC`] rather than panic.
     pub fn deadline(&self, start: DateTime<Utc>, limit: Limit) -> DateTime<Utc> {
         match limit {
-            Limit::WorkingDays(n) => self
-                .add_working_days(start, n)
-                .unwrap_or(DateTime::<Utc>::MAX_UTC),
-            elapsed => elapsed
-                .elapsed()
-                .and_then(|span| start.checked_add_signed(span))
-                .unwrap_or(DateTime::<Utc>::MAX_UTC),
+            Limit::WorkingDays(n) => self.add_working_days(start, n).unwrap_or(DateTime::<Utc>::MAX_UTC),
+            elapsed => elapsed.elapsed().and_then(|span| start.checked_add_signed(span)).unwrap_or(DateTime::<Utc>::MAX_UTC),
         }
     }
 
@@ -173,9 +154,7 @@ impl Calendar {
         match self.timezone.from_local_datetime(&local) {
             LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => Some(t.to_utc()),
             LocalResult::None => {
-                let before = self
-                    .timezone
-                    .offset_from_utc_datetime(&local.checked_sub_signed(TimeDelta::days(1))?);
+                let before = self.timezone.offset_from_utc_datetime(&local.checked_sub_signed(TimeDelta::days(1))?);
                 let offset = TimeDelta::seconds(before.fix().local_minus_utc().into());
                 Some(local.checked_sub_signed(offset)?.and_utc())
             }
@@ -201,10 +180,8 @@ impl TryFrom<CalendarFile> for Calendar {
             if !years.insert(entry.year) {
                 problems.push(format!("year {} is declared twice", entry.year));
             }
-            for (kind, dates, set) in [
-                ("holiday", &entry.holidays, &mut holidays),
-                ("make-up working day", &entry.workdays, &mut workdays),
-            ] {
+            for (kind, dates, set) in [("holiday", &entry.holidays, &mut holidays), ("make-up working day", &entry.workdays, &mut workdays)]
+            {
                 for &date in dates {
                     if date.year() != entry.year {
                         problems.push(format!("{kind} {date} is listed under year {}", entry.year));
@@ -215,33 +192,19 @@ impl TryFrom<CalendarFile> for Calendar {
         }
         check_consistency(&holidays, &workdays, &mut problems);
         match timezone {
-            Ok(timezone) if problems.is_empty() => Ok(Calendar {
-                timezone,
-                holidays,
-                workdays,
-                years,
-            }),
+            Ok(timezone) if problems.is_empty() => Ok(Calendar { timezone, holidays, workdays, years }),
             _ => Err(DomainError::InvalidCalendar(problems)),
         }
     }
 }
 
-fn check_consistency(
-    holidays: &BTreeSet<NaiveDate>,
-    workdays: &BTreeSet<NaiveDate>,
-    problems: &mut Vec<String>,
-) {
+fn check_consistency(holidays: &BTreeSet<NaiveDate>, workdays: &BTreeSet<NaiveDate>, problems: &mut Vec<String>) {
     for date in holidays.intersection(workdays) {
-        problems.push(format!(
-            "{date} is both a holiday and a make-up working day"
-        ));
+        problems.push(format!("{date} is both a holiday and a make-up working day"));
     }
     for date in workdays {
         if !matches!(date.weekday(), Weekday::Sat | Weekday::Sun) {
-            problems.push(format!(
-                "make-up working day {date} is a {}, not a Saturday or Sunday",
-                date.weekday()
-            ));
+            problems.push(format!("make-up working day {date} is a {}, not a Saturday or Sunday", date.weekday()));
         }
     }
 }
@@ -266,15 +229,10 @@ impl CalendarFile {
             }
         }
 
-        let invalid = |no: usize, msg: String| {
-            DomainError::InvalidCalendar(vec![format!("line {no}: {msg}")])
-        };
+        let invalid = |no: usize, msg: String| DomainError::InvalidCalendar(vec![format!("line {no}: {msg}")]);
         let mut timezone = None;
         let mut entries: Vec<Entry> = Vec::new();
-        let mut lines = text
-            .lines()
-            .enumerate()
-            .map(|(i, l)| (i + 1, strip_comment(l).trim()));
+        let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, strip_comment(l).trim()));
         while let Some((no, line)) = lines.next() {
             if line.is_empty() {
                 continue;
@@ -284,29 +242,21 @@ impl CalendarFile {
                 continue;
             }
             let Some((key, value)) = line.split_once('=') else {
-                return Err(invalid(
-                    no,
-                    format!("expected `key = value` or `[[years]]`, found {line:?}"),
-                ));
+                return Err(invalid(no, format!("expected `key = value` or `[[years]]`, found {line:?}")));
             };
             let (key, mut value) = (key.trim(), value.trim().to_owned());
             if value.starts_with('[') {
                 while !value.ends_with(']') {
-                    let (_, more) = lines
-                        .next()
-                        .ok_or_else(|| invalid(no, "array is not closed".to_owned()))?;
+                    let (_, more) = lines.next().ok_or_else(|| invalid(no, "array is not closed".to_owned()))?;
                     value.push(' ');
                     value.push_str(more);
                 }
             }
             let stored = match (entries.last_mut(), key) {
-                (None, "timezone") => {
-                    plain_string(&value).and_then(|tz| put(&mut timezone, tz.to_owned()))
+                (None, "timezone") => plain_string(&value).and_then(|tz| put(&mut timezone, tz.to_owned())),
+                (Some(e), "year") => {
+                    value.parse().map_err(|_| format!("year {value:?} is not an integer")).and_then(|y| put(&mut e.year, y))
                 }
-                (Some(e), "year") => value
-                    .parse()
-                    .map_err(|_| format!("year {value:?} is not an integer"))
-                    .and_then(|y| put(&mut e.year, y)),
                 (Some(e), "holidays") => plain_dates(&value).and_then(|d| put(&mut e.holidays, d)),
                 (Some(e), "workdays") => plain_dates(&value).and_then(|d| put(&mut e.workdays, d)),
                 _ => Err("unexpected key".to_owned()),
@@ -317,20 +267,13 @@ impl CalendarFile {
             .into_iter()
             .map(|e| {
                 Ok(CalendarYear {
-                    year: e.year.ok_or_else(|| {
-                        DomainError::InvalidCalendar(vec![
-                            "a [[years]] entry has no year".to_owned(),
-                        ])
-                    })?,
+                    year: e.year.ok_or_else(|| DomainError::InvalidCalendar(vec!["a [[years]] entry has no year".to_owned()]))?,
                     holidays: e.holidays.unwrap_or_default(),
                     workdays: e.workdays.unwrap_or_default(),
                 })
             })
             .collect::<Result<_, DomainError>>()?;
-        Ok(CalendarFile {
-            timezone: timezone.unwrap_or_else(default_timezone),
-            years,
-        })
+        Ok(CalendarFile { timezone: timezone.unwrap_or_else(default_timezone), years })
     }
 }
 
@@ -355,10 +298,7 @@ fn plain_string(value: &str) -> Result<&str, String> {
 }
 
 fn plain_dates(value: &str) -> Result<Vec<NaiveDate>, String> {
-    let inner = value
-        .strip_prefix('[')
-        .and_then(|v| v.strip_suffix(']'))
-        .ok_or("expected an array")?;
+    let inner = value.strip_prefix('[').and_then(|v| v.strip_suffix(']')).ok_or("expected an array")?;
     let mut items: Vec<&str> = inner.split(',').map(str::trim).collect();
     if items.last() == Some(&"") {
         items.pop(); // a trailing comma, or an empty array
@@ -367,8 +307,7 @@ fn plain_dates(value: &str) -> Result<Vec<NaiveDate>, String> {
         .into_iter()
         .map(|item| {
             let text = plain_string(item)?;
-            text.parse()
-                .map_err(|_| format!("{text:?} is not a date YYYY-MM-DD"))
+            text.parse().map_err(|_| format!("{text:?} is not a date YYYY-MM-DD"))
         })
         .collect()
 }
@@ -410,13 +349,7 @@ mod tests {
                 ("2025-05-31", "2025-06-02"),
                 ("2025-10-01", "2025-10-08"),
             ],
-            &[
-                "2025-01-26",
-                "2025-02-08",
-                "2025-04-27",
-                "2025-09-28",
-                "2025-10-11",
-            ],
+            &["2025-01-26", "2025-02-08", "2025-04-27", "2025-09-28", "2025-10-11"],
         ),
         (
             2026,
@@ -429,14 +362,7 @@ mod tests {
                 ("2026-09-25", "2026-09-27"),
                 ("2026-10-01", "2026-10-07"),
             ],
-            &[
-                "2026-01-04",
-                "2026-02-14",
-                "2026-02-28",
-                "2026-05-09",
-                "2026-09-20",
-                "2026-10-10",
-            ],
+            &["2026-01-04", "2026-02-14", "2026-02-28", "2026-05-09", "2026-09-20", "2026-10-10"],
         ),
     ];
 
@@ -447,13 +373,8 @@ mod tests {
         for (year, periods, makeup) in OFFICIAL {
             assert!(calendar.covers(year));
             let mut working = 0;
-            for day in date(&format!("{year}-01-01"))
-                .iter_days()
-                .take_while(|d| d.year() == year)
-            {
-                let off = periods
-                    .iter()
-                    .any(|&(a, b)| date(a) <= day && day <= date(b));
+            for day in date(&format!("{year}-01-01")).iter_days().take_while(|d| d.year() == year) {
+                let off = periods.iter().any(|&(a, b)| date(a) <= day && day <= date(b));
                 let expected = if off {
                     false
                 } else if makeup.iter().any(|&m| date(m) == day) {
@@ -461,12 +382,7 @@ mod tests {
                 } else {
                     !matches!(day.weekday(), Weekday::Sat | Weekday::Sun)
                 };
-                assert_eq!(
-                    calendar.is_working_day(day),
-                    expected,
-                    "{day} {}",
-                    day.weekday()
-                );
+                assert_eq!(calendar.is_working_day(day), expected, "{day} {}", day.weekday());
                 working += u32::from(expected);
             }
             // 248 working days in each of 2025 and 2026, as the notices work out.
@@ -486,19 +402,9 @@ mod tests {
         // 国庆 2026: make-up Sunday 20 Sep, 中秋 weekend, seven days off, make-up Saturday 10 Oct.
         assert!(working("2026-09-20") && !working("2026-09-25") && working("2026-09-30"));
         assert!(!working("2026-10-01") && !working("2026-10-07"));
-        assert!(
-            working("2026-10-08")
-                && working("2026-10-09")
-                && working("2026-10-10")
-                && !working("2026-10-11")
-        );
+        assert!(working("2026-10-08") && working("2026-10-09") && working("2026-10-10") && !working("2026-10-11"));
         // Year end: 元旦 2026 is Thursday to Saturday, then a make-up Sunday.
-        assert!(
-            working("2025-12-31")
-                && !working("2026-01-01")
-                && !working("2026-01-03")
-                && working("2026-01-04")
-        );
+        assert!(working("2025-12-31") && !working("2026-01-01") && !working("2026-01-03") && working("2026-01-04"));
     }
 
     #[test]
@@ -544,34 +450,16 @@ mod tests {
     #[test]
     fn plain_parser_refuses_what_it_does_not_understand() {
         let cases = [
-            (
-                "timezone = Asia/Shanghai",
-                "line 1: timezone: expected a plain",
-            ),
+            ("timezone = Asia/Shanghai", "line 1: timezone: expected a plain"),
             ("zone = \"UTC\"", "line 1: zone: unexpected key"),
-            (
-                "[[years]]\ntimezone = \"UTC\"",
-                "line 2: timezone: unexpected key",
-            ),
+            ("[[years]]\ntimezone = \"UTC\"", "line 2: timezone: unexpected key"),
             ("year = 2026", "line 1: year: unexpected key"),
-            (
-                "[[years]]\nyear = \"2026\"",
-                "line 2: year: year \"\\\"2026\\\"\" is not an integer",
-            ),
-            (
-                "[[years]]\nyear = 2026\nyear = 2027",
-                "line 3: year: duplicate key",
-            ),
-            (
-                "[[years]]\nholidays = [\n\"2026-01-01\",",
-                "line 2: array is not closed",
-            ),
+            ("[[years]]\nyear = \"2026\"", "line 2: year: year \"\\\"2026\\\"\" is not an integer"),
+            ("[[years]]\nyear = 2026\nyear = 2027", "line 3: year: duplicate key"),
+            ("[[years]]\nholidays = [\n\"2026-01-01\",", "line 2: array is not closed"),
             ("[[years]]\nholidays = [\"2026-13-01\"]", "is not a date"),
             ("[[years]]\nholidays = [2026-01-01]", "expected a plain"),
-            (
-                "[[years]]\nholidays = [\"2026-01-01\",,\"2026-01-02\"]",
-                "expected a plain",
-            ),
+            ("[[years]]\nholidays = [\"2026-01-01\",,\"2026-01-02\"]", "expected a plain"),
             ("[years]", "expected `key = value`"),
             ("[[years]]\nholidays = []", "a [[years]] entry has no year"),
         ];
@@ -593,9 +481,7 @@ mod tests {
             year = 2026
         "#;
         let file: CalendarFile = toml::from_str(text).unwrap();
-        let Err(DomainError::InvalidCalendar(problems)) = Calendar::try_from(file) else {
-            panic!()
-        };
+        let Err(DomainError::InvalidCalendar(problems)) = Calendar::try_from(file) else { panic!() };
         assert_eq!(
             problems,
             [
@@ -606,17 +492,14 @@ mod tests {
                 "make-up working day 2026-01-06 is a Tue, not a Saturday or Sunday",
             ]
         );
-        let err = toml::from_str::<Calendar>("timezone = \"Mars/Olympus\"")
-            .unwrap_err()
-            .to_string();
+        let err = toml::from_str::<Calendar>("timezone = \"Mars/Olympus\"").unwrap_err().to_string();
         assert!(err.contains("unknown time zone"), "{err}");
         assert!(toml::from_str::<Calendar>("[[years]]\nyear = 2026\nholiday = []").is_err());
     }
 
     #[test]
     fn holidays_on_weekends_and_empty_files_are_fine() {
-        let c: Calendar =
-            toml::from_str("[[years]]\nyear = 2026\nholidays = [\"2026-01-03\"]").unwrap();
+        let c: Calendar = toml::from_str("[[years]]\nyear = 2026\nholidays = [\"2026-01-03\"]").unwrap();
         assert_eq!(c.timezone(), Shanghai);
         assert!(c.covers(2026) && !c.is_working_day(date("2026-01-03")));
         let empty: Calendar = toml::from_str("").unwrap();
@@ -628,14 +511,8 @@ mod tests {
         let c = Calendar::new(Shanghai, [date("2030-10-01")], [date("2031-01-04")]).unwrap();
         assert!(c.covers(2030) && c.covers(2031) && !c.covers(2032));
         assert!(!c.is_working_day(date("2030-10-01")) && c.is_working_day(date("2031-01-04")));
-        let err = Calendar::new(
-            Shanghai,
-            [date("2026-01-04")],
-            [date("2026-01-04"), date("2026-01-05")],
-        );
-        let Err(DomainError::InvalidCalendar(problems)) = err else {
-            panic!("{err:?}")
-        };
+        let err = Calendar::new(Shanghai, [date("2026-01-04")], [date("2026-01-04"), date("2026-01-05")]);
+        let Err(DomainError::InvalidCalendar(problems)) = err else { panic!("{err:?}") };
         assert_eq!(problems.len(), 2, "{problems:?}");
     }
 
@@ -643,10 +520,7 @@ mod tests {
     fn elapsed_limits_ignore_the_calendar() {
         let c = china();
         let start = bj("2026-02-14 23:30");
-        assert_eq!(
-            c.deadline(start, Limit::Minutes(10)),
-            bj("2026-02-14 23:40")
-        );
+        assert_eq!(c.deadline(start, Limit::Minutes(10)), bj("2026-02-14 23:40"));
         assert_eq!(c.deadline(start, Limit::Hours(1)), bj("2026-02-15 00:30"));
         assert_eq!(c.deadline(start, Limit::Hours(72)), bj("2026-02-17 23:30"));
         assert_eq!(c.deadline(start, Limit::Days(4)), bj("2026-02-18 23:30"));
@@ -702,21 +576,12 @@ mod tests {
         let c = china();
         // 23:59 in Beijing is 15:59 UTC the same date; the local date decides.
         let start = bj("2026-09-30 23:59");
-        assert_eq!(
-            start,
-            "2026-09-30T15:59:00Z".parse::<DateTime<Utc>>().unwrap()
-        );
-        assert_eq!(
-            c.deadline(start, Limit::WorkingDays(1)),
-            bj("2026-10-08 23:59")
-        );
+        assert_eq!(start, "2026-09-30T15:59:00Z".parse::<DateTime<Utc>>().unwrap());
+        assert_eq!(c.deadline(start, Limit::WorkingDays(1)), bj("2026-10-08 23:59"));
         assert_eq!(wd(&c, "2026-02-13 23:59", 1), bj("2026-02-14 23:59"));
         // One minute later it is 1 October in Beijing although still 30 September in UTC.
         let start = "2026-09-30T16:00:00Z".parse::<DateTime<Utc>>().unwrap();
-        assert_eq!(
-            c.deadline(start, Limit::WorkingDays(1)),
-            bj("2026-10-09 00:00")
-        );
+        assert_eq!(c.deadline(start, Limit::WorkingDays(1)), bj("2026-10-09 00:00"));
     }
 
     #[test]
@@ -748,15 +613,9 @@ mod tests {
         // 25 Oct 2026 (03:00 → 02:00); make those Sundays working days to land on them.
         let c = Calendar::new(Berlin, [], [date("2026-03-29"), date("2026-10-25")]).unwrap();
         // Friday 02:30 CET (UTC+1); Sunday 02:30 does not exist and reads as 03:30 CEST.
-        assert_eq!(
-            c.deadline(at("2026-03-27T01:30:00Z"), Limit::WorkingDays(1)),
-            at("2026-03-29T01:30:00Z")
-        );
+        assert_eq!(c.deadline(at("2026-03-27T01:30:00Z"), Limit::WorkingDays(1)), at("2026-03-29T01:30:00Z"));
         // Friday 02:30 CEST (UTC+2); Sunday 02:30 happens twice, the first is 00:30 UTC.
-        assert_eq!(
-            c.deadline(at("2026-10-23T00:30:00Z"), Limit::WorkingDays(1)),
-            at("2026-10-25T00:30:00Z")
-        );
+        assert_eq!(c.deadline(at("2026-10-23T00:30:00Z"), Limit::WorkingDays(1)), at("2026-10-25T00:30:00Z"));
         // Zero working days from the second 02:30 never lands before the start.
         let second = at("2026-10-25T01:30:00Z");
         assert_eq!(c.deadline(second, Limit::WorkingDays(0)), second);
@@ -767,9 +626,6 @@ mod tests {
         let c = china();
         let late = DateTime::<Utc>::MAX_UTC - TimeDelta::minutes(1);
         assert_eq!(c.deadline(late, Limit::Hours(1)), DateTime::<Utc>::MAX_UTC);
-        assert_eq!(
-            c.deadline(late, Limit::WorkingDays(3)),
-            DateTime::<Utc>::MAX_UTC
-        );
+        assert_eq!(c.deadline(late, Limit::WorkingDays(3)), DateTime::<Utc>::MAX_UTC);
     }
 }

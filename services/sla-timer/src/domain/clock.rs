@@ -22,12 +22,7 @@ pub enum ClockState {
 
 impl ClockState {
     /// Every state, in the order a clock can pass through them.
-    pub const ALL: [ClockState; 4] = [
-        ClockState::Armed,
-        ClockState::Warned,
-        ClockState::Breached,
-        ClockState::Stopped,
-    ];
+    pub const ALL: [ClockState; 4] = [ClockState::Armed, ClockState::Warned, ClockState::Breached, ClockState::Stopped];
 
     /// The `snake_case` name used in storage.
     pub fn as_str(self) -> &'static str {
@@ -50,10 +45,7 @@ impl FromStr for ClockState {
     type Err = DomainError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        ClockState::ALL
-            .into_iter()
-            .find(|c| c.as_str() == s)
-            .ok_or_else(|| DomainError::UnknownClockState(s.to_owned()))
+        ClockState::ALL.into_iter().find(|c| c.as_str() == s).ok_or_else(|| DomainError::UnknownClockState(s.to_owned()))
     }
 }
 
@@ -140,14 +132,7 @@ impl Clock {
     /// number of working days), rounded down to the second so it never comes after the deadline.
     /// `policy` should have passed [`Policy::validate`]; a fraction outside [0, 1] is clamped and
     /// NaN means no warning before the deadline.
-    pub fn arm(
-        milestone: Milestone,
-        version: u32,
-        start: DateTime<Utc>,
-        policy: &Policy,
-        urgency: Urgency,
-        calendar: &Calendar,
-    ) -> Clock {
+    pub fn arm(milestone: Milestone, version: u32, start: DateTime<Utc>, policy: &Policy, urgency: Urgency, calendar: &Calendar) -> Clock {
         let deadline = calendar.deadline(start, policy.limit(milestone, urgency));
         Clock {
             milestone,
@@ -161,25 +146,9 @@ impl Clock {
 
     /// The clock for the same milestone of a reopened case (重新计时), one version up, armed
     /// afresh from `start` whatever this clock's state.
-    pub fn rearm(
-        &self,
-        start: DateTime<Utc>,
-        policy: &Policy,
-        urgency: Urgency,
-        calendar: &Calendar,
-    ) -> Result<Clock, DomainError> {
-        let version = self
-            .version
-            .checked_add(1)
-            .ok_or(DomainError::VersionOverflow(self.version))?;
-        Ok(Clock::arm(
-            self.milestone,
-            version,
-            start,
-            policy,
-            urgency,
-            calendar,
-        ))
+    pub fn rearm(&self, start: DateTime<Utc>, policy: &Policy, urgency: Urgency, calendar: &Calendar) -> Result<Clock, DomainError> {
+        let version = self.version.checked_add(1).ok_or(DomainError::VersionOverflow(self.version))?;
+        Ok(Clock::arm(self.milestone, version, start, policy, urgency, calendar))
     }
 
     /// What should fire at `now`, if anything.
@@ -245,11 +214,7 @@ impl Clock {
 /// millionth and the product computed in integers, because in binary floating point
 /// 0.41 × 600 s is 245.999…, which would round down to 245 s instead of 246 s.
 fn warning_point(start: DateTime<Utc>, deadline: DateTime<Utc>, fraction: f64) -> DateTime<Utc> {
-    let fraction = if fraction.is_nan() {
-        1.0
-    } else {
-        fraction.clamp(0.0, 1.0)
-    };
+    let fraction = if fraction.is_nan() { 1.0 } else { fraction.clamp(0.0, 1.0) };
     let micro = (fraction * 1e6).round() as i64;
     let span = (deadline - start).num_seconds().max(0);
     let offset = i128::from(span) * i128::from(micro) / 1_000_000;
@@ -270,14 +235,7 @@ mod tests {
 
     /// An accept clock: 10 minutes, warning at 8.
     fn accept() -> Clock {
-        Clock::arm(
-            Milestone::Accept,
-            1,
-            t(START),
-            &Policy::default(),
-            Urgency::Normal,
-            &Calendar::china_default(),
-        )
+        Clock::arm(Milestone::Accept, 1, t(START), &Policy::default(), Urgency::Normal, &Calendar::china_default())
     }
 
     fn in_state(state: ClockState) -> Clock {
@@ -299,22 +257,10 @@ mod tests {
     fn arm_uses_the_urgency_only_for_resolve() {
         let (p, cal) = (Policy::default(), Calendar::china_default());
         let arm = |m, u| Clock::arm(m, 0, t(START), &p, u, &cal);
-        assert_eq!(
-            arm(Milestone::Resolve, Urgency::Emergency).deadline,
-            t("2026-03-02T03:00:00Z")
-        );
-        assert_eq!(
-            arm(Milestone::Resolve, Urgency::Normal).deadline,
-            t("2026-03-03T01:00:00Z")
-        );
-        assert_eq!(
-            arm(Milestone::Resolve, Urgency::Complex).deadline,
-            t("2026-03-05T01:00:00Z")
-        );
-        assert_eq!(
-            arm(Milestone::Dispatch, Urgency::Emergency),
-            arm(Milestone::Dispatch, Urgency::Complex)
-        );
+        assert_eq!(arm(Milestone::Resolve, Urgency::Emergency).deadline, t("2026-03-02T03:00:00Z"));
+        assert_eq!(arm(Milestone::Resolve, Urgency::Normal).deadline, t("2026-03-03T01:00:00Z"));
+        assert_eq!(arm(Milestone::Resolve, Urgency::Complex).deadline, t("2026-03-05T01:00:00Z"));
+        assert_eq!(arm(Milestone::Dispatch, Urgency::Emergency), arm(Milestone::Dispatch, Urgency::Complex));
     }
 
     #[test]
@@ -322,14 +268,7 @@ mod tests {
         // Complex case dispatched Friday 13 Feb 2026 10:00 Beijing, before 春节: deadline
         // Wednesday 25 Feb 10:00, twelve days later; 80 % of that is 9.6 days.
         let start = t("2026-02-13T02:00:00Z");
-        let c = Clock::arm(
-            Milestone::Resolve,
-            0,
-            start,
-            &Policy::default(),
-            Urgency::Complex,
-            &Calendar::china_default(),
-        );
+        let c = Clock::arm(Milestone::Resolve, 0, start, &Policy::default(), Urgency::Complex, &Calendar::china_default());
         assert_eq!(c.deadline, t("2026-02-25T02:00:00Z"));
         assert_eq!(c.warn_at, t("2026-02-22T16:24:00Z"));
     }
@@ -338,11 +277,7 @@ mod tests {
     fn the_warning_point_rounds_down_to_the_second_without_float_error() {
         let cal = Calendar::china_default();
         let at = |warn_at: f64, accept: Limit| {
-            let p = Policy {
-                warn_at,
-                accept,
-                ..Policy::default()
-            };
+            let p = Policy { warn_at, accept, ..Policy::default() };
             let c = Clock::arm(Milestone::Accept, 0, t(START), &p, Urgency::Normal, &cal);
             (c.warn_at - c.started_at).num_seconds()
         };
@@ -359,14 +294,7 @@ mod tests {
     #[test]
     fn sub_second_starts_keep_whole_second_offsets() {
         let start = t("2026-03-02T01:00:00.750Z");
-        let c = Clock::arm(
-            Milestone::Accept,
-            0,
-            start,
-            &Policy::default(),
-            Urgency::Normal,
-            &Calendar::china_default(),
-        );
+        let c = Clock::arm(Milestone::Accept, 0, start, &Policy::default(), Urgency::Normal, &Calendar::china_default());
         assert_eq!(c.warn_at, t("2026-03-02T01:08:00.750Z"));
         assert_eq!(c.deadline, t("2026-03-02T01:10:00.750Z"));
     }
@@ -391,12 +319,7 @@ mod tests {
         assert_eq!(warned.due(t("2026-03-02T01:10:00Z")), Some(Firing::Breach));
         for state in [ClockState::Breached, ClockState::Stopped] {
             let c = in_state(state);
-            for now in [
-                START,
-                "2026-03-02T01:08:00Z",
-                "2026-03-02T01:10:00Z",
-                "2027-01-01T00:00:00Z",
-            ] {
+            for now in [START, "2026-03-02T01:08:00Z", "2026-03-02T01:10:00Z", "2027-01-01T00:00:00Z"] {
                 assert_eq!(c.due(t(now)), None, "{state} at {now}");
             }
         }
@@ -404,18 +327,8 @@ mod tests {
 
     #[test]
     fn a_zero_span_clock_is_due_for_breach_at_once() {
-        let p = Policy {
-            accept: Limit::IMMEDIATE,
-            ..Policy::default()
-        };
-        let c = Clock::arm(
-            Milestone::Accept,
-            0,
-            t(START),
-            &p,
-            Urgency::Normal,
-            &Calendar::china_default(),
-        );
+        let p = Policy { accept: Limit::IMMEDIATE, ..Policy::default() };
+        let c = Clock::arm(Milestone::Accept, 0, t(START), &p, Urgency::Normal, &Calendar::china_default());
         assert_eq!((c.warn_at, c.deadline), (t(START), t(START)));
         assert_eq!(c.due(t(START)), Some(Firing::Breach));
     }
@@ -436,10 +349,7 @@ mod tests {
         ];
         for (from, firing, to) in table {
             let mut c = in_state(from);
-            let want = to.ok_or(DomainError::InvalidTransition {
-                state: from,
-                firing,
-            });
+            let want = to.ok_or(DomainError::InvalidTransition { state: from, firing });
             assert_eq!(c.apply(firing), want, "{from} + {firing}");
             // A refused firing leaves the clock as it was.
             assert_eq!(c.state, to.unwrap_or(from));
@@ -468,14 +378,8 @@ mod tests {
 
     #[test]
     fn next_wake_in_every_state() {
-        assert_eq!(
-            in_state(ClockState::Armed).next_wake(),
-            Some(t("2026-03-02T01:08:00Z"))
-        );
-        assert_eq!(
-            in_state(ClockState::Warned).next_wake(),
-            Some(t("2026-03-02T01:10:00Z"))
-        );
+        assert_eq!(in_state(ClockState::Armed).next_wake(), Some(t("2026-03-02T01:08:00Z")));
+        assert_eq!(in_state(ClockState::Warned).next_wake(), Some(t("2026-03-02T01:10:00Z")));
         assert_eq!(in_state(ClockState::Breached).next_wake(), None);
         assert_eq!(in_state(ClockState::Stopped).next_wake(), None);
     }
@@ -489,13 +393,7 @@ mod tests {
             c.apply(firing).unwrap();
             fired.push((firing, wake));
         }
-        assert_eq!(
-            fired,
-            [
-                (Firing::Warning, t("2026-03-02T01:08:00Z")),
-                (Firing::Breach, t("2026-03-02T01:10:00Z"))
-            ]
-        );
+        assert_eq!(fired, [(Firing::Warning, t("2026-03-02T01:08:00Z")), (Firing::Breach, t("2026-03-02T01:10:00Z"))]);
     }
 
     #[test]
@@ -516,19 +414,10 @@ mod tests {
         old.apply(Firing::Breach).unwrap();
         let again = t("2026-03-10T02:00:00Z");
         let new = old.rearm(again, &p, Urgency::Normal, &cal).unwrap();
-        assert_eq!(
-            new,
-            Clock::arm(Milestone::Accept, 2, again, &p, Urgency::Normal, &cal)
-        );
+        assert_eq!(new, Clock::arm(Milestone::Accept, 2, again, &p, Urgency::Normal, &cal));
         assert_eq!(new.state, ClockState::Armed);
-        let last = Clock {
-            version: u32::MAX,
-            ..accept()
-        };
-        assert_eq!(
-            last.rearm(again, &p, Urgency::Normal, &cal),
-            Err(DomainError::VersionOverflow(u32::MAX))
-        );
+        let last = Clock { version: u32::MAX, ..accept() };
+        assert_eq!(last.rearm(again, &p, Urgency::Normal, &cal), Err(DomainError::VersionOverflow(u32::MAX)));
     }
 
     #[test]
@@ -542,25 +431,13 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for (s, name) in ClockState::ALL
-            .into_iter()
-            .zip(["armed", "warned", "breached", "stopped"])
-        {
+        for (s, name) in ClockState::ALL.into_iter().zip(["armed", "warned", "breached", "stopped"]) {
             assert_eq!(s.as_str(), name);
             assert_eq!(s.to_string(), name);
             assert_eq!(name.parse::<ClockState>(), Ok(s));
         }
-        assert_eq!(
-            "red".parse::<ClockState>(),
-            Err(DomainError::UnknownClockState("red".to_owned()))
-        );
-        assert_eq!(
-            [Level::Green, Level::Yellow, Level::Red].map(Level::as_str),
-            ["green", "yellow", "red"]
-        );
-        assert_eq!(
-            [Firing::Warning, Firing::Breach].map(|f| f.to_string()),
-            ["warning", "breach"]
-        );
+        assert_eq!("red".parse::<ClockState>(), Err(DomainError::UnknownClockState("red".to_owned())));
+        assert_eq!([Level::Green, Level::Yellow, Level::Red].map(Level::as_str), ["green", "yellow", "red"]);
+        assert_eq!([Firing::Warning, Firing::Breach].map(|f| f.to_string()), ["warning", "breach"]);
     }
 }

@@ -18,11 +18,7 @@ pub enum CaseEvent {
     /// `case.received`: the dispatch (分拨) and escalation (包案) clocks start.
     Received,
     /// `case.dispatched`: a unit owns the case (派单); accept, reply and resolve clocks start.
-    Dispatched {
-        round: u32,
-        unit_id: String,
-        urgency: Urgency,
-    },
+    Dispatched { round: u32, unit_id: String, urgency: Urgency },
     /// `case.accepted`: the unit signed for it (签收); the contact clock starts.
     Accepted { round: u32 },
     /// `case.contacted`: the unit reached the citizen (联系); the contact clock stops.
@@ -84,19 +80,10 @@ pub enum Change {
     /// Start the clock, or restart it one version up, replacing the older version.
     Arm(Tracked),
     /// Stop the running clock of this version, ending on `level`.
-    Stop {
-        milestone: Milestone,
-        version: u32,
-        reason: StopReason,
-        level: Level,
-    },
+    Stop { milestone: Milestone, version: u32, reason: StopReason, level: Level },
     /// The running clock now answers to another unit; its times do not change, because a case
     /// handed on (转办) must not win its handler a fresh limit (no 转圈 to hide delay).
-    Reassign {
-        milestone: Milestone,
-        version: u32,
-        unit_id: String,
-    },
+    Reassign { milestone: Milestone, version: u32, unit_id: String },
 }
 
 /// What `event`, which happened at `at`, does to a case whose clocks are `existing`.
@@ -106,45 +93,21 @@ pub enum Change {
 /// event of an earlier round than the clock's is ignored; `case.received` after the case was
 /// dispatched, or `case.dispatched` after it was accepted, does not start a clock that would
 /// only ever go red.
-pub fn plan(
-    existing: &[Tracked],
-    event: &CaseEvent,
-    at: DateTime<Utc>,
-    policy: &Policy,
-    calendar: &Calendar,
-) -> Vec<Change> {
+pub fn plan(existing: &[Tracked], event: &CaseEvent, at: DateTime<Utc>, policy: &Policy, calendar: &Calendar) -> Vec<Change> {
     let find = |m: Milestone| existing.iter().find(|t| t.clock.milestone == m);
-    let arm_from = |start: DateTime<Utc>,
-                    m: Milestone,
-                    previous: Option<&Tracked>,
-                    round: u32,
-                    unit_id: &str,
-                    urgency: Urgency| {
+    let arm_from = |start: DateTime<Utc>, m: Milestone, previous: Option<&Tracked>, round: u32, unit_id: &str, urgency: Urgency| {
         let clock = match previous {
             None => Some(Clock::arm(m, 1, start, policy, urgency, calendar)),
             Some(p) => p.clock.rearm(start, policy, urgency, calendar).ok(),
         };
-        clock.map(|clock| {
-            Change::Arm(Tracked {
-                clock,
-                round,
-                unit_id: unit_id.to_owned(),
-                urgency,
-            })
-        })
+        clock.map(|clock| Change::Arm(Tracked { clock, round, unit_id: unit_id.to_owned(), urgency }))
     };
-    let arm =
-        |m: Milestone, previous: Option<&Tracked>, round: u32, unit_id: &str, urgency: Urgency| {
-            arm_from(at, m, previous, round, unit_id, urgency)
-        };
+    let arm = |m: Milestone, previous: Option<&Tracked>, round: u32, unit_id: &str, urgency: Urgency| {
+        arm_from(at, m, previous, round, unit_id, urgency)
+    };
     let stop = |t: &Tracked, reason: StopReason| {
         let mut clock = t.clock.clone();
-        clock.stop(at).ok().map(|level| Change::Stop {
-            milestone: t.clock.milestone,
-            version: t.clock.version,
-            reason,
-            level,
-        })
+        clock.stop(at).ok().map(|level| Change::Stop { milestone: t.clock.milestone, version: t.clock.version, reason, level })
     };
     // An event of round 0 (unknown) concerns whatever round the clock is in.
     let concerns = |t: &Tracked, round: u32| round == 0 || t.round <= round;
@@ -160,11 +123,7 @@ pub fn plan(
                 changes.extend(arm(Milestone::Escalate, None, 0, "", Urgency::Normal));
             }
         }
-        CaseEvent::Dispatched {
-            round,
-            unit_id,
-            urgency,
-        } => {
+        CaseEvent::Dispatched { round, unit_id, urgency } => {
             let round = (*round).max(1);
             if let Some(d) = find(Milestone::Dispatch).filter(|t| t.is_running()) {
                 changes.extend(stop(d, StopReason::Met));
@@ -174,42 +133,28 @@ pub fn plan(
                 match find(m) {
                     None if m == Milestone::Accept && accepted_this_round => {}
                     None => changes.extend(arm(m, None, round, unit_id, *urgency)),
-                    Some(t) if t.round < round => {
-                        changes.extend(arm(m, Some(t), round, unit_id, *urgency))
-                    }
+                    Some(t) if t.round < round => changes.extend(arm(m, Some(t), round, unit_id, *urgency)),
                     Some(t) if t.round > round || t.unit_id == *unit_id => {}
                     // The same round, another unit: a transfer. The new unit must sign anew…
                     Some(t) if m == Milestone::Accept => {
                         changes.extend(arm(m, Some(t), round, unit_id, *urgency));
                     }
                     // …but the citizen's wait goes on.
-                    Some(t) if t.is_running() => changes.push(Change::Reassign {
-                        milestone: m,
-                        version: t.clock.version,
-                        unit_id: unit_id.clone(),
-                    }),
+                    Some(t) if t.is_running() => {
+                        changes.push(Change::Reassign { milestone: m, version: t.clock.version, unit_id: unit_id.clone() })
+                    }
                     Some(_) => {}
                 }
             }
             // The escalation clock names the unit answerable for the case as a whole.
-            if let Some(e) =
-                find(Milestone::Escalate).filter(|t| t.is_running() && t.unit_id != *unit_id)
-            {
-                changes.push(Change::Reassign {
-                    milestone: Milestone::Escalate,
-                    version: e.clock.version,
-                    unit_id: unit_id.clone(),
-                });
+            if let Some(e) = find(Milestone::Escalate).filter(|t| t.is_running() && t.unit_id != *unit_id) {
+                changes.push(Change::Reassign { milestone: Milestone::Escalate, version: e.clock.version, unit_id: unit_id.clone() });
             }
             if let Some(c) = find(Milestone::Contact).filter(|t| t.is_running()) {
                 if c.round < round {
                     changes.extend(stop(c, StopReason::Superseded));
                 } else if c.round == round && c.unit_id != *unit_id {
-                    changes.push(Change::Reassign {
-                        milestone: Milestone::Contact,
-                        version: c.clock.version,
-                        unit_id: unit_id.clone(),
-                    });
+                    changes.push(Change::Reassign { milestone: Milestone::Contact, version: c.clock.version, unit_id: unit_id.clone() });
                 }
             }
         }
@@ -241,14 +186,8 @@ pub fn plan(
             }
         }
         CaseEvent::Resolved { round } => {
-            for m in [
-                Milestone::Dispatch,
-                Milestone::Accept,
-                Milestone::Contact,
-                Milestone::Reply,
-                Milestone::Resolve,
-                Milestone::Escalate,
-            ] {
+            for m in [Milestone::Dispatch, Milestone::Accept, Milestone::Contact, Milestone::Reply, Milestone::Resolve, Milestone::Escalate]
+            {
                 if let Some(t) = find(m).filter(|t| t.is_running() && concerns(t, *round)) {
                     changes.extend(stop(t, StopReason::Met));
                 }
@@ -259,35 +198,16 @@ pub fn plan(
                 Some(r) if *round != 0 && r.round >= *round => return changes, // already reopened
                 Some(r) => {
                     let next = if *round == 0 { r.round + 1 } else { *round };
-                    changes.extend(arm(
-                        Milestone::Resolve,
-                        Some(r),
-                        next,
-                        &r.unit_id,
-                        r.urgency,
-                    ));
+                    changes.extend(arm(Milestone::Resolve, Some(r), next, &r.unit_id, r.urgency));
                 }
                 // Reopened before the dispatch reached us: time it as an ordinary case until
                 // the dispatch (same round) hands it to its unit.
-                None => changes.extend(arm(
-                    Milestone::Resolve,
-                    None,
-                    (*round).max(1),
-                    "",
-                    Urgency::Normal,
-                )),
+                None => changes.extend(arm(Milestone::Resolve, None, (*round).max(1), "", Urgency::Normal)),
             }
             // Unresolved again: the 50 working days still count from receipt, so a case that
             // keeps coming back is escalated (包案) as soon as that time is up.
             if let Some(e) = find(Milestone::Escalate).filter(|e| !e.is_running()) {
-                changes.extend(arm_from(
-                    e.clock.started_at,
-                    Milestone::Escalate,
-                    Some(e),
-                    e.round,
-                    &e.unit_id,
-                    e.urgency,
-                ));
+                changes.extend(arm_from(e.clock.started_at, Milestone::Escalate, Some(e), e.round, &e.unit_id, e.urgency));
             }
         }
         CaseEvent::Closed => {
@@ -325,26 +245,17 @@ mod tests {
         }
 
         fn on(&mut self, event: CaseEvent, at: DateTime<Utc>) -> Vec<Change> {
-            let changes = plan(
-                &self.clocks,
-                &event,
-                at,
-                &Policy::default(),
-                &Calendar::china_default(),
-            );
+            let changes = plan(&self.clocks, &event, at, &Policy::default(), &Calendar::china_default());
             for c in &changes {
                 match c {
                     Change::Arm(t) => {
-                        self.clocks
-                            .retain(|x| x.clock.milestone != t.clock.milestone);
+                        self.clocks.retain(|x| x.clock.milestone != t.clock.milestone);
                         self.clocks.push(t.clone());
                     }
                     Change::Stop { milestone, .. } => {
                         self.get_mut(*milestone).clock.state = ClockState::Stopped;
                     }
-                    Change::Reassign {
-                        milestone, unit_id, ..
-                    } => self.get_mut(*milestone).unit_id = unit_id.clone(),
+                    Change::Reassign { milestone, unit_id, .. } => self.get_mut(*milestone).unit_id = unit_id.clone(),
                 }
             }
             changes
@@ -355,10 +266,7 @@ mod tests {
         }
 
         fn get_mut(&mut self, m: Milestone) -> &mut Tracked {
-            self.clocks
-                .iter_mut()
-                .find(|t| t.clock.milestone == m)
-                .unwrap()
+            self.clocks.iter_mut().find(|t| t.clock.milestone == m).unwrap()
         }
 
         fn has(&self, m: Milestone) -> bool {
@@ -367,11 +275,7 @@ mod tests {
     }
 
     fn dispatched(round: u32, unit: &str, urgency: Urgency) -> CaseEvent {
-        CaseEvent::Dispatched {
-            round,
-            unit_id: unit.into(),
-            urgency,
-        }
+        CaseEvent::Dispatched { round, unit_id: unit.into(), urgency }
     }
 
     fn armed(changes: &[Change]) -> Vec<(Milestone, u32)> {
@@ -388,12 +292,7 @@ mod tests {
         changes
             .iter()
             .filter_map(|c| match c {
-                Change::Stop {
-                    milestone,
-                    reason,
-                    level,
-                    ..
-                } => Some((*milestone, *reason, *level)),
+                Change::Stop { milestone, reason, level, .. } => Some((*milestone, *reason, *level)),
                 _ => None,
             })
             .collect()
@@ -403,31 +302,15 @@ mod tests {
     fn the_whole_loop_on_time() {
         let mut case = Case::new();
         let c = case.on(CaseEvent::Received, t0());
-        assert_eq!(
-            armed(&c),
-            [(Milestone::Dispatch, 1), (Milestone::Escalate, 1)]
-        );
+        assert_eq!(armed(&c), [(Milestone::Dispatch, 1), (Milestone::Escalate, 1)]);
         assert_eq!(case.get(Milestone::Dispatch).clock.deadline, mins(60));
         assert_eq!(case.get(Milestone::Dispatch).round, 0);
         // 50 working days from Monday 2 March 2026: 清明 and 劳动节 off, Saturday 9 May on.
-        assert_eq!(
-            case.get(Milestone::Escalate).clock.deadline,
-            "2026-05-14T01:00:00Z".parse::<DateTime<Utc>>().unwrap()
-        );
+        assert_eq!(case.get(Milestone::Escalate).clock.deadline, "2026-05-14T01:00:00Z".parse::<DateTime<Utc>>().unwrap());
 
         let c = case.on(dispatched(1, "st-dongmen", Urgency::Emergency), mins(20));
-        assert_eq!(
-            stopped(&c),
-            [(Milestone::Dispatch, StopReason::Met, Level::Green)]
-        );
-        assert_eq!(
-            armed(&c),
-            [
-                (Milestone::Accept, 1),
-                (Milestone::Reply, 1),
-                (Milestone::Resolve, 1)
-            ]
-        );
+        assert_eq!(stopped(&c), [(Milestone::Dispatch, StopReason::Met, Level::Green)]);
+        assert_eq!(armed(&c), [(Milestone::Accept, 1), (Milestone::Reply, 1), (Milestone::Resolve, 1)]);
         assert_eq!(case.get(Milestone::Escalate).unit_id, "st-dongmen");
         let resolve = case.get(Milestone::Resolve);
         assert_eq!(resolve.clock.deadline, mins(20 + 120), "emergency: 2 h");
@@ -436,10 +319,7 @@ mod tests {
         assert_eq!(case.get(Milestone::Accept).clock.deadline, mins(30));
 
         let c = case.on(CaseEvent::Accepted { round: 1 }, mins(29));
-        assert_eq!(
-            stopped(&c),
-            [(Milestone::Accept, StopReason::Met, Level::Yellow)]
-        );
+        assert_eq!(stopped(&c), [(Milestone::Accept, StopReason::Met, Level::Yellow)]);
         assert_eq!(armed(&c), [(Milestone::Contact, 1)]);
         let contact = case.get(Milestone::Contact);
         assert_eq!(contact.clock.started_at, mins(29));
@@ -469,10 +349,7 @@ mod tests {
         case.on(CaseEvent::Received, t0());
         case.on(dispatched(1, "u", Urgency::Complex), t0());
         // Complex: 3 working days from Monday 09:00 → Thursday 09:00.
-        assert_eq!(
-            case.get(Milestone::Resolve).clock.deadline,
-            "2026-03-05T01:00:00Z".parse::<DateTime<Utc>>().unwrap()
-        );
+        assert_eq!(case.get(Milestone::Resolve).clock.deadline, "2026-03-05T01:00:00Z".parse::<DateTime<Utc>>().unwrap());
     }
 
     #[test]
@@ -481,20 +358,11 @@ mod tests {
         case.on(CaseEvent::Received, t0());
         assert!(case.on(CaseEvent::Received, mins(1)).is_empty());
         case.on(dispatched(1, "u", Urgency::Normal), mins(5));
-        assert!(
-            case.on(dispatched(1, "u", Urgency::Normal), mins(6))
-                .is_empty()
-        );
+        assert!(case.on(dispatched(1, "u", Urgency::Normal), mins(6)).is_empty());
         case.on(CaseEvent::Accepted { round: 1 }, mins(7));
-        assert!(
-            case.on(CaseEvent::Accepted { round: 1 }, mins(8))
-                .is_empty()
-        );
+        assert!(case.on(CaseEvent::Accepted { round: 1 }, mins(8)).is_empty());
         case.on(CaseEvent::Resolved { round: 1 }, mins(9));
-        assert!(
-            case.on(CaseEvent::Resolved { round: 1 }, mins(10))
-                .is_empty()
-        );
+        assert!(case.on(CaseEvent::Resolved { round: 1 }, mins(10)).is_empty());
         case.on(CaseEvent::Closed, mins(11));
         assert!(case.on(CaseEvent::Closed, mins(12)).is_empty());
     }
@@ -514,11 +382,7 @@ mod tests {
         assert_eq!(armed(&c).len(), 3);
         assert!(stopped(&c).is_empty());
         let c = case.on(CaseEvent::Received, t0());
-        assert_eq!(
-            armed(&c),
-            [(Milestone::Escalate, 1)],
-            "escalation still counts from receipt"
-        );
+        assert_eq!(armed(&c), [(Milestone::Escalate, 1)], "escalation still counts from receipt");
         assert!(!case.has(Milestone::Dispatch));
     }
 
@@ -544,43 +408,24 @@ mod tests {
         case.on(CaseEvent::Accepted { round: 1 }, mins(2));
         case.on(CaseEvent::Resolved { round: 1 }, mins(30));
         let c = case.on(CaseEvent::Reopened { round: 2 }, mins(600));
-        assert_eq!(
-            armed(&c),
-            [(Milestone::Resolve, 2), (Milestone::Escalate, 2)]
-        );
+        assert_eq!(armed(&c), [(Milestone::Resolve, 2), (Milestone::Escalate, 2)]);
         let e = case.get(Milestone::Escalate);
-        assert_eq!(
-            (e.clock.started_at, e.unit_id.as_str()),
-            (t0(), "u"),
-            "still from receipt"
-        );
+        assert_eq!((e.clock.started_at, e.unit_id.as_str()), (t0(), "u"), "still from receipt");
         let r = case.get(Milestone::Resolve);
-        assert_eq!(
-            (r.round, r.urgency, r.unit_id.as_str()),
-            (2, Urgency::Emergency, "u")
-        );
+        assert_eq!((r.round, r.urgency, r.unit_id.as_str()), (2, Urgency::Emergency, "u"));
         assert_eq!(r.clock.started_at, mins(600));
         assert_eq!(r.clock.deadline, mins(600 + 120));
         assert_eq!(r.clock.state, ClockState::Armed);
         // The same reopening again, or a stale one, changes nothing.
-        assert!(
-            case.on(CaseEvent::Reopened { round: 2 }, mins(601))
-                .is_empty()
-        );
-        assert!(
-            case.on(CaseEvent::Reopened { round: 1 }, mins(602))
-                .is_empty()
-        );
+        assert!(case.on(CaseEvent::Reopened { round: 2 }, mins(601)).is_empty());
+        assert!(case.on(CaseEvent::Reopened { round: 1 }, mins(602)).is_empty());
 
         // The new round's dispatch to the same unit: a fresh accept, the resolve clock kept.
         let c = case.on(dispatched(2, "u", Urgency::Emergency), mins(610));
         assert_eq!(armed(&c), [(Milestone::Accept, 2), (Milestone::Reply, 2)]);
         assert_eq!(case.get(Milestone::Resolve).clock.started_at, mins(600));
         // A late dispatch of round 1 is stale.
-        assert!(
-            case.on(dispatched(1, "u", Urgency::Emergency), mins(611))
-                .is_empty()
-        );
+        assert!(case.on(dispatched(1, "u", Urgency::Emergency), mins(611)).is_empty());
         // Accepting round 2 rearms the contact clock.
         let c = case.on(CaseEvent::Accepted { round: 2 }, mins(612));
         assert_eq!(armed(&c), [(Milestone::Contact, 2)]);
@@ -616,19 +461,9 @@ mod tests {
         let c = case.on(dispatched(1, "b", Urgency::Normal), mins(30));
         assert_eq!(armed(&c), [(Milestone::Accept, 2)]);
         let accept = case.get(Milestone::Accept);
-        assert_eq!(
-            (accept.unit_id.as_str(), accept.clock.started_at),
-            ("b", mins(30))
-        );
+        assert_eq!((accept.unit_id.as_str(), accept.clock.started_at), ("b", mins(30)));
         let resolve = case.get(Milestone::Resolve);
-        assert_eq!(
-            (
-                resolve.unit_id.as_str(),
-                resolve.clock.started_at,
-                resolve.clock.version
-            ),
-            ("b", mins(1), 1)
-        );
+        assert_eq!((resolve.unit_id.as_str(), resolve.clock.started_at, resolve.clock.version), ("b", mins(1), 1));
         assert_eq!(case.get(Milestone::Reply).unit_id, "b");
     }
 
@@ -638,25 +473,16 @@ mod tests {
         case.on(dispatched(1, "a", Urgency::Normal), t0());
         case.on(CaseEvent::Accepted { round: 1 }, mins(1));
         let c = case.on(dispatched(2, "a", Urgency::Normal), mins(5));
-        assert_eq!(
-            stopped(&c),
-            [(Milestone::Contact, StopReason::Superseded, Level::Green)]
-        );
+        assert_eq!(stopped(&c), [(Milestone::Contact, StopReason::Superseded, Level::Green)]);
     }
 
     #[test]
     fn events_of_an_earlier_round_stop_nothing_of_a_later_one() {
         let mut case = Case::new();
         case.on(dispatched(2, "u", Urgency::Normal), t0());
-        assert!(
-            case.on(CaseEvent::Accepted { round: 1 }, mins(1))
-                .is_empty()
-        );
+        assert!(case.on(CaseEvent::Accepted { round: 1 }, mins(1)).is_empty());
         assert!(case.get(Milestone::Accept).is_running());
-        assert!(
-            case.on(CaseEvent::Resolved { round: 1 }, mins(2))
-                .is_empty()
-        );
+        assert!(case.on(CaseEvent::Resolved { round: 1 }, mins(2)).is_empty());
         // Round 0 means the current round.
         let c = case.on(CaseEvent::Resolved { round: 0 }, mins(3));
         assert_eq!(stopped(&c).len(), 3);

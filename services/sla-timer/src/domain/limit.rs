@@ -86,10 +86,7 @@ impl FromStr for Limit {
     type Err = DomainError;
 
     fn from_str(input: &str) -> Result<Self, Self::Err> {
-        let invalid = |reason: &str| DomainError::InvalidLimit {
-            input: input.to_owned(),
-            reason: reason.to_owned(),
-        };
+        let invalid = |reason: &str| DomainError::InvalidLimit { input: input.to_owned(), reason: reason.to_owned() };
         // Values may come from environment variables, where stray blanks are easy to type.
         let text = input.trim();
         if text.is_empty() {
@@ -98,10 +95,7 @@ impl FromStr for Limit {
         if text.starts_with('-') {
             return Err(invalid("negative"));
         }
-        let (digits, unit) = text.split_at(
-            text.find(|c: char| !c.is_ascii_digit())
-                .unwrap_or(text.len()),
-        );
+        let (digits, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
         if digits.is_empty() {
             return Err(invalid("must start with a whole number, e.g. \"30m\""));
         }
@@ -118,15 +112,11 @@ impl FromStr for Limit {
                 return Err(invalid("fractions are not supported, use a smaller unit"));
             }
             u => {
-                return Err(invalid(&format!(
-                    "unknown unit {u:?} (expected m, h, d or wd)"
-                )));
+                return Err(invalid(&format!("unknown unit {u:?} (expected m, h, d or wd)")));
             }
         };
         if n > limit.max_amount() {
-            return Err(invalid(&format!(
-                "longer than the maximum of {MAX_DAYS} days"
-            )));
+            return Err(invalid(&format!("longer than the maximum of {MAX_DAYS} days")));
         }
         Ok(limit)
     }
@@ -191,12 +181,7 @@ mod tests {
 
     #[test]
     fn accepts_the_maximum_and_rejects_one_more() {
-        for (ok, too_long) in [
-            ("5260320m", "5260321m"),
-            ("87672h", "87673h"),
-            ("3653d", "3654d"),
-            ("3653wd", "3654wd"),
-        ] {
+        for (ok, too_long) in [("5260320m", "5260321m"), ("87672h", "87673h"), ("3653d", "3654d"), ("3653wd", "3654wd")] {
             assert!(ok.parse::<Limit>().is_ok(), "{ok}");
             let err = too_long.parse::<Limit>().unwrap_err().to_string();
             assert!(err.contains("maximum"), "{too_long}: {err}");
@@ -236,10 +221,7 @@ mod tests {
             }
         }
         let shown = "10x".parse::<Limit>().unwrap_err().to_string();
-        assert_eq!(
-            shown,
-            "invalid time limit \"10x\": unknown unit \"x\" (expected m, h, d or wd)"
-        );
+        assert_eq!(shown, "invalid time limit \"10x\": unknown unit \"x\" (expected m, h, d or wd)");
     }
 
     #[test]
@@ -249,10 +231,7 @@ mod tests {
         assert_eq!(Limit::Days(4).elapsed(), Some(TimeDelta::hours(96)));
         assert_eq!(Limit::IMMEDIATE.elapsed(), Some(TimeDelta::zero()));
         assert_eq!(Limit::WorkingDays(3).elapsed(), None);
-        assert_eq!(
-            Limit::Minutes(u32::MAX).elapsed(),
-            Some(TimeDelta::minutes(i64::from(u32::MAX)))
-        );
+        assert_eq!(Limit::Minutes(u32::MAX).elapsed(), Some(TimeDelta::minutes(i64::from(u32::MAX))));
         assert_eq!(Limit::WorkingDays(50).amount(), 50);
     }
 
@@ -265,9 +244,7 @@ mod tests {
         let t: T = toml::from_str("limit = \"3wd\"").unwrap();
         assert_eq!(t.limit, Limit::WorkingDays(3));
         assert_eq!(String::from(t.limit), "3wd");
-        let err = toml::from_str::<T>("limit = \"3 days\"")
-            .unwrap_err()
-            .to_string();
+        let err = toml::from_str::<T>("limit = \"3 days\"").unwrap_err().to_string();
         assert!(err.contains("unknown unit"), "{err}");
         assert!(toml::from_str::<T>("limit = 3").is_err());
     }

@@ -26,14 +26,8 @@ pub enum Milestone {
 
 impl Milestone {
     /// Every milestone, in the order of the case's life.
-    pub const ALL: [Milestone; 6] = [
-        Milestone::Dispatch,
-        Milestone::Accept,
-        Milestone::Contact,
-        Milestone::Reply,
-        Milestone::Resolve,
-        Milestone::Escalate,
-    ];
+    pub const ALL: [Milestone; 6] =
+        [Milestone::Dispatch, Milestone::Accept, Milestone::Contact, Milestone::Reply, Milestone::Resolve, Milestone::Escalate];
 
     /// The `snake_case` name used in storage, events and configuration.
     pub fn as_str(self) -> &'static str {
@@ -58,10 +52,7 @@ impl FromStr for Milestone {
     type Err = DomainError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Milestone::ALL
-            .into_iter()
-            .find(|m| m.as_str() == s)
-            .ok_or_else(|| DomainError::UnknownMilestone(s.to_owned()))
+        Milestone::ALL.into_iter().find(|m| m.as_str() == s).ok_or_else(|| DomainError::UnknownMilestone(s.to_owned()))
     }
 }
 
@@ -103,11 +94,7 @@ pub struct ResolveLimits {
 
 impl Default for ResolveLimits {
     fn default() -> Self {
-        ResolveLimits {
-            emergency: Limit::Hours(2),
-            normal: Limit::Hours(24),
-            complex: Limit::WorkingDays(3),
-        }
+        ResolveLimits { emergency: Limit::Hours(2), normal: Limit::Hours(24), complex: Limit::WorkingDays(3) }
     }
 }
 
@@ -150,10 +137,7 @@ impl Policy {
         let mut problems = Vec::new();
         // Written as a negation so that NaN is refused as well.
         if !(self.warn_at > 0.0 && self.warn_at < 1.0) {
-            problems.push(format!(
-                "warn_at must be strictly between 0 and 1, not {}",
-                self.warn_at
-            ));
+            problems.push(format!("warn_at must be strictly between 0 and 1, not {}", self.warn_at));
         }
         let limits = [
             ("dispatch", self.dispatch),
@@ -167,16 +151,10 @@ impl Policy {
         ];
         for (key, limit) in limits {
             if limit.is_immediate() {
-                problems.push(format!(
-                    "{key} is {limit}: its clock would be red as soon as it starts"
-                ));
+                problems.push(format!("{key} is {limit}: its clock would be red as soon as it starts"));
             }
         }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(DomainError::InvalidPolicy(problems))
-        }
+        if problems.is_empty() { Ok(()) } else { Err(DomainError::InvalidPolicy(problems)) }
     }
 }
 
@@ -203,9 +181,7 @@ mod tests {
         struct T {
             m: Milestone,
         }
-        let names = [
-            "dispatch", "accept", "contact", "reply", "resolve", "escalate",
-        ];
+        let names = ["dispatch", "accept", "contact", "reply", "resolve", "escalate"];
         for (m, name) in Milestone::ALL.into_iter().zip(names) {
             assert_eq!(m.as_str(), name);
             assert_eq!(m.to_string(), name);
@@ -214,10 +190,7 @@ mod tests {
             assert_eq!(t.m, m, "serde and as_str agree");
         }
         for bad in ["", "Dispatch", "resolved", " dispatch"] {
-            assert_eq!(
-                bad.parse::<Milestone>(),
-                Err(DomainError::UnknownMilestone(bad.to_owned()))
-            );
+            assert_eq!(bad.parse::<Milestone>(), Err(DomainError::UnknownMilestone(bad.to_owned())));
         }
     }
 
@@ -257,10 +230,7 @@ mod tests {
     #[test]
     fn an_empty_table_gives_the_defaults() {
         assert_eq!(toml::from_str::<Policy>("").unwrap(), Policy::default());
-        assert_eq!(
-            toml::from_str::<Policy>("[resolve]").unwrap(),
-            Policy::default()
-        );
+        assert_eq!(toml::from_str::<Policy>("[resolve]").unwrap(), Policy::default());
     }
 
     #[test]
@@ -274,17 +244,11 @@ mod tests {
 
     #[test]
     fn typos_and_bad_limits_are_refused_when_read() {
-        let err = toml::from_str::<Policy>("dispach = \"1h\"")
-            .unwrap_err()
-            .to_string();
+        let err = toml::from_str::<Policy>("dispach = \"1h\"").unwrap_err().to_string();
         assert!(err.contains("dispach"), "{err}");
-        let err = toml::from_str::<Policy>("[resolve]\nurgent = \"1h\"")
-            .unwrap_err()
-            .to_string();
+        let err = toml::from_str::<Policy>("[resolve]\nurgent = \"1h\"").unwrap_err().to_string();
         assert!(err.contains("urgent"), "{err}");
-        let err = toml::from_str::<Policy>("reply = \"3 days\"")
-            .unwrap_err()
-            .to_string();
+        let err = toml::from_str::<Policy>("reply = \"3 days\"").unwrap_err().to_string();
         assert!(err.contains("unknown unit"), "{err}");
     }
 
@@ -298,27 +262,15 @@ mod tests {
             assert_eq!(p.limit(Milestone::Reply, u), Limit::Hours(72));
             assert_eq!(p.limit(Milestone::Escalate, u), Limit::WorkingDays(50));
         }
-        assert_eq!(
-            p.limit(Milestone::Resolve, Urgency::Emergency),
-            Limit::Hours(2)
-        );
-        assert_eq!(
-            p.limit(Milestone::Resolve, Urgency::Normal),
-            Limit::Hours(24)
-        );
-        assert_eq!(
-            p.limit(Milestone::Resolve, Urgency::Complex),
-            Limit::WorkingDays(3)
-        );
+        assert_eq!(p.limit(Milestone::Resolve, Urgency::Emergency), Limit::Hours(2));
+        assert_eq!(p.limit(Milestone::Resolve, Urgency::Normal), Limit::Hours(24));
+        assert_eq!(p.limit(Milestone::Resolve, Urgency::Complex), Limit::WorkingDays(3));
     }
 
     #[test]
     fn validate_refuses_warn_at_outside_the_open_interval() {
         for bad in [0.0, 1.0, -0.1, 1.5, f64::NAN, f64::INFINITY] {
-            let p = Policy {
-                warn_at: bad,
-                ..Policy::default()
-            };
+            let p = Policy { warn_at: bad, ..Policy::default() };
             match p.validate() {
                 Err(DomainError::InvalidPolicy(problems)) => {
                     assert_eq!(problems.len(), 1, "{problems:?}");
@@ -328,32 +280,19 @@ mod tests {
             }
         }
         for good in [0.01, 0.5, 0.99] {
-            assert_eq!(
-                Policy {
-                    warn_at: good,
-                    ..Policy::default()
-                }
-                .validate(),
-                Ok(())
-            );
+            assert_eq!(Policy { warn_at: good, ..Policy::default() }.validate(), Ok(()));
         }
     }
 
     #[test]
     fn validate_reports_every_problem() {
-        let p: Policy =
-            toml::from_str("warn_at = 1.2\naccept = \"0\"\n[resolve]\nemergency = \"0m\"").unwrap();
+        let p: Policy = toml::from_str("warn_at = 1.2\naccept = \"0\"\n[resolve]\nemergency = \"0m\"").unwrap();
         let err = p.validate().unwrap_err();
-        let DomainError::InvalidPolicy(problems) = &err else {
-            panic!("{err:?}")
-        };
+        let DomainError::InvalidPolicy(problems) = &err else { panic!("{err:?}") };
         assert_eq!(problems.len(), 3, "{problems:?}");
         assert!(problems[0].contains("warn_at"));
         assert!(problems[1].starts_with("accept is 0m"));
         assert!(problems[2].starts_with("resolve.emergency is 0m"));
-        assert!(
-            err.to_string()
-                .starts_with("invalid SLA policy: warn_at must be")
-        );
+        assert!(err.to_string().starts_with("invalid SLA policy: warn_at must be"));
     }
 }
