@@ -53,10 +53,18 @@ impl NatsServer {
     pub fn start() -> Self {
         let bin = nats_server_bin();
         let store = tempfile::Builder::new().prefix("jiesu-nats-").tempdir().expect("temp dir for the NATS store");
-        let port = free_port();
-        let mut server = Self { child: None, port, store, bin };
-        server.spawn();
-        server
+        let mut server = Self { child: None, port: free_port(), store, bin };
+        // The port was free a moment ago; another test may have taken it since, and then the
+        // port answers while our server has exited on "address in use": take another.
+        for _ in 0..5 {
+            server.spawn();
+            std::thread::sleep(Duration::from_millis(100));
+            if server.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None))) {
+                return server;
+            }
+            server.port = free_port();
+        }
+        panic!("nats-server {} kept exiting at start", server.bin.display());
     }
 
     fn spawn(&mut self) {
