@@ -10,13 +10,11 @@ use std::{
 };
 
 use anyhow::{Context, Result, ensure};
-use jiesu_kit::{
-    Subjects,
-    testing::{NatsServer, StoredMessage, demo_config, eventually, free_port, grpc_channel, read_stream, unique_name},
-};
+use jiesu_kit::Subjects;
 use jiesu_proto::v1::{
     CaseRef, CaseStatus, case_ref::Ref, dispatch_service_client::DispatchServiceClient, intake_service_client::IntakeServiceClient,
 };
+use jiesu_testkit::{NatsServer, StoredMessage, demo_config, eventually, free_port, grpc_channel, read_stream, unique_name};
 
 /// (config section, binary suffix) of the six services.
 pub const BINARIES: [(&str, &str); 6] = [

@@ -2,22 +2,20 @@
 //! test's own, all six services started in-process with `start(config)`, and one database per
 //! service (SQLite files in a temporary directory, or fresh PostgreSQL databases) — plus gRPC
 //! clients and a reader of the event stream. What every service's tests share (the test NATS,
-//! [`read_stream`], `eventually`, …) is in [`jiesu_kit::testing`].
+//! [`read_stream`], `eventually`, …) is in [`jiesu_testkit`].
 
 pub mod cluster;
 
 use std::{collections::BTreeMap, sync::Arc};
 
 use anyhow::{Context, Result, bail};
-use jiesu_kit::{
-    Clock, DistrictConfig, Running, Subjects,
-    testing::{NatsServer, StoredMessage, TestBed, demo_config, grpc_channel, read_stream},
-};
+use jiesu_kit::{Clock, DistrictConfig, Running, Subjects};
 use jiesu_proto::v1::{
     classification_service_client::ClassificationServiceClient, dispatch_service_client::DispatchServiceClient,
     intake_service_client::IntakeServiceClient, notification_service_client::NotificationServiceClient,
     revisit_service_client::RevisitServiceClient, sla_service_client::SlaServiceClient,
 };
+use jiesu_testkit::{NatsServer, StoredMessage, TestBed, demo_config, grpc_channel, read_stream};
 use tonic::transport::Channel;
 
 /// The six services, by their config section names.

@@ -7,8 +7,8 @@ use std::{sync::Arc, time::Duration};
 
 use anyhow::{Result, ensure};
 use jiesu_integration_tests::{Backend, District};
-use jiesu_kit::testing::eventually;
 use jiesu_proto::v1::{Citizen, Submission, SubmissionRejected, SubmitRequest};
+use jiesu_testkit::eventually;
 use prost::Message;
 use tonic_types::StatusExt;
 

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 use jiesu_integration_tests::cluster::{BINARIES, Cluster};
-use jiesu_kit::testing::eventually;
 use jiesu_proto::v1::{CaseReceived, Citizen, Location, Submission, SubmitRequest};
+use jiesu_testkit::eventually;
 use prost::Message;
 
 fn submission(channel_ref: &str) -> Submission {

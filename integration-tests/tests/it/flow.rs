@@ -6,11 +6,11 @@ use std::{collections::BTreeMap, time::Duration};
 
 use anyhow::{Context, Result, ensure};
 use jiesu_integration_tests::{Backend, District};
-use jiesu_kit::testing::eventually;
 use jiesu_proto::v1::{
     AcceptRequest, CaseReceived, CaseRef, CaseStatus, Citizen, ContactRequest, Location, RecordRequest, ResolveRequest, Satisfaction,
     Submission, SubmitRequest, case_ref::Ref,
 };
+use jiesu_testkit::eventually;
 use prost::Message;
 
 const WAIT: Duration = Duration::from_secs(20);

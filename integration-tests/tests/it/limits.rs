@@ -6,8 +6,9 @@ use std::{sync::Arc, time::Duration};
 use anyhow::{Result, ensure};
 use chrono::{TimeZone, Utc};
 use jiesu_integration_tests::{Backend, District, SERVICES};
-use jiesu_kit::{ManualClock, testing::eventually};
+use jiesu_kit::ManualClock;
 use jiesu_proto::v1::{CaseRef, Citizen, Location, SlaBreached, Submission, SubmitRequest, case_ref::Ref};
+use jiesu_testkit::eventually;
 use prost::Message;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

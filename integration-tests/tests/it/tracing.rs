@@ -10,8 +10,8 @@ use std::{
 
 use anyhow::Result;
 use jiesu_integration_tests::cluster::{BINARIES, Cluster};
-use jiesu_kit::testing::eventually;
 use jiesu_proto::v1::{Citizen, Location, Submission, SubmitRequest};
+use jiesu_testkit::eventually;
 use opentelemetry_proto::tonic::{
     collector::trace::v1::{
         ExportTraceServiceRequest, ExportTraceServiceResponse,

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use jiesu_kit::{CaseKey, Db};
+use jiesu_kit::{CaseKey, Db, text::has_control};
 use jiesu_proto::v1::{CaseRef, ClassificationView, ClassifyRequest, classification_service_server::ClassificationService};
 use tonic::{Request, Response, Status};
 
@@ -22,6 +22,9 @@ impl ClassificationService for ClassificationApi {
         let r = request.into_inner();
         if r.title.trim().is_empty() && r.description.trim().is_empty() {
             return Err(Status::invalid_argument("title or description is required: there is nothing to classify"));
+        }
+        if has_control(&r.title, false) || has_control(&r.description, true) {
+            return Err(Status::invalid_argument("title or description contains control characters (only a description may break lines)"));
         }
         if r.title.chars().count() + r.description.chars().count() > MAX_TEXT {
             return Err(Status::invalid_argument(format!("title and description together exceed {MAX_TEXT} characters")));

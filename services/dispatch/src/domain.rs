@@ -4,6 +4,7 @@
 
 use std::fmt;
 
+use jiesu_kit::text::has_control;
 use jiesu_proto::v1::{self as pb, Satisfaction};
 pub use jiesu_reference::{Organisation, Unit, UnitKind};
 use serde::Deserialize;
@@ -267,12 +268,20 @@ pub enum TransitionError {
     ReplyMissing,
     #[error("reply is {chars} characters long; at most {max} are allowed")]
     ReplyTooLong { chars: usize, max: usize },
+    #[error("{field} contains control characters (line breaks and tabs are fine)")]
+    ControlCharacters { field: &'static str },
 }
 
 impl TransitionError {
     /// The request itself is bad (as opposed to the case being in the wrong state or unit).
     pub fn is_bad_input(&self) -> bool {
-        matches!(self, TransitionError::ReplyMissing | TransitionError::ReplyTooLong { .. } | TransitionError::NoteTooLong { .. })
+        matches!(
+            self,
+            TransitionError::ReplyMissing
+                | TransitionError::ReplyTooLong { .. }
+                | TransitionError::NoteTooLong { .. }
+                | TransitionError::ControlCharacters { .. }
+        )
     }
 }
 
@@ -308,6 +317,9 @@ impl CaseState {
         let chars = note.chars().count();
         if chars > MAX_NOTE_CHARS {
             return Err(TransitionError::NoteTooLong { chars, max: MAX_NOTE_CHARS });
+        }
+        if has_control(note, true) {
+            return Err(TransitionError::ControlCharacters { field: "note" });
         }
         match self.status {
             CaseStatus::Accepted | CaseStatus::Reopened => Ok(note.to_string()),
@@ -376,6 +388,8 @@ pub fn validate_reply(reply: &str) -> Result<String, TransitionError> {
         Err(TransitionError::ReplyMissing)
     } else if chars > MAX_REPLY_CHARS {
         Err(TransitionError::ReplyTooLong { chars, max: MAX_REPLY_CHARS })
+    } else if has_control(reply, true) {
+        Err(TransitionError::ControlCharacters { field: "reply" })
     } else {
         Ok(reply.to_string())
     }
@@ -390,7 +404,7 @@ pub fn validate_person(field: &str, name: &str) -> Result<String, String> {
         Err(format!("{field} is required: who is doing this, for the case's record"))
     } else if chars > MAX_PERSON_CHARS {
         Err(format!("{field} is {chars} characters long; at most {MAX_PERSON_CHARS} are allowed"))
-    } else if name.chars().any(char::is_control) {
+    } else if has_control(name, false) {
         Err(format!("{field} contains control characters"))
     } else {
         Ok(name.to_string())
@@ -738,6 +752,9 @@ mod tests {
         assert_eq!(validate_reply(&max).unwrap().chars().count(), MAX_REPLY_CHARS);
         let e = validate_reply(&format!("{max}答")).unwrap_err();
         assert_eq!(e, TransitionError::ReplyTooLong { chars: MAX_REPLY_CHARS + 1, max: MAX_REPLY_CHARS });
+        assert_eq!(validate_reply("已处理\u{1b}[2J"), Err(TransitionError::ControlCharacters { field: "reply" }));
+        assert_eq!(validate_reply("已处理。\n第二段"), Ok("已处理。\n第二段".to_string()), "a reply may break lines");
+        assert!(validate_person("accepted_by", "王\r五").is_err());
         assert!(e.is_bad_input());
         assert!(!TransitionError::AlreadyClosed { case_no: "x".into() }.is_bad_input());
     }

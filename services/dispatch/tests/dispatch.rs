@@ -1,71 +1,39 @@
 //! Dispatch in-process against a real nats-server and a temporary SQLite database: the whole
 //! handling loop driven by the events it consumes and its gRPC commands.
 
-use std::{sync::Arc, time::Duration};
-
-use async_nats::jetstream;
-use jiesu_kit::{
-    Running,
-    testing::{TestBed, demo_config, grpc_channel, publish_event, read_stream, sqlite_read_only, until_handled, until_outbox_sent},
-};
 use jiesu_proto::v1::{
     AcceptRequest, CaseAccepted, CaseClassified, CaseClosed, CaseDispatched, CaseRef, CaseReopened, CaseResolved, CaseStatus, EventMeta,
     ListCasesRequest, Location, ResolveRequest, RevisitRecorded, Satisfaction, Urgency, case_ref::Ref,
     dispatch_service_client::DispatchServiceClient,
 };
-use prost::Message;
-use sqlx::sqlite::SqlitePool;
+use jiesu_testkit::Harness;
 use tonic::{Code, transport::Channel};
 
-const WAIT: Duration = Duration::from_secs(20);
 const CASE_ID: &str = "0192f0c8-0000-7000-8000-000000000001";
 const CASE_NO: &str = "DM20261123-0001";
 
-/// One dispatch service with its own broker and database.
-struct Harness {
-    bed: TestBed,
-    running: Running,
-    js: jetstream::Context,
-    db: SqlitePool,
+/// Dispatch in-process, with a client of its gRPC API.
+struct Dispatch {
+    h: Harness,
     client: DispatchServiceClient<Channel>,
 }
 
-impl Harness {
+impl Dispatch {
     async fn start() -> Self {
-        let bed = TestBed::new(demo_config(), &["dispatch"]);
-        let running = jiesu_dispatch::start(&bed.config, Arc::new(jiesu_kit::SystemClock)).await.expect("dispatch starts");
-        let js = bed.jetstream().await.expect("connect to NATS");
-        let client = DispatchServiceClient::new(grpc_channel(running.grpc_addr).await);
-        Self { db: sqlite_read_only(&bed.database_path("dispatch")).await, bed, running, js, client }
-    }
-
-    /// Publishes an event as a producer would, with the given `Nats-Msg-Id`; true when
-    /// JetStream took it as new (not a duplicate).
-    async fn publish(&self, event_type: &str, msg_id: &str, msg: &impl Message) -> bool {
-        publish_event(&self.js, &self.bed.subjects, event_type, msg_id, CASE_ID, msg).await
-    }
-
-    /// Waits until dispatch has handled message `msg_id` (it is in the inbox) and published
-    /// everything it wrote to its outbox.
-    async fn handled(&self, msg_id: &str) {
-        until_handled(&self.db, "dispatch", msg_id, WAIT).await.unwrap();
-        self.settled().await;
-    }
-
-    /// Waits until the outbox is empty: what the stream holds is all dispatch emitted.
-    async fn settled(&self) {
-        until_outbox_sent(&self.db, WAIT).await.unwrap();
-    }
-
-    /// Every payload published so far on one event subject.
-    async fn events(&self, event_type: &str) -> Vec<Vec<u8>> {
-        let subjects = &self.bed.subjects;
-        let stored = read_stream(&self.js, &subjects.events_stream(), Some(&subjects.event(event_type))).await;
-        stored.expect("read the events stream").into_iter().map(|m| m.payload.to_vec()).collect()
+        let h = Harness::start("dispatch", |c, k| async move { jiesu_dispatch::start(&c, k).await }).await;
+        let client = DispatchServiceClient::new(h.channel().await);
+        Self { h, client }
     }
 
     async fn case(&mut self) -> jiesu_proto::v1::CaseView {
         self.client.get_case(by_id()).await.expect("GetCase").into_inner()
+    }
+}
+
+impl std::ops::Deref for Dispatch {
+    type Target = Harness;
+    fn deref(&self) -> &Harness {
+        &self.h
     }
 }
 
@@ -110,18 +78,18 @@ fn resolve(unit: &str, reply: &str) -> ResolveRequest {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_handling_loop_from_dispatch_to_closure() {
-    let mut h = Harness::start().await;
+    let mut h = Dispatch::start().await;
 
     // ---- case.classified: one case and one case.dispatched, however often it arrives.
     let (first, second) = (uuid::Uuid::now_v7().to_string(), uuid::Uuid::now_v7().to_string());
-    assert!(h.publish("case.classified", &first, &classified(&first)).await);
-    assert!(!h.publish("case.classified", &first, &classified(&first)).await, "JetStream de-duplicates a re-send");
-    assert!(h.publish("case.classified", &second, &classified(&second)).await, "a new event for the same case");
-    h.handled(&first).await;
-    h.handled(&second).await;
-    let dispatched = h.events("case.dispatched").await;
+    assert!(h.publish(&classified(&first)).await);
+    assert!(!h.publish(&classified(&first)).await, "JetStream de-duplicates a re-send");
+    assert!(h.publish(&classified(&second)).await, "a new event for the same case");
+    h.handled(&first).await.unwrap();
+    h.handled(&second).await.unwrap();
+    let dispatched = h.events::<CaseDispatched>().await;
     assert_eq!(dispatched.len(), 1, "one case.dispatched");
-    let d = CaseDispatched::decode(dispatched[0].as_slice()).unwrap();
+    let d = dispatched[0].clone();
     assert_eq!(d.unit_id, "st-dongmen");
     assert_eq!(d.unit_name, "东门街道");
     assert_eq!(d.assisting_unit_ids, vec!["dept-urban-management".to_string()]);
@@ -153,10 +121,10 @@ async fn the_handling_loop_from_dispatch_to_closure() {
     assert_eq!(view.timeline.last().unwrap().detail, "东门街道已签收（签收人：王五）");
     let again = h.client.accept(accept("st-dongmen")).await.unwrap().into_inner();
     assert_eq!(again.timeline.len(), view.timeline.len(), "accepting twice is a no-op");
-    h.settled().await;
-    let accepted = h.events("case.accepted").await;
+    h.settled().await.unwrap();
+    let accepted = h.events::<CaseAccepted>().await;
     assert_eq!(accepted.len(), 1, "one case.accepted");
-    let a = CaseAccepted::decode(accepted[0].as_slice()).unwrap();
+    let a = accepted[0].clone();
     assert_eq!((a.unit_id.as_str(), a.accepted_by.as_str(), a.round), ("st-dongmen", "王五", 1));
 
     // ---- Resolve: a reply is required; resolved once.
@@ -170,29 +138,29 @@ async fn the_handling_loop_from_dispatch_to_closure() {
     let err = h.client.resolve(resolve("st-dongmen", "再次办结")).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
     assert_eq!(err.message(), format!("case {CASE_NO} is already resolved and waits for its revisit"));
-    h.settled().await;
-    let resolved = h.events("case.resolved").await;
+    h.settled().await.unwrap();
+    let resolved = h.events::<CaseResolved>().await;
     assert_eq!(resolved.len(), 1, "one case.resolved");
-    let r = CaseResolved::decode(resolved[0].as_slice()).unwrap();
+    let r = resolved[0].clone();
     assert_eq!((r.round, r.urgency(), r.reply.as_str()), (1, Urgency::Normal, "已联合城管清理占道摊点。"));
 
     // ---- case.reopened: the same unit handles round 2, without a new dispatch.
     let reopened_id = uuid::Uuid::now_v7().to_string();
     let reopened =
         CaseReopened { meta: meta(&reopened_id), reason: "回访不满意，问题未解决".into(), revisit_id: "rv-1".into(), round: 2 };
-    h.publish("case.reopened", &reopened_id, &reopened).await;
-    h.handled(&reopened_id).await;
+    h.publish(&reopened).await;
+    h.handled(&reopened_id).await.unwrap();
     let view = h.case().await;
     assert_eq!((view.status(), view.round, view.unit_id.as_str()), (CaseStatus::Reopened, 2, "st-dongmen"));
     assert_eq!(view.timeline.last().unwrap().detail, "回访不满意，问题未解决，重新办理（第2轮）");
-    assert_eq!(h.events("case.dispatched").await.len(), 1, "a reopening is not a new dispatch");
+    assert_eq!(h.events::<CaseDispatched>().await.len(), 1, "a reopening is not a new dispatch");
 
     let view = h.client.resolve(resolve("st-dongmen", "已彻底清理并安装隔离栏。")).await.unwrap().into_inner();
     assert_eq!((view.status(), view.round), (CaseStatus::Resolved, 2));
-    h.settled().await;
-    let resolved = h.events("case.resolved").await;
+    h.settled().await.unwrap();
+    let resolved = h.events::<CaseResolved>().await;
     assert_eq!(resolved.len(), 2);
-    assert_eq!(CaseResolved::decode(resolved[1].as_slice()).unwrap().round, 2);
+    assert_eq!(resolved[1].clone().round, 2);
 
     // ---- revisit.recorded, satisfied and solved: closed.
     let recorded_id = uuid::Uuid::now_v7().to_string();
@@ -205,14 +173,14 @@ async fn the_handling_loop_from_dispatch_to_closure() {
         recorded_by: "回访员小陈".into(),
         round: 2,
     };
-    h.publish("revisit.recorded", &recorded_id, &recorded).await;
-    h.handled(&recorded_id).await;
+    h.publish(&recorded).await;
+    h.handled(&recorded_id).await.unwrap();
     let view = h.case().await;
     assert_eq!(view.status(), CaseStatus::Closed);
     assert_eq!(view.timeline.last().unwrap().detail, "回访满意，已结案");
-    let closed = h.events("case.closed").await;
+    let closed = h.events::<CaseClosed>().await;
     assert_eq!(closed.len(), 1, "one case.closed");
-    let c = CaseClosed::decode(closed[0].as_slice()).unwrap();
+    let c = closed[0].clone();
     assert_eq!((c.round, c.meta.unwrap().causation_id), (2, recorded_id.clone()));
     let events: Vec<_> = view.timeline.iter().map(|t| t.event.as_str()).collect();
     assert_eq!(events, ["dispatched", "accepted", "resolved", "reopened", "resolved", "closed"]);
@@ -244,5 +212,6 @@ async fn the_handling_loop_from_dispatch_to_closure() {
     let dead: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM dead_letters").fetch_one(&h.db).await.unwrap();
     assert_eq!(dead, 0, "nothing dead-lettered");
     h.db.close().await;
-    h.running.shutdown().await;
+    let Dispatch { mut h, .. } = h;
+    h.stop().await;
 }

@@ -2,6 +2,7 @@
 //! is normalised and masked, how the public case number (受理编号) is formed.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use jiesu_kit::text::has_control;
 use jiesu_proto::v1::{FieldViolation, Submission};
 use serde::Deserialize;
 
@@ -53,6 +54,10 @@ impl Default for Limits {
 
 /// Every reason a submission cannot be accepted, or the submission cleaned up (trimmed fields,
 /// normalised phone number).
+/// How far ahead of intake's clock a producer's clock may run before its `submitted_at` is
+/// refused as being in the future.
+const MAX_CLOCK_AHEAD_MINUTES: i64 = 5;
+
 pub fn validate(s: &Submission, channels: &[Channel], limits: &Limits, now: DateTime<Utc>) -> Result<Submission, Vec<FieldViolation>> {
     let mut v = Violations::default();
     control_characters(s, &mut v);
@@ -134,6 +139,9 @@ pub fn validate(s: &Submission, channels: &[Channel], limits: &Limits, now: Date
     if let Some(t) = &clean.submitted_at {
         let oldest = now - chrono::Duration::days(limits.max_backdate_days);
         match jiesu_kit::time::from_proto(t) {
+            Some(at) if at > now + chrono::Duration::minutes(MAX_CLOCK_AHEAD_MINUTES) => {
+                v.add("submitted_at", "is in the future; leave it out to mean now", "受理时间不能晚于当前时间")
+            }
             Some(at) if at >= oldest => {}
             _ => v.add(
                 "submitted_at",
@@ -187,11 +195,6 @@ fn control_characters(s: &Submission, v: &mut Violations) {
             v.add(&field, "contains control characters", "含有不可见的控制字符");
         }
     }
-}
-
-/// Whether `text` holds a control character; a free text may hold line breaks and tabs.
-pub fn has_control(text: &str, multiline: bool) -> bool {
-    text.chars().any(|c| c.is_control() && !(multiline && matches!(c, '\n' | '\t')) || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202e}'))
 }
 
 #[derive(Default)]
@@ -344,6 +347,7 @@ mod tests {
             (|s| s.location = Some(Location { street: "st\n".into(), ..Default::default() }), "location.street"),
             (|s| s.submitted_at = Some(prost_types::Timestamp { seconds: -62_135_596_800, nanos: 0 }), "submitted_at"),
             (|s| s.submitted_at = Some(jiesu_kit::time::to_proto(now() - chrono::Duration::days(31))), "submitted_at"),
+            (|s| s.submitted_at = Some(jiesu_kit::time::to_proto(now() + chrono::Duration::minutes(6))), "submitted_at"),
         ];
         for (mutate, field) in cases {
             let mut s = good();

@@ -15,7 +15,6 @@
 //! | [`server`] | gRPC with health and reflection; the admin port with `/healthz`, `/readyz`, `/metrics` |
 //! | [`health`] | readiness of every consumer and the relay, for `/readyz` and gRPC health |
 //! | [`host`] | starts all of the above for a service and stops it cleanly |
-//! | [`testing`] | a real `nats-server` on a free port and a test bed (config, events, gRPC), for tests |
 
 pub mod cli;
 pub mod clock;
@@ -30,7 +29,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod server;
 pub mod telemetry;
-pub mod testing;
+pub mod text;
 pub mod time;
 pub mod work;
 

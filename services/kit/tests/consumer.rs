@@ -6,11 +6,9 @@ use std::{sync::Arc, time::Duration};
 
 use futures::StreamExt;
 use jiesu_kit::{
-    CaseIds, DistrictConfig, Handler, HandlerError, Host, Inbound, Incoming, Subjects, Work,
-    db::Migrations,
-    testing::{NatsServer, unique_name},
-    with_pool, with_tx,
+    CaseIds, DistrictConfig, Handler, HandlerError, Host, Inbound, Incoming, Subjects, Work, db::Migrations, with_pool, with_tx,
 };
+use jiesu_testkit::{NatsServer, unique_name};
 
 /// Raw test messages on `<root>.event.test.in`.
 struct Raw(Incoming);
@@ -162,7 +160,7 @@ async fn exactly_once_retries_and_dead_letters() {
         metrics: jiesu_kit::metrics::Metrics::new("test"),
         readiness: Default::default(),
     };
-    jiesu_kit::testing::eventually("the replayed echo to be published", Duration::from_secs(10), || async {
+    jiesu_testkit::eventually("the replayed echo to be published", Duration::from_secs(10), || async {
         (jiesu_kit::outbox::backlog(&db).await.ok()? == 0).then_some(())
     })
     .await

@@ -10,15 +10,12 @@ use std::{
 
 use axum::{Json, Router, extract::State, http::StatusCode, routing::post};
 use chrono::{TimeZone, Utc};
-use jiesu_kit::{
-    ManualClock,
-    testing::{TestBed, demo_config, eventually, grpc_channel, publish_event},
-    time::to_proto,
-};
+use jiesu_kit::{ManualClock, time::to_proto};
 use jiesu_proto::v1::{
     CaseDispatched, CaseRef, Citizen, DeliveryView, EventMeta, ListDeliveriesResponse, Location, SlaBreached, Submission, SubmitRequest,
     case_ref::Ref, intake_service_client::IntakeServiceClient, notification_service_client::NotificationServiceClient,
 };
+use jiesu_testkit::{TestBed, demo_config, eventually, grpc_channel, publish_event, publish_event_as};
 use serde_json::Value;
 use tonic::transport::Channel;
 
@@ -201,8 +198,7 @@ async fn events_become_deliveries_sent_once_with_retries_and_no_stored_phone() {
         title: "油烟扰民".into(),
         ..Default::default()
     };
-    let dispatched_id = dispatched.meta.as_ref().unwrap().event_id.clone();
-    publish_event(&js, subjects, "case.dispatched", &dispatched_id, &case.case_id, &dispatched).await;
+    publish_event(&js, subjects, &dispatched).await;
     let unit = eventually("the unit's deliveries", WAIT, || {
         let mut client = client.clone();
         let r = Ref::CaseNo(case.case_no.clone());
@@ -225,7 +221,7 @@ async fn events_become_deliveries_sent_once_with_retries_and_no_stored_phone() {
     // sla.breached → the supervisor.
     let alert = breach(&case.case_id, &case.case_no);
     let alert_id = alert.meta.as_ref().unwrap().event_id.clone();
-    publish_event(&js, subjects, "sla.breached", &alert_id, &case.case_id, &alert).await;
+    publish_event(&js, subjects, &alert).await;
     let supervised = eventually("the supervisor's deliveries", WAIT, || {
         let mut client = client.clone();
         let r = by_id();
@@ -247,11 +243,10 @@ async fn events_become_deliveries_sent_once_with_retries_and_no_stored_phone() {
     // The same event again — once with the same message id (JetStream and the inbox drop it),
     // once under a new message id (only the deliveries' unique key recognises it) — then a new
     // alert: once that one is in, the repeats have been handled and must have added nothing.
-    publish_event(&js, subjects, "sla.breached", &alert_id, &case.case_id, &alert).await;
-    publish_event(&js, subjects, "sla.breached", &format!("{alert_id}-again"), &case.case_id, &alert).await;
+    publish_event(&js, subjects, &alert).await;
+    publish_event_as(&js, subjects, &format!("{alert_id}-again"), &alert).await;
     let later = breach(&case.case_id, &case.case_no);
-    let later_id = later.meta.as_ref().unwrap().event_id.clone();
-    publish_event(&js, subjects, "sla.breached", &later_id, &case.case_id, &later).await;
+    publish_event(&js, subjects, &later).await;
     let all = eventually("the later alert's deliveries", WAIT, || {
         let mut client = client.clone();
         let r = by_id();
@@ -295,7 +290,7 @@ async fn a_delivery_that_keeps_failing_is_given_up_after_max_attempts() {
     let mut bed = TestBed::new(demo_config(), &["notification"]);
     let clock = ManualClock::new(Utc::now());
     // Nobody listens on these ports: intake is down and the gateway refuses connections.
-    let dead = jiesu_kit::testing::free_port();
+    let dead = jiesu_testkit::free_port();
     bed.config.set("notification.intake_url", format!("http://127.0.0.1:{dead}"));
     bed.config.set("notification.webhook_url", format!("http://127.0.0.1:{dead}/sms"));
     bed.config.set("notification.max_attempts", 2);
@@ -312,7 +307,7 @@ async fn a_delivery_that_keeps_failing_is_given_up_after_max_attempts() {
         title: "路灯不亮".into(),
         ..Default::default()
     };
-    publish_event(&js, subjects, "case.dispatched", "m-1", "case-1", &dispatched).await;
+    publish_event_as(&js, subjects, "m-1", &dispatched).await;
     let by_id = || Ref::CaseId("case-1".into());
     let probe_client = client.clone();
     let webhook = move |attempts: u32, status: &'static str| {

@@ -1,6 +1,7 @@
 //! Revisit's rules (回访规则), without I/O: what a recorded answer must contain, which answers
 //! reopen the case, and how the answer reads in Chinese.
 
+use jiesu_kit::text::has_control;
 use jiesu_proto::v1::Satisfaction;
 
 /// Longest comment (回访意见) a revisit may record, in characters.
@@ -67,6 +68,8 @@ pub fn validate(satisfaction: i32, solved: bool, comment: &str, recorded_by: &st
     let comment_chars = comment.chars().count();
     if comment_chars > MAX_COMMENT_CHARS {
         problems.push(format!("comment is {comment_chars} characters long; at most {MAX_COMMENT_CHARS} are allowed"));
+    } else if has_control(comment, true) {
+        problems.push("comment contains control characters (line breaks and tabs are fine)".to_string());
     }
     let recorded_by = recorded_by.trim();
     let person_chars = recorded_by.chars().count();
@@ -74,7 +77,7 @@ pub fn validate(satisfaction: i32, solved: bool, comment: &str, recorded_by: &st
         problems.push("recorded_by is required: who called the citizen back (回访人)".to_string());
     } else if person_chars > MAX_PERSON_CHARS {
         problems.push(format!("recorded_by is {person_chars} characters long; at most {MAX_PERSON_CHARS} are allowed"));
-    } else if recorded_by.chars().any(char::is_control) {
+    } else if has_control(recorded_by, false) {
         problems.push("recorded_by contains control characters".to_string());
     }
     if problems.is_empty() {
@@ -178,6 +181,8 @@ mod tests {
         assert_eq!(validate(9, true, "", "小陈").unwrap_err(), vec!["satisfaction 9 is not a jiesu.v1.Satisfaction".to_string()]);
         assert!(validate(Satisfied as i32, true, "", &"陈".repeat(51)).unwrap_err()[0].contains("at most 50"));
         assert!(validate(Satisfied as i32, true, "", "小\u{0}陈").unwrap_err()[0].contains("control"));
+        assert!(validate(Satisfied as i32, true, "摊点\u{1b}[2J还在", "小陈").unwrap_err()[0].starts_with("comment contains control"));
+        assert!(validate(Satisfied as i32, true, "摊点还在\n明天再看", "小陈").is_ok(), "a comment may break lines");
         assert!(validate(Satisfied as i32, true, &"很".repeat(MAX_COMMENT_CHARS), "小陈").is_ok());
     }
 

@@ -1,45 +1,37 @@
 //! Revisit in-process against a real nats-server and a temporary SQLite database.
 
-use std::{sync::Arc, time::Duration};
-
-use async_nats::jetstream;
-use jiesu_kit::{
-    Running,
-    testing::{TestBed, demo_config, grpc_channel, publish_event, read_stream, sqlite_read_only, until_handled, until_outbox_sent},
-};
 use jiesu_proto::v1::{
     CaseRef, CaseReopened, CaseResolved, EventMeta, RecordRequest, RevisitRecorded, Satisfaction, Urgency, case_ref::Ref,
     revisit_service_client::RevisitServiceClient,
 };
-use prost::Message;
-use sqlx::sqlite::SqlitePool;
+use jiesu_testkit::Harness;
 use tonic::{Code, transport::Channel};
 
-const WAIT: Duration = Duration::from_secs(20);
 const CASE_ID: &str = "0192f0c8-0000-7000-8000-000000000002";
 const CASE_NO: &str = "DM20261123-0002";
 
-/// One revisit service with its own broker and database.
-struct Harness {
-    bed: TestBed,
-    running: Running,
-    js: jetstream::Context,
-    db: SqlitePool,
+/// Revisit in-process, with a client of its gRPC API.
+struct Revisit {
+    h: Harness,
     client: RevisitServiceClient<Channel>,
 }
 
-impl Harness {
+impl std::ops::Deref for Revisit {
+    type Target = Harness;
+    fn deref(&self) -> &Harness {
+        &self.h
+    }
+}
+
+impl Revisit {
     async fn start() -> Self {
-        let bed = TestBed::new(demo_config(), &["revisit"]);
-        let running = jiesu_revisit::start(&bed.config, Arc::new(jiesu_kit::SystemClock)).await.expect("revisit starts");
-        let js = bed.jetstream().await.expect("connect to NATS");
-        let client = RevisitServiceClient::new(grpc_channel(running.grpc_addr).await);
-        let db = sqlite_read_only(&bed.database_path("revisit")).await;
-        Self { bed, running, js, db, client }
+        let h = Harness::start("revisit", |c, k| async move { jiesu_revisit::start(&c, k).await }).await;
+        let client = RevisitServiceClient::new(h.channel().await);
+        Self { h, client }
     }
 
-    /// Publishes `case.resolved` of `round` with the given `Nats-Msg-Id` and waits until
-    /// revisit has handled it (or JetStream dropped it as a duplicate).
+    /// Publishes `case.resolved` of `round` with the given event id and waits until revisit
+    /// has handled it (or JetStream dropped it as a duplicate).
     async fn resolved(&self, msg_id: &str, round: u32) {
         let event = CaseResolved {
             meta: Some(EventMeta {
@@ -56,18 +48,9 @@ impl Harness {
             round,
             urgency: Urgency::Normal as i32,
         };
-        if !publish_event(&self.js, &self.bed.subjects, "case.resolved", msg_id, CASE_ID, &event).await {
-            return;
+        if self.h.publish(&event).await {
+            self.h.handled(msg_id).await.unwrap();
         }
-        until_handled(&self.db, "revisit", msg_id, WAIT).await.unwrap();
-    }
-
-    /// Every payload published on one event subject, once revisit's outbox is empty.
-    async fn events(&self, event_type: &str) -> Vec<Vec<u8>> {
-        until_outbox_sent(&self.db, WAIT).await.unwrap();
-        let subjects = &self.bed.subjects;
-        let stored = read_stream(&self.js, &subjects.events_stream(), Some(&subjects.event(event_type))).await;
-        stored.expect("read the events stream").into_iter().map(|m| m.payload.to_vec()).collect()
     }
 
     async fn record(&mut self, satisfaction: Satisfaction, solved: bool) -> Result<jiesu_proto::v1::RevisitView, tonic::Status> {
@@ -92,7 +75,7 @@ fn by_id() -> CaseRef {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn revisits_reopen_dissatisfied_cases_and_record_satisfied_ones() {
-    let mut h = Harness::start().await;
+    let mut h = Revisit::start().await;
 
     // Nothing resolved yet: nothing to record.
     let err = h.record(Satisfaction::Satisfied, true).await.unwrap_err();
@@ -121,15 +104,16 @@ async fn revisits_reopen_dissatisfied_cases_and_record_satisfied_ones() {
     assert_eq!((view.status.as_str(), view.round, view.reopened), ("recorded", 1, true));
     assert_eq!(view.satisfaction(), Satisfaction::Dissatisfied);
     assert_eq!(view.comment, "摊点还在");
-    let recorded = h.events("revisit.recorded").await;
-    let reopened = h.events("case.reopened").await;
+    h.settled().await.unwrap();
+    let recorded = h.events::<RevisitRecorded>().await;
+    let reopened = h.events::<CaseReopened>().await;
     assert_eq!((recorded.len(), reopened.len()), (1, 1));
-    let rec = RevisitRecorded::decode(recorded[0].as_slice()).unwrap();
+    let rec = recorded[0].clone();
     assert_eq!((rec.satisfaction(), rec.solved, rec.round, rec.recorded_by.as_str()), (Satisfaction::Dissatisfied, false, 1, "回访员小陈"));
     assert_eq!(rec.revisit_id, view.revisit_id);
     let rec_meta = rec.meta.unwrap();
     assert_eq!((rec_meta.case_id.as_str(), rec_meta.case_no.as_str()), (CASE_ID, CASE_NO));
-    let re = CaseReopened::decode(reopened[0].as_slice()).unwrap();
+    let re = reopened[0].clone();
     assert_eq!((re.round, re.reason.as_str(), re.revisit_id.as_str()), (2, "回访不满意，问题未解决", view.revisit_id.as_str()));
     assert_eq!(re.meta.unwrap().causation_id, rec_meta.event_id);
 
@@ -145,11 +129,12 @@ async fn revisits_reopen_dissatisfied_cases_and_record_satisfied_ones() {
     h.resolved(&uuid::Uuid::now_v7().to_string(), 2).await;
     let view = h.record(Satisfaction::Satisfied, true).await.unwrap();
     assert_eq!((view.round, view.reopened), (2, false));
-    let recorded = h.events("revisit.recorded").await;
+    h.settled().await.unwrap();
+    let recorded = h.events::<RevisitRecorded>().await;
     assert_eq!(recorded.len(), 2);
-    let rec = RevisitRecorded::decode(recorded[1].as_slice()).unwrap();
+    let rec = recorded[1].clone();
     assert_eq!((rec.satisfaction(), rec.solved, rec.round), (Satisfaction::Satisfied, true, 2));
-    assert_eq!(h.events("case.reopened").await.len(), 1, "a satisfied answer reopens nothing");
+    assert_eq!(h.events::<CaseReopened>().await.len(), 1, "a satisfied answer reopens nothing");
 
     let list = h.client.list_revisits(by_no()).await.unwrap().into_inner();
     assert_eq!(list.revisits.iter().map(|r| r.round).collect::<Vec<_>>(), [1, 2]);
@@ -159,5 +144,6 @@ async fn revisits_reopen_dissatisfied_cases_and_record_satisfied_ones() {
     let dead: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM dead_letters").fetch_one(&h.db).await.unwrap();
     assert_eq!(dead, 0, "nothing dead-lettered");
     h.db.close().await;
-    h.running.shutdown().await;
+    let Revisit { mut h, .. } = h;
+    h.stop().await;
 }

@@ -4,17 +4,14 @@
 
 use std::{sync::Arc, time::Duration};
 
-use async_nats::jetstream;
 use chrono::{DateTime, TimeDelta, Utc};
-use jiesu_kit::{
-    ManualClock, Running,
-    testing::{TestBed, demo_config, eventually, grpc_channel, publish_event, read_stream},
-    time::to_proto,
-};
+use jiesu_kit::{ManualClock, Running, time::to_proto};
+use jiesu_proto::Event;
 use jiesu_proto::v1::{
     CaseAccepted, CaseClosed, CaseDispatched, CaseReceived, CaseRef, CaseReopened, CaseResolved, ClockView, EventMeta, ListClocksResponse,
     SlaBreached, Urgency, case_ref::Ref, sla_service_client::SlaServiceClient,
 };
+use jiesu_testkit::{Harness, TestBed, demo_config, eventually, grpc_channel};
 use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -32,33 +29,35 @@ const QUIET: Duration = Duration::from_millis(2_500);
 /// How long a test waits for what should happen.
 const WAIT: Duration = Duration::from_secs(20);
 
-struct Harness {
-    bed: TestBed,
+/// The SLA timer in-process on a manual clock.
+struct Timer {
+    h: Harness,
     clock: ManualClock,
-    jetstream: jetstream::Context,
 }
 
-impl Harness {
-    async fn new() -> Self {
+impl Timer {
+    async fn start() -> Self {
+        let clock = ManualClock::new(at(0));
         let bed = TestBed::new(demo_config(), &["sla_timer"]);
-        let jetstream = bed.jetstream().await.unwrap();
-        Harness { bed, clock: ManualClock::new(at(0)), jetstream }
+        let h =
+            Harness::start_on(bed, "sla_timer", Arc::new(clock.clone()), |c, k| async move { jiesu_sla_timer::start(&c, k).await }).await;
+        Self { h, clock }
     }
 
-    async fn start(&self) -> Running {
-        jiesu_sla_timer::start(&self.bed.config, Arc::new(self.clock.clone())).await.unwrap()
+    fn running(&self) -> &Running {
+        self.h.running()
     }
 
-    async fn publish(&self, event_type: &str, meta: &EventMeta, msg: &impl Message) {
-        publish_event(&self.jetstream, &self.bed.subjects, event_type, &meta.event_id, &meta.case_id, msg).await;
+    async fn publish<E: Event>(&self, event: &E) {
+        self.h.publish(event).await;
     }
 
     /// Every alert in the stream so far: (event type, Nats-Msg-Id, alert).
     async fn alerts(&self) -> Vec<(String, String, SlaBreached)> {
-        let subjects = &self.bed.subjects;
-        let stored = read_stream(&self.jetstream, &subjects.events_stream(), Some(&subjects.event("sla.>"))).await;
-        let stored = stored.expect("the stream delivers what it counted");
-        stored
+        let subjects = &self.h.bed.subjects;
+        self.h
+            .stored(&subjects.event("sla.>"))
+            .await
             .into_iter()
             .map(|msg| {
                 let kind = subjects.event_type_of(&msg.subject).unwrap_or_default().to_string();
@@ -133,15 +132,14 @@ async fn metrics(running: &Running) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn clocks_fire_once_and_survive_restarts() {
-    let h = Harness::new().await;
-    let mut running = h.start().await;
+    let mut h = Timer::start().await;
     let case_id = uuid::Uuid::now_v7().to_string();
     let case_no = "DM20261123-0001";
 
     // Received: the dispatch clock (1 h) starts at the event's time.
     let m = meta(&case_id, case_no, at(0));
-    h.publish("case.received", &m, &CaseReceived { meta: Some(m.clone()), ..Default::default() }).await;
-    let r = clocks_until(&running, &case_id, "the dispatch clock", |c| state_of(c, "dispatch").as_deref() == Some("armed")).await;
+    h.publish(&CaseReceived { meta: Some(m.clone()), ..Default::default() }).await;
+    let r = clocks_until(h.running(), &case_id, "the dispatch clock", |c| state_of(c, "dispatch").as_deref() == Some("armed")).await;
     let dispatch = clock(&r.clocks, "dispatch").unwrap();
     assert_eq!(dispatch.clock_id, format!("{case_id}:dispatch"));
     assert_eq!((dispatch.version, dispatch.started_at, dispatch.deadline), (1, ts(at(0)), ts(at(60))));
@@ -165,8 +163,8 @@ async fn clocks_fire_once_and_survive_restarts() {
         round: 1,
         ..Default::default()
     };
-    h.publish("case.dispatched", &m, &dispatched).await;
-    let r = clocks_until(&running, &case_id, "the accept clock", |c| state_of(c, "accept").is_some()).await;
+    h.publish(&dispatched).await;
+    let r = clocks_until(h.running(), &case_id, "the accept clock", |c| state_of(c, "accept").is_some()).await;
     assert_eq!(state_of(&r.clocks, "dispatch").as_deref(), Some("stopped"));
     assert_eq!(clock(&r.clocks, "dispatch").unwrap().stopped_at, ts(at(5)));
     let accept = clock(&r.clocks, "accept").unwrap();
@@ -197,31 +195,30 @@ async fn clocks_fire_once_and_survive_restarts() {
     assert_eq!(kind.as_str(), "sla.breached");
     assert_ne!(id, &alerts[0].1, "the breach is another event than the warning");
     assert_eq!((alert.milestone.as_str(), alert.level.as_str()), ("accept", "red"));
-    let r = list(&running, Ref::CaseId(case_id.clone())).await.unwrap();
+    let r = list(h.running(), Ref::CaseId(case_id.clone())).await.unwrap();
     assert_eq!(state_of(&r.clocks, "accept").as_deref(), Some("breached"));
     let details: Vec<&str> = r.timeline.iter().map(|e| e.detail.as_str()).collect();
     assert!(details.contains(&"签收时限预警（黄），截止 2026-11-23 10:15"), "{details:?}");
     assert!(details.contains(&"签收超时（红），截止 2026-11-23 10:15"), "{details:?}");
     assert!(details.contains(&"分拨按时完成"), "{details:?}");
-    let text = metrics(&running).await;
+    let text = metrics(h.running()).await;
     assert!(text.contains("jiesu_sla_warnings_fired_total{service=\"sla_timer\"} 1"), "{text}");
     assert!(text.contains("jiesu_sla_breaches_fired_total{service=\"sla_timer\"} 1"), "{text}");
 
     // A restart on the same database fires nothing again.
-    running.shutdown().await;
-    running = h.start().await;
-    list(&running, Ref::CaseNo(case_no.into())).await.unwrap();
+    h.h.restart().await;
+    list(h.running(), Ref::CaseNo(case_no.into())).await.unwrap();
     h.exactly_alerts(2).await;
 
     // The same dispatch sent again under a new id re-arms nothing.
     let m2 = meta(&case_id, case_no, at(16));
-    h.publish("case.dispatched", &m2, &CaseDispatched { meta: Some(m2.clone()), ..dispatched.clone() }).await;
+    h.publish(&CaseDispatched { meta: Some(m2.clone()), ..dispatched.clone() }).await;
     // Accepted late: accept stops, contact (30 min) starts.
     h.clock.set(at(20));
     let m = meta(&case_id, case_no, at(20));
     let accepted = CaseAccepted { meta: Some(m.clone()), unit_id: "st-dongmen".into(), round: 1, ..Default::default() };
-    h.publish("case.accepted", &m, &accepted).await;
-    let r = clocks_until(&running, &case_id, "the contact clock", |c| state_of(c, "contact").is_some()).await;
+    h.publish(&accepted).await;
+    let r = clocks_until(h.running(), &case_id, "the contact clock", |c| state_of(c, "contact").is_some()).await;
     let accept = clock(&r.clocks, "accept").unwrap();
     assert_eq!((accept.state.as_str(), accept.version, accept.stopped_at), ("stopped", 1, ts(at(20))));
     let contact = clock(&r.clocks, "contact").unwrap();
@@ -230,29 +227,28 @@ async fn clocks_fire_once_and_survive_restarts() {
 
     // Down while the contact clock passes both its warning point and its deadline: on start-up
     // it fires the breach only.
-    running.shutdown().await;
+    h.h.stop().await;
     h.clock.set(at(60));
-    let running = h.start().await;
+    h.h.restart().await;
     let alerts = h.exactly_alerts(3).await;
     let (kind, _, alert) = &alerts[2];
     assert_eq!(kind.as_str(), "sla.breached");
     assert_eq!((alert.milestone.as_str(), alert.deadline), ("contact", ts(at(50))));
     assert!(!alerts.iter().any(|(k, _, a)| k == "sla.warning" && a.milestone == "contact"));
-    let r = list(&running, Ref::CaseId(case_id.clone())).await.unwrap();
+    let r = list(h.running(), Ref::CaseId(case_id.clone())).await.unwrap();
     assert_eq!(state_of(&r.clocks, "contact").as_deref(), Some("breached"));
     assert_eq!(state_of(&r.clocks, "resolve").as_deref(), Some("armed"));
-    running.shutdown().await;
+    h.h.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn reopening_rearms_resolve_and_closing_stops_everything() {
-    let h = Harness::new().await;
-    let running = h.start().await;
+    let mut h = Timer::start().await;
     let case_id = uuid::Uuid::now_v7().to_string();
     let case_no = "DM20261123-0002";
 
     let m = meta(&case_id, case_no, at(0));
-    h.publish("case.received", &m, &CaseReceived { meta: Some(m.clone()), ..Default::default() }).await;
+    h.publish(&CaseReceived { meta: Some(m.clone()), ..Default::default() }).await;
     let m = meta(&case_id, case_no, at(1));
     let dispatched = CaseDispatched {
         meta: Some(m.clone()),
@@ -261,20 +257,20 @@ async fn reopening_rearms_resolve_and_closing_stops_everything() {
         round: 1,
         ..Default::default()
     };
-    h.publish("case.dispatched", &m, &dispatched).await;
-    let r = clocks_until(&running, &case_id, "the resolve clock", |c| state_of(c, "resolve").is_some()).await;
+    h.publish(&dispatched).await;
+    let r = clocks_until(h.running(), &case_id, "the resolve clock", |c| state_of(c, "resolve").is_some()).await;
     assert_eq!(clock(&r.clocks, "resolve").unwrap().deadline, ts(at(1 + 120)), "emergency: 2 hours");
 
     let m = meta(&case_id, case_no, at(30));
-    h.publish("case.resolved", &m, &CaseResolved { meta: Some(m.clone()), round: 1, ..Default::default() }).await;
-    clocks_until(&running, &case_id, "every clock stopped", |c| c.iter().all(|c| c.state == "stopped")).await;
+    h.publish(&CaseResolved { meta: Some(m.clone()), round: 1, ..Default::default() }).await;
+    clocks_until(h.running(), &case_id, "every clock stopped", |c| c.iter().all(|c| c.state == "stopped")).await;
 
     // The revisit found it unsolved: resolve starts again, one version up, still an emergency.
     h.clock.set(at(600));
     let m = meta(&case_id, case_no, at(600));
     let reopened = CaseReopened { meta: Some(m.clone()), reason: "未解决".into(), round: 2, ..Default::default() };
-    h.publish("case.reopened", &m, &reopened).await;
-    let r = clocks_until(&running, &case_id, "resolve re-armed", |c| clock(c, "resolve").is_some_and(|r| r.version == 2)).await;
+    h.publish(&reopened).await;
+    let r = clocks_until(h.running(), &case_id, "resolve re-armed", |c| clock(c, "resolve").is_some_and(|r| r.version == 2)).await;
     let resolve = clock(&r.clocks, "resolve").unwrap();
     assert_eq!((resolve.state.as_str(), resolve.started_at, resolve.deadline), ("armed", ts(at(600)), ts(at(720))));
     assert_eq!((resolve.unit_id.as_str(), resolve.stopped_at), ("dept-water", None));
@@ -282,20 +278,20 @@ async fn reopening_rearms_resolve_and_closing_stops_everything() {
 
     // Closed: nothing runs, so nothing fires however late it gets.
     let m = meta(&case_id, case_no, at(601));
-    h.publish("case.closed", &m, &CaseClosed { meta: Some(m.clone()), round: 2 }).await;
-    let r = clocks_until(&running, &case_id, "every clock stopped again", |c| c.iter().all(|c| c.state == "stopped")).await;
+    h.publish(&CaseClosed { meta: Some(m.clone()), round: 2 }).await;
+    let r = clocks_until(h.running(), &case_id, "every clock stopped again", |c| c.iter().all(|c| c.state == "stopped")).await;
     assert!(r.timeline.iter().any(|e| e.detail == "已结案，办结计时停止"));
     h.clock.set(at(10_000));
     tokio::time::sleep(QUIET).await;
     assert!(h.alerts().await.is_empty());
 
     // Looked up by case number; an unknown case and an empty reference are told apart.
-    let by_no = list(&running, Ref::CaseNo(case_no.into())).await.unwrap();
+    let by_no = list(h.running(), Ref::CaseNo(case_no.into())).await.unwrap();
     assert_eq!(by_no.clocks.len(), 5);
     assert_eq!(clock(&by_no.clocks, "escalate").unwrap().version, 2, "resumed on reopening, then closed");
-    let err = list(&running, Ref::CaseNo("DM-none".into())).await.unwrap_err();
+    let err = list(h.running(), Ref::CaseNo("DM-none".into())).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::NotFound, "{err}");
-    let err = client(&running).await.list_clocks(CaseRef { r#ref: None }).await.unwrap_err();
+    let err = client(h.running()).await.list_clocks(CaseRef { r#ref: None }).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err}");
-    running.shutdown().await;
+    h.h.stop().await;
 }

@@ -1,9 +1,12 @@
-//! Real dependencies for tests, and the harness every service test shares.
+//! Test-only (a dev-dependency, never in a production binary): real dependencies for tests, and
+//! the harness every service test shares.
 //!
 //! - [`NatsServer`]: a `nats-server` (≥ 2.10, with JetStream) of the test's own, on a free
 //!   loopback port with a temporary store, killed and cleaned up on drop. The binary is
 //!   `$NATS_SERVER_BIN`, else `.local/bin/nats-server` of the repository (where
 //!   `scripts/install-nats.sh` puts it), else `nats-server` on `PATH`.
+//! - [`Harness`]: one service running in-process on a [`TestBed`], with a JetStream connection,
+//!   its database opened read-only and a gRPC channel to it: what every service's `tests/` use.
 //! - [`TestBed`]: that server, a temporary directory and a district configuration pointing the
 //!   named services at both — what a test needs before it calls a service's `start(config, clock)`.
 //! - [`publish_event`] and [`read_stream`]: events in and out of JetStream the way the services
@@ -14,7 +17,7 @@
 //!
 //! ```no_run
 //! # async fn example() {
-//! use jiesu_kit::testing::{TestBed, demo_config};
+//! use jiesu_testkit::{TestBed, demo_config};
 //! let bed = TestBed::new(demo_config(), &["dispatch"]);
 //! // bed.config now has nats.url, a fresh nats.subject_root, and dispatch.database_url in bed.dir.
 //! let js = bed.jetstream().await.expect("connect to NATS");
@@ -35,10 +38,14 @@ use async_nats::jetstream::{
 use futures::StreamExt;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 
-use crate::{
+use jiesu_kit::{
     DistrictConfig, Subjects,
     messaging::{PROTOBUF, header},
 };
+use jiesu_proto::Event;
+
+mod harness;
+pub use harness::Harness;
 
 /// A running nats-server owned by a test.
 pub struct NatsServer {
@@ -200,25 +207,26 @@ impl TestBed {
     }
 }
 
-/// Publishes `msg` on the subject of `event_type` as a producing service would: protobuf, with
-/// the `Nats-Msg-Id` (`event_id`), `Jiesu-Case-Id` and `Jiesu-Event-Type` headers, and waits
-/// for JetStream's acknowledgement. True when JetStream stored it, false when it dropped it as a
+/// Publishes `event` on its subject as a producing service would: protobuf, with the
+/// `Nats-Msg-Id` (its event id), `Jiesu-Case-Id` and `Jiesu-Event-Type` headers, and waits for
+/// JetStream's acknowledgement. True when JetStream stored it, false when it dropped it as a
 /// duplicate of an earlier message with the same `Nats-Msg-Id`.
-pub async fn publish_event(
-    js: &jetstream::Context,
-    subjects: &Subjects,
-    event_type: &str,
-    event_id: &str,
-    case_id: &str,
-    msg: &impl prost::Message,
-) -> bool {
+pub async fn publish_event<E: Event>(js: &jetstream::Context, subjects: &Subjects, event: &E) -> bool {
+    let id = event.meta().map(|m| m.event_id.clone()).unwrap_or_default();
+    publish_event_as(js, subjects, &id, event).await
+}
+
+/// [`publish_event`] under another `Nats-Msg-Id` than the event's own id: how a re-send that
+/// JetStream cannot recognise reaches the consumers.
+pub async fn publish_event_as<E: Event>(js: &jetstream::Context, subjects: &Subjects, msg_id: &str, event: &E) -> bool {
+    let case_id = event.meta().map(|m| m.case_id.clone()).unwrap_or_default();
     let mut headers = async_nats::HeaderMap::new();
-    headers.insert(header::MSG_ID, event_id);
-    headers.insert(header::CASE_ID, case_id);
-    headers.insert(header::EVENT_TYPE, event_type);
+    headers.insert(header::MSG_ID, msg_id);
+    headers.insert(header::CASE_ID, case_id.as_str());
+    headers.insert(header::EVENT_TYPE, E::TYPE);
     headers.insert(header::CONTENT_TYPE, PROTOBUF);
     let ack = js
-        .publish_with_headers(subjects.event(event_type), headers, msg.encode_to_vec().into())
+        .publish_with_headers(subjects.event(E::TYPE), headers, event.encode_to_vec().into())
         .await
         .expect("publish")
         .await
@@ -360,4 +368,19 @@ pub async fn until_outbox_sent(db: &SqlitePool, limit: Duration) -> Result<(), T
         (n == 0).then_some(())
     })
     .await
+}
+
+/// `GET http://<addr><path>` over a fresh connection: the status code and the body. Enough HTTP
+/// for a service's admin port (`/readyz`, `/metrics`) without an HTTP client dependency.
+pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap_or_else(|e| panic!("cannot connect to {addr}: {e}"));
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    s.write_all(request.as_bytes()).await.expect("send the request");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await.expect("read the response");
+    let raw = String::from_utf8_lossy(&raw);
+    let status = raw.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or_else(|| panic!("not an HTTP response: {raw}"));
+    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
 }
