@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every test of the workspace: unit tests, and the integration tests against a real
+# Runs every check of the workspace: formatting and clippy, then the unit tests, and the integration tests against a real
 # nats-server (the project's own, installed into .local/ if missing) and real databases
 # (SQLite files, and PostgreSQL at $JIESU_TEST_PG_URL, default postgres://postgres@127.0.0.1:5432/test).
 set -euo pipefail
@@ -18,6 +18,12 @@ if command -v pg_isready >/dev/null && ! pg_isready -q -h 127.0.0.1 -p 5432; the
   fi
   pg_isready -q -h 127.0.0.1 -p 5432 || echo "test: WARNING: PostgreSQL is not answering at 127.0.0.1:5432; the PostgreSQL tests will fail" >&2
 fi
+
+# The house style is part of the suite: formatting (rustfmt.toml) and clippy, warnings denied.
+echo "test: cargo fmt --check" >&2
+cargo fmt --all --check
+echo "test: cargo clippy --all-targets -- -D warnings" >&2
+cargo clippy --workspace --all-targets --locked -- -D warnings
 
 # cargo prints one "test result" line per test target; add them up into one closing line.
 log="$(mktemp)"

@@ -22,10 +22,11 @@ impl Handler for Events {
 
     async fn handle(&self, work: &mut Work<'_>, msg: Consumed) -> Result<(), HandlerError> {
         let d = &self.dispatch;
-        Ok(match msg {
+        match msg {
             Consumed::CaseClassified(ev) => d.dispatch_classified(work, &ev).await?,
             Consumed::CaseReopened(ev) => d.reopen(work, &ev).await?,
             Consumed::RevisitRecorded(ev) => d.on_revisit(work, &ev).await?,
-        })
+        }
+        Ok(())
     }
 }

@@ -66,7 +66,7 @@ impl Handler for Events {
         let format = Format::of(&msg);
         let (mut submission, mut violations) = match decode(&msg, format) {
             Ok(s) => (s, Vec::new()),
-            Err(Undecodable { partial, violations }) => (partial, violations),
+            Err(Undecodable { partial, violations }) => (*partial, violations),
         };
         if submission.channel.is_empty() {
             submission.channel = channel.clone();
@@ -88,7 +88,8 @@ impl Handler for Events {
                     }
                 }
             }
-            return Ok(answer.rejected(work, &self.intake.subjects, violations));
+            answer.rejected(work, &self.intake.subjects, violations);
+            return Ok(());
         }
         match self.intake.register(work, &submission, from_millis(msg.published_at)).await {
             Ok(registered) => {
@@ -97,7 +98,8 @@ impl Handler for Events {
             }
             Err(Error::Invalid(violations)) => {
                 tracing::info!(%channel, reasons = violations.len(), "submission rejected");
-                Ok(answer.rejected(work, &self.intake.subjects, violations))
+                answer.rejected(work, &self.intake.subjects, violations);
+                Ok(())
             }
             Err(e) => Err(e.into()),
         }
@@ -150,7 +152,7 @@ fn strip_bom(payload: &[u8]) -> &[u8] {
 /// A submission that could not be read whole: what could be read, and why not the rest.
 #[derive(Debug)]
 pub struct Undecodable {
-    pub partial: Submission,
+    pub partial: Box<Submission>,
     pub violations: Vec<FieldViolation>,
 }
 
@@ -162,7 +164,7 @@ fn decode(msg: &Incoming, format: Format) -> Result<Submission, Undecodable> {
     match format {
         Format::Json => from_json(strip_bom(&msg.payload)),
         Format::Protobuf => Submission::decode(msg.payload.as_ref()).map_err(|e| Undecodable {
-            partial: Submission::default(),
+            partial: Box::default(),
             violations: vec![violation(
                 "body",
                 format!("not a protobuf jiesu.v1.Submission (send Content-Type: application/json for JSON): {e}"),
@@ -182,11 +184,11 @@ pub fn from_json(body: &[u8]) -> Result<Submission, Undecodable> {
         Ok(Value::Object(map)) => map,
         Ok(_) => {
             v.push(violation("body", "must be a JSON object".into(), "报文应为JSON对象"));
-            return Err(Undecodable { partial: s, violations: v });
+            return Err(Undecodable { partial: Box::new(s), violations: v });
         }
         Err(e) => {
             v.push(violation("body", format!("invalid JSON submission: {e}"), "报文格式错误，无法解析"));
-            return Err(Undecodable { partial: s, violations: v });
+            return Err(Undecodable { partial: Box::new(s), violations: v });
         }
     };
     let mut fields = Fields { violations: &mut v };
@@ -204,7 +206,7 @@ pub fn from_json(body: &[u8]) -> Result<Submission, Undecodable> {
             other => fields.unknown(other),
         }
     }
-    if v.is_empty() { Ok(s) } else { Err(Undecodable { partial: s, violations: v }) }
+    if v.is_empty() { Ok(s) } else { Err(Undecodable { partial: Box::new(s), violations: v }) }
 }
 
 struct Fields<'a> {

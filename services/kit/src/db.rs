@@ -252,6 +252,11 @@ fn postgres_names(url: &str) -> (String, String) {
     (user, database)
 }
 
+/// True when the error is a unique-constraint violation (a duplicate key).
+pub fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,9 +267,4 @@ mod tests {
         assert_eq!(postgres_names("postgres://db/x"), ("postgres".into(), "x".into()));
         assert_eq!(postgres_names("postgresql://u@h"), ("u".into(), "u".into()));
     }
-}
-
-/// True when the error is a unique-constraint violation (a duplicate key).
-pub fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }

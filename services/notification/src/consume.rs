@@ -23,11 +23,12 @@ impl Handler for Events {
 
     async fn handle(&self, work: &mut Work<'_>, msg: Consumed) -> Result<(), HandlerError> {
         let n = &self.notifier;
-        Ok(match msg {
+        match msg {
             Consumed::CaseReceived(e) => n.on_received(work, &e).await?,
             Consumed::CaseDispatched(e) => n.on_dispatched(work, &e).await?,
             Consumed::SlaBreached(e) => n.on_breached(work, &e).await?,
-        })
+        }
+        Ok(())
     }
 
     fn committed(&self, _msg: &Incoming) {

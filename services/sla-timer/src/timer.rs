@@ -218,7 +218,6 @@ impl Timer {
         };
         // The alert's id derives from the clock, its version and the firing: however often the
         // firing is attempted, JetStream and every inbox see one alert.
-        drop(work);
         command.set_cause(alert_key(clock_id, clock.version, firing), row.armed_by.clone());
         let span = tracing::info_span!("sla.fire", case_id = %row.case_id, clock_id, firing = firing.as_str());
         async move {
@@ -258,7 +257,6 @@ impl Timer {
                 Firing::Warning => work.emit(case, alert(level).warning()),
                 Firing::Breach => work.emit(case, alert(level).breached()),
             };
-            drop(work);
             command.commit().await?;
             match firing {
                 Firing::Warning => self.metrics.warnings.inc(),
