@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod crash;
+mod failover;
 mod flow;
 mod limits;
 mod tracing;

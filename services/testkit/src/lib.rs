@@ -53,14 +53,20 @@ pub struct NatsServer {
     port: u16,
     store: tempfile::TempDir,
     bin: PathBuf,
+    /// More arguments (a cluster's name and routes).
+    extra: Vec<String>,
 }
 
 impl NatsServer {
     /// Starts a server on a free port and waits until it accepts connections.
     pub fn start() -> Self {
+        Self::start_with(Vec::new())
+    }
+
+    fn start_with(extra: Vec<String>) -> Self {
         let bin = nats_server_bin();
         let store = tempfile::Builder::new().prefix("jiesu-nats-").tempdir().expect("temp dir for the NATS store");
-        let mut server = Self { child: None, port: free_port(), store, bin };
+        let mut server = Self { child: None, port: free_port(), store, bin, extra };
         // The port was free a moment ago; another test may have taken it since, and then the
         // port answers while our server has exited on "address in use": take another.
         for _ in 0..5 {
@@ -78,6 +84,7 @@ impl NatsServer {
         let child = Command::new(&self.bin)
             .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
             .arg(self.store.path())
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -109,6 +116,44 @@ impl NatsServer {
 impl Drop for NatsServer {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// Three nats-servers routed into one JetStream cluster, each with its own store: what a
+/// district runs in production, for tests of fail-over.
+pub struct NatsCluster {
+    pub nodes: Vec<NatsServer>,
+}
+
+impl NatsCluster {
+    /// Starts the three nodes; their JetStream elects its leader in the next seconds (a service
+    /// started meanwhile has to wait for it).
+    pub fn start() -> Self {
+        let cluster_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let routes = cluster_ports.iter().map(|p| format!("nats://127.0.0.1:{p}")).collect::<Vec<_>>().join(",");
+        let name = unique_name("c");
+        let nodes = cluster_ports
+            .iter()
+            .enumerate()
+            .map(|(i, port)| {
+                NatsServer::start_with(vec![
+                    "-n".into(),
+                    format!("{name}-{i}"),
+                    "--cluster_name".into(),
+                    name.clone(),
+                    "--cluster".into(),
+                    format!("nats://127.0.0.1:{port}"),
+                    "--routes".into(),
+                    routes.clone(),
+                ])
+            })
+            .collect();
+        Self { nodes }
+    }
+
+    /// Every node's client URL, comma-separated, as an operator writes `nats.url`.
+    pub fn urls(&self) -> String {
+        self.nodes.iter().map(NatsServer::url).collect::<Vec<_>>().join(",")
     }
 }
 
