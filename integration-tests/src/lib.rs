@@ -8,7 +8,7 @@ pub mod cluster;
 
 use std::{collections::BTreeMap, sync::Arc};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use jiesu_kit::{Clock, DistrictConfig, Running, Subjects};
 use jiesu_proto::v1::{
     classification_service_client::ClassificationServiceClient, dispatch_service_client::DispatchServiceClient,
@@ -42,7 +42,7 @@ pub struct District {
     pub clock: Arc<dyn Clock>,
     backend: Backend,
     databases: Vec<String>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl District {
@@ -72,7 +72,7 @@ impl District {
             config.set(&format!("{svc}.consumer.backoff"), vec!["200ms", "500ms", "1s", "1s", "1s"]);
         }
         tweak(&mut config);
-        let mut district = Self { nats, subjects, config, running: BTreeMap::new(), clock, backend, databases, _dir: dir };
+        let mut district = Self { nats, subjects, config, running: BTreeMap::new(), clock, backend, databases, dir };
         for svc in SERVICES.iter().filter(|s| services.contains(s)) {
             district.start_service(svc).await?;
         }
@@ -147,6 +147,57 @@ impl District {
         read_stream(&js, &self.subjects.submissions_stream(), Some(subject)).await.map_err(anyhow::Error::from_boxed)
     }
 
+    /// Backs up a stopped service's database the way docs/operations.md says: on SQLite a copy
+    /// (`VACUUM INTO`), on PostgreSQL a copy of the database (here `CREATE DATABASE … TEMPLATE`,
+    /// in production `pg_dump`).
+    pub async fn backup(&mut self, svc: &str) -> Result<()> {
+        ensure!(!self.running.contains_key(svc), "stop {svc} before backing it up");
+        match self.backend {
+            Backend::Sqlite => {
+                use sqlx::Connection;
+                let (db, backup) = (self.sqlite_path(svc, "db"), self.sqlite_path(svc, "backup"));
+                let _ = std::fs::remove_file(&backup);
+                let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display())).await?;
+                sqlx::query(sqlx::AssertSqlSafe(format!("VACUUM INTO '{}'", backup.display()))).execute(&mut conn).await?;
+                conn.close().await?;
+            }
+            Backend::Postgres => {
+                let name = format!("{}_{svc}", self.subjects.root());
+                let backup = format!("{name}_backup");
+                drop_pg_database(&backup).await?;
+                pg_admin(&format!("CREATE DATABASE \"{backup}\" TEMPLATE \"{name}\"")).await?;
+                if !self.databases.contains(&backup) {
+                    self.databases.push(backup);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Replaces a stopped service's database by its last [`District::backup`].
+    pub async fn restore(&mut self, svc: &str) -> Result<()> {
+        ensure!(!self.running.contains_key(svc), "stop {svc} before restoring it");
+        match self.backend {
+            Backend::Sqlite => {
+                let db = self.sqlite_path(svc, "db");
+                for suffix in ["db-wal", "db-shm"] {
+                    let _ = std::fs::remove_file(self.sqlite_path(svc, suffix));
+                }
+                std::fs::copy(self.sqlite_path(svc, "backup"), db)?;
+            }
+            Backend::Postgres => {
+                let name = format!("{}_{svc}", self.subjects.root());
+                drop_pg_database(&name).await?;
+                pg_admin(&format!("CREATE DATABASE \"{name}\" TEMPLATE \"{name}_backup\"")).await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn sqlite_path(&self, svc: &str, suffix: &str) -> std::path::PathBuf {
+        self.dir.path().join(format!("{svc}.{suffix}"))
+    }
+
     /// Stops every service and drops the databases.
     pub async fn shutdown(mut self) {
         for svc in SERVICES.iter().rev() {
@@ -169,11 +220,15 @@ fn pg_url(database: &str) -> String {
 }
 
 async fn create_pg_database(name: &str) -> Result<()> {
+    pg_admin(&format!("CREATE DATABASE \"{name}\"")).await
+}
+
+async fn pg_admin(statement: &str) -> Result<()> {
     use sqlx::Connection;
     let mut conn = sqlx::PgConnection::connect(&postgres_admin_url())
         .await
         .with_context(|| format!("PostgreSQL is needed for this test at {} (set JIESU_TEST_PG_URL)", postgres_admin_url()))?;
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\""))).execute(&mut conn).await?;
+    sqlx::query(sqlx::AssertSqlSafe(statement.to_string())).execute(&mut conn).await?;
     Ok(())
 }
 

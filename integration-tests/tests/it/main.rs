@@ -7,4 +7,5 @@ mod crash;
 mod failover;
 mod flow;
 mod limits;
+mod replay;
 mod tracing;
