@@ -1,6 +1,9 @@
 //! One case is one trace: the six binaries export their spans over OTLP to a collector of the
-//! test's own, and the spans that intake, classification, dispatch, the SLA timer and
-//! notification record for one submitted case all carry the trace id of the submission.
+//! test's own. The spans that all six services record for one case — from the submission to
+//! the unit's accept and resolve and the citizen's revisit, each a separate gRPC call with no
+//! trace of its own — carry the trace id of the submission; the commands link the calls that
+//! asked for them. The spans are ours (no HTTP/2 internals, no source paths) and follow the
+//! OpenTelemetry messaging and RPC conventions.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -10,8 +13,11 @@ use std::{
 
 use anyhow::Result;
 use jiesu_integration_tests::cluster::{BINARIES, Cluster};
-use jiesu_proto::v1::{Citizen, Location, Submission, SubmitRequest};
-use jiesu_testkit::eventually;
+use jiesu_proto::v1::{
+    AcceptRequest, CaseRef, CaseStatus, Citizen, Location, RecordRequest, ResolveRequest, Satisfaction, Submission, SubmitRequest,
+    case_ref::Ref, revisit_service_client::RevisitServiceClient,
+};
+use jiesu_testkit::{eventually, grpc_channel};
 use opentelemetry_proto::tonic::{
     collector::trace::v1::{
         ExportTraceServiceRequest, ExportTraceServiceResponse,
@@ -20,9 +26,24 @@ use opentelemetry_proto::tonic::{
     common::v1::any_value::Value,
 };
 
-/// (service.name, trace id) of every span received.
+/// One span as exported.
+#[derive(Clone, Debug)]
+struct Exported {
+    service: String,
+    trace_id: String,
+    name: String,
+    kind: i32,
+    attributes: BTreeMap<String, String>,
+    linked_traces: Vec<String>,
+}
+
+/// Every span received.
 #[derive(Clone, Default)]
-struct Collector(Arc<Mutex<BTreeSet<(String, String)>>>);
+struct Collector(Arc<Mutex<Vec<Exported>>>);
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
 
 #[tonic::async_trait]
 impl TraceService for Collector {
@@ -45,8 +66,27 @@ impl TraceService for Collector {
                 .unwrap_or_default();
             for ss in rs.scope_spans {
                 for span in ss.spans {
-                    let id: String = span.trace_id.iter().map(|b| format!("{b:02x}")).collect();
-                    seen.insert((service.clone(), id));
+                    let attributes = span
+                        .attributes
+                        .iter()
+                        .map(|a| {
+                            let v = match a.value.as_ref().and_then(|v| v.value.as_ref()) {
+                                Some(Value::StringValue(s)) => s.clone(),
+                                Some(Value::IntValue(i)) => i.to_string(),
+                                Some(other) => format!("{other:?}"),
+                                None => String::new(),
+                            };
+                            (a.key.clone(), v)
+                        })
+                        .collect();
+                    seen.push(Exported {
+                        service: service.clone(),
+                        trace_id: hex(&span.trace_id),
+                        name: span.name.clone(),
+                        kind: span.kind,
+                        attributes,
+                        linked_traces: span.links.iter().map(|l| hex(&l.trace_id)).collect(),
+                    });
                 }
             }
         }
@@ -92,27 +132,90 @@ async fn one_case_is_one_trace_across_the_services() -> Result<()> {
     let received = events.iter().find(|e| e.case_id == receipt.case_id && e.subject.ends_with("case.received")).expect("case.received");
     let trace_id = received.trace_id().expect("traceparent on case.received").to_string();
 
-    let want = ["jiesu-intake", "jiesu-classification", "jiesu-dispatch", "jiesu-sla-timer", "jiesu-notification"];
+    // The unit accepts and resolves, the citizen is called back: three separate calls.
+    let by_id = || Some(CaseRef { r#ref: Some(Ref::CaseId(receipt.case_id.clone())) });
+    let mut dispatch = c.dispatch().await;
+    dispatch.accept(AcceptRequest { case: by_id(), unit_id: "st-dongmen".into(), accepted_by: "王五".into() }).await?;
+    let resolve =
+        ResolveRequest { case: by_id(), unit_id: "st-dongmen".into(), resolved_by: "王五".into(), reply: "已清理。".into() };
+    dispatch.resolve(resolve).await?;
+    let mut revisit = RevisitServiceClient::new(grpc_channel(c.grpc["revisit"]).await);
+    let record = RecordRequest {
+        case: by_id(),
+        satisfaction: Satisfaction::Satisfied as i32,
+        solved: true,
+        comment: String::new(),
+        recorded_by: "回访员小陈".into(),
+    };
+    eventually("revisit to know the resolved case", Duration::from_secs(30), || {
+        let (mut revisit, record) = (revisit.clone(), record.clone());
+        async move { revisit.record(record).await.ok().map(|_| ()) }
+    })
+    .await?;
+    eventually("the case to be closed", Duration::from_secs(30), || {
+        let mut dispatch = dispatch.clone();
+        let r = CaseRef { r#ref: Some(Ref::CaseId(receipt.case_id.clone())) };
+        async move { (dispatch.get_case(r).await.ok()?.into_inner().status() == CaseStatus::Closed).then_some(()) }
+    })
+    .await?;
+
+    // Every event of the case, from case.received to case.closed, is in the submission's trace.
+    let events = c.events().await?;
+    let of_case: Vec<_> = events.iter().filter(|e| e.case_id == receipt.case_id).collect();
+    for kind in ["case.received", "case.classified", "case.dispatched", "case.accepted", "case.resolved", "revisit.recorded", "case.closed"]
+    {
+        let e = of_case.iter().find(|e| e.subject.ends_with(kind)).unwrap_or_else(|| panic!("no {kind} for the case"));
+        assert_eq!(e.trace_id(), Some(trace_id.as_str()), "{kind} is in another trace");
+    }
+
+    let want = ["jiesu-intake", "jiesu-classification", "jiesu-dispatch", "jiesu-sla-timer", "jiesu-notification", "jiesu-revisit"];
     let services = eventually("every service's spans of the case in one trace", Duration::from_secs(30), || async {
         let seen = collector.0.lock().unwrap().clone();
-        let in_trace: BTreeSet<String> = seen.iter().filter(|(_, t)| *t == trace_id).map(|(s, _)| s.clone()).collect();
-        want.iter().all(|w| in_trace.contains(*w)).then_some(in_trace)
+        let in_trace: BTreeSet<String> = seen.iter().filter(|s| s.trace_id == trace_id).map(|s| s.service.clone()).collect();
+        let commands_linked = seen.iter().filter(|s| s.trace_id == trace_id && s.name.ends_with(" command")).count() >= 3;
+        (want.iter().all(|w| in_trace.contains(*w)) && commands_linked).then_some(in_trace)
     })
     .await
     .map_err(|e| {
         let seen = collector.0.lock().unwrap().clone();
-        let mut by_service: BTreeMap<String, usize> = BTreeMap::new();
-        for (s, t) in &seen {
-            if *t == trace_id {
-                *by_service.entry(s.clone()).or_default() += 1;
+        let mut by_service: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for s in &seen {
+            if s.trace_id == trace_id {
+                by_service.entry(s.service.clone()).or_default().push(s.name.clone());
             }
         }
-        anyhow::anyhow!(
-            "{e}: spans of trace {trace_id} by service: {by_service:?}; all services: {:?}",
-            seen.iter().map(|(s, _)| s).collect::<BTreeSet<_>>()
-        )
+        anyhow::anyhow!("{e}: spans of trace {trace_id} by service: {by_service:?}")
     })?;
     assert!(services.len() >= want.len());
+
+    let spans = collector.0.lock().unwrap().clone();
+    // A command joins the case's trace and links the call that asked for it (its own trace).
+    let commands: Vec<_> = spans.iter().filter(|s| s.trace_id == trace_id && s.name.ends_with(" command")).collect();
+    for command in &commands {
+        assert!(command.linked_traces.iter().any(|t| *t != trace_id), "{command:?} links its caller's trace");
+    }
+    // Our spans only, following the conventions: a handful per step, not HTTP/2 frames.
+    assert!(spans.len() < 400, "{} spans exported for one case", spans.len());
+    for s in &spans {
+        assert!(!s.attributes.keys().any(|k| k.starts_with("code.")), "source locations exported: {s:?}");
+        assert!(!s.name.starts_with("h2") && !s.name.contains("hyper"), "a library's internals: {s:?}");
+    }
+    const SERVER: i32 = 2;
+    const CLIENT: i32 = 3;
+    const PRODUCER: i32 = 4;
+    const CONSUMER: i32 = 5;
+    let kinds: BTreeSet<i32> = spans.iter().map(|s| s.kind).collect();
+    for kind in [SERVER, CLIENT, PRODUCER, CONSUMER] {
+        assert!(kinds.contains(&kind), "no span of kind {kind}: {kinds:?}");
+    }
+    for s in spans.iter().filter(|s| s.kind == SERVER || s.kind == CLIENT) {
+        assert_eq!(s.attributes.get("rpc.system").map(String::as_str), Some("grpc"), "{s:?}");
+        assert!(s.attributes.contains_key("rpc.service") && s.attributes.contains_key("rpc.method"), "{s:?}");
+    }
+    for s in spans.iter().filter(|s| s.kind == PRODUCER || s.kind == CONSUMER) {
+        assert_eq!(s.attributes.get("messaging.system").map(String::as_str), Some("nats"), "{s:?}");
+        assert!(s.attributes.contains_key("messaging.destination.name"), "{s:?}");
+    }
     server.abort();
     Ok(())
 }

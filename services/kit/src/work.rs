@@ -14,6 +14,7 @@
 //! commits and wakes the relay. A command dropped without commit is rolled back.
 
 use std::sync::Arc;
+use tracing::Instrument;
 
 use chrono::{DateTime, Utc};
 use jiesu_proto::{Event, Named, v1::EventMeta};
@@ -221,8 +222,21 @@ impl Command {
     }
 
     /// Writes the emitted events into the outbox, commits, and wakes the relay.
+    /// The events are written under a span of their case's trace (see [`crate::case_trace`]).
     pub async fn commit(mut self) -> Result<(), Error> {
-        outbox::write(&mut self.tx, &self.out, to_millis(self.now)).await?;
+        let case_id = self.out.iter().map(|o| o.case_id.as_str()).find(|c| !c.is_empty()).map(str::to_string);
+        let case_trace = match &case_id {
+            Some(case_id) => crate::case_trace::recall(&mut self.tx, case_id).await?,
+            None => None,
+        };
+        let now_ms = to_millis(self.now);
+        match (case_id, case_trace) {
+            (Some(case_id), Some(trace)) => {
+                let span = crate::case_trace::command_span(self.commands.emitter.service, &case_id, &trace);
+                outbox::write(&mut self.tx, &self.out, now_ms).instrument(span).await?;
+            }
+            _ => outbox::write(&mut self.tx, &self.out, now_ms).await?,
+        }
         self.tx.commit().await?;
         if !self.out.is_empty() {
             self.commands.relay_wake.notify_one();

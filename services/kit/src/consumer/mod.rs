@@ -315,6 +315,10 @@ impl<H: Handler> Consumer<H> {
         if !inbox::record(tx, &self.spec.durable, key, now).await? {
             return Ok((Outcome::Duplicate, false));
         }
+        if let (Some(case_id), Some(traceparent)) = (incoming.header(header::CASE_ID), incoming.header(header::TRACEPARENT)) {
+            let tracestate = incoming.header("tracestate").unwrap_or_default();
+            crate::case_trace::remember(tx, case_id, traceparent, tracestate, now).await?;
+        }
         let message = H::Message::decode(incoming)?;
         let causation = H::Message::causation_id(incoming);
         let mut out = Vec::new();

@@ -104,6 +104,9 @@ impl<H: Handler> Consumer<H> {
                     Ok(_) => {}
                     Err(e) => warn!(error = %e, "inbox: purging old entries failed"),
                 }
+                if let Err(e) = crate::case_trace::purge(&self.db, self.spec.inbox_retention, self.clock.now()).await {
+                    warn!(error = %e, "purging old case traces failed");
+                }
             }
             let next = tokio::select! {
                 _ = cancel.cancelled() => return None,
