@@ -14,7 +14,7 @@ use jiesu_kit::Subjects;
 use jiesu_proto::v1::{
     CaseRef, CaseStatus, case_ref::Ref, dispatch_service_client::DispatchServiceClient, intake_service_client::IntakeServiceClient,
 };
-use jiesu_testkit::{NatsServer, StoredMessage, demo_config, eventually, free_port, grpc_channel, read_stream, unique_name};
+use jiesu_testkit::{NatsServer, StoredMessage, demo_config, eventually, free_port, grpc_channel, http_get, read_stream, unique_name};
 
 /// (config section, binary suffix) of the six services.
 pub const BINARIES: [(&str, &str); 6] = [
@@ -168,14 +168,4 @@ impl Cluster {
         .await?;
         Ok(())
     }
-}
-
-async fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes()).await.ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.ok()?;
-    let code = out.split_whitespace().nth(1)?.parse().ok()?;
-    Some((code, out))
 }

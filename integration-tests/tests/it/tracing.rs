@@ -139,7 +139,7 @@ async fn one_case_is_one_trace_across_the_services() -> Result<()> {
     let resolve =
         ResolveRequest { case: by_id(), unit_id: "st-dongmen".into(), resolved_by: "王五".into(), reply: "已清理。".into() };
     dispatch.resolve(resolve).await?;
-    let mut revisit = RevisitServiceClient::new(grpc_channel(c.grpc["revisit"]).await);
+    let revisit = RevisitServiceClient::new(grpc_channel(c.grpc["revisit"]).await);
     let record = RecordRequest {
         case: by_id(),
         satisfaction: Satisfaction::Satisfied as i32,

@@ -122,7 +122,7 @@ async fn a_recreated_stream_neither_fools_readiness_nor_swallows_submissions() {
     let mut p = Producer::new(&h, "hotline").await;
     let ready = |h: &Harness| {
         let addr = h.running().admin_addr;
-        async move { http_get(addr, "/readyz").await }
+        async move { http_get(addr, "/readyz").await.expect("the admin port answers") }
     };
     eventually("ready", WAIT, || async { (ready(&h).await.0 == 200).then_some(()) }).await.unwrap();
 
@@ -230,7 +230,7 @@ async fn unknown_channels_share_one_metrics_series() {
         h.js.publish(h.bed.subjects.intake(&format!("made-up-{i}")), body.into()).await.unwrap().await.unwrap();
     }
     let metrics = eventually("40 rejections counted", WAIT, || async {
-        let (_, text) = http_get(h.running().admin_addr, "/metrics").await;
+        let (_, text) = http_get(h.running().admin_addr, "/metrics").await?;
         let line = text.lines().find(|l| l.starts_with("jiesu_messages_consumed_total") && l.contains("\"unknown\""))?;
         (line.rsplit(' ').next()?.parse::<f64>().ok()? >= 40.0).then_some(text)
     })

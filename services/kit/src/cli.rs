@@ -7,7 +7,7 @@ use crate::DistrictConfig;
 /// Where the district configuration is read from when no `--config` is given.
 pub const DEFAULT_CONFIG: &str = "deploy/districts/demo/jiesu.toml";
 
-/// `jiesu-<service> [--config PATH]` (or `JIESU_CONFIG=PATH`): loads the district file and runs
+/// `jiesu-<service> [--config PATH]` (or `JIESU_CONFIG=PATH`), `--version`, `--help`: loads the district file and runs
 /// the service until Ctrl-C or SIGTERM.
 pub fn main<F, Fut, E>(service: &'static str, run: F) -> ExitCode
 where
@@ -23,9 +23,13 @@ where
                 Some(p) => path = p.into(),
                 None => return usage(service, "--config needs a path"),
             },
+            "--version" | "-V" => {
+                println!("jiesu-{service} {}", env!("CARGO_PKG_VERSION"));
+                return ExitCode::SUCCESS;
+            }
             "--help" | "-h" => {
                 println!(
-                    "jiesu-{service} [--config PATH]\n\nRuns the {service} service of a Jiesu district.\nPATH defaults to $JIESU_CONFIG, else {DEFAULT_CONFIG}.\nAny key can be overridden with JIESU__SECTION__KEY=value."
+                    "jiesu-{service} [--config PATH] [--version]\n\nRuns the {service} service of a Jiesu district.\nPATH defaults to $JIESU_CONFIG, else {DEFAULT_CONFIG}.\nAny key can be overridden with JIESU__SECTION__KEY=value."
                 );
                 return ExitCode::SUCCESS;
             }

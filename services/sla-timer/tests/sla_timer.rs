@@ -11,9 +11,8 @@ use jiesu_proto::v1::{
     CaseAccepted, CaseClosed, CaseDispatched, CaseReceived, CaseRef, CaseReopened, CaseResolved, ClockView, EventMeta, ListClocksResponse,
     SlaBreached, Urgency, case_ref::Ref, sla_service_client::SlaServiceClient,
 };
-use jiesu_testkit::{Harness, TestBed, demo_config, eventually, grpc_channel};
+use jiesu_testkit::{Harness, TestBed, demo_config, eventually, grpc_channel, http_get};
 use prost::Message;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Monday 23 November 2026, 10:00 in Beijing.
 const T0: &str = "2026-11-23T02:00:00Z";
@@ -123,11 +122,7 @@ fn ts(t: DateTime<Utc>) -> Option<prost_types::Timestamp> {
 }
 
 async fn metrics(running: &Running) -> String {
-    let mut s = tokio::net::TcpStream::connect(running.admin_addr).await.unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await.unwrap();
-    let mut body = String::new();
-    s.read_to_string(&mut body).await.unwrap();
-    body
+    http_get(running.admin_addr, "/metrics").await.expect("the admin port answers").1
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -415,17 +415,18 @@ pub async fn until_outbox_sent(db: &SqlitePool, limit: Duration) -> Result<(), T
     .await
 }
 
-/// `GET http://<addr><path>` over a fresh connection: the status code and the body. Enough HTTP
-/// for a service's admin port (`/readyz`, `/metrics`) without an HTTP client dependency.
-pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+/// `GET http://<addr><path>` over a fresh connection: the status code and the body, or `None`
+/// when nothing answers (yet). Enough HTTP for a service's admin port (`/readyz`, `/metrics`)
+/// without an HTTP client dependency.
+pub async fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap_or_else(|e| panic!("cannot connect to {addr}: {e}"));
+    let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
     let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-    s.write_all(request.as_bytes()).await.expect("send the request");
+    s.write_all(request.as_bytes()).await.ok()?;
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).await.expect("read the response");
+    s.read_to_end(&mut raw).await.ok()?;
     let raw = String::from_utf8_lossy(&raw);
-    let status = raw.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or_else(|| panic!("not an HTTP response: {raw}"));
+    let status = raw.split(' ').nth(1)?.parse().ok()?;
     let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-    (status, body)
+    Some((status, body))
 }

@@ -1,7 +1,10 @@
 //! `jiesuctl` — the command line of a Jiesu district: submit cases, follow them, act on them.
 //!
-//! It reads the same district file as the services (`--config`, default
-//! `deploy/districts/demo/jiesu.toml`) to find their gRPC addresses and the NATS server.
+//! It finds the services' gRPC addresses and the NATS server in, first, its flags or their
+//! environment variables (`--dispatch-addr` / `JIESU_DISPATCH_ADDR`, `--nats-url` /
+//! `JIESU_NATS_URL`, …), then the district file the services run with (`--config`, default
+//! `deploy/districts/demo/jiesu.toml`) — so it works beside a deployed district without a copy
+//! of its file.
 
 use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
@@ -14,6 +17,7 @@ use jiesu_proto::v1::{
     intake_service_client::IntakeServiceClient, notification_service_client::NotificationServiceClient,
     revisit_service_client::RevisitServiceClient, sla_service_client::SlaServiceClient,
 };
+use jiesu_reference::{Urgency, milestone_zh};
 use tonic::transport::Channel;
 
 #[derive(Parser)]
@@ -22,8 +26,53 @@ struct Cli {
     /// The district file the services run with.
     #[arg(long, short, global = true, env = "JIESU_CONFIG", default_value = jiesu_kit::cli::DEFAULT_CONFIG)]
     config: PathBuf,
+    #[command(flatten)]
+    endpoints: Endpoints,
     #[command(subcommand)]
     command: Command,
+}
+
+/// Where the services are, when not (only) in the district file.
+#[derive(clap::Args, Default)]
+struct Endpoints {
+    /// intake's gRPC address (host:port).
+    #[arg(long, global = true, env = "JIESU_INTAKE_ADDR")]
+    intake_addr: Option<String>,
+    /// classification's gRPC address.
+    #[arg(long, global = true, env = "JIESU_CLASSIFICATION_ADDR")]
+    classification_addr: Option<String>,
+    /// dispatch's gRPC address.
+    #[arg(long, global = true, env = "JIESU_DISPATCH_ADDR")]
+    dispatch_addr: Option<String>,
+    /// the SLA timer's gRPC address.
+    #[arg(long, global = true, env = "JIESU_SLA_TIMER_ADDR")]
+    sla_timer_addr: Option<String>,
+    /// notification's gRPC address.
+    #[arg(long, global = true, env = "JIESU_NOTIFICATION_ADDR")]
+    notification_addr: Option<String>,
+    /// revisit's gRPC address.
+    #[arg(long, global = true, env = "JIESU_REVISIT_ADDR")]
+    revisit_addr: Option<String>,
+    /// NATS servers, comma-separated (for `submit --via nats`).
+    #[arg(long, global = true, env = "JIESU_NATS_URL")]
+    nats_url: Option<String>,
+    /// The district's subject root (`nats.subject_root`).
+    #[arg(long, global = true, env = "JIESU_SUBJECT_ROOT")]
+    subject_root: Option<String>,
+}
+
+impl Endpoints {
+    fn grpc(&self, service: &str) -> Option<&str> {
+        match service {
+            "intake" => self.intake_addr.as_deref(),
+            "classification" => self.classification_addr.as_deref(),
+            "dispatch" => self.dispatch_addr.as_deref(),
+            "sla_timer" => self.sla_timer_addr.as_deref(),
+            "notification" => self.notification_addr.as_deref(),
+            "revisit" => self.revisit_addr.as_deref(),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -134,28 +183,64 @@ enum SatisfactionArg {
     Dissatisfied,
 }
 
-/// gRPC addresses and settings read from the district file.
+/// Where the district's services are: the flags first, then the district file.
 struct District {
-    config: DistrictConfig,
+    endpoints: Endpoints,
+    /// The district file, when there is one.
+    config: Option<DistrictConfig>,
+    path: PathBuf,
     timezone: chrono_tz::Tz,
 }
 
 impl District {
-    fn load(path: &PathBuf) -> Result<Self> {
-        let config = DistrictConfig::load(path).with_context(|| format!("reading {}", path.display()))?;
-        let intake = config.service::<serde::de::IgnoredAny>("intake")?;
-        Ok(Self { timezone: intake.timezone(), config })
+    fn load(path: &PathBuf, endpoints: Endpoints) -> Result<Self> {
+        let config =
+            if path.exists() { Some(DistrictConfig::load(path).with_context(|| format!("reading {}", path.display()))?) } else { None };
+        let timezone = match &config {
+            Some(c) => c.service::<serde::de::IgnoredAny>("intake")?.timezone(),
+            None => chrono_tz::Asia::Shanghai,
+        };
+        Ok(Self { endpoints, config, path: path.clone(), timezone })
+    }
+
+    fn service(&self, service: &'static str) -> Result<jiesu_kit::ServiceConfig<serde::de::IgnoredAny>> {
+        let config = self.config.as_ref().ok_or_else(|| {
+            let flag = service.replace('_', "-");
+            anyhow!(
+                "no district file at {} to find {service} in: give --{flag}-addr (or JIESU_{}_ADDR), or --config",
+                self.path.display(),
+                service.to_ascii_uppercase()
+            )
+        })?;
+        Ok(config.service::<serde::de::IgnoredAny>(service)?)
     }
 
     async fn channel(&self, service: &'static str) -> Result<Channel> {
-        let cfg = self.config.service::<serde::de::IgnoredAny>(service)?;
-        let url = format!("http://{}", cfg.common.grpc_addr);
+        let addr = match self.endpoints.grpc(service) {
+            Some(a) => a.to_string(),
+            None => self.service(service)?.common.grpc_addr.to_string(),
+        };
+        let url = if addr.contains("://") { addr } else { format!("http://{addr}") };
         tonic::transport::Endpoint::from_shared(url.clone())?
             .connect_timeout(Duration::from_secs(3))
             .timeout(Duration::from_secs(10))
             .connect()
             .await
             .with_context(|| format!("cannot reach the {service} service at {url} (is it running?)"))
+    }
+
+    /// The NATS servers and the subject root.
+    fn nats(&self) -> Result<(Vec<String>, String)> {
+        let from_file = || self.service("intake").map(|c| c.nats);
+        let servers = match &self.endpoints.nats_url {
+            Some(u) => u.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+            None => from_file()?.url,
+        };
+        let root = match &self.endpoints.subject_root {
+            Some(r) => r.clone(),
+            None => from_file().map(|n| n.subject_root).unwrap_or_else(|_| "jiesu".into()),
+        };
+        Ok((servers, root))
     }
 
     fn local(&self, t: Option<&prost_types::Timestamp>) -> String {
@@ -184,7 +269,7 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<()> {
-    let d = District::load(&cli.config)?;
+    let d = District::load(&cli.config, cli.endpoints)?;
     match cli.command {
         Command::Submit(args) => submit(&d, args).await,
         Command::Case { command: CaseCommand::Show { case } } => show(&d, &case).await,
@@ -267,11 +352,10 @@ async fn submit(d: &District, a: SubmitArgs) -> Result<()> {
             println!("已受理 受理编号 {} {again}\ncase_id {}", r.case_no, r.case_id);
         }
         Via::Nats => {
-            let cfg = d.config.service::<serde::de::IgnoredAny>("intake")?;
-            let subjects = Subjects::new(&cfg.nats.subject_root);
-            let servers: Vec<async_nats::ServerAddr> =
-                cfg.nats.url.iter().map(|u| u.parse()).collect::<Result<_, _>>().context("nats.url")?;
-            let client = async_nats::connect(servers).await.with_context(|| format!("cannot connect to NATS at {}", cfg.nats.servers()))?;
+            let (urls, root) = d.nats()?;
+            let subjects = Subjects::new(&root);
+            let servers: Vec<async_nats::ServerAddr> = urls.iter().map(|u| u.parse()).collect::<Result<_, _>>().context("nats.url")?;
+            let client = async_nats::connect(servers).await.with_context(|| format!("cannot connect to NATS at {}", urls.join(",")))?;
             let js = async_nats::jetstream::new(client.clone());
             let body = serde_json::json!({
                 "channel_ref": a.channel_ref,
@@ -350,7 +434,7 @@ async fn show(d: &District, case: &str) -> Result<()> {
     match ClassificationServiceClient::new(d.channel("classification").await?).get_classification(r.clone()).await {
         Ok(c) => {
             let c = c.into_inner();
-            lines.insert("2 分类", format!("{} / {}（{}）", c.category_name, c.sub_item_name, urgency_zh(c.urgency())));
+            lines.insert("2 分类", format!("{} / {}（{}）", c.category_name, c.sub_item_name, Urgency::from_proto(c.urgency()).name_zh()));
             timeline.extend(c.timeline);
         }
         Err(e) if e.code() == tonic::Code::NotFound => {
@@ -446,32 +530,12 @@ fn status_zh(s: pb::CaseStatus) -> &'static str {
     }
 }
 
-fn milestone_zh(m: &str) -> &str {
-    match m {
-        "dispatch" => "分拨",
-        "accept" => "签收",
-        "contact" => "联系",
-        "reply" => "答复",
-        "resolve" => "办结",
-        "escalate" => "包案",
-        other => other,
-    }
-}
-
 fn clock_state_zh(s: &str) -> &str {
     match s {
         "armed" => "（绿）",
         "warned" => "（黄·预警）",
         "breached" => "（红·超时）",
         other => other,
-    }
-}
-
-fn urgency_zh(u: pb::Urgency) -> &'static str {
-    match u {
-        pb::Urgency::Emergency => "紧急",
-        pb::Urgency::Complex => "复杂",
-        _ => "一般",
     }
 }
 
