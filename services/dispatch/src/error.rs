@@ -1,6 +1,6 @@
 //! Dispatch's one error type, and what it means to a gRPC client and to the consumer.
 
-use jiesu_kit::HandlerError;
+use jiesu_kit::{HandlerError, ServiceError};
 use tonic::Status;
 
 use crate::{SERVICE, domain::TransitionError};
@@ -25,12 +25,6 @@ pub enum Error {
     Corrupt(String),
 }
 
-impl From<sqlx::Error> for Error {
-    fn from(e: sqlx::Error) -> Self {
-        Error::Kit(e.into())
-    }
-}
-
 impl From<Error> for Status {
     fn from(e: Error) -> Self {
         match e {
@@ -45,15 +39,22 @@ impl From<Error> for Status {
     }
 }
 
-impl From<Error> for HandlerError {
-    fn from(e: Error) -> Self {
-        match e {
+impl ServiceError for Error {
+    fn into_kit(self) -> Result<jiesu_kit::Error, Self> {
+        match self {
+            Error::Kit(e) => Ok(e),
+            other => Err(other),
+        }
+    }
+
+    fn into_handler_error(self) -> HandlerError {
+        match self {
+            Error::Kit(e) => e.into(),
             // The event contradicts the case (a wrong round, a closed case reopened twice…) or is
             // malformed: it will never apply. Dead-lettered, visible, replayable.
-            Error::Transition(_) | Error::Invalid(_) | Error::Corrupt(_) => HandlerError::reject(e),
+            e @ (Error::Transition(_) | Error::Invalid(_) | Error::Corrupt(_)) => HandlerError::reject(e),
             // An unknown case may be one whose case.classified is still being redelivered.
-            Error::NotFound(_) | Error::Conflict(_) => HandlerError::retry(e),
-            Error::Kit(e) => e.into(),
+            e @ (Error::NotFound(_) | Error::Conflict(_)) => HandlerError::retry(e),
         }
     }
 }

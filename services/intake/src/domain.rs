@@ -54,12 +54,40 @@ impl Default for Limits {
 
 /// Every reason a submission cannot be accepted, or the submission cleaned up (trimmed fields,
 /// normalised phone number).
+/// Why a channel list cannot be used, if it cannot: every id must be a subject token
+/// (letters, digits, `_`, `-`), unique, and not one of the answer subjects' words.
+pub fn check_channels(channels: &[Channel]) -> Result<(), String> {
+    if channels.is_empty() {
+        return Err("[intake] lists no channels: add at least one [[intake.channels]]".into());
+    }
+    for (i, c) in channels.iter().enumerate() {
+        let token = !c.id.is_empty() && c.id.len() <= 64 && c.id.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-');
+        if !token {
+            return Err(format!("[[intake.channels]] id {:?} must be 1-64 letters, digits, _ or -", c.id));
+        }
+        if matches!(c.id.as_str(), "accepted" | "rejected") {
+            return Err(format!("[[intake.channels]] id {:?} is reserved: intake answers on jiesu.intake.{}.<channel>", c.id, c.id));
+        }
+        if channels[..i].iter().any(|other| other.id == c.id) {
+            return Err(format!("[[intake.channels]] id {:?} is listed twice", c.id));
+        }
+    }
+    Ok(())
+}
+
 /// How far ahead of intake's clock a producer's clock may run before its `submitted_at` is
 /// refused as being in the future.
 const MAX_CLOCK_AHEAD_MINUTES: i64 = 5;
 
 pub fn validate(s: &Submission, channels: &[Channel], limits: &Limits, now: DateTime<Utc>) -> Result<Submission, Vec<FieldViolation>> {
     let mut v = Violations::default();
+    // A web form's textarea sends CRLF line breaks: they are line breaks, not control characters.
+    let mut s = s.clone();
+    s.description = s.description.replace("\r\n", "\n");
+    if let Some(loc) = s.location.as_mut() {
+        loc.address = loc.address.replace("\r\n", "\n");
+    }
+    let s = &s;
     control_characters(s, &mut v);
     let mut clean = s.clone();
     clean.channel = s.channel.trim().to_string();
@@ -363,6 +391,30 @@ mod tests {
         let f: Vec<_> = v.iter().map(|v| v.field.as_str()).collect();
         assert_eq!(f, ["channel", "channel_ref", "description"]);
         assert!(v.iter().all(|v| !v.reason.is_empty() && !v.reason_zh.is_empty()));
+    }
+
+    #[test]
+    fn channel_ids_are_subject_tokens_unique_and_not_reserved() {
+        assert!(check_channels(&channels()).is_ok());
+        let with = |id: &str| {
+            let mut c = channels();
+            c.push(Channel { id: id.into(), ..c[0].clone() });
+            check_channels(&c)
+        };
+        for bad in ["", "we chat", "a.b", "x>", "accepted", "rejected", "hotline", &"x".repeat(65)] {
+            assert!(with(bad).is_err(), "{bad:?}");
+        }
+        assert!(with("wechat-2_b").is_ok());
+        assert!(check_channels(&[]).is_err());
+    }
+
+    #[test]
+    fn crlf_line_breaks_of_a_web_form_are_line_breaks() {
+        let mut s = good();
+        s.description = "第一行\r\n第二行".into();
+        assert_eq!(validate(&s, &channels(), &Limits::default(), now()).unwrap().description, "第一行\n第二行");
+        s.description = "第一行\r第二行".into();
+        assert!(validate(&s, &channels(), &Limits::default(), now()).is_err(), "a lone CR is not a line break");
     }
 
     #[test]

@@ -1,6 +1,5 @@
 //! Intake's one error type, and what it means to a gRPC client and to the consumer.
 
-use jiesu_kit::HandlerError;
 use jiesu_proto::v1::FieldViolation;
 use tonic::Status;
 use tonic_types::{ErrorDetails, StatusExt};
@@ -15,12 +14,6 @@ pub enum Error {
     Kit(#[from] jiesu_kit::Error),
     #[error("the submission is not acceptable")]
     Invalid(Vec<FieldViolation>),
-}
-
-impl From<sqlx::Error> for Error {
-    fn from(e: sqlx::Error) -> Self {
-        Error::Kit(e.into())
-    }
 }
 
 impl Error {
@@ -49,11 +42,4 @@ impl From<Error> for Status {
     }
 }
 
-impl From<Error> for HandlerError {
-    fn from(e: Error) -> Self {
-        match e {
-            Error::Kit(e) => e.into(),
-            other => HandlerError::reject(other),
-        }
-    }
-}
+jiesu_kit::service_error!(Error);

@@ -49,9 +49,7 @@ fn migrations() -> Migrations {
 /// Starts intake: its consumer of every channel's subject and its gRPC API.
 pub async fn start(district: &DistrictConfig, clock: SharedClock) -> Result<Running, Error> {
     let config: Config = district.service(SERVICE)?;
-    if config.settings.channels.is_empty() {
-        return Err(jiesu_kit::Error::Config("[intake] lists no channels: add at least one [[intake.channels]]".into()).into());
-    }
+    domain::check_channels(&config.settings.channels).map_err(jiesu_kit::Error::Config)?;
     let mut host = Host::start(&config, &migrations(), clock).await?;
     let intake = Arc::new(Intake {
         timezone: config.timezone(),

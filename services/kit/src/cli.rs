@@ -15,38 +15,39 @@ where
     Fut: Future<Output = Result<(), E>>,
     E: std::fmt::Display,
 {
+    let bin = crate::telemetry::service_name(service);
     let mut args = std::env::args().skip(1);
     let mut path = std::env::var("JIESU_CONFIG").map(PathBuf::from).unwrap_or_else(|_| DEFAULT_CONFIG.into());
     while let Some(a) = args.next() {
         match a.as_str() {
             "--config" | "-c" => match args.next() {
                 Some(p) => path = p.into(),
-                None => return usage(service, "--config needs a path"),
+                None => return usage(&bin, "--config needs a path"),
             },
             "--version" | "-V" => {
-                println!("jiesu-{service} {}", env!("CARGO_PKG_VERSION"));
+                println!("{bin} {}", env!("CARGO_PKG_VERSION"));
                 return ExitCode::SUCCESS;
             }
             "--help" | "-h" => {
                 println!(
-                    "jiesu-{service} [--config PATH] [--version]\n\nRuns the {service} service of a Jiesu district.\nPATH defaults to $JIESU_CONFIG, else {DEFAULT_CONFIG}.\nAny key can be overridden with JIESU__SECTION__KEY=value."
+                    "{bin} [--config PATH] [--version]\n\nRuns the {service} service of a Jiesu district.\nPATH defaults to $JIESU_CONFIG, else {DEFAULT_CONFIG}.\nAny key can be overridden with JIESU__SECTION__KEY=value."
                 );
                 return ExitCode::SUCCESS;
             }
-            other => return usage(service, &format!("unknown argument {other:?}")),
+            other => return usage(&bin, &format!("unknown argument {other:?}")),
         }
     }
     let config = match DistrictConfig::load(&path) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("jiesu-{service}: {e}");
+            eprintln!("{bin}: {e}");
             return ExitCode::from(2);
         }
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("jiesu-{service}: cannot start the async runtime: {e}");
+            eprintln!("{bin}: cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -58,13 +59,13 @@ where
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("jiesu-{service}: {e}");
+            eprintln!("{bin}: {e}");
             ExitCode::FAILURE
         }
     }
 }
 
-fn usage(service: &str, problem: &str) -> ExitCode {
-    eprintln!("jiesu-{service}: {problem}\nusage: jiesu-{service} [--config PATH]");
+fn usage(bin: &str, problem: &str) -> ExitCode {
+    eprintln!("{bin}: {problem}\nusage: {bin} [--config PATH] [--version]");
     ExitCode::from(2)
 }

@@ -84,11 +84,11 @@ macro_rules! with_tx {
         match $tx {
             $crate::db::Tx::Sqlite(t) => {
                 let $conn = &mut **t;
-                $body
+                $crate::db::database_result($body)
             }
             $crate::db::Tx::Postgres(t) => {
                 let $conn = &mut **t;
-                $body
+                $crate::db::database_result($body)
             }
         }
     };
@@ -101,11 +101,11 @@ macro_rules! with_pool {
         match $db {
             $crate::db::Db::Sqlite { reader, .. } => {
                 let $pool = reader;
-                $body
+                $crate::db::database_result($body)
             }
             $crate::db::Db::Postgres(p) => {
                 let $pool = p;
-                $body
+                $crate::db::database_result($body)
             }
         }
     };
@@ -250,6 +250,13 @@ fn postgres_names(url: &str) -> (String, String) {
     let path = hostpath.split_once('/').map_or("", |(_, p)| p);
     let database = path.split(['?', '#']).next().filter(|d| !d.is_empty()).unwrap_or(&user).to_string();
     (user, database)
+}
+
+/// What [`with_tx!`] and [`with_pool!`] return: the database's error as the kit's, so a
+/// service's error reaches it through its one `Kit` variant.
+#[doc(hidden)]
+pub fn database_result<T>(result: Result<T, sqlx::Error>) -> Result<T, crate::Error> {
+    result.map_err(crate::Error::Database)
 }
 
 /// True when the error is a unique-constraint violation (a duplicate key).

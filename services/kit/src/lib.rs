@@ -39,7 +39,7 @@ pub use jiesu_proto as proto;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{DistrictConfig, ServiceConfig};
-pub use consumer::{Handler, HandlerError, Inbound, Incoming};
+pub use consumer::{Handler, HandlerError, Inbound, Incoming, ServiceError};
 pub use db::{Db, Tx};
 pub use error::{Error, internal_status};
 pub use host::{Host, Running};

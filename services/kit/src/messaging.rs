@@ -9,7 +9,7 @@ use async_nats::{
 
 use crate::{Error, config::NatsSettings};
 
-/// Header names of DESIGN.md.
+/// The headers every Jiesu message carries (docs/design.md).
 pub mod header {
     pub const MSG_ID: &str = "Nats-Msg-Id";
     pub const CASE_ID: &str = "Jiesu-Case-Id";

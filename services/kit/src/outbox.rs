@@ -88,7 +88,7 @@ const KEEP_PUBLISHED: Duration = Duration::from_secs(7 * 86_400);
 /// How often the relay purges published rows.
 const PURGE_EVERY: Duration = Duration::from_secs(3_600);
 /// The longest pause between two attempts while publishing fails. The streams' duplicate
-/// window (`nats.duplicate_window`, 2 minutes by default) must be longer than this plus the
+/// window (`nats.duplicate_window`, 10 minutes by default) must be longer than this plus the
 /// publish timeout, so that a re-sent event is still recognised by JetStream.
 pub const MAX_RETRY_PAUSE: Duration = Duration::from_millis(3_200);
 /// Consecutive failed attempts after which the relay reports itself not ready.

@@ -1,6 +1,5 @@
 //! Revisit's one error type, and what it means to a gRPC client and to the consumer.
 
-use jiesu_kit::HandlerError;
 use tonic::Status;
 
 use crate::SERVICE;
@@ -21,12 +20,6 @@ pub enum Error {
     Conflict(String),
 }
 
-impl From<sqlx::Error> for Error {
-    fn from(e: sqlx::Error) -> Self {
-        Error::Kit(e.into())
-    }
-}
-
 impl From<Error> for Status {
     fn from(e: Error) -> Self {
         match e {
@@ -38,11 +31,4 @@ impl From<Error> for Status {
     }
 }
 
-impl From<Error> for HandlerError {
-    fn from(e: Error) -> Self {
-        match e {
-            Error::Kit(e) => e.into(),
-            other => HandlerError::reject(other),
-        }
-    }
-}
+jiesu_kit::service_error!(Error);

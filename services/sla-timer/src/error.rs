@@ -1,6 +1,5 @@
 //! The SLA timer's one error type, and what it means to a gRPC client and to the consumer.
 
-use jiesu_kit::HandlerError;
 use tonic::Status;
 
 use crate::{SERVICE, domain::DomainError};
@@ -22,24 +21,10 @@ pub enum Error {
     CorruptClock { clock_id: String, reason: String },
 }
 
-impl From<sqlx::Error> for Error {
-    fn from(e: sqlx::Error) -> Self {
-        Error::Kit(e.into())
-    }
-}
-
 impl From<Error> for Status {
     fn from(e: Error) -> Self {
         jiesu_kit::internal_status(SERVICE, &e)
     }
 }
 
-impl From<Error> for HandlerError {
-    fn from(e: Error) -> Self {
-        match e {
-            Error::Kit(e) => e.into(),
-            // Retrying cannot make a stored clock readable: dead-letter it, visibly.
-            other => HandlerError::reject(other),
-        }
-    }
-}
+jiesu_kit::service_error!(Error);

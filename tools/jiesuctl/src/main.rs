@@ -410,7 +410,9 @@ async fn submit(d: &District, a: SubmitArgs) -> Result<()> {
             match answer {
                 Ok(result) => result?,
                 Err(_) => {
-                    println!("（5秒内未收到受理回执：可能是5分钟内重复投递了同样的内容，或受理服务未运行；用 jiesuctl case list 查看）")
+                    println!(
+                        "（5秒内未收到受理回执：可能是在去重时间窗口（默认10分钟）内重复投递了同样的内容，或受理服务未运行；用 jiesuctl case list 查看）"
+                    )
                 }
             }
         }

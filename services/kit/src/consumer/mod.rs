@@ -91,6 +91,47 @@ impl From<Error> for HandlerError {
     }
 }
 
+/// A service's one error type: the kit's errors (the database's among them) in one variant,
+/// beside the service's own. Implement it with [`service_error!`](crate::service_error) (or by
+/// hand, to route the service's own errors differently); `?` in a handler then turns it into a
+/// [`HandlerError`].
+pub trait ServiceError: std::error::Error + Send + Sync + Sized + 'static {
+    /// The kit's error, when this is one; the service's own error back otherwise.
+    fn into_kit(self) -> Result<Error, Self>;
+
+    /// What the consumer does about it: the kit's errors keep their route (a database error is
+    /// retried); the service's own are rejected — dead-lettered, visible, replayable — because
+    /// retrying cannot change them.
+    fn into_handler_error(self) -> HandlerError {
+        match self.into_kit() {
+            Ok(kit) => kit.into(),
+            Err(own) => HandlerError::reject(own),
+        }
+    }
+}
+
+impl<E: ServiceError> From<E> for HandlerError {
+    fn from(e: E) -> Self {
+        e.into_handler_error()
+    }
+}
+
+/// Implements [`ServiceError`] for a service's error type whose `Kit` variant holds the kit's
+/// error: `jiesu_kit::service_error!(Error);`.
+#[macro_export]
+macro_rules! service_error {
+    ($error:ty) => {
+        impl $crate::consumer::ServiceError for $error {
+            fn into_kit(self) -> Result<$crate::Error, Self> {
+                match self {
+                    Self::Kit(e) => Ok(e),
+                    other => Err(other),
+                }
+            }
+        }
+    };
+}
+
 impl From<sqlx::Error> for HandlerError {
     fn from(e: sqlx::Error) -> Self {
         HandlerError::retry(Error::Database(e))
