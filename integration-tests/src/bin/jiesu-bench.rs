@@ -10,6 +10,7 @@
 //! cargo run --release -p jiesu-integration-tests --bin jiesu-bench -- --cases 500 --runs 3 --via nats
 //! ```
 
+use jiesu_proto::{Named, v1 as ev};
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
@@ -96,8 +97,8 @@ async fn one_run(a: &Args, run: usize) -> Result<RunResult> {
     let d = District::start(a.backend).await?;
     let client = async_nats::connect(d.nats.url()).await?;
     // Core subscriptions see what JetStream stores: when each case was received and dispatched.
-    let mut received = client.subscribe(d.subjects.event("case.received")).await?;
-    let mut dispatched = client.subscribe(d.subjects.event("case.dispatched")).await?;
+    let mut received = client.subscribe(d.subjects.event(ev::CaseReceived::TYPE)).await?;
+    let mut dispatched = client.subscribe(d.subjects.event(ev::CaseDispatched::TYPE)).await?;
     let sent_at: Arc<Mutex<HashMap<String, Instant>>> = Default::default();
     let ref_of_case: Arc<Mutex<HashMap<String, String>>> = Default::default();
     {

@@ -3,6 +3,7 @@
 //! get a `SubmissionRejected` on `jiesu.intake.rejected.<channel>`; a re-sent submission
 //! returns the original case.
 
+use jiesu_proto::{Named, v1 as ev};
 use std::{sync::Arc, time::Duration};
 
 use anyhow::{Result, ensure};
@@ -78,7 +79,7 @@ async fn a_resubmission_returns_the_original_case() -> Result<()> {
         (info.num_ack_pending == 0 && info.num_pending == 0).then_some(())
     })
     .await?;
-    let received = d.events().await?.into_iter().filter(|e| e.subject.ends_with("case.received")).count();
+    let received = d.events().await?.into_iter().filter(|e| e.subject.ends_with(ev::CaseReceived::TYPE)).count();
     ensure!(received == 1, "{received} case.received events for one (channel, channel_ref)");
     d.shutdown().await;
     Ok(())
@@ -128,7 +129,7 @@ async fn nats_producers_hear_why_a_submission_was_rejected() -> Result<()> {
     let (_, m3) = find("m-3").expect("m-3 rejected");
     ensure!(m3.violations[0].field == "descripton", "{m3:?}");
     ensure!(m3.violations.iter().any(|v| v.field == "description"), "{m3:?}");
-    let received = d.events().await?.into_iter().filter(|e| e.subject.ends_with("case.received")).count();
+    let received = d.events().await?.into_iter().filter(|e| e.subject.ends_with(ev::CaseReceived::TYPE)).count();
     ensure!(received == 0, "a rejected submission was registered");
     d.shutdown().await;
     Ok(())

@@ -1,6 +1,7 @@
 //! Crash tests: the real binaries as processes, killed with SIGKILL at awkward moments, and a
 //! NATS server that goes away and comes back. Nothing accepted may be lost or handled twice.
 
+use jiesu_proto::{Named, v1 as ev};
 use std::time::Duration;
 
 use anyhow::{Result, bail};
@@ -33,7 +34,7 @@ async fn killed_services_and_a_lost_broker_lose_nothing_and_repeat_nothing() -> 
     c.procs.get_mut("dispatch").unwrap().kill();
     let one = c.intake().await.submit(SubmitRequest { submission: Some(submission("crash-1")) }).await?.into_inner();
     eventually("case 1 to be classified", Duration::from_secs(20), || async {
-        c.events().await.ok()?.iter().any(|e| e.case_id == one.case_id && e.subject.ends_with("case.classified")).then_some(())
+        c.events().await.ok()?.iter().any(|e| e.case_id == one.case_id && e.subject.ends_with(ev::CaseClassified::TYPE)).then_some(())
     })
     .await?;
     c.restart("dispatch").await?;
@@ -58,7 +59,7 @@ async fn killed_services_and_a_lost_broker_lose_nothing_and_repeat_nothing() -> 
     let two = eventually("case 2 to be received", Duration::from_secs(20), || async {
         c.events().await.ok()?.into_iter().find_map(|e| {
             e.subject
-                .ends_with("case.received")
+                .ends_with(ev::CaseReceived::TYPE)
                 .then(|| CaseReceived::decode(e.payload.as_ref()).ok())
                 .flatten()
                 .filter(|r| r.channel_ref == "crash-2")
@@ -79,7 +80,7 @@ async fn killed_services_and_a_lost_broker_lose_nothing_and_repeat_nothing() -> 
     // Every case's events exactly once, whatever was killed.
     let events = c.events().await?;
     for case_id in [&one.case_id, &two, &three.case_id] {
-        for ty in ["case.received", "case.classified", "case.dispatched"] {
+        for ty in [ev::CaseReceived::TYPE, ev::CaseClassified::TYPE, ev::CaseDispatched::TYPE] {
             let n = events.iter().filter(|e| &e.case_id == case_id && e.subject.ends_with(ty)).count();
             if n != 1 {
                 bail!("case {case_id}: {n} × {ty}\n{}", c.log_tail("dispatch"));

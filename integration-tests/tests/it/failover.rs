@@ -3,6 +3,7 @@
 //! instead of exiting, and a service restarted while the first node on its list is down starts
 //! on another and keeps cases moving.
 
+use jiesu_proto::{Named, v1 as ev};
 use std::{sync::Arc, time::Duration};
 
 use anyhow::{Context, Result, ensure};
@@ -60,7 +61,7 @@ async fn services_start_on_a_fresh_cluster_and_survive_the_loss_of_a_node() -> R
     .await?;
     until_dispatched(&d, &second.case_id).await?;
     let js = async_nats::jetstream::new(async_nats::connect(cluster.nodes[1].url()).await?);
-    let dispatched = d.subjects.event("case.dispatched");
+    let dispatched = d.subjects.event(ev::CaseDispatched::TYPE);
     let received = eventually("both cases in the stream", WAIT, || async {
         let n = read_stream(&js, &d.subjects.events_stream(), Some(&dispatched)).await.ok()?.len();
         (n >= 2).then_some(n)

@@ -2,6 +2,7 @@
 //! received → classified → dispatched (timers armed) → accepted → resolved → revisited
 //! dissatisfied → reopened → resolved → revisited satisfied → closed; every event exactly once.
 
+use jiesu_proto::{Named, v1 as ev};
 use std::{collections::BTreeMap, time::Duration};
 
 use anyhow::{Context, Result, ensure};
@@ -66,7 +67,7 @@ async fn whole_loop(backend: Backend) -> Result<()> {
     js.publish_with_headers(d.subjects.intake("secretary_mailbox"), headers, serde_json::to_vec(&body)?.into()).await?.await?;
     let b_id = eventually("case B to be received", WAIT, || async {
         d.events().await.ok()?.into_iter().find_map(|e| {
-            (e.subject.ends_with("case.received"))
+            (e.subject.ends_with(ev::CaseReceived::TYPE))
                 .then(|| CaseReceived::decode(e.payload.as_ref()).ok())
                 .flatten()
                 .filter(|r| r.channel_ref == "letter-77")
@@ -90,15 +91,15 @@ async fn whole_loop(backend: Backend) -> Result<()> {
     ensure!(ids.len() == events.len(), "an event id was published twice");
     for case_id in [&a.case_id, &b_id] {
         let expected = [
-            ("case.received", 1),
-            ("case.classified", 1),
-            ("case.dispatched", 1),
-            ("case.accepted", 1),
-            ("case.contacted", 1),
-            ("case.resolved", 2),
-            ("revisit.recorded", 2),
-            ("case.reopened", 1),
-            ("case.closed", 1),
+            (ev::CaseReceived::TYPE, 1),
+            (ev::CaseClassified::TYPE, 1),
+            (ev::CaseDispatched::TYPE, 1),
+            (ev::CaseAccepted::TYPE, 1),
+            (ev::CaseContacted::TYPE, 1),
+            (ev::CaseResolved::TYPE, 2),
+            (ev::RevisitRecorded::TYPE, 2),
+            (ev::CaseReopened::TYPE, 1),
+            (ev::CaseClosed::TYPE, 1),
         ];
         for (ty, n) in expected {
             let got = counts.get(&(case_id.to_string(), ty.to_string())).copied().unwrap_or(0);
@@ -111,7 +112,7 @@ async fn whole_loop(backend: Backend) -> Result<()> {
         let traces: std::collections::BTreeSet<_> = events
             .iter()
             .filter(|e| &e.case_id == case_id)
-            .filter(|e| ["case.received", "case.classified", "case.dispatched"].iter().any(|t| e.subject.ends_with(t)))
+            .filter(|e| [ev::CaseReceived::TYPE, ev::CaseClassified::TYPE, ev::CaseDispatched::TYPE].iter().any(|t| e.subject.ends_with(t)))
             .map(|e| e.trace_id().unwrap_or("none").to_string())
             .collect();
         ensure!(traces.len() == 1 && !traces.contains("none"), "case {case_id} spans traces {traces:?}");

@@ -1,6 +1,7 @@
 //! Time limits across services: a unit that does not sign in time turns the case yellow, then
 //! red, and the supervisor is told — driven by an injected clock, not by waiting.
 
+use jiesu_proto::{Named, v1 as ev};
 use std::{sync::Arc, time::Duration};
 
 use anyhow::{Result, ensure};
@@ -56,7 +57,7 @@ async fn unsigned_case(backend: Backend) -> Result<()> {
         let d = &d;
         let case_id = case.case_id.clone();
         async move {
-            let subject = if level == "yellow" { "sla.warning" } else { "sla.breached" };
+            let subject = if level == "yellow" { ev::SlaWarning::TYPE } else { ev::SlaBreached::TYPE };
             d.events()
                 .await
                 .ok()

@@ -4,6 +4,7 @@
 //! — even after JetStream's duplicate window has passed — notification's inbox drops them and
 //! no unit is told twice.
 
+use jiesu_proto::{Named, v1 as ev};
 use std::{collections::BTreeSet, time::Duration};
 
 use anyhow::{Result, ensure};
@@ -86,7 +87,7 @@ async fn restore_then_replay(backend: Backend) -> Result<()> {
     for case in &cases {
         before.push(unit_notices(&d, case).await?);
     }
-    let dispatched = d.subjects.event("case.dispatched");
+    let dispatched = d.subjects.event(ev::CaseDispatched::TYPE);
     let ids = |events: Vec<jiesu_testkit::StoredMessage>| -> Vec<String> {
         events.into_iter().filter(|e| e.subject == dispatched).map(|e| e.msg_id).collect()
     };

@@ -5,6 +5,7 @@
 //! asked for them. The spans are ours (no HTTP/2 internals, no source paths) and follow the
 //! OpenTelemetry messaging and RPC conventions.
 
+use jiesu_proto::{Named, v1 as ev};
 use std::{
     collections::{BTreeMap, BTreeSet},
     sync::{Arc, Mutex},
@@ -129,7 +130,8 @@ async fn one_case_is_one_trace_across_the_services() -> Result<()> {
 
     // The trace id the submission started, as carried by its case.received event.
     let events = c.events().await?;
-    let received = events.iter().find(|e| e.case_id == receipt.case_id && e.subject.ends_with("case.received")).expect("case.received");
+    let received =
+        events.iter().find(|e| e.case_id == receipt.case_id && e.subject.ends_with(ev::CaseReceived::TYPE)).expect(ev::CaseReceived::TYPE);
     let trace_id = received.trace_id().expect("traceparent on case.received").to_string();
 
     // The unit accepts and resolves, the citizen is called back: three separate calls.
@@ -162,8 +164,15 @@ async fn one_case_is_one_trace_across_the_services() -> Result<()> {
     // Every event of the case, from case.received to case.closed, is in the submission's trace.
     let events = c.events().await?;
     let of_case: Vec<_> = events.iter().filter(|e| e.case_id == receipt.case_id).collect();
-    for kind in ["case.received", "case.classified", "case.dispatched", "case.accepted", "case.resolved", "revisit.recorded", "case.closed"]
-    {
+    for kind in [
+        ev::CaseReceived::TYPE,
+        ev::CaseClassified::TYPE,
+        ev::CaseDispatched::TYPE,
+        ev::CaseAccepted::TYPE,
+        ev::CaseResolved::TYPE,
+        ev::RevisitRecorded::TYPE,
+        ev::CaseClosed::TYPE,
+    ] {
         let e = of_case.iter().find(|e| e.subject.ends_with(kind)).unwrap_or_else(|| panic!("no {kind} for the case"));
         assert_eq!(e.trace_id(), Some(trace_id.as_str()), "{kind} is in another trace");
     }

@@ -2,6 +2,7 @@
 //! effects under redelivery and re-sends, retries with back-off, dead letters that do not block
 //! the messages behind them, replay, and the outbox relay.
 
+use jiesu_proto::{Named, v1 as ev};
 use std::{sync::Arc, time::Duration};
 
 use futures::StreamExt;
@@ -123,7 +124,7 @@ async fn exactly_once_retries_and_dead_letters() {
     let stream = js.get_stream(subjects.events_stream()).await.unwrap();
     let consumer = stream
         .create_consumer(async_nats::jetstream::consumer::pull::Config {
-            filter_subject: subjects.event("case.closed"),
+            filter_subject: subjects.event(ev::CaseClosed::TYPE),
             ..Default::default()
         })
         .await

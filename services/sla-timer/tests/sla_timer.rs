@@ -2,6 +2,7 @@
 //! `ManualClock`: case events arm and stop clocks, moving the clock fires each alert once, and
 //! neither a restart nor downtime produces a duplicate or a stale warning.
 
+use jiesu_proto::{Named, v1 as ev};
 use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -174,7 +175,7 @@ async fn clocks_fire_once_and_survive_restarts() {
     h.clock.set(at(13));
     let alerts = h.exactly_alerts(1).await;
     let (kind, id, alert) = &alerts[0];
-    assert_eq!(kind, "sla.warning");
+    assert_eq!(kind, ev::SlaWarning::TYPE);
     assert!(!id.is_empty(), "an alert carries its event id as Nats-Msg-Id");
     assert_eq!((alert.milestone.as_str(), alert.level.as_str(), alert.version), ("accept", "yellow", 1));
     assert_eq!((alert.unit_id.as_str(), alert.deadline), ("st-dongmen", ts(at(15))));
@@ -187,7 +188,7 @@ async fn clocks_fire_once_and_survive_restarts() {
     h.clock.set(at(15));
     let alerts = h.exactly_alerts(2).await;
     let (kind, id, alert) = &alerts[1];
-    assert_eq!(kind.as_str(), "sla.breached");
+    assert_eq!(kind.as_str(), ev::SlaBreached::TYPE);
     assert_ne!(id, &alerts[0].1, "the breach is another event than the warning");
     assert_eq!((alert.milestone.as_str(), alert.level.as_str()), ("accept", "red"));
     let r = list(h.running(), Ref::CaseId(case_id.clone())).await.unwrap();
@@ -227,9 +228,9 @@ async fn clocks_fire_once_and_survive_restarts() {
     h.h.restart().await;
     let alerts = h.exactly_alerts(3).await;
     let (kind, _, alert) = &alerts[2];
-    assert_eq!(kind.as_str(), "sla.breached");
+    assert_eq!(kind.as_str(), ev::SlaBreached::TYPE);
     assert_eq!((alert.milestone.as_str(), alert.deadline), ("contact", ts(at(50))));
-    assert!(!alerts.iter().any(|(k, _, a)| k == "sla.warning" && a.milestone == "contact"));
+    assert!(!alerts.iter().any(|(k, _, a)| k == ev::SlaWarning::TYPE && a.milestone == "contact"));
     let r = list(h.running(), Ref::CaseId(case_id.clone())).await.unwrap();
     assert_eq!(state_of(&r.clocks, "contact").as_deref(), Some("breached"));
     assert_eq!(state_of(&r.clocks, "resolve").as_deref(), Some("armed"));
