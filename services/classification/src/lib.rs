@@ -17,7 +17,6 @@ use std::sync::Arc;
 use jiesu_kit::{
     DistrictConfig,
     clock::SharedClock,
-    db::Migrations,
     host::{Host, Running},
 };
 use serde::Deserialize;
@@ -35,10 +34,6 @@ pub struct Settings {}
 
 pub type Config = jiesu_kit::ServiceConfig<Settings>;
 
-fn migrations() -> Migrations {
-    Migrations { sqlite: sqlx::migrate!("migrations/sqlite"), postgres: sqlx::migrate!("migrations/postgres") }
-}
-
 /// Loads the district's taxonomy (validated: every problem reported), else the default.
 pub fn load_taxonomy(config: &Config) -> Result<Taxonomy, Error> {
     match config.reference_text("taxonomy")? {
@@ -50,14 +45,9 @@ pub fn load_taxonomy(config: &Config) -> Result<Taxonomy, Error> {
 pub async fn start(district: &DistrictConfig, clock: SharedClock) -> Result<Running, Error> {
     let config: Config = district.service(SERVICE)?;
     let taxonomy = load_taxonomy(&config)?;
-    let mut host = Host::start(&config, &migrations(), clock).await?;
+    let mut host = Host::start(&config, &jiesu_kit::migrations!(), clock).await?;
     let classifier = Arc::new(Classifier { taxonomy });
     host.consume(Arc::new(consume::Events { classifier: classifier.clone() }));
     let api = api::ClassificationApi { classifier, db: host.db.clone() };
     Ok(host.serve(jiesu_proto::v1::classification_service_server::ClassificationServiceServer::new(api))?)
-}
-
-pub async fn run(district: DistrictConfig) -> Result<(), Error> {
-    let running = start(&district, Arc::new(jiesu_kit::SystemClock)).await?;
-    Ok(running.until_stopped().await?)
 }

@@ -1,6 +1,6 @@
 //! Classification's database: the result for each case.
 
-use jiesu_kit::{CaseKey, Db, Tx, with_pool, with_tx};
+use jiesu_kit::{CaseKey, Db, Tx, with_tx};
 
 use crate::Error;
 
@@ -31,12 +31,7 @@ pub async fn record_classification(tx: &mut Tx, row: &ClassificationRow) -> Resu
 }
 
 pub async fn get(db: &Db, key: &CaseKey) -> Result<Option<ClassificationRow>, Error> {
-    let (column, value) = key.column_and_value();
-    let sql = format!(
-        "SELECT case_id, case_no, category, sub_item, urgency, confidence, matched_keywords, fallback, classified_at
-         FROM classifications WHERE {column} = $1"
-    );
-    let row = with_pool!(db, pool => sqlx::query_as::<_, ClassificationRow>(sqlx::AssertSqlSafe(sql))
-        .bind(value).fetch_optional(pool).await)?;
-    Ok(row)
+    let select = "SELECT case_id, case_no, category, sub_item, urgency, confidence, matched_keywords, fallback, classified_at
+                  FROM classifications";
+    Ok(db.rows_of_case(select, key, "").await?.pop())
 }

@@ -3,10 +3,10 @@
 //! gRPC API classifies text on request and answers for the cases it classified.
 
 use jiesu_proto::v1::{
-    CaseClassified, CaseReceived, CaseRef, ClassifyRequest, EventMeta, Location, Urgency, case_ref::Ref,
+    CaseClassified, CaseReceived, CaseRef, ClassifyRequest, Location, Urgency, case_ref::Ref,
     classification_service_client::ClassificationServiceClient,
 };
-use jiesu_testkit::Harness;
+use jiesu_testkit::{Harness, event_meta};
 use tonic::{Code, transport::Channel};
 
 const CASE_ID: &str = "0192f0c8-0000-7000-8000-0000000000c1";
@@ -20,14 +20,7 @@ async fn classification() -> (Harness, ClassificationServiceClient<Channel>) {
 
 fn received(event_id: &str, title: &str, description: &str) -> CaseReceived {
     CaseReceived {
-        meta: Some(EventMeta {
-            event_id: event_id.into(),
-            case_id: CASE_ID.into(),
-            case_no: CASE_NO.into(),
-            occurred_at: None,
-            causation_id: String::new(),
-            district: "demo".into(),
-        }),
+        meta: Some(event_meta(event_id, CASE_ID, CASE_NO)),
         channel: "hotline".into(),
         channel_ref: "call-1".into(),
         title: title.into(),

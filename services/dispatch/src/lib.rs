@@ -20,7 +20,6 @@ use std::sync::Arc;
 use jiesu_kit::{
     DistrictConfig,
     clock::SharedClock,
-    db::Migrations,
     host::{Host, Running},
 };
 use serde::Deserialize;
@@ -49,10 +48,6 @@ fn centre() -> String {
 
 pub type Config = jiesu_kit::ServiceConfig<Settings>;
 
-fn migrations() -> Migrations {
-    Migrations { sqlite: sqlx::migrate!("migrations/sqlite"), postgres: sqlx::migrate!("migrations/postgres") }
-}
-
 /// Reads and checks the organisation and the matrix: every problem at once.
 fn load_routing(config: &Config) -> Result<(Matrix, Organisation), Error> {
     let org: Organisation = config
@@ -70,17 +65,11 @@ fn load_routing(config: &Config) -> Result<(Matrix, Organisation), Error> {
 pub async fn start(district: &DistrictConfig, clock: SharedClock) -> Result<Running, Error> {
     let config: Config = district.service(SERVICE)?;
     let (matrix, org) = load_routing(&config)?;
-    let mut host = Host::start(&config, &migrations(), clock).await?;
+    let mut host = Host::start(&config, &jiesu_kit::migrations!(), clock).await?;
     let dispatch = Arc::new(Dispatch { matrix, org });
     host.consume(Arc::new(consume::Events { dispatch: dispatch.clone() }));
     let api = api::DispatchApi { dispatch, commands: host.commands(), db: host.db.clone() };
     Ok(host.serve(jiesu_proto::v1::dispatch_service_server::DispatchServiceServer::new(api))?)
-}
-
-/// Runs dispatch until stopped (the binary's entry point).
-pub async fn run(district: DistrictConfig) -> Result<(), Error> {
-    let running = start(&district, Arc::new(jiesu_kit::SystemClock)).await?;
-    Ok(running.until_stopped().await?)
 }
 
 #[cfg(test)]

@@ -116,11 +116,7 @@ pub async fn find(tx: &mut Tx, key: &CaseKey) -> Result<Option<CaseRow>, Error> 
 
 /// Looks a case up for reading.
 pub async fn get(db: &Db, key: &CaseKey) -> Result<Option<CaseRow>, Error> {
-    let (column, value) = key.column_and_value();
-    let sql = format!("SELECT {COLUMNS} FROM cases WHERE {column} = $1");
-    let row = with_pool!(db, pool => sqlx::query_as::<_, CaseRow>(sqlx::AssertSqlSafe(sql))
-        .bind(value).fetch_optional(pool).await)?;
-    Ok(row)
+    Ok(db.rows_of_case(&format!("SELECT {COLUMNS} FROM cases"), key, "").await?.pop())
 }
 
 /// Fails with `Conflict` when a conditional update found the case changed since it was read.

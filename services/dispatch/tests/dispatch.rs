@@ -6,7 +6,7 @@ use jiesu_proto::v1::{
     ListCasesRequest, Location, ResolveRequest, RevisitRecorded, Satisfaction, Urgency, case_ref::Ref,
     dispatch_service_client::DispatchServiceClient,
 };
-use jiesu_testkit::Harness;
+use jiesu_testkit::{Harness, event_meta};
 use tonic::{Code, transport::Channel};
 
 const CASE_ID: &str = "0192f0c8-0000-7000-8000-000000000001";
@@ -42,14 +42,7 @@ fn by_id() -> CaseRef {
 }
 
 fn meta(event_id: &str) -> Option<EventMeta> {
-    Some(EventMeta {
-        event_id: event_id.into(),
-        case_id: CASE_ID.into(),
-        case_no: CASE_NO.into(),
-        occurred_at: None,
-        causation_id: String::new(),
-        district: "demo".into(),
-    })
+    Some(event_meta(event_id, CASE_ID, CASE_NO))
 }
 
 fn classified(event_id: &str) -> CaseClassified {

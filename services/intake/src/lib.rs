@@ -18,7 +18,6 @@ use std::sync::Arc;
 use jiesu_kit::{
     DistrictConfig,
     clock::SharedClock,
-    db::Migrations,
     host::{Host, Running},
 };
 use serde::Deserialize;
@@ -42,15 +41,11 @@ pub struct Settings {
 
 pub type Config = jiesu_kit::ServiceConfig<Settings>;
 
-fn migrations() -> Migrations {
-    Migrations { sqlite: sqlx::migrate!("migrations/sqlite"), postgres: sqlx::migrate!("migrations/postgres") }
-}
-
 /// Starts intake: its consumer of every channel's subject and its gRPC API.
 pub async fn start(district: &DistrictConfig, clock: SharedClock) -> Result<Running, Error> {
     let config: Config = district.service(SERVICE)?;
     domain::check_channels(&config.settings.channels).map_err(jiesu_kit::Error::Config)?;
-    let mut host = Host::start(&config, &migrations(), clock).await?;
+    let mut host = Host::start(&config, &jiesu_kit::migrations!(), clock).await?;
     let intake = Arc::new(Intake {
         timezone: config.timezone(),
         settings: config.settings.clone(),
@@ -60,10 +55,4 @@ pub async fn start(district: &DistrictConfig, clock: SharedClock) -> Result<Runn
     host.consume(Arc::new(consume::Events { intake: intake.clone() }));
     let api = api::IntakeApi { intake, commands: host.commands(), db: host.db.clone() };
     Ok(host.serve(jiesu_proto::v1::intake_service_server::IntakeServiceServer::new(api))?)
-}
-
-/// Runs intake until stopped (the binary's entry point).
-pub async fn run(district: DistrictConfig) -> Result<(), Error> {
-    let running = start(&district, Arc::new(jiesu_kit::SystemClock)).await?;
-    Ok(running.until_stopped().await?)
 }

@@ -1,6 +1,6 @@
 //! Intake's database: submissions and the daily case-number counters.
 
-use jiesu_kit::{CaseKey, Db, Tx, with_pool, with_tx};
+use jiesu_kit::{CaseKey, Db, Tx, with_tx};
 use jiesu_proto::v1::Submission;
 
 use crate::Error;
@@ -79,9 +79,5 @@ pub async fn record_submission(
 
 /// Looks a submission up by case id or case number.
 pub async fn get(db: &Db, key: &CaseKey) -> Result<Option<SubmissionRow>, Error> {
-    let (column, value) = key.column_and_value();
-    let sql = format!("SELECT {COLUMNS} FROM submissions WHERE {column} = $1");
-    let row = with_pool!(db, pool => sqlx::query_as::<_, SubmissionRow>(sqlx::AssertSqlSafe(sql))
-        .bind(value).fetch_optional(pool).await)?;
-    Ok(row)
+    Ok(db.rows_of_case(&format!("SELECT {COLUMNS} FROM submissions"), key, "").await?.pop())
 }

@@ -1,18 +1,19 @@
 //! The edge of every service binary: find the configuration, start a runtime, run, report.
 
-use std::{future::Future, path::PathBuf, process::ExitCode};
+use std::{future::Future, path::PathBuf, process::ExitCode, sync::Arc};
 
-use crate::DistrictConfig;
+use crate::{DistrictConfig, Running, SystemClock, clock::SharedClock};
 
 /// Where the district configuration is read from when no `--config` is given.
 pub const DEFAULT_CONFIG: &str = "deploy/districts/demo/jiesu.toml";
 
-/// `jiesu-<service> [--config PATH]` (or `JIESU_CONFIG=PATH`), `--version`, `--help`: loads the district file and runs
-/// the service until Ctrl-C or SIGTERM.
-pub fn main<F, Fut, E>(service: &'static str, run: F) -> ExitCode
+/// `jiesu-<service> [--config PATH]` (or `JIESU_CONFIG=PATH`), `--version`, `--help`: loads the
+/// district file, starts the service with `start` on the system clock and runs it until Ctrl-C
+/// or SIGTERM. A service's `main.rs` is this one call.
+pub fn main<F, Fut, E>(service: &'static str, start: F) -> ExitCode
 where
-    F: FnOnce(DistrictConfig) -> Fut,
-    Fut: Future<Output = Result<(), E>>,
+    F: FnOnce(DistrictConfig, SharedClock) -> Fut,
+    Fut: Future<Output = Result<Running, E>>,
     E: std::fmt::Display,
 {
     let bin = crate::telemetry::service_name(service);
@@ -52,7 +53,10 @@ where
         }
     };
     let result = runtime.block_on(async {
-        let result = run(config).await;
+        let result = match start(config, Arc::new(SystemClock)).await {
+            Ok(running) => running.until_stopped().await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
         crate::telemetry::shutdown();
         result
     });

@@ -17,6 +17,15 @@ use crate::Error;
 
 /// A service's migrations, one directory per backend:
 /// `Migrations { sqlite: &sqlx::migrate!("migrations/sqlite"), postgres: &… }`.
+/// The migrations of the calling crate, `migrations/sqlite` and `migrations/postgres` beside its
+/// `Cargo.toml`: `Host::start(&config, &jiesu_kit::migrations!(), clock)`.
+#[macro_export]
+macro_rules! migrations {
+    () => {
+        $crate::db::Migrations { sqlite: sqlx::migrate!("migrations/sqlite"), postgres: sqlx::migrate!("migrations/postgres") }
+    };
+}
+
 pub struct Migrations {
     pub sqlite: Migrator,
     pub postgres: Migrator,
@@ -250,6 +259,20 @@ fn postgres_names(url: &str) -> (String, String) {
     let path = hostpath.split_once('/').map_or("", |(_, p)| p);
     let database = path.split(['?', '#']).next().filter(|d| !d.is_empty()).unwrap_or(&user).to_string();
     (user, database)
+}
+
+impl Db {
+    /// The rows of one case, by id or number: `select` is the service's own `SELECT … FROM
+    /// table` (never user input), `then` what follows the `WHERE` (`ORDER BY …`, or nothing).
+    /// Read from the read pool.
+    pub async fn rows_of_case<R>(&self, select: &str, key: &crate::CaseKey, then: &str) -> Result<Vec<R>, Error>
+    where
+        R: Send + Unpin + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+    {
+        let (column, value) = key.column_and_value();
+        let sql = format!("{select} WHERE {column} = $1 {then}");
+        crate::with_pool!(self, pool => sqlx::query_as::<_, R>(sqlx::AssertSqlSafe(sql)).bind(value).fetch_all(pool).await)
+    }
 }
 
 /// What [`with_tx!`] and [`with_pool!`] return: the database's error as the kit's, so a

@@ -24,7 +24,6 @@ use std::{sync::Arc, time::Duration};
 use jiesu_kit::{
     DistrictConfig,
     clock::SharedClock,
-    db::Migrations,
     host::{Host, Running},
 };
 use serde::Deserialize;
@@ -173,10 +172,6 @@ impl Settings {
 
 pub type Config = jiesu_kit::ServiceConfig<Settings>;
 
-fn migrations() -> Migrations {
-    Migrations { sqlite: sqlx::migrate!("migrations/sqlite"), postgres: sqlx::migrate!("migrations/postgres") }
-}
-
 /// Starts notification: its consumer, its delivery worker and its gRPC API.
 pub async fn start(district: &DistrictConfig, clock: SharedClock) -> Result<Running, Error> {
     let config: Config = district.service(SERVICE)?;
@@ -205,7 +200,7 @@ pub async fn start(district: &DistrictConfig, clock: SharedClock) -> Result<Runn
     }
     let intake = worker::intake_client(&settings.intake_url)?;
 
-    let mut host = Host::start(&config, &migrations(), clock.clone()).await?;
+    let mut host = Host::start(&config, &jiesu_kit::migrations!(), clock.clone()).await?;
     let wake = Arc::new(Notify::new());
     let notifier = Arc::new(Notifier {
         settings: settings.clone(),
@@ -222,12 +217,6 @@ pub async fn start(district: &DistrictConfig, clock: SharedClock) -> Result<Runn
 
     let api = api::NotificationApi { db: host.db.clone(), units };
     Ok(host.serve(jiesu_proto::v1::notification_service_server::NotificationServiceServer::new(api))?)
-}
-
-/// Runs notification until stopped (the binary's entry point).
-pub async fn run(district: DistrictConfig) -> Result<(), Error> {
-    let running = start(&district, Arc::new(jiesu_kit::SystemClock)).await?;
-    Ok(running.until_stopped().await?)
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! Notification's database: the deliveries (通知投递记录) and their retry schedule.
 
-use jiesu_kit::{CaseKey, Db, Tx, with_pool, with_tx};
+use jiesu_kit::{CaseKey, Db, Tx, with_tx};
 
 use crate::{
     Error,
@@ -129,9 +129,5 @@ pub async fn record_attempt(db: &Db, delivery_id: &str, o: &AttemptOutcome) -> R
 
 /// The deliveries of a case, oldest first.
 pub async fn for_case(db: &Db, key: &CaseKey) -> Result<Vec<DeliveryRow>, Error> {
-    let (column, value) = key.column_and_value();
-    let sql = format!("SELECT {COLUMNS} FROM deliveries WHERE {column} = $1 ORDER BY created_at, delivery_id");
-    let rows = with_pool!(db, pool => sqlx::query_as::<_, DeliveryRow>(sqlx::AssertSqlSafe(sql))
-        .bind(value).fetch_all(pool).await)?;
-    Ok(rows)
+    Ok(db.rows_of_case(&format!("SELECT {COLUMNS} FROM deliveries"), key, "ORDER BY created_at, delivery_id").await?)
 }

@@ -18,7 +18,6 @@ use std::sync::Arc;
 use jiesu_kit::{
     DistrictConfig,
     clock::SharedClock,
-    db::Migrations,
     host::{Host, Running},
 };
 use serde::Deserialize;
@@ -35,22 +34,12 @@ pub struct Settings {}
 
 pub type Config = jiesu_kit::ServiceConfig<Settings>;
 
-fn migrations() -> Migrations {
-    Migrations { sqlite: sqlx::migrate!("migrations/sqlite"), postgres: sqlx::migrate!("migrations/postgres") }
-}
-
 /// Starts revisit: its consumer of `case.resolved` and its gRPC API.
 pub async fn start(district: &DistrictConfig, clock: SharedClock) -> Result<Running, Error> {
     let config: Config = district.service(SERVICE)?;
-    let mut host = Host::start(&config, &migrations(), clock).await?;
+    let mut host = Host::start(&config, &jiesu_kit::migrations!(), clock).await?;
     let revisit = Arc::new(Revisit);
     host.consume(Arc::new(consume::Events { revisit: revisit.clone() }));
     let api = api::RevisitApi { revisit, commands: host.commands(), db: host.db.clone() };
     Ok(host.serve(jiesu_proto::v1::revisit_service_server::RevisitServiceServer::new(api))?)
-}
-
-/// Runs revisit until stopped (the binary's entry point).
-pub async fn run(district: DistrictConfig) -> Result<(), Error> {
-    let running = start(&district, Arc::new(jiesu_kit::SystemClock)).await?;
-    Ok(running.until_stopped().await?)
 }

@@ -1,6 +1,6 @@
 //! Revisit's database: one revisit task per case and round.
 
-use jiesu_kit::{CaseKey, Db, Tx, with_pool, with_tx};
+use jiesu_kit::{CaseKey, Db, Tx, with_tx};
 
 use crate::{
     Error,
@@ -86,9 +86,5 @@ pub async fn record(tx: &mut Tx, revisit_id: &str, v: &Verdict, reopened: bool, 
 
 /// Every revisit of a case, oldest round first.
 pub async fn of_case(db: &Db, key: &CaseKey) -> Result<Vec<RevisitRow>, Error> {
-    let (column, value) = key.column_and_value();
-    let sql = format!("SELECT {COLUMNS} FROM revisits WHERE {column} = $1 ORDER BY round");
-    let rows = with_pool!(db, pool => sqlx::query_as::<_, RevisitRow>(sqlx::AssertSqlSafe(sql))
-        .bind(value).fetch_all(pool).await)?;
-    Ok(rows)
+    Ok(db.rows_of_case(&format!("SELECT {COLUMNS} FROM revisits"), key, "ORDER BY round").await?)
 }

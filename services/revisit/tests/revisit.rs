@@ -1,10 +1,10 @@
 //! Revisit in-process against a real nats-server and a temporary SQLite database.
 
 use jiesu_proto::v1::{
-    CaseRef, CaseReopened, CaseResolved, EventMeta, RecordRequest, RevisitRecorded, Satisfaction, Urgency, case_ref::Ref,
+    CaseRef, CaseReopened, CaseResolved, RecordRequest, RevisitRecorded, Satisfaction, Urgency, case_ref::Ref,
     revisit_service_client::RevisitServiceClient,
 };
-use jiesu_testkit::Harness;
+use jiesu_testkit::{Harness, event_meta};
 use tonic::{Code, transport::Channel};
 
 const CASE_ID: &str = "0192f0c8-0000-7000-8000-000000000002";
@@ -34,14 +34,7 @@ impl Revisit {
     /// has handled it (or JetStream dropped it as a duplicate).
     async fn resolved(&self, msg_id: &str, round: u32) {
         let event = CaseResolved {
-            meta: Some(EventMeta {
-                event_id: msg_id.into(),
-                case_id: CASE_ID.into(),
-                case_no: CASE_NO.into(),
-                occurred_at: None,
-                causation_id: String::new(),
-                district: "demo".into(),
-            }),
+            meta: Some(event_meta(msg_id, CASE_ID, CASE_NO)),
             unit_id: "st-dongmen".into(),
             resolved_by: "王五".into(),
             reply: "已处理。".into(),

@@ -29,7 +29,6 @@ use chrono::Datelike;
 use jiesu_kit::{
     DistrictConfig,
     clock::SharedClock,
-    db::Migrations,
     host::{Host, Running},
 };
 use serde::Deserialize;
@@ -57,10 +56,6 @@ pub type Config = jiesu_kit::ServiceConfig<Settings>;
 pub struct Rules {
     pub policy: Policy,
     pub calendar: Calendar,
-}
-
-fn migrations() -> Migrations {
-    Migrations { sqlite: sqlx::migrate!("migrations/sqlite"), postgres: sqlx::migrate!("migrations/postgres") }
 }
 
 /// The district's calendar (`[reference] calendar = "…"`), else China's built-in schedule.
@@ -100,7 +95,7 @@ pub async fn start(district: &DistrictConfig, clock: SharedClock) -> Result<Runn
     config.settings.policy.validate()?;
     let calendar = load_calendar(&config)?;
     check_calendar(&calendar, &config, &clock);
-    let mut host = Host::start(&config, &migrations(), clock.clone()).await?;
+    let mut host = Host::start(&config, &jiesu_kit::migrations!(), clock.clone()).await?;
     let rules = Arc::new(Rules { policy: config.settings.policy.clone(), calendar });
     let timer_wake = Arc::new(Notify::new());
     let metrics = timer::TimerMetrics::register(&host.metrics);
@@ -112,10 +107,4 @@ pub async fn start(district: &DistrictConfig, clock: SharedClock) -> Result<Runn
 
     let api = api::SlaApi { db: host.db.clone(), timezone: config.timezone() };
     Ok(host.serve(jiesu_proto::v1::sla_service_server::SlaServiceServer::new(api))?)
-}
-
-/// Runs the timer until stopped (the binary's entry point).
-pub async fn run(district: DistrictConfig) -> Result<(), Error> {
-    let running = start(&district, Arc::new(jiesu_kit::SystemClock)).await?;
-    Ok(running.until_stopped().await?)
 }

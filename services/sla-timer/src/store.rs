@@ -196,11 +196,7 @@ pub async fn count_running(db: &Db) -> Result<Vec<(String, i64)>, Error> {
 
 /// Every clock of a case, by case id or case number, in the order they started.
 pub async fn list(db: &Db, key: &CaseKey) -> Result<Vec<ClockRow>, Error> {
-    let (column, value) = key.column_and_value();
-    let sql = format!("SELECT {COLUMNS} FROM clocks WHERE {column} = $1 ORDER BY started_at, clock_id");
-    let rows = with_pool!(db, pool => sqlx::query_as::<_, ClockRow>(sqlx::AssertSqlSafe(sql))
-        .bind(value).fetch_all(pool).await)?;
-    Ok(rows)
+    Ok(db.rows_of_case(&format!("SELECT {COLUMNS} FROM clocks"), key, "ORDER BY started_at, clock_id").await?)
 }
 
 /// What happened to a case's clocks, oldest first.

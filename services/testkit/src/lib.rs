@@ -430,3 +430,16 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
     let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
     Some((status, body))
 }
+
+/// The meta of an event a test publishes as if a service had: of `case_id`/`case_no` in the
+/// demo district, with no cause and no time.
+pub fn event_meta(event_id: &str, case_id: &str, case_no: &str) -> jiesu_proto::v1::EventMeta {
+    jiesu_proto::v1::EventMeta {
+        event_id: event_id.into(),
+        case_id: case_id.into(),
+        case_no: case_no.into(),
+        occurred_at: None,
+        causation_id: String::new(),
+        district: "demo".into(),
+    }
+}
