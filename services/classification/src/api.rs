@@ -48,10 +48,7 @@ impl ClassificationService for ClassificationApi {
 
     async fn get_classification(&self, request: Request<CaseRef>) -> Result<Response<ClassificationView>, Status> {
         let key = CaseKey::required(Some(request.get_ref()))?;
-        let row = store::get(&self.db, &key).await?.ok_or_else(|| {
-            let (what, value) = key.column_and_value();
-            Status::not_found(format!("no classification for {what} {value:?} (not received yet, or unknown)"))
-        })?;
+        let row = store::get(&self.db, &key).await?.ok_or_else(|| key.not_found(crate::SERVICE))?;
         Ok(Response::new(self.classifier.view(&row)))
     }
 }

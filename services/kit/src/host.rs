@@ -86,6 +86,11 @@ impl Host {
             relay.run(cancel.cancelled_owned()).await;
             ("outbox relay".to_string(), Ok(()))
         });
+        let (db, broker, readiness, cancel) = (host.db.clone(), host.broker.clone(), host.readiness.clone(), host.cancel.clone());
+        host.tasks.spawn(async move {
+            probe(db, broker, readiness, cancel).await;
+            ("readiness probe".to_string(), Ok(()))
+        });
         Ok(host)
     }
 
@@ -245,4 +250,25 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+/// Watches what no task of the service reports on its own — the database answering, the NATS
+/// connection — so that gRPC health, like `/readyz`, says NOT_SERVING while either is gone.
+async fn probe(db: Db, broker: Broker, readiness: Readiness, cancel: CancellationToken) {
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+    loop {
+        match db.ping().await {
+            Ok(()) => readiness.ok("database"),
+            Err(e) => readiness.failing("database", &e.to_string()),
+        }
+        if broker.client.connection_state() == async_nats::connection::State::Connected {
+            readiness.ok("nats");
+        } else {
+            readiness.failing("nats", "not connected");
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(EVERY) => {}
+        }
+    }
 }

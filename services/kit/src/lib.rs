@@ -94,4 +94,13 @@ impl CaseKey {
         let (column, value) = self.column_and_value();
         format!("{column} {value:?}")
     }
+
+    /// NOT_FOUND for a case this service holds nothing of: the one answer of every lookup, so
+    /// that an unknown case is never an empty success.
+    pub fn not_found(&self, service: &str) -> tonic::Status {
+        tonic::Status::not_found(format!(
+            "{service} has nothing for the case with {} (not reached {service} yet, or unknown)",
+            self.describe()
+        ))
+    }
 }

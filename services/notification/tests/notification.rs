@@ -299,6 +299,8 @@ async fn a_delivery_that_keeps_failing_is_given_up_after_max_attempts() {
     let mut client = NotificationServiceClient::new(grpc_channel(notification.grpc_addr).await);
     let js = bed.jetstream().await.unwrap();
     let subjects = &bed.subjects;
+    let unknown = client.list_deliveries(CaseRef { r#ref: Some(Ref::CaseId("case-1".into())) }).await.unwrap_err();
+    assert_eq!(unknown.code(), tonic::Code::NotFound, "an unknown case is NOT_FOUND, as in every lookup");
 
     let dispatched = CaseDispatched {
         meta: Some(meta("case-1", "DM2026112300001")),

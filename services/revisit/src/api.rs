@@ -68,6 +68,9 @@ impl RevisitService for RevisitApi {
     async fn list_revisits(&self, request: Request<CaseRef>) -> Result<Response<ListRevisitsResponse>, Status> {
         let key = CaseKey::required(Some(request.get_ref()))?;
         let rows = store::of_case(&self.db, &key).await?;
+        if rows.is_empty() {
+            return Err(key.not_found(crate::SERVICE));
+        }
         let timeline = timeline(&rows);
         Ok(Response::new(ListRevisitsResponse { revisits: rows.into_iter().map(view).collect(), timeline }))
     }

@@ -73,7 +73,8 @@ async fn revisits_reopen_dissatisfied_cases_and_record_satisfied_ones() {
     // Nothing resolved yet: nothing to record.
     let err = h.record(Satisfaction::Satisfied, true).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
-    assert!(h.client.list_revisits(by_id()).await.unwrap().into_inner().revisits.is_empty());
+    let unknown = h.client.list_revisits(by_id()).await.unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound, "a case with no revisit yet is not an empty success");
 
     // ---- case.resolved opens one revisit for the round, however often it arrives.
     let first = uuid::Uuid::now_v7().to_string();

@@ -27,8 +27,7 @@ impl SlaService for SlaApi {
         let key = CaseKey::required(Some(request.get_ref()))?;
         let mut rows = store::list(&self.db, &key).await?;
         let Some(case_id) = rows.first().map(|r| r.case_id.clone()) else {
-            let (what, value) = key.column_and_value();
-            return Err(Status::not_found(format!("the SLA timer has no clocks for the case with {what} {value:?}")));
+            return Err(key.not_found("the SLA timer"));
         };
         rows.sort_by_key(|r| (milestone_rank(&r.milestone), r.started_at));
         let mut history = store::history(&self.db, &case_id).await?;
