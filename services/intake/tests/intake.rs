@@ -292,3 +292,30 @@ async fn a_huge_reference_is_refused_without_an_echo() {
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(err.message().len() < 200, "{} bytes of message", err.message().len());
 }
+
+/// Defect 15: gRPC health says what `/readyz` says, the broker included.
+#[tokio::test(flavor = "multi_thread")]
+async fn health_goes_not_serving_when_nats_is_lost_and_back_when_it_returns() {
+    use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+    let mut h = intake().await;
+    let health = HealthClient::new(h.channel().await);
+    let status = |mut health: HealthClient<tonic::transport::Channel>| async move {
+        health.check(HealthCheckRequest { service: "jiesu.v1.IntakeService".into() }).await.ok().map(|r| r.into_inner().status)
+    };
+    eventually("serving", WAIT, || async { (status(health.clone()).await == Some(ServingStatus::Serving as i32)).then_some(()) })
+        .await
+        .unwrap();
+    h.bed.nats.kill();
+    eventually("not serving without NATS", WAIT, || async {
+        (status(health.clone()).await == Some(ServingStatus::NotServing as i32)).then_some(())
+    })
+    .await
+    .unwrap();
+    let (code, body) = http_get(h.running().admin_addr, "/readyz").await.unwrap();
+    assert_eq!(code, 503);
+    assert!(body.contains("nats"), "{body}");
+    h.bed.nats.restart();
+    eventually("serving again", WAIT, || async { (status(health.clone()).await == Some(ServingStatus::Serving as i32)).then_some(()) })
+        .await
+        .unwrap();
+}
