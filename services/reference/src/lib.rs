@@ -21,7 +21,7 @@ pub fn milestone_zh(milestone: &str) -> &str {
         "accept" => "签收",
         "contact" => "联系",
         "verify" => "核实",
-        "reply" => "答复",
+        "reply" => "回复",
         "resolve" => "办结",
         "response_document" => "处理意见书",
         "escalate" => "包案",
@@ -36,7 +36,7 @@ mod tests {
     #[test]
     fn milestones_in_chinese() {
         for (m, zh) in
-            [("dispatch", "分拨"), ("accept", "签收"), ("contact", "联系"), ("reply", "答复"), ("resolve", "办结"), ("escalate", "包案")]
+            [("dispatch", "分拨"), ("accept", "签收"), ("contact", "联系"), ("reply", "回复"), ("resolve", "办结"), ("escalate", "包案")]
         {
             assert_eq!(milestone_zh(m), zh);
         }

@@ -6,6 +6,7 @@ use jiesu_kit::{
     time::{from_millis, millis_to_proto},
 };
 use jiesu_proto::v1::{CaseRef, ClockView, ListClocksResponse, TimelineEntry, sla_service_server::SlaService};
+use jiesu_reference::milestone_zh;
 use tonic::{Request, Response, Status};
 
 use crate::{
@@ -65,19 +66,6 @@ fn event_rank(event: &str) -> u8 {
         "met" | "closed" | "superseded" => 0,
         "warning" | "breached" => 1,
         _ => 2,
-    }
-}
-
-/// The Chinese name of a milestone (节点), as clerks say it.
-pub fn milestone_zh(m: &str) -> &str {
-    match m {
-        "dispatch" => "分拨",
-        "accept" => "签收",
-        "contact" => "联系",
-        "reply" => "回复",
-        "resolve" => "办结",
-        "escalate" => "包案",
-        other => other,
     }
 }
 
