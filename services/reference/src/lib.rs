@@ -6,13 +6,39 @@
 //!   mapping to and from the protobuf enum;
 //! - [`Organisation`] (组织架构): the district's units, parsed and looked up the same way by
 //!   dispatch, notification and the tools;
-//! - [`milestone_zh`]: the Chinese names of the time-limit milestones (时限环节).
+//! - [`milestone_zh`], [`clock_state_zh`], [`case_status_zh`]: the Chinese names of the
+//!   time-limit milestones (时限环节), of a clock's colour, and of a case's status.
 
 mod organisation;
 mod urgency;
 
 pub use organisation::{Organisation, Unit, UnitKind};
 pub use urgency::{Urgency, UrgencyError};
+
+/// The Chinese name of a case's status (办理状态).
+pub fn case_status_zh(status: jiesu_proto::v1::CaseStatus) -> &'static str {
+    use jiesu_proto::v1::CaseStatus;
+    match status {
+        CaseStatus::Unspecified => "未知",
+        CaseStatus::Dispatched => "已派单",
+        CaseStatus::Accepted => "已签收",
+        CaseStatus::Resolved => "已办结",
+        CaseStatus::Reopened => "重新办理",
+        CaseStatus::Closed => "已结案",
+    }
+}
+
+/// A time-limit clock's state as its colour (亮灯): green, yellow (预警), red (超时); an unknown
+/// state is shown as it is.
+pub fn clock_state_zh(state: &str) -> &str {
+    match state {
+        "armed" => "绿",
+        "warned" => "黄·预警",
+        "breached" => "红·超时",
+        "stopped" => "已停止",
+        other => other,
+    }
+}
 
 /// The Chinese name of a time-limit milestone (时限环节); an unknown one is shown as it is.
 pub fn milestone_zh(milestone: &str) -> &str {

@@ -17,7 +17,7 @@ use jiesu_proto::v1::{
     intake_service_client::IntakeServiceClient, notification_service_client::NotificationServiceClient,
     revisit_service_client::RevisitServiceClient, sla_service_client::SlaServiceClient,
 };
-use jiesu_reference::{Urgency, milestone_zh};
+use jiesu_reference::{Urgency, case_status_zh, clock_state_zh, milestone_zh};
 use tonic::transport::Channel;
 
 #[derive(Parser)]
@@ -278,7 +278,7 @@ async fn run(cli: Cli) -> Result<()> {
             let mut c = DispatchServiceClient::new(d.channel("dispatch").await?);
             let v =
                 c.accept(AcceptRequest { case: Some(case_ref(&case)), unit_id: unit, accepted_by: by }).await.map_err(status)?.into_inner();
-            println!("{} 已签收（{}）", v.case_no, status_zh(v.status()));
+            println!("{} 已签收（{}）", v.case_no, case_status_zh(v.status()));
             Ok(())
         }
         Command::Contact { case, unit, by, note } => {
@@ -288,7 +288,7 @@ async fn run(cli: Cli) -> Result<()> {
                 .await
                 .map_err(status)?
                 .into_inner();
-            println!("{} 已登记联系市民（{}）", v.case_no, status_zh(v.status()));
+            println!("{} 已登记联系市民（{}）", v.case_no, case_status_zh(v.status()));
             Ok(())
         }
         Command::Resolve { case, unit, by, reply } => {
@@ -298,7 +298,7 @@ async fn run(cli: Cli) -> Result<()> {
                 .await
                 .map_err(status)?
                 .into_inner();
-            println!("{} 已办结（{}）", v.case_no, status_zh(v.status()));
+            println!("{} 已办结（{}）", v.case_no, case_status_zh(v.status()));
             Ok(())
         }
         Command::Revisit { case, satisfaction, solved, by, comment } => {
@@ -447,7 +447,7 @@ async fn show(d: &District, case: &str) -> Result<()> {
     match DispatchServiceClient::new(d.channel("dispatch").await?).get_case(r.clone()).await {
         Ok(c) => {
             let c = c.into_inner();
-            lines.insert("1 状态", status_zh(c.status()).to_string());
+            lines.insert("1 状态", case_status_zh(c.status()).to_string());
             let assisting = if c.assisting_unit_ids.is_empty() {
                 String::new()
             } else {
@@ -468,7 +468,7 @@ async fn show(d: &District, case: &str) -> Result<()> {
             .clocks
             .iter()
             .filter(|k| k.state != "stopped")
-            .map(|k| format!("{}{} 截止{}", milestone_zh(&k.milestone), clock_state_zh(&k.state), d.local(k.deadline.as_ref())))
+            .map(|k| format!("{}（{}） 截止{}", milestone_zh(&k.milestone), clock_state_zh(&k.state), d.local(k.deadline.as_ref())))
             .collect();
         lines.insert("5 时限", if running.is_empty() { "无进行中的时限".into() } else { running.join("；") });
         timeline.extend(c.timeline);
@@ -509,7 +509,7 @@ async fn list(d: &District, unit: String, limit: u32) -> Result<()> {
         println!(
             "{}  {:<6} {:<10} {:<6} {}",
             c.case_no,
-            status_zh(c.status()),
+            case_status_zh(c.status()),
             c.unit_name,
             c.sub_item,
             if c.title.is_empty() { "（无标题）" } else { &c.title }
@@ -519,26 +519,6 @@ async fn list(d: &District, unit: String, limit: u32) -> Result<()> {
         println!("（没有案件）");
     }
     Ok(())
-}
-
-fn status_zh(s: pb::CaseStatus) -> &'static str {
-    match s {
-        pb::CaseStatus::Unspecified => "未知",
-        pb::CaseStatus::Dispatched => "已派单",
-        pb::CaseStatus::Accepted => "已签收",
-        pb::CaseStatus::Resolved => "已办结",
-        pb::CaseStatus::Reopened => "重新办理",
-        pb::CaseStatus::Closed => "已结案",
-    }
-}
-
-fn clock_state_zh(s: &str) -> &str {
-    match s {
-        "armed" => "（绿）",
-        "warned" => "（黄·预警）",
-        "breached" => "（红·超时）",
-        other => other,
-    }
 }
 
 /// The documented `Nats-Msg-Id` of a submission: `<channel>:<channel_ref>:<the first 16 hex
