@@ -12,29 +12,15 @@ use tonic::{Code, transport::Channel};
 const CASE_ID: &str = "0192f0c8-0000-7000-8000-000000000001";
 const CASE_NO: &str = "DM20261123-0001";
 
-/// Dispatch in-process, with a client of its gRPC API.
-struct Dispatch {
-    h: Harness,
-    client: DispatchServiceClient<Channel>,
+/// Dispatch in-process, and a client of its gRPC API.
+async fn dispatch() -> (Harness, DispatchServiceClient<Channel>) {
+    let h = Harness::start("dispatch", |c, k| async move { jiesu_dispatch::start(&c, k).await }).await;
+    let client = DispatchServiceClient::new(h.channel().await);
+    (h, client)
 }
 
-impl Dispatch {
-    async fn start() -> Self {
-        let h = Harness::start("dispatch", |c, k| async move { jiesu_dispatch::start(&c, k).await }).await;
-        let client = DispatchServiceClient::new(h.channel().await);
-        Self { h, client }
-    }
-
-    async fn case(&mut self) -> jiesu_proto::v1::CaseView {
-        self.client.get_case(by_id()).await.expect("GetCase").into_inner()
-    }
-}
-
-impl std::ops::Deref for Dispatch {
-    type Target = Harness;
-    fn deref(&self) -> &Harness {
-        &self.h
-    }
+async fn case(client: &mut DispatchServiceClient<Channel>) -> jiesu_proto::v1::CaseView {
+    client.get_case(by_id()).await.expect("GetCase").into_inner()
 }
 
 fn by_id() -> CaseRef {
@@ -71,7 +57,7 @@ fn resolve(unit: &str, reply: &str) -> ResolveRequest {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_handling_loop_from_dispatch_to_closure() {
-    let mut h = Dispatch::start().await;
+    let (mut h, mut client) = dispatch().await;
 
     // ---- case.classified: one case and one case.dispatched, however often it arrives.
     let (first, second) = (uuid::Uuid::now_v7().to_string(), uuid::Uuid::now_v7().to_string());
@@ -92,7 +78,7 @@ async fn the_handling_loop_from_dispatch_to_closure() {
     let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM cases").fetch_one(&h.db).await.unwrap();
     assert_eq!(n, 1, "one case");
 
-    let view = h.case().await;
+    let view = case(&mut client).await;
     assert_eq!(view.status(), CaseStatus::Dispatched);
     assert_eq!((view.case_no.as_str(), view.round), (CASE_NO, 1));
     assert_eq!(view.timeline.len(), 1);
@@ -100,19 +86,19 @@ async fn the_handling_loop_from_dispatch_to_closure() {
     assert_eq!(view.timeline[0].service, "dispatch");
 
     // ---- Accept: only the owner; a second accept changes nothing.
-    let err = h.client.accept(accept("st-xinan")).await.unwrap_err();
+    let err = client.accept(accept("st-xinan")).await.unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
     assert_eq!(err.message(), format!("unit st-xinan does not own case {CASE_NO}; it is owned by st-dongmen"));
-    let err = h.client.resolve(resolve("st-dongmen", "已处理")).await.unwrap_err();
+    let err = client.resolve(resolve("st-dongmen", "已处理")).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
-    let err = h.client.accept(AcceptRequest { accepted_by: " ".into(), ..accept("st-dongmen") }).await.unwrap_err();
+    let err = client.accept(AcceptRequest { accepted_by: " ".into(), ..accept("st-dongmen") }).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(err.message().contains("accepted_by is required"), "{}", err.message());
 
-    let view = h.client.accept(accept("st-dongmen")).await.unwrap().into_inner();
+    let view = client.accept(accept("st-dongmen")).await.unwrap().into_inner();
     assert_eq!(view.status(), CaseStatus::Accepted);
     assert_eq!(view.timeline.last().unwrap().detail, "东门街道已签收（签收人：王五）");
-    let again = h.client.accept(accept("st-dongmen")).await.unwrap().into_inner();
+    let again = client.accept(accept("st-dongmen")).await.unwrap().into_inner();
     assert_eq!(again.timeline.len(), view.timeline.len(), "accepting twice is a no-op");
     h.settled().await.unwrap();
     let accepted = h.events::<CaseAccepted>().await;
@@ -121,14 +107,14 @@ async fn the_handling_loop_from_dispatch_to_closure() {
     assert_eq!((a.unit_id.as_str(), a.accepted_by.as_str(), a.round), ("st-dongmen", "王五", 1));
 
     // ---- Resolve: a reply is required; resolved once.
-    let err = h.client.resolve(resolve("st-dongmen", "  ")).await.unwrap_err();
+    let err = client.resolve(resolve("st-dongmen", "  ")).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(err.message().contains("reply is required"), "{}", err.message());
-    let view = h.client.resolve(resolve("st-dongmen", "已联合城管清理占道摊点。")).await.unwrap().into_inner();
+    let view = client.resolve(resolve("st-dongmen", "已联合城管清理占道摊点。")).await.unwrap().into_inner();
     assert_eq!(view.status(), CaseStatus::Resolved);
     assert_eq!(view.reply, "已联合城管清理占道摊点。");
     assert_eq!(view.timeline.last().unwrap().detail, "已办结，答复：已联合城管清理占道摊点。");
-    let err = h.client.resolve(resolve("st-dongmen", "再次办结")).await.unwrap_err();
+    let err = client.resolve(resolve("st-dongmen", "再次办结")).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
     assert_eq!(err.message(), format!("case {CASE_NO} is already resolved and waits for its revisit"));
     h.settled().await.unwrap();
@@ -143,12 +129,12 @@ async fn the_handling_loop_from_dispatch_to_closure() {
         CaseReopened { meta: meta(&reopened_id), reason: "回访不满意，问题未解决".into(), revisit_id: "rv-1".into(), round: 2 };
     h.publish(&reopened).await;
     h.handled(&reopened_id).await.unwrap();
-    let view = h.case().await;
+    let view = case(&mut client).await;
     assert_eq!((view.status(), view.round, view.unit_id.as_str()), (CaseStatus::Reopened, 2, "st-dongmen"));
     assert_eq!(view.timeline.last().unwrap().detail, "回访不满意，问题未解决，重新办理（第2轮）");
     assert_eq!(h.events::<CaseDispatched>().await.len(), 1, "a reopening is not a new dispatch");
 
-    let view = h.client.resolve(resolve("st-dongmen", "已彻底清理并安装隔离栏。")).await.unwrap().into_inner();
+    let view = client.resolve(resolve("st-dongmen", "已彻底清理并安装隔离栏。")).await.unwrap().into_inner();
     assert_eq!((view.status(), view.round), (CaseStatus::Resolved, 2));
     h.settled().await.unwrap();
     let resolved = h.events::<CaseResolved>().await;
@@ -168,7 +154,7 @@ async fn the_handling_loop_from_dispatch_to_closure() {
     };
     h.publish(&recorded).await;
     h.handled(&recorded_id).await.unwrap();
-    let view = h.case().await;
+    let view = case(&mut client).await;
     assert_eq!(view.status(), CaseStatus::Closed);
     assert_eq!(view.timeline.last().unwrap().detail, "回访满意，已结案");
     let closed = h.events::<CaseClosed>().await;
@@ -185,26 +171,25 @@ async fn the_handling_loop_from_dispatch_to_closure() {
         limit,
         after_case_id: String::new(),
     };
-    let cases = h.client.list_cases(list("st-dongmen", CaseStatus::Unspecified, 0)).await.unwrap().into_inner().cases;
+    let cases = client.list_cases(list("st-dongmen", CaseStatus::Unspecified, 0)).await.unwrap().into_inner().cases;
     assert_eq!(cases.len(), 1);
     assert_eq!(cases[0].case_id, CASE_ID);
-    assert_eq!(h.client.list_cases(list("", CaseStatus::Closed, 10)).await.unwrap().into_inner().cases.len(), 1);
-    assert!(h.client.list_cases(list("", CaseStatus::Dispatched, 10)).await.unwrap().into_inner().cases.is_empty());
-    assert!(h.client.list_cases(list("st-xinan", CaseStatus::Unspecified, 10)).await.unwrap().into_inner().cases.is_empty());
+    assert_eq!(client.list_cases(list("", CaseStatus::Closed, 10)).await.unwrap().into_inner().cases.len(), 1);
+    assert!(client.list_cases(list("", CaseStatus::Dispatched, 10)).await.unwrap().into_inner().cases.is_empty());
+    assert!(client.list_cases(list("st-xinan", CaseStatus::Unspecified, 10)).await.unwrap().into_inner().cases.is_empty());
     let after = ListCasesRequest { after_case_id: CASE_ID.into(), ..list("", CaseStatus::Unspecified, 10) };
-    assert!(h.client.list_cases(after).await.unwrap().into_inner().cases.is_empty(), "paging past the last case");
-    let err = h.client.list_cases(list("", CaseStatus::Unspecified, 501)).await.unwrap_err();
+    assert!(client.list_cases(after).await.unwrap().into_inner().cases.is_empty(), "paging past the last case");
+    let err = client.list_cases(list("", CaseStatus::Unspecified, 501)).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(err.message().contains("maximum of 500"), "{}", err.message());
     let by_no = CaseRef { r#ref: Some(Ref::CaseNo(CASE_NO.into())) };
-    assert_eq!(h.client.get_case(by_no).await.unwrap().into_inner().case_id, CASE_ID);
+    assert_eq!(client.get_case(by_no).await.unwrap().into_inner().case_id, CASE_ID);
     let unknown = CaseRef { r#ref: Some(Ref::CaseNo("DM19990101-0001".into())) };
-    assert_eq!(h.client.get_case(unknown).await.unwrap_err().code(), Code::NotFound);
-    assert_eq!(h.client.get_case(CaseRef { r#ref: None }).await.unwrap_err().code(), Code::InvalidArgument);
+    assert_eq!(client.get_case(unknown).await.unwrap_err().code(), Code::NotFound);
+    assert_eq!(client.get_case(CaseRef { r#ref: None }).await.unwrap_err().code(), Code::InvalidArgument);
 
     let dead: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM dead_letters").fetch_one(&h.db).await.unwrap();
     assert_eq!(dead, 0, "nothing dead-lettered");
     h.db.close().await;
-    let Dispatch { mut h, .. } = h;
     h.stop().await;
 }

@@ -10,52 +10,42 @@ use tonic::{Code, transport::Channel};
 const CASE_ID: &str = "0192f0c8-0000-7000-8000-000000000002";
 const CASE_NO: &str = "DM20261123-0002";
 
-/// Revisit in-process, with a client of its gRPC API.
-struct Revisit {
-    h: Harness,
-    client: RevisitServiceClient<Channel>,
+/// Revisit in-process, and a client of its gRPC API.
+async fn revisit() -> (Harness, RevisitServiceClient<Channel>) {
+    let h = Harness::start("revisit", |c, k| async move { jiesu_revisit::start(&c, k).await }).await;
+    let client = RevisitServiceClient::new(h.channel().await);
+    (h, client)
 }
 
-impl std::ops::Deref for Revisit {
-    type Target = Harness;
-    fn deref(&self) -> &Harness {
-        &self.h
+/// Publishes `case.resolved` of `round` with the given event id and waits until revisit has
+/// handled it (or JetStream dropped it as a duplicate).
+async fn resolved(h: &Harness, msg_id: &str, round: u32) {
+    let event = CaseResolved {
+        meta: Some(event_meta(msg_id, CASE_ID, CASE_NO)),
+        unit_id: "st-dongmen".into(),
+        resolved_by: "王五".into(),
+        reply: "已处理。".into(),
+        round,
+        urgency: Urgency::Normal as i32,
+    };
+    if h.publish(&event).await {
+        h.handled(msg_id).await.unwrap();
     }
 }
 
-impl Revisit {
-    async fn start() -> Self {
-        let h = Harness::start("revisit", |c, k| async move { jiesu_revisit::start(&c, k).await }).await;
-        let client = RevisitServiceClient::new(h.channel().await);
-        Self { h, client }
-    }
-
-    /// Publishes `case.resolved` of `round` with the given event id and waits until revisit
-    /// has handled it (or JetStream dropped it as a duplicate).
-    async fn resolved(&self, msg_id: &str, round: u32) {
-        let event = CaseResolved {
-            meta: Some(event_meta(msg_id, CASE_ID, CASE_NO)),
-            unit_id: "st-dongmen".into(),
-            resolved_by: "王五".into(),
-            reply: "已处理。".into(),
-            round,
-            urgency: Urgency::Normal as i32,
-        };
-        if self.h.publish(&event).await {
-            self.h.handled(msg_id).await.unwrap();
-        }
-    }
-
-    async fn record(&mut self, satisfaction: Satisfaction, solved: bool) -> Result<jiesu_proto::v1::RevisitView, tonic::Status> {
-        let req = RecordRequest {
-            case: Some(by_no()),
-            satisfaction: satisfaction as i32,
-            solved,
-            comment: "摊点还在".into(),
-            recorded_by: "回访员小陈".into(),
-        };
-        self.client.record(req).await.map(|r| r.into_inner())
-    }
+async fn record(
+    client: &mut RevisitServiceClient<Channel>,
+    satisfaction: Satisfaction,
+    solved: bool,
+) -> Result<jiesu_proto::v1::RevisitView, tonic::Status> {
+    let req = RecordRequest {
+        case: Some(by_no()),
+        satisfaction: satisfaction as i32,
+        solved,
+        comment: "摊点还在".into(),
+        recorded_by: "回访员小陈".into(),
+    };
+    client.record(req).await.map(|r| r.into_inner())
 }
 
 fn by_no() -> CaseRef {
@@ -68,20 +58,20 @@ fn by_id() -> CaseRef {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn revisits_reopen_dissatisfied_cases_and_record_satisfied_ones() {
-    let mut h = Revisit::start().await;
+    let (mut h, mut client) = revisit().await;
 
     // Nothing resolved yet: nothing to record.
-    let err = h.record(Satisfaction::Satisfied, true).await.unwrap_err();
+    let err = record(&mut client, Satisfaction::Satisfied, true).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
-    let unknown = h.client.list_revisits(by_id()).await.unwrap_err();
+    let unknown = client.list_revisits(by_id()).await.unwrap_err();
     assert_eq!(unknown.code(), Code::NotFound, "a case with no revisit yet is not an empty success");
 
     // ---- case.resolved opens one revisit for the round, however often it arrives.
     let first = uuid::Uuid::now_v7().to_string();
-    h.resolved(&first, 1).await;
-    h.resolved(&first, 1).await;
-    h.resolved(&uuid::Uuid::now_v7().to_string(), 1).await;
-    let list = h.client.list_revisits(by_id()).await.unwrap().into_inner();
+    resolved(&h, &first, 1).await;
+    resolved(&h, &first, 1).await;
+    resolved(&h, &uuid::Uuid::now_v7().to_string(), 1).await;
+    let list = client.list_revisits(by_id()).await.unwrap().into_inner();
     assert_eq!(list.revisits.len(), 1);
     assert_eq!((list.revisits[0].status.as_str(), list.revisits[0].round), ("pending", 1));
     assert_eq!(list.timeline.len(), 1);
@@ -89,12 +79,12 @@ async fn revisits_reopen_dissatisfied_cases_and_record_satisfied_ones() {
 
     // ---- Bad answers are refused with every reason.
     let bad = RecordRequest { case: Some(by_no()), satisfaction: 0, solved: true, comment: String::new(), recorded_by: String::new() };
-    let err = h.client.record(bad).await.unwrap_err();
+    let err = client.record(bad).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(err.message().contains("satisfaction is required") && err.message().contains("recorded_by is required"), "{}", err.message());
 
     // ---- Dissatisfied and unsolved: recorded, and the case reopened into round 2.
-    let view = h.record(Satisfaction::Dissatisfied, false).await.unwrap();
+    let view = record(&mut client, Satisfaction::Dissatisfied, false).await.unwrap();
     assert_eq!((view.status.as_str(), view.round, view.reopened), ("recorded", 1, true));
     assert_eq!(view.satisfaction(), Satisfaction::Dissatisfied);
     assert_eq!(view.comment, "摊点还在");
@@ -112,7 +102,7 @@ async fn revisits_reopen_dissatisfied_cases_and_record_satisfied_ones() {
     assert_eq!(re.meta.unwrap().causation_id, rec_meta.event_id);
 
     // ---- Nothing pending any more.
-    let err = h.record(Satisfaction::Satisfied, true).await.unwrap_err();
+    let err = record(&mut client, Satisfaction::Satisfied, true).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
     assert_eq!(
         err.message(),
@@ -120,8 +110,8 @@ async fn revisits_reopen_dissatisfied_cases_and_record_satisfied_ones() {
     );
 
     // ---- Round 2 resolved, then satisfied: only revisit.recorded.
-    h.resolved(&uuid::Uuid::now_v7().to_string(), 2).await;
-    let view = h.record(Satisfaction::Satisfied, true).await.unwrap();
+    resolved(&h, &uuid::Uuid::now_v7().to_string(), 2).await;
+    let view = record(&mut client, Satisfaction::Satisfied, true).await.unwrap();
     assert_eq!((view.round, view.reopened), (2, false));
     h.settled().await.unwrap();
     let recorded = h.events::<RevisitRecorded>().await;
@@ -130,7 +120,7 @@ async fn revisits_reopen_dissatisfied_cases_and_record_satisfied_ones() {
     assert_eq!((rec.satisfaction(), rec.solved, rec.round), (Satisfaction::Satisfied, true, 2));
     assert_eq!(h.events::<CaseReopened>().await.len(), 1, "a satisfied answer reopens nothing");
 
-    let list = h.client.list_revisits(by_no()).await.unwrap().into_inner();
+    let list = client.list_revisits(by_no()).await.unwrap().into_inner();
     assert_eq!(list.revisits.iter().map(|r| r.round).collect::<Vec<_>>(), [1, 2]);
     let details: Vec<_> = list.timeline.iter().map(|t| t.detail.as_str()).collect();
     assert_eq!(details, ["已办结，待回访", "回访：不满意，问题未解决，已重新交办", "已办结，待回访（第2轮）", "回访：满意，问题已解决"]);
@@ -138,6 +128,5 @@ async fn revisits_reopen_dissatisfied_cases_and_record_satisfied_ones() {
     let dead: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM dead_letters").fetch_one(&h.db).await.unwrap();
     assert_eq!(dead, 0, "nothing dead-lettered");
     h.db.close().await;
-    let Revisit { mut h, .. } = h;
     h.stop().await;
 }
