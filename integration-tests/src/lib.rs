@@ -15,23 +15,13 @@ use jiesu_proto::v1::{
     intake_service_client::IntakeServiceClient, notification_service_client::NotificationServiceClient,
     revisit_service_client::RevisitServiceClient, sla_service_client::SlaServiceClient,
 };
-use jiesu_testkit::{NatsServer, StoredMessage, TestBed, demo_config, grpc_channel, read_stream};
+use jiesu_testkit::{NatsServer, StoredMessage, TestBed, demo_config, grpc_channel, pg_admin, pg_url, read_stream};
 use tonic::transport::Channel;
 
 /// The six services, by their config section names.
 pub const SERVICES: [&str; 6] = ["intake", "classification", "dispatch", "sla_timer", "notification", "revisit"];
 
-/// Which database engine the services use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-/// Where the tests find PostgreSQL: `JIESU_TEST_PG_URL`, default the machine's local server.
-pub fn postgres_admin_url() -> String {
-    std::env::var("JIESU_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
+pub use jiesu_testkit::{Backend, postgres_admin_url};
 
 /// A district running in this test process.
 pub struct District {
@@ -165,7 +155,7 @@ impl District {
                 let name = format!("{}_{svc}", self.subjects.root());
                 let backup = format!("{name}_backup");
                 drop_pg_database(&backup).await?;
-                pg_admin(&format!("CREATE DATABASE \"{backup}\" TEMPLATE \"{name}\"")).await?;
+                pg_admin(&format!("CREATE DATABASE \"{backup}\" TEMPLATE \"{name}\"")).await.map_err(anyhow::Error::msg)?;
                 if !self.databases.contains(&backup) {
                     self.databases.push(backup);
                 }
@@ -188,7 +178,7 @@ impl District {
             Backend::Postgres => {
                 let name = format!("{}_{svc}", self.subjects.root());
                 drop_pg_database(&name).await?;
-                pg_admin(&format!("CREATE DATABASE \"{name}\" TEMPLATE \"{name}_backup\"")).await?;
+                pg_admin(&format!("CREATE DATABASE \"{name}\" TEMPLATE \"{name}_backup\"")).await.map_err(anyhow::Error::msg)?;
             }
         }
         Ok(())
@@ -211,30 +201,10 @@ impl District {
     }
 }
 
-fn pg_url(database: &str) -> String {
-    let admin = postgres_admin_url();
-    match admin.rsplit_once('/') {
-        Some((base, _)) => format!("{base}/{database}"),
-        None => format!("{admin}/{database}"),
-    }
-}
-
 async fn create_pg_database(name: &str) -> Result<()> {
-    pg_admin(&format!("CREATE DATABASE \"{name}\"")).await
-}
-
-async fn pg_admin(statement: &str) -> Result<()> {
-    use sqlx::Connection;
-    let mut conn = sqlx::PgConnection::connect(&postgres_admin_url())
-        .await
-        .with_context(|| format!("PostgreSQL is needed for this test at {} (set JIESU_TEST_PG_URL)", postgres_admin_url()))?;
-    sqlx::query(sqlx::AssertSqlSafe(statement.to_string())).execute(&mut conn).await?;
-    Ok(())
+    pg_admin(&format!("CREATE DATABASE \"{name}\"")).await.map_err(anyhow::Error::msg)
 }
 
 async fn drop_pg_database(name: &str) -> Result<()> {
-    use sqlx::Connection;
-    let mut conn = sqlx::PgConnection::connect(&postgres_admin_url()).await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))).execute(&mut conn).await?;
-    Ok(())
+    jiesu_testkit::drop_pg_database(name).await.map_err(anyhow::Error::msg)
 }

@@ -6,15 +6,17 @@ use jiesu_proto::v1::{
     ListCasesRequest, Location, ResolveRequest, RevisitRecorded, Satisfaction, Urgency, case_ref::Ref,
     dispatch_service_client::DispatchServiceClient,
 };
-use jiesu_testkit::{Harness, event_meta};
+use jiesu_testkit::{Backend, Harness, event_meta};
 use tonic::{Code, transport::Channel};
 
 const CASE_ID: &str = "0192f0c8-0000-7000-8000-000000000001";
 const CASE_NO: &str = "DM20261123-0001";
 
+jiesu_testkit::on_both_backends!(the_handling_loop_from_dispatch_to_closure);
+
 /// Dispatch in-process, and a client of its gRPC API.
-async fn dispatch() -> (Harness, DispatchServiceClient<Channel>) {
-    let h = Harness::start("dispatch", |c, k| async move { jiesu_dispatch::start(&c, k).await }).await;
+async fn dispatch(backend: Backend) -> (Harness, DispatchServiceClient<Channel>) {
+    let h = Harness::start_with("dispatch", backend, |c, k| async move { jiesu_dispatch::start(&c, k).await }).await;
     let client = DispatchServiceClient::new(h.channel().await);
     (h, client)
 }
@@ -55,9 +57,8 @@ fn resolve(unit: &str, reply: &str) -> ResolveRequest {
     ResolveRequest { case: Some(by_id()), unit_id: unit.into(), resolved_by: "王五".into(), reply: reply.into() }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_handling_loop_from_dispatch_to_closure() {
-    let (mut h, mut client) = dispatch().await;
+async fn the_handling_loop_from_dispatch_to_closure(backend: Backend) {
+    let (mut h, mut client) = dispatch(backend).await;
 
     // ---- case.classified: one case and one case.dispatched, however often it arrives.
     let (first, second) = (uuid::Uuid::now_v7().to_string(), uuid::Uuid::now_v7().to_string());
@@ -75,7 +76,7 @@ async fn the_handling_loop_from_dispatch_to_closure() {
     assert_eq!((d.sub_item.as_str(), d.urgency(), d.round, d.title.as_str()), ("01.03", Urgency::Normal, 1, "小区门口占道经营"));
     let m = d.meta.unwrap();
     assert_eq!((m.case_id.as_str(), m.case_no.as_str(), m.causation_id.as_str()), (CASE_ID, CASE_NO, first.as_str()));
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM cases").fetch_one(&h.db).await.unwrap();
+    let n = h.db.count("SELECT COUNT(*) FROM cases").await.unwrap();
     assert_eq!(n, 1, "one case");
 
     let view = case(&mut client).await;
@@ -188,7 +189,7 @@ async fn the_handling_loop_from_dispatch_to_closure() {
     assert_eq!(client.get_case(unknown).await.unwrap_err().code(), Code::NotFound);
     assert_eq!(client.get_case(CaseRef { r#ref: None }).await.unwrap_err().code(), Code::InvalidArgument);
 
-    let dead: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM dead_letters").fetch_one(&h.db).await.unwrap();
+    let dead = h.db.count("SELECT COUNT(*) FROM dead_letters").await.unwrap();
     assert_eq!(dead, 0, "nothing dead-lettered");
     h.db.close().await;
     h.stop().await;

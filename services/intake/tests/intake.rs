@@ -8,15 +8,25 @@ use std::time::Duration;
 use async_nats::HeaderMap;
 use futures::StreamExt;
 use jiesu_proto::v1::{Citizen, Submission, SubmitRequest, intake_service_client::IntakeServiceClient};
-use jiesu_testkit::{Harness, eventually, http_get};
+use jiesu_testkit::{Backend, Harness, eventually, http_get};
 use serde_json::{Value, json};
 use sha2::Digest;
 use tonic::Code;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-async fn intake() -> Harness {
-    Harness::start("intake", |c, k| async move { jiesu_intake::start(&c, k).await }).await
+jiesu_testkit::on_both_backends!(
+    a_corrected_resend_after_a_rejection_becomes_a_case,
+    a_recreated_stream_neither_fools_readiness_nor_swallows_submissions,
+    text_phones_formats_and_dates_are_checked_at_the_edge,
+    unknown_channels_share_one_metrics_series,
+    reflection_speaks_v1_and_v1alpha_and_lists_only_this_service,
+    a_huge_reference_is_refused_without_an_echo,
+    health_goes_not_serving_when_nats_is_lost_and_back_when_it_returns,
+);
+
+async fn intake(backend: Backend) -> Harness {
+    Harness::start_with("intake", backend, |c, k| async move { jiesu_intake::start(&c, k).await }).await
 }
 
 /// The `Nats-Msg-Id` `docs/channels.md` tells producers to set.
@@ -78,9 +88,8 @@ fn case_received_count(rows: &[jiesu_testkit::StoredMessage]) -> usize {
 }
 
 /// Defect 8: a corrected re-send with the same ref is not lost, and every re-send is answered.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_corrected_resend_after_a_rejection_becomes_a_case() {
-    let h = intake().await;
+async fn a_corrected_resend_after_a_rejection_becomes_a_case(backend: Backend) {
+    let h = intake(backend).await;
     let mut p = Producer::new(&h, "hotline").await;
 
     let bad = submission("call-77", "+1 415 555 0100");
@@ -116,9 +125,8 @@ async fn a_corrected_resend_after_a_rejection_becomes_a_case() {
 
 /// Defects 9 and 15: readiness follows the consumer when its stream is deleted; after the
 /// stream is recreated, its sequence numbers start again and are still new submissions.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_recreated_stream_neither_fools_readiness_nor_swallows_submissions() {
-    let mut h = intake().await;
+async fn a_recreated_stream_neither_fools_readiness_nor_swallows_submissions(backend: Backend) {
+    let mut h = intake(backend).await;
     let mut p = Producer::new(&h, "hotline").await;
     let ready = |h: &Harness| {
         let addr = h.running().admin_addr;
@@ -160,9 +168,8 @@ async fn a_recreated_stream_neither_fools_readiness_nor_swallows_submissions() {
 }
 
 /// Defects 11, 12, 13: control characters, foreign phones, Content-Type and BOM, and dates.
-#[tokio::test(flavor = "multi_thread")]
-async fn text_phones_formats_and_dates_are_checked_at_the_edge() {
-    let h = intake().await;
+async fn text_phones_formats_and_dates_are_checked_at_the_edge(backend: Backend) {
+    let h = intake(backend).await;
     let mut p = Producer::new(&h, "hotline").await;
     let mut grpc = IntakeServiceClient::new(h.channel().await);
 
@@ -222,9 +229,8 @@ async fn text_phones_formats_and_dates_are_checked_at_the_edge() {
 }
 
 /// Defect 14: the channel label of the metrics comes from configuration, never from a subject.
-#[tokio::test(flavor = "multi_thread")]
-async fn unknown_channels_share_one_metrics_series() {
-    let h = intake().await;
+async fn unknown_channels_share_one_metrics_series(backend: Backend) {
+    let h = intake(backend).await;
     for i in 0..40 {
         let body = serde_json::to_vec(&submission(&format!("x-{i}"), "13700137000")).unwrap();
         h.js.publish(h.bed.subjects.intake(&format!("made-up-{i}")), body.into()).await.unwrap().await.unwrap();
@@ -242,10 +248,9 @@ async fn unknown_channels_share_one_metrics_series() {
 }
 
 /// Defect 16: both reflection versions, listing only what this port serves.
-#[tokio::test(flavor = "multi_thread")]
-async fn reflection_speaks_v1_and_v1alpha_and_lists_only_this_service() {
+async fn reflection_speaks_v1_and_v1alpha_and_lists_only_this_service(backend: Backend) {
     use tonic_reflection::pb::{v1, v1alpha};
-    let h = intake().await;
+    let h = intake(backend).await;
     let expected = [
         "grpc.health.v1.Health",
         "grpc.reflection.v1.ServerReflection",
@@ -282,9 +287,8 @@ async fn reflection_speaks_v1_and_v1alpha_and_lists_only_this_service() {
 }
 
 /// Defect 3: a client error never echoes a huge input back.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_huge_reference_is_refused_without_an_echo() {
-    let h = intake().await;
+async fn a_huge_reference_is_refused_without_an_echo(backend: Backend) {
+    let h = intake(backend).await;
     let mut grpc = IntakeServiceClient::new(h.channel().await);
     let huge = "9".repeat(1 << 20);
     let request = jiesu_proto::v1::CaseRef { r#ref: Some(jiesu_proto::v1::case_ref::Ref::CaseNo(huge)) };
@@ -294,10 +298,9 @@ async fn a_huge_reference_is_refused_without_an_echo() {
 }
 
 /// Defect 15: gRPC health says what `/readyz` says, the broker included.
-#[tokio::test(flavor = "multi_thread")]
-async fn health_goes_not_serving_when_nats_is_lost_and_back_when_it_returns() {
+async fn health_goes_not_serving_when_nats_is_lost_and_back_when_it_returns(backend: Backend) {
     use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
-    let mut h = intake().await;
+    let mut h = intake(backend).await;
     let health = HealthClient::new(h.channel().await);
     let status = |mut health: HealthClient<tonic::transport::Channel>| async move {
         health.check(HealthCheckRequest { service: "jiesu.v1.IntakeService".into() }).await.ok().map(|r| r.into_inner().status)

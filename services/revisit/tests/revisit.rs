@@ -4,15 +4,17 @@ use jiesu_proto::v1::{
     CaseRef, CaseReopened, CaseResolved, RecordRequest, RevisitRecorded, Satisfaction, Urgency, case_ref::Ref,
     revisit_service_client::RevisitServiceClient,
 };
-use jiesu_testkit::{Harness, event_meta};
+use jiesu_testkit::{Backend, Harness, event_meta};
 use tonic::{Code, transport::Channel};
 
 const CASE_ID: &str = "0192f0c8-0000-7000-8000-000000000002";
 const CASE_NO: &str = "DM20261123-0002";
 
+jiesu_testkit::on_both_backends!(revisits_reopen_dissatisfied_cases_and_record_satisfied_ones);
+
 /// Revisit in-process, and a client of its gRPC API.
-async fn revisit() -> (Harness, RevisitServiceClient<Channel>) {
-    let h = Harness::start("revisit", |c, k| async move { jiesu_revisit::start(&c, k).await }).await;
+async fn revisit(backend: Backend) -> (Harness, RevisitServiceClient<Channel>) {
+    let h = Harness::start_with("revisit", backend, |c, k| async move { jiesu_revisit::start(&c, k).await }).await;
     let client = RevisitServiceClient::new(h.channel().await);
     (h, client)
 }
@@ -56,9 +58,8 @@ fn by_id() -> CaseRef {
     CaseRef { r#ref: Some(Ref::CaseId(CASE_ID.into())) }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn revisits_reopen_dissatisfied_cases_and_record_satisfied_ones() {
-    let (mut h, mut client) = revisit().await;
+async fn revisits_reopen_dissatisfied_cases_and_record_satisfied_ones(backend: Backend) {
+    let (mut h, mut client) = revisit(backend).await;
 
     // Nothing resolved yet: nothing to record.
     let err = record(&mut client, Satisfaction::Satisfied, true).await.unwrap_err();
@@ -125,7 +126,7 @@ async fn revisits_reopen_dissatisfied_cases_and_record_satisfied_ones() {
     let details: Vec<_> = list.timeline.iter().map(|t| t.detail.as_str()).collect();
     assert_eq!(details, ["已办结，待回访", "回访：不满意，问题未解决，已重新交办", "已办结，待回访（第2轮）", "回访：满意，问题已解决"]);
 
-    let dead: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM dead_letters").fetch_one(&h.db).await.unwrap();
+    let dead = h.db.count("SELECT COUNT(*) FROM dead_letters").await.unwrap();
     assert_eq!(dead, 0, "nothing dead-lettered");
     h.db.close().await;
     h.stop().await;

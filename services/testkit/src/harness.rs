@@ -5,10 +5,36 @@ use std::{fmt::Display, future::Future, pin::Pin, sync::Arc, time::Duration};
 use async_nats::jetstream;
 use jiesu_kit::{DistrictConfig, Running, SystemClock, clock::SharedClock};
 use jiesu_proto::Event;
-use sqlx::sqlite::SqlitePool;
+use sqlx::{postgres::PgPool, sqlite::SqlitePool};
 use tonic::transport::Channel;
 
-use crate::{StoredMessage, TestBed, TimedOut, grpc_channel, publish_event, publish_event_as, read_stream, sqlite_read_only};
+use crate::{
+    Backend, PgDatabase, StoredMessage, TestBed, TimedOut, grpc_channel, publish_event, publish_event_as, read_stream, sqlite_read_only,
+};
+
+/// A service's database as its test watches it: SQLite opened read-only, or a PostgreSQL pool.
+pub enum TestDb {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+impl TestDb {
+    /// The first column of the one row `sql` (a `SELECT COUNT(*) …` of the test's) returns.
+    pub async fn count(&self, sql: &str) -> Result<i64, sqlx::Error> {
+        let sql = sqlx::AssertSqlSafe(sql.to_string());
+        match self {
+            TestDb::Sqlite(p) => sqlx::query_scalar(sql).fetch_one(p).await,
+            TestDb::Postgres(p) => sqlx::query_scalar(sql).fetch_one(p).await,
+        }
+    }
+
+    pub async fn close(&self) {
+        match self {
+            TestDb::Sqlite(p) => p.close().await,
+            TestDb::Postgres(p) => p.close().await,
+        }
+    }
+}
 
 type Start = Arc<dyn Fn(DistrictConfig, SharedClock) -> Pin<Box<dyn Future<Output = Result<Running, String>> + Send>> + Send + Sync>;
 
@@ -16,8 +42,8 @@ type Start = Arc<dyn Fn(DistrictConfig, SharedClock) -> Pin<Box<dyn Future<Outpu
 pub const WAIT: Duration = Duration::from_secs(20);
 
 /// One service (`section` is its configuration section, e.g. `sla_timer`) started in-process on
-/// its own [`TestBed`]: a real nats-server, a SQLite database in a temporary directory, gRPC and
-/// admin on free ports. The test watches the service's database read-only through [`Harness::db`]
+/// its own [`TestBed`]: a real nats-server, a database of its own (a SQLite file in a temporary
+/// directory, or a fresh PostgreSQL database), gRPC and admin on free ports. The test watches the service's database read-only through [`Harness::db`]
 /// and its output through the events stream; [`Harness::restart`] stops it and starts it again on
 /// the same database and broker, as an operator's restart would.
 pub struct Harness {
@@ -27,10 +53,11 @@ pub struct Harness {
     pub name: &'static str,
     pub clock: SharedClock,
     pub js: jetstream::Context,
-    /// The service's database, read-only.
-    pub db: SqlitePool,
+    /// The service's database, to watch.
+    pub db: TestDb,
     running: Option<Running>,
     start: Start,
+    _postgres: Option<PgDatabase>,
 }
 
 impl Harness {
@@ -42,8 +69,18 @@ impl Harness {
         Fut: Future<Output = Result<Running, E>> + Send + 'static,
         E: Display,
     {
+        Self::start_with(section, Backend::Sqlite, start).await
+    }
+
+    /// [`Harness::start`] on the given database engine.
+    pub async fn start_with<F, Fut, E>(section: &'static str, backend: Backend, start: F) -> Self
+    where
+        F: Fn(DistrictConfig, SharedClock) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Running, E>> + Send + 'static,
+        E: Display,
+    {
         let bed = TestBed::new(crate::demo_config(), &[section]);
-        Self::start_on(bed, section, Arc::new(SystemClock), start).await
+        Self::start_on_backend(bed, section, backend, Arc::new(SystemClock), start).await
     }
 
     /// Starts the service on a test bed prepared by the test (other keys set), with `clock`.
@@ -53,14 +90,41 @@ impl Harness {
         Fut: Future<Output = Result<Running, E>> + Send + 'static,
         E: Display,
     {
+        Self::start_on_backend(bed, section, Backend::Sqlite, clock, start).await
+    }
+
+    /// The most general start: a prepared bed, a database engine, a clock.
+    pub async fn start_on_backend<F, Fut, E>(
+        mut bed: TestBed,
+        section: &'static str,
+        backend: Backend,
+        clock: SharedClock,
+        start: F,
+    ) -> Self
+    where
+        F: Fn(DistrictConfig, SharedClock) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Running, E>> + Send + 'static,
+        E: Display,
+    {
+        let postgres = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => {
+                let database = PgDatabase::create(&format!("{}_{section}", bed.subjects.root())).await;
+                bed.config.set(&format!("{section}.database_url"), database.url.clone());
+                Some(database)
+            }
+        };
         let start: Start = Arc::new(move |config, clock| {
             let fut = start(config, clock);
             Box::pin(async move { fut.await.map_err(|e| e.to_string()) })
         });
         let running = start(bed.config.clone(), clock.clone()).await.unwrap_or_else(|e| panic!("{section} does not start: {e}"));
         let js = bed.jetstream().await.expect("connect to the test's NATS");
-        let db = sqlite_read_only(&bed.database_path(section)).await;
-        Self { bed, section, name: running.name, clock, js, db, running: Some(running), start }
+        let db = match &postgres {
+            None => TestDb::Sqlite(sqlite_read_only(&bed.database_path(section)).await),
+            Some(pg) => TestDb::Postgres(PgPool::connect(&pg.url).await.expect("connect to the service's PostgreSQL database")),
+        };
+        Self { bed, section, name: running.name, clock, js, db, running: Some(running), start, _postgres: postgres }
     }
 
     /// The running service.

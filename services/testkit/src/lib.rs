@@ -7,6 +7,7 @@
 //!   `scripts/install-nats.sh` puts it), else `nats-server` on `PATH`.
 //! - [`Harness`]: one service running in-process on a [`TestBed`], with a JetStream connection,
 //!   its database opened read-only and a gRPC channel to it: what every service's `tests/` use.
+//! - [`PgDatabase`]: a fresh PostgreSQL database at `JIESU_TEST_PG_URL`, dropped with it.
 //! - [`TestBed`]: that server, a temporary directory and a district configuration pointing the
 //!   named services at both — what a test needs before it calls a service's `start(config, clock)`.
 //! - [`publish_event`] and [`read_stream`]: events in and out of JetStream the way the services
@@ -45,7 +46,9 @@ use jiesu_kit::{
 use jiesu_proto::Event;
 
 mod harness;
-pub use harness::Harness;
+mod postgres;
+pub use harness::{Harness, TestDb};
+pub use postgres::{Backend, PgDatabase, drop_pg_database, pg_admin, pg_url, postgres_admin_url};
 
 /// A running nats-server owned by a test.
 pub struct NatsServer {
@@ -393,24 +396,15 @@ pub async fn sqlite_read_only(path: &Path) -> SqlitePool {
 
 /// Waits until `consumer` has handled message `msg_id`: its inbox holds it, so the effects are
 /// committed.
-pub async fn until_handled(db: &SqlitePool, consumer: &str, msg_id: &str, limit: Duration) -> Result<(), TimedOut> {
-    eventually(&format!("message {msg_id} to be handled"), limit, || async {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM inbox WHERE consumer = $1 AND message_id = $2")
-            .bind(consumer)
-            .bind(msg_id)
-            .fetch_one(db)
-            .await
-            .ok()?;
-        (n == 1).then_some(())
-    })
-    .await
+pub async fn until_handled(db: &TestDb, consumer: &str, msg_id: &str, limit: Duration) -> Result<(), TimedOut> {
+    let sql = format!("SELECT COUNT(*) FROM inbox WHERE consumer = '{consumer}' AND message_id = '{}'", msg_id.replace('\'', "''"));
+    eventually(&format!("message {msg_id} to be handled"), limit, || async { (db.count(&sql).await.ok()? == 1).then_some(()) }).await
 }
 
 /// Waits until the outbox holds nothing unsent: every event the service wrote is in the stream.
-pub async fn until_outbox_sent(db: &SqlitePool, limit: Duration) -> Result<(), TimedOut> {
+pub async fn until_outbox_sent(db: &TestDb, limit: Duration) -> Result<(), TimedOut> {
     eventually("the outbox to be published", limit, || async {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL").fetch_one(db).await.ok()?;
-        (n == 0).then_some(())
+        (db.count("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL").await.ok()? == 0).then_some(())
     })
     .await
 }
@@ -442,4 +436,28 @@ pub fn event_meta(event_id: &str, case_id: &str, case_no: &str) -> jiesu_proto::
         causation_id: String::new(),
         district: "demo".into(),
     }
+}
+
+/// Runs each of the named `async fn(Backend)` checks as two tests, `sqlite::<name>` and
+/// `postgres::<name>`: what a service promises, it promises on both engines.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($check:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $check() {
+                    super::$check($crate::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $check() {
+                    super::$check($crate::Backend::Postgres).await
+                }
+            )*
+        }
+    };
 }
