@@ -322,3 +322,71 @@ async fn health_goes_not_serving_when_nats_is_lost_and_back_when_it_returns(back
         .await
         .unwrap();
 }
+
+/// Trust (issue 6, first step): with `[auth] required`, every call carries a verified token.
+#[tokio::test(flavor = "multi_thread")]
+async fn calls_without_a_good_token_are_unauthenticated() {
+    use jiesu_kit::auth::{Claims, Role};
+    use jiesu_testkit::{TestBed, demo_config};
+    let mut bed = TestBed::new(demo_config(), &["intake"]);
+    let signer = bed.require_tokens();
+    let h =
+        Harness::start_on(
+            bed,
+            "intake",
+            std::sync::Arc::new(jiesu_kit::SystemClock),
+            |c, k| async move { jiesu_intake::start(&c, k).await },
+        )
+        .await;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let submit = |token: Option<String>| {
+        let channel = h.channel();
+        async move {
+            let mut client = IntakeServiceClient::new(channel.await);
+            let mut request = tonic::Request::new(SubmitRequest {
+                submission: Some(Submission {
+                    channel: "hotline".into(),
+                    channel_ref: format!("auth-{}", uuid::Uuid::now_v7()),
+                    description: "路灯不亮".into(),
+                    citizen: Some(Citizen { phone: "13700137000".into(), ..Default::default() }),
+                    ..Default::default()
+                }),
+            });
+            if let Some(t) = token {
+                request.metadata_mut().insert("authorization", format!("Bearer {t}").parse().unwrap());
+            }
+            client.submit(request).await
+        }
+    };
+    let refused = |result: Result<tonic::Response<jiesu_proto::v1::SubmitResponse>, tonic::Status>, why: &str| {
+        let status = result.expect_err("refused");
+        assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+        assert!(status.message().contains(why), "{why}: {}", status.message());
+    };
+    let agent = |ttl: u64| signer.issue("u-7", "受理员小李", &[Role::CentreAgent], None, now, Duration::from_secs(ttl)).unwrap();
+
+    refused(submit(None).await, "no bearer token");
+    let expired = signer.sign(&Claims { exp: now - 3_600, ..claims(&agent(60)) }).unwrap();
+    refused(submit(Some(expired)).await, "expired");
+    let stranger = TestBed::new(demo_config(), &[]).require_tokens();
+    let foreign = stranger.issue("u-7", "x", &[Role::CentreAgent], None, now, Duration::from_secs(60)).unwrap();
+    refused(submit(Some(foreign)).await, "not (or no longer) a key");
+    let wrong_audience = signer.sign(&Claims { aud: jiesu_kit::auth::Audience::One("another-app".into()), ..claims(&agent(60)) }).unwrap();
+    refused(submit(Some(wrong_audience)).await, "another audience");
+    let unknown_role = signer.sign(&Claims { roles: vec!["root".into()], ..claims(&agent(60)) }).unwrap();
+    refused(submit(Some(unknown_role)).await, "not a role");
+
+    let accepted = submit(Some(agent(600))).await.expect("a good token is served").into_inner();
+    assert!(accepted.case_no.starts_with("DM"));
+
+    // Health and reflection stay open: probes and tools carry no token.
+    let mut health = tonic_health::pb::health_client::HealthClient::new(h.channel().await);
+    health.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.expect("health needs no token");
+}
+
+/// The claims inside a token of ours, to forge variants of it.
+fn claims(token: &str) -> jiesu_kit::auth::Claims {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}

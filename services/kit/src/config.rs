@@ -101,6 +101,7 @@ impl DistrictConfig {
             district: self.part("district")?,
             nats: self.part("nats")?,
             telemetry: self.part("telemetry")?,
+            auth: self.part("auth")?,
             common,
             settings,
             reference: self.table.get("reference").and_then(|v| v.as_table()).cloned().unwrap_or_default(),
@@ -134,6 +135,8 @@ pub struct ServiceConfig<S> {
     pub district: District,
     pub nats: NatsSettings,
     pub telemetry: TelemetrySettings,
+    /// `[auth]`: who may call (see [`crate::auth`]).
+    pub auth: crate::auth::AuthSettings,
     pub common: ServiceSettings,
     /// The service's own settings (its section, deserialised by the service).
     pub settings: S,
@@ -142,6 +145,11 @@ pub struct ServiceConfig<S> {
 }
 
 impl<S> ServiceConfig<S> {
+    /// The folder of the district file: what its relative paths are relative to.
+    pub fn base_dir(&self) -> &Path {
+        &self.base_dir
+    }
+
     /// Loads the reference file named `name` in `[reference]` (e.g. `organisation`), relative to
     /// the configuration file. `Ok(None)` when the district does not name one.
     pub fn reference<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, Error> {

@@ -40,12 +40,24 @@ pub struct Host {
     admin: tokio::net::TcpListener,
     consumer_settings: crate::config::ConsumerSettings,
     telemetry: TelemetryGuard,
+    auth: crate::auth::AuthLayer,
+    /// This service's own signing key, for the tokens it sends to other services.
+    pub signer: Option<crate::auth::Signer>,
 }
 
 impl Host {
     /// Connects everything the service needs; binds its listeners (port 0: any free port).
     pub async fn start<S>(cfg: &ServiceConfig<S>, migrations: &Migrations, clock: SharedClock) -> Result<Self, Error> {
         let telemetry = telemetry::init(cfg.name, &cfg.telemetry)?;
+        let verifier = crate::auth::Verifier::from_settings(&cfg.auth, cfg.base_dir())?;
+        let signer = crate::auth::Signer::from_settings(&cfg.auth, cfg.base_dir())?;
+        if cfg.auth.required && verifier.is_none() {
+            return Err(Error::Config("[auth] required = true, but neither [auth] keys nor [auth.oidc] says whose tokens to trust".into()));
+        }
+        if !cfg.auth.required {
+            tracing::warn!(service = cfg.name, "[auth] required = false: calls without a token are served; never run a district like this");
+        }
+        let auth = crate::auth::AuthLayer::new(verifier, cfg.auth.required);
         let db = Db::connect(&cfg.common.database_url, cfg.common.max_connections, migrations).await?;
         let broker = Broker::connect(&cfg.nats, cfg.name).await?;
         let emitter = Arc::new(Emitter { service: cfg.name, district: cfg.district.code.clone(), subjects: broker.subjects.clone() });
@@ -69,6 +81,8 @@ impl Host {
             admin,
             consumer_settings: cfg.common.consumer.clone(),
             telemetry,
+            auth,
+            signer,
         };
         if let Ok(open) = crate::consumer::dead_letter::open_count(&host.db).await {
             host.metrics.dead_letters_open.set(open);
@@ -162,8 +176,9 @@ impl Host {
         let cancel = self.cancel.clone();
         let grpc = self.grpc;
         let readiness = self.readiness.clone();
+        let auth = self.auth.clone();
         let routes = tonic::service::Routes::new(api);
-        self.tasks.spawn(async move { ("gRPC server".into(), server::serve_grpc(grpc, routes, S::NAME, readiness, cancel).await) });
+        self.tasks.spawn(async move { ("gRPC server".into(), server::serve_grpc(grpc, routes, S::NAME, auth, readiness, cancel).await) });
         let state = server::AdminState {
             db: self.db.clone(),
             broker: self.broker.clone(),

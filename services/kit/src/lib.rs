@@ -16,6 +16,7 @@
 //! | [`health`] | readiness of every consumer and the relay, for `/readyz` and gRPC health |
 //! | [`host`] | starts all of the above for a service and stops it cleanly |
 
+pub mod auth;
 mod case_trace;
 pub mod cli;
 pub mod clock;

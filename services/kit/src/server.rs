@@ -27,6 +27,7 @@ pub async fn serve_grpc(
     listener: TcpListener,
     routes: tonic::service::Routes,
     service_name: &'static str,
+    auth: crate::auth::AuthLayer,
     readiness: Readiness,
     cancel: CancellationToken,
 ) -> Result<(), Error> {
@@ -59,6 +60,7 @@ pub async fn serve_grpc(
     let routes = routes.add_service(health).add_service(v1).add_service(v1alpha);
     tonic::transport::Server::builder()
         .layer(crate::telemetry::GrpcServerLayer)
+        .layer(auth)
         .add_routes(routes)
         .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(listener), cancel.cancelled_owned())
         .await

@@ -244,6 +244,18 @@ impl TestBed {
         bed
     }
 
+    /// Turns authentication on: a fresh district key in the bed's directory, `[auth] required`,
+    /// and the key set the services trust. Returns the signer to mint the test's tokens.
+    pub fn require_tokens(&mut self) -> jiesu_kit::auth::Signer {
+        let kid = unique_name("k");
+        let (pem, jwk) = jiesu_kit::auth::generate_key(&kid).expect("generate a key");
+        let jwks = self.dir.path().join("jwks.json");
+        std::fs::write(&jwks, serde_json::json!({"keys": [jwk]}).to_string()).expect("write the key set");
+        self.config.set("auth.required", true);
+        self.config.set("auth.keys", jwks.display().to_string());
+        jiesu_kit::auth::Signer::from_pem(&kid, &pem, "jiesu", "jiesu").expect("a signer")
+    }
+
     /// `<dir>/<service>.db`: where [`TestBed::new`] put the service's SQLite database.
     pub fn database_path(&self, service: &str) -> PathBuf {
         self.dir.path().join(format!("{service}.db"))

@@ -28,6 +28,12 @@ struct Cli {
     config: PathBuf,
     #[command(flatten)]
     endpoints: Endpoints,
+    /// The bearer token to call the services with.
+    #[arg(long, global = true, env = "JIESU_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// A file holding the bearer token (instead of --token / JIESU_TOKEN).
+    #[arg(long, global = true, env = "JIESU_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -79,6 +85,16 @@ impl Endpoints {
 enum Command {
     /// Submit a citizen's request (登记诉求) through gRPC or as a channel producer over NATS.
     Submit(SubmitArgs),
+    /// The district's signing keys (签名密钥).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Tokens for people and tools (访问令牌).
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// Look at cases.
     Case {
         #[command(subcommand)]
@@ -124,6 +140,47 @@ enum Command {
         by: String,
         #[arg(long, default_value = "")]
         comment: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Makes a new Ed25519 key: writes `<dir>/<kid>.key.pem` (private, mode 0600) and adds its
+    /// public half to `<dir>/jwks.json`, the key set `[auth] keys` points to. Rotation: generate
+    /// the new key, let the services reload, sign with it; remove the old one from jwks.json
+    /// once its last token has expired.
+    Generate {
+        /// The key id every token signed with it names (`kid`).
+        #[arg(long)]
+        kid: String,
+        #[arg(long, default_value = "keys")]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Signs a token with the district's key (`[auth] signing_key`, or `--key`) and prints it.
+    Issue {
+        /// The user's id (`sub`).
+        #[arg(long)]
+        user: String,
+        /// The name shown in records.
+        #[arg(long)]
+        name: String,
+        /// A role (centre_agent, centre_supervisor, unit_handler, unit_head, leader,
+        /// revisit_agent, auditor, administrator, channel_integrator); repeat for several.
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+        /// The unit a unit handler or head acts for.
+        #[arg(long)]
+        unit: Option<String>,
+        /// How long it is valid: 30m, 8h, 7d.
+        #[arg(long, default_value = "8h")]
+        ttl: String,
+        /// The private key (PKCS#8 PEM) to sign with, instead of `[auth] signing_key`.
+        #[arg(long)]
+        key: Option<PathBuf>,
     },
 }
 
@@ -186,6 +243,8 @@ enum SatisfactionArg {
 /// Where the district's services are: the flags first, then the district file.
 struct District {
     endpoints: Endpoints,
+    /// `authorization` metadata for every call, when there is a token.
+    authorization: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
     /// The district file, when there is one.
     config: Option<DistrictConfig>,
     path: PathBuf,
@@ -193,14 +252,18 @@ struct District {
 }
 
 impl District {
-    fn load(path: &PathBuf, endpoints: Endpoints) -> Result<Self> {
+    fn load(path: &PathBuf, endpoints: Endpoints, token: Option<String>) -> Result<Self> {
         let config =
             if path.exists() { Some(DistrictConfig::load(path).with_context(|| format!("reading {}", path.display()))?) } else { None };
         let timezone = match &config {
             Some(c) => c.service::<serde::de::IgnoredAny>("intake")?.timezone(),
             None => chrono_tz::Asia::Shanghai,
         };
-        Ok(Self { endpoints, config, path: path.clone(), timezone })
+        let authorization = match token {
+            None => None,
+            Some(t) => Some(format!("Bearer {}", t.trim()).parse().context("the token is not printable ASCII")?),
+        };
+        Ok(Self { endpoints, authorization, config, path: path.clone(), timezone })
     }
 
     fn service(&self, service: &'static str) -> Result<jiesu_kit::ServiceConfig<serde::de::IgnoredAny>> {
@@ -215,18 +278,19 @@ impl District {
         Ok(config.service::<serde::de::IgnoredAny>(service)?)
     }
 
-    async fn channel(&self, service: &'static str) -> Result<Channel> {
+    async fn channel(&self, service: &'static str) -> Result<Authorized> {
         let addr = match self.endpoints.grpc(service) {
             Some(a) => a.to_string(),
             None => self.service(service)?.common.grpc_addr.to_string(),
         };
         let url = if addr.contains("://") { addr } else { format!("http://{addr}") };
-        tonic::transport::Endpoint::from_shared(url.clone())?
+        let channel = tonic::transport::Endpoint::from_shared(url.clone())?
             .connect_timeout(Duration::from_secs(3))
             .timeout(Duration::from_secs(10))
             .connect()
             .await
-            .with_context(|| format!("cannot reach the {service} service at {url} (is it running?)"))
+            .with_context(|| format!("cannot reach the {service} service at {url} (is it running?)"))?;
+        Ok(tonic::service::interceptor::InterceptedService::new(channel, Bearer(self.authorization.clone())))
     }
 
     /// The NATS servers and the subject root.
@@ -250,6 +314,21 @@ impl District {
     }
 }
 
+/// A channel that sends the caller's token with every call.
+type Authorized = tonic::service::interceptor::InterceptedService<Channel, Bearer>;
+
+#[derive(Clone)]
+struct Bearer(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request.metadata_mut().insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
 fn case_ref(text: &str) -> CaseRef {
     // Case ids are UUIDs; anything else is a public case number.
     let r = if uuid::Uuid::parse_str(text).is_ok() { Ref::CaseId(text.into()) } else { Ref::CaseNo(text.into()) };
@@ -269,8 +348,17 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<()> {
-    let d = District::load(&cli.config, cli.endpoints)?;
+    let token = match (&cli.token, &cli.token_file) {
+        (Some(t), _) => Some(t.clone()),
+        (None, Some(path)) => Some(std::fs::read_to_string(path).with_context(|| format!("reading the token file {}", path.display()))?),
+        (None, None) => None,
+    };
+    let d = District::load(&cli.config, cli.endpoints, token)?;
     match cli.command {
+        Command::Keys { command: KeysCommand::Generate { kid, dir } } => generate_key(&kid, &dir),
+        Command::Token { command: TokenCommand::Issue { user, name, roles, unit, ttl, key } } => {
+            issue_token(&d, &user, &name, &roles, unit.as_deref(), &ttl, key.as_deref())
+        }
         Command::Submit(args) => submit(&d, args).await,
         Command::Case { command: CaseCommand::Show { case } } => show(&d, &case).await,
         Command::Case { command: CaseCommand::List { unit, limit } } => list(&d, unit, limit).await,
@@ -325,6 +413,13 @@ fn status(s: tonic::Status) -> anyhow::Error {
     let mut text = format!("{:?}: {}", s.code(), s.message());
     if let Some(zh) = s.get_details_localized_message() {
         text.push_str(&format!("\n  {}", zh.message));
+    }
+    match s.code() {
+        tonic::Code::Unauthenticated => text.push_str(
+            "\n  未通过身份验证：请用 JIESU_TOKEN 或 --token-file 提供有效令牌（jiesuctl token issue …，或向身份认证平台申请）；令牌过期需重新签发",
+        ),
+        tonic::Code::PermissionDenied => text.push_str("\n  无权执行此操作：令牌的角色或所属单位不允许"),
+        _ => {}
     }
     anyhow!(text)
 }
@@ -519,6 +614,79 @@ async fn list(d: &District, unit: String, limit: u32) -> Result<()> {
         println!("（没有案件）");
     }
     Ok(())
+}
+
+fn generate_key(kid: &str, dir: &std::path::Path) -> Result<()> {
+    if kid.is_empty() || !kid.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        bail!("--kid must be letters, digits, - or _");
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let private = dir.join(format!("{kid}.key.pem"));
+    if private.exists() {
+        bail!("{} exists: a key id names one key for good; choose another --kid", private.display());
+    }
+    let (pem, jwk) = jiesu_kit::auth::generate_key(kid)?;
+    {
+        use std::io::Write;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut f = options.open(&private).with_context(|| format!("writing {}", private.display()))?;
+        f.write_all(pem.as_bytes())?;
+    }
+    let set_path = dir.join("jwks.json");
+    let mut set: serde_json::Value = match std::fs::read_to_string(&set_path) {
+        Ok(text) => serde_json::from_str(&text).with_context(|| format!("{} is not a JWKS file", set_path.display()))?,
+        Err(_) => serde_json::json!({"keys": []}),
+    };
+    set["keys"].as_array_mut().context("jwks.json has no \"keys\" list")?.push(jwk);
+    std::fs::write(&set_path, serde_json::to_string_pretty(&set)? + "\n")?;
+    println!("已生成密钥 {kid}\n  私钥 {}（妥善保管，仅签发令牌的机器需要）\n  公钥已加入 {}", private.display(), set_path.display());
+    Ok(())
+}
+
+fn issue_token(
+    d: &District,
+    user: &str,
+    name: &str,
+    roles: &[String],
+    unit: Option<&str>,
+    ttl: &str,
+    key: Option<&std::path::Path>,
+) -> Result<()> {
+    let roles = roles
+        .iter()
+        .map(|r| jiesu_kit::auth::Role::from_key(r).ok_or_else(|| anyhow!("{r:?} is not a role; see jiesuctl token issue --help")))
+        .collect::<Result<Vec<_>>>()?;
+    if let Some(role) = roles.iter().find(|r| r.needs_unit())
+        && unit.is_none()
+    {
+        bail!("role {role} acts for a unit: give --unit");
+    }
+    let ttl = jiesu_kit::time::parse_duration(ttl).map_err(|e| anyhow!("--ttl: {e}"))?;
+    let auth = match &d.config {
+        Some(c) => c.service::<serde::de::IgnoredAny>("intake")?.auth,
+        None => jiesu_kit::auth::AuthSettings::default(),
+    };
+    let base = d.config.as_ref().map(|c| c.base_dir().to_path_buf()).unwrap_or_default();
+    let signer = match key {
+        Some(path) => {
+            let pem = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let kid =
+                path.file_name().and_then(|n| n.to_str()).unwrap_or_default().trim_end_matches(".pem").trim_end_matches(".key").to_string();
+            jiesu_kit::auth::Signer::from_pem(&kid, &pem, &auth.issuer, &auth.audience)?
+        }
+        None => jiesu_kit::auth::Signer::from_settings(&auth, &base)?
+            .ok_or_else(|| anyhow!("no signing key: set [auth] signing_key in the district file, or give --key"))?,
+    };
+    let now = jsonwebtoken_now();
+    println!("{}", signer.issue(user, name, &roles, unit, now, ttl)?);
+    Ok(())
+}
+
+fn jsonwebtoken_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
 }
 
 /// The documented `Nats-Msg-Id` of a submission: `<channel>:<channel_ref>:<the first 16 hex
