@@ -512,15 +512,16 @@ pub struct Authenticated<S> {
     layer: AuthLayer,
 }
 
+type Call<S, B> = <S as tower_service::Service<http::Request<B>>>::Future;
+
+/// Refuses before the service runs; else the service's own answer.
 impl<S, B> tower_service::Service<http::Request<B>> for Authenticated<S>
 where
     S: tower_service::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+    type Future = futures::future::Either<std::future::Ready<Result<Self::Response, Self::Error>>, Call<S, B>>;
 
     fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -542,11 +543,11 @@ where
                 Some(Err(refusal)) => {
                     tracing::info!(path = req.uri().path(), %refusal, "call refused: unauthenticated");
                     let response = tonic::Status::unauthenticated(refusal.to_string()).into_http();
-                    return Box::pin(std::future::ready(Ok(response)));
+                    return futures::future::Either::Left(std::future::ready(Ok(response)));
                 }
             }
         }
-        Box::pin(self.inner.call(req))
+        futures::future::Either::Right(self.inner.call(req))
     }
 }
 
