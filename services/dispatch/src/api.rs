@@ -2,7 +2,11 @@
 
 use std::sync::Arc;
 
-use jiesu_kit::{CaseKey, Command, Commands, Db, time::millis_to_proto};
+use jiesu_kit::{
+    CaseKey, Command, Commands, Db,
+    auth::{self, Identity},
+    time::millis_to_proto,
+};
 use jiesu_proto::v1::{
     self as pb, AcceptRequest, CaseRef, CaseView, ContactRequest, ListCasesRequest, ListCasesResponse, ResolveRequest, TimelineEntry,
     dispatch_service_server::DispatchService,
@@ -12,6 +16,7 @@ use tonic::{Request, Response, Status};
 use crate::{
     Dispatch, Error, SERVICE,
     domain::{self, CaseStatus},
+    policy,
     store::{self, CaseRow, HistoryRow},
 };
 
@@ -26,9 +31,13 @@ pub struct DispatchApi {
     pub db: Db,
 }
 
-/// The unit a command is given in: required.
-fn unit_id(unit_id: &str) -> Result<&str, Error> {
-    let unit_id = unit_id.trim();
+/// The unit a command acts for: a verified caller's own unit (see [`policy::acting_unit`]);
+/// only an anonymous caller, where a district still allows one, names it in the request.
+fn acting_unit<'a, T>(request: &'a Request<T>, requested: &'a str) -> Result<&'a str, Error> {
+    if let Some(who) = auth::caller(request) {
+        return Ok(policy::acting_unit(who, requested)?);
+    }
+    let unit_id = requested.trim();
     if unit_id.is_empty() {
         Err(Error::Invalid("unit_id is required: the unit doing this, which must own the case".into()))
     } else {
@@ -45,7 +54,16 @@ impl DispatchApi {
     }
 
     async fn view(&self, key: &CaseKey) -> Result<CaseView, Error> {
+        self.view_as(None, key).await
+    }
+
+    /// The case, if `who` may see it.
+    async fn view_as(&self, who: Option<&Identity>, key: &CaseKey) -> Result<CaseView, Error> {
         let row = store::get(&self.db, key).await?.ok_or_else(|| Error::NotFound(key.describe()))?;
+        if let Some(who) = who {
+            let assisting = row.assisting_ids();
+            policy::may_view(who, policy::Parties { owner: &row.unit_id, assisting: &assisting })?;
+        }
         let history = store::history(&self.db, &row.case_id).await?;
         Ok(case_view(row, &history))
     }
@@ -85,7 +103,7 @@ impl DispatchService for DispatchApi {
     async fn accept(&self, request: Request<AcceptRequest>) -> Result<Response<CaseView>, Status> {
         let req = request.get_ref();
         let key = CaseKey::required(req.case.as_ref())?;
-        let unit = unit_id(&req.unit_id)?;
+        let unit = acting_unit(&request, &req.unit_id)?;
         let by = domain::validate_person("accepted_by", &req.accepted_by).map_err(Error::Invalid)?;
         let mut command = self.commands.begin(&request).await.map_err(Error::from)?;
         let case_id = self.dispatch.accept(&mut command.work(), &key, unit, &by).await?;
@@ -96,7 +114,7 @@ impl DispatchService for DispatchApi {
     async fn contact(&self, request: Request<ContactRequest>) -> Result<Response<CaseView>, Status> {
         let req = request.get_ref();
         let key = CaseKey::required(req.case.as_ref())?;
-        let unit = unit_id(&req.unit_id)?;
+        let unit = acting_unit(&request, &req.unit_id)?;
         let by = domain::validate_person("contacted_by", &req.contacted_by).map_err(Error::Invalid)?;
         let mut command = self.commands.begin(&request).await.map_err(Error::from)?;
         let case_id = self.dispatch.contact(&mut command.work(), &key, unit, &by, &req.note).await?;
@@ -107,7 +125,7 @@ impl DispatchService for DispatchApi {
     async fn resolve(&self, request: Request<ResolveRequest>) -> Result<Response<CaseView>, Status> {
         let req = request.get_ref();
         let key = CaseKey::required(req.case.as_ref())?;
-        let unit = unit_id(&req.unit_id)?;
+        let unit = acting_unit(&request, &req.unit_id)?;
         let by = domain::validate_person("resolved_by", &req.resolved_by).map_err(Error::Invalid)?;
         let mut command = self.commands.begin(&request).await.map_err(Error::from)?;
         let case_id = self.dispatch.resolve(&mut command.work(), &key, unit, &by, &req.reply).await?;
@@ -117,11 +135,15 @@ impl DispatchService for DispatchApi {
 
     async fn get_case(&self, request: Request<CaseRef>) -> Result<Response<CaseView>, Status> {
         let key = CaseKey::required(Some(request.get_ref()))?;
-        Ok(Response::new(self.view(&key).await?))
+        Ok(Response::new(self.view_as(auth::caller(&request), &key).await?))
     }
 
     /// Cases ordered by case id, without their timelines (ask `GetCase` for one).
     async fn list_cases(&self, request: Request<ListCasesRequest>) -> Result<Response<ListCasesResponse>, Status> {
+        let scope = match auth::caller(&request) {
+            Some(who) => policy::list_scope(who, &request.get_ref().unit_id).map_err(Error::from)?,
+            None => Some(request.get_ref().unit_id.trim().to_string()).filter(|u| !u.is_empty()),
+        };
         let req = request.into_inner();
         let limit = match req.limit {
             0 => DEFAULT_LIMIT,
@@ -134,7 +156,7 @@ impl DispatchService for DispatchApi {
             Ok(s) => CaseStatus::from_proto(s),
             Err(_) => return Err(Status::invalid_argument(format!("status {} is not a jiesu.v1.CaseStatus", req.status))),
         };
-        let rows = store::list(&self.db, req.unit_id.trim(), status, req.after_case_id.trim(), limit).await?;
+        let rows = store::list(&self.db, scope.as_deref().unwrap_or(""), status, req.after_case_id.trim(), limit).await?;
         Ok(Response::new(ListCasesResponse { cases: rows.into_iter().map(|r| case_view(r, &[])).collect() }))
     }
 }

@@ -19,6 +19,9 @@ pub enum Error {
     /// A request or event field is not acceptable; the text says which and why.
     #[error("{0}")]
     Invalid(String),
+    /// The caller's role or unit does not allow it (the rule says which).
+    #[error(transparent)]
+    Forbidden(#[from] crate::policy::Refusal),
     #[error("case {0} changed while this request was handled; try again")]
     Conflict(String),
     #[error("corrupt data: {0}")]
@@ -34,6 +37,7 @@ impl From<Error> for Status {
             Error::Transition(t @ TransitionError::NotOwner { .. }) => Status::permission_denied(t.to_string()),
             Error::Transition(t) => Status::failed_precondition(t.to_string()),
             Error::Conflict(_) => Status::aborted(e.to_string()),
+            Error::Forbidden(_) => Status::permission_denied(e.to_string()),
             Error::Kit(_) | Error::Corrupt(_) => jiesu_kit::internal_status(SERVICE, &e),
         }
     }
@@ -52,7 +56,7 @@ impl ServiceError for Error {
             Error::Kit(e) => e.into(),
             // The event contradicts the case (a wrong round, a closed case reopened twice…) or is
             // malformed: it will never apply. Dead-lettered, visible, replayable.
-            e @ (Error::Transition(_) | Error::Invalid(_) | Error::Corrupt(_)) => HandlerError::reject(e),
+            e @ (Error::Transition(_) | Error::Invalid(_) | Error::Corrupt(_) | Error::Forbidden(_)) => HandlerError::reject(e),
             // An unknown case may be one whose case.classified is still being redelivered.
             e @ (Error::NotFound(_) | Error::Conflict(_)) => HandlerError::retry(e),
         }

@@ -194,3 +194,76 @@ async fn the_handling_loop_from_dispatch_to_closure(backend: Backend) {
     h.db.close().await;
     h.stop().await;
 }
+
+/// Trust (issue 6): with tokens required, a unit sees and handles only its own cases, and the
+/// unit it acts for is its token's.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_unit_sees_and_handles_only_its_own_cases() {
+    use jiesu_kit::auth::Role;
+    use jiesu_testkit::{TestBed, demo_config};
+    let mut bed = TestBed::new(demo_config(), &["dispatch"]);
+    let signer = bed.require_tokens();
+    let h = Harness::start_on(bed, "dispatch", std::sync::Arc::new(jiesu_kit::SystemClock), |c, k| async move {
+        jiesu_dispatch::start(&c, k).await
+    })
+    .await;
+    let first = uuid::Uuid::now_v7().to_string();
+    h.publish(&classified(&first)).await;
+    h.handled(&first).await.unwrap();
+
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let token = |role: Role, unit: Option<&str>| {
+        let t = signer.issue("u-1", "王五", &[role], unit, now, std::time::Duration::from_secs(600)).unwrap();
+        format!("Bearer {t}").parse::<tonic::metadata::MetadataValue<_>>().unwrap()
+    };
+    let client = DispatchServiceClient::new(h.channel().await);
+    let call = |auth: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>, unit: &str| {
+        let mut client = client.clone();
+        let unit = unit.to_string();
+        async move {
+            let mut get = tonic::Request::new(by_id());
+            let mut accept_req = tonic::Request::new(accept(&unit));
+            if let Some(a) = auth {
+                get.metadata_mut().insert("authorization", a.clone());
+                accept_req.metadata_mut().insert("authorization", a);
+            }
+            (client.get_case(get).await.map(|r| r.into_inner()), client.accept(accept_req).await.map(|r| r.into_inner()))
+        }
+    };
+    let denied = |r: Result<jiesu_proto::v1::CaseView, tonic::Status>, code: Code, why: &str| {
+        let status = r.expect_err("refused");
+        assert_eq!(status.code(), code, "{status:?}");
+        assert!(status.message().contains(why), "{why}: {}", status.message());
+    };
+
+    let (get, acc) = call(None, "st-dongmen").await;
+    denied(get, Code::Unauthenticated, "no bearer token");
+    denied(acc, Code::Unauthenticated, "no bearer token");
+    // Another street's handler: neither sees nor signs for the case.
+    let (get, acc) = call(Some(token(Role::UnitHandler, Some("st-xinan"))), "").await;
+    denied(get, Code::PermissionDenied, "owns or assists");
+    denied(acc, Code::PermissionDenied, "does not own case");
+    // The owner's handler naming another unit in the request: refused, not corrected.
+    let (_, acc) = call(Some(token(Role::UnitHandler, Some("st-dongmen"))), "st-xinan").await;
+    denied(acc, Code::PermissionDenied, "acts for unit st-dongmen (its token), not for st-xinan");
+    // A revisit agent does not handle cases.
+    let (get, acc) = call(Some(token(Role::RevisitAgent, None)), "").await;
+    denied(get, Code::PermissionDenied, "may not see this case");
+    denied(acc, Code::PermissionDenied, "owning unit's handler or head");
+    // The owner's handler, unit from the token: signs for it.
+    let (get, acc) = call(Some(token(Role::UnitHandler, Some("st-dongmen"))), "").await;
+    assert_eq!(get.unwrap().unit_id, "st-dongmen");
+    assert_eq!(acc.unwrap().status(), CaseStatus::Accepted);
+
+    // Listing: a unit only its own; the centre any.
+    let list = |auth: tonic::metadata::MetadataValue<tonic::metadata::Ascii>, unit: &str| {
+        let mut client = client.clone();
+        let mut req = tonic::Request::new(ListCasesRequest { unit_id: unit.into(), status: 0, limit: 10, after_case_id: String::new() });
+        req.metadata_mut().insert("authorization", auth);
+        async move { client.list_cases(req).await }
+    };
+    assert_eq!(list(token(Role::UnitHandler, Some("st-dongmen")), "").await.unwrap().into_inner().cases.len(), 1);
+    let refused = list(token(Role::UnitHandler, Some("st-xinan")), "st-dongmen").await.unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    assert_eq!(list(token(Role::CentreAgent, None), "").await.unwrap().into_inner().cases.len(), 1);
+}

@@ -1,0 +1,146 @@
+//! Who may do what with a case in dispatch (派单与办理的权限): pure rules over the verified
+//! caller, tested for every role. A refusal names the rule that refused.
+//!
+//! - The centre (受理派单员, 督办员), auditors (read-only), administrators and the other Jiesu
+//!   services see every case.
+//! - A unit (承办人, 单位负责人) sees the cases it owns or assists, and lists only its own.
+//! - Only the owning unit's handler or head signs for, contacts about and resolves a case, and
+//!   the unit it acts for is the one in its token, never one named in the request.
+//! - Leaders see the cases escalated to them (包案) — escalation arrives with the workflow of
+//!   dispatch; until then, none. Revisit agents work in revisit, channel integrators in intake.
+
+use jiesu_kit::auth::{Identity, Role};
+
+/// Why a caller may not do something: the text of `PERMISSION_DENIED`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Refusal(pub String);
+
+/// The units a case concerns.
+#[derive(Debug, Clone, Copy)]
+pub struct Parties<'a> {
+    pub owner: &'a str,
+    pub assisting: &'a [String],
+}
+
+/// Roles that see every case.
+fn sees_all(who: &Identity) -> bool {
+    [Role::CentreAgent, Role::CentreSupervisor, Role::Auditor, Role::Administrator, Role::Service].iter().any(|r| who.has(*r))
+}
+
+fn is_unit(who: &Identity) -> bool {
+    who.has(Role::UnitHandler) || who.has(Role::UnitHead)
+}
+
+/// May `who` read this case?
+pub fn may_view(who: &Identity, case: Parties<'_>) -> Result<(), Refusal> {
+    if sees_all(who) {
+        return Ok(());
+    }
+    if is_unit(who)
+        && let Some(unit) = &who.unit
+        && (unit == case.owner || case.assisting.iter().any(|a| a == unit))
+    {
+        return Ok(());
+    }
+    Err(Refusal(format!(
+        "{} may not see this case: a unit sees the cases it owns or assists; leaders the cases escalated to them; the centre all",
+        who.describe()
+    )))
+}
+
+/// Which unit's cases `who` may list, given the unit the request asks for: `None` for every unit.
+pub fn list_scope(who: &Identity, requested: &str) -> Result<Option<String>, Refusal> {
+    let requested = requested.trim();
+    if sees_all(who) {
+        return Ok((!requested.is_empty()).then(|| requested.to_string()));
+    }
+    match (&who.unit, is_unit(who)) {
+        (Some(unit), true) if requested.is_empty() || requested == unit => Ok(Some(unit.clone())),
+        (Some(unit), true) => {
+            Err(Refusal(format!("{} may list only the cases of its own unit {unit}, not of {requested}", who.describe())))
+        }
+        _ => Err(Refusal(format!("{} may not list cases: listing is for the centre and the units", who.describe()))),
+    }
+}
+
+/// The unit `who` signs, contacts or resolves for (办理单位): the unit in its token. A request
+/// that names another unit is refused, not silently corrected.
+pub fn acting_unit<'a>(who: &'a Identity, requested: &str) -> Result<&'a str, Refusal> {
+    let requested = requested.trim();
+    match (&who.unit, is_unit(who)) {
+        (Some(unit), true) if requested.is_empty() || requested == unit => Ok(unit),
+        (Some(unit), true) => Err(Refusal(format!("{} acts for unit {unit} (its token), not for {requested}", who.describe()))),
+        _ => Err(Refusal(format!(
+            "{} may not handle cases: signing for, contacting about and resolving a case is for the owning unit's handler or head",
+            who.describe()
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn who(role: Role, unit: Option<&str>) -> Identity {
+        Identity { subject: "u".into(), name: "某人".into(), roles: vec![role], unit: unit.map(str::to_string), issuer: "jiesu".into() }
+    }
+
+    fn unit_of(role: Role) -> Option<&'static str> {
+        role.needs_unit().then_some("st-dongmen")
+    }
+
+    const ASSISTING: &[String] = &[];
+
+    #[test]
+    fn who_sees_a_case_for_every_role() {
+        let owned = Parties { owner: "st-dongmen", assisting: ASSISTING };
+        let assisting = vec!["st-dongmen".to_string()];
+        let assisted = Parties { owner: "dept-urban-management", assisting: &assisting };
+        let foreign = Parties { owner: "st-xinan", assisting: ASSISTING };
+        for role in Role::ALL {
+            let caller = who(role, unit_of(role));
+            let all = matches!(role, Role::CentreAgent | Role::CentreSupervisor | Role::Auditor | Role::Administrator | Role::Service);
+            let unit = matches!(role, Role::UnitHandler | Role::UnitHead);
+            assert_eq!(may_view(&caller, owned).is_ok(), all || unit, "{role} on its own case");
+            assert_eq!(may_view(&caller, assisted).is_ok(), all || unit, "{role} on a case it assists");
+            assert_eq!(may_view(&caller, foreign).is_ok(), all, "{role} on another unit's case");
+        }
+        let refusal = may_view(&who(Role::UnitHandler, Some("st-dongmen")), foreign).unwrap_err();
+        assert!(refusal.0.contains("owns or assists"), "{refusal}");
+    }
+
+    #[test]
+    fn only_a_unit_handles_and_only_for_its_own_unit() {
+        for role in Role::ALL {
+            let caller = who(role, unit_of(role));
+            let unit = matches!(role, Role::UnitHandler | Role::UnitHead);
+            assert_eq!(acting_unit(&caller, "").ok(), unit.then_some("st-dongmen"), "{role}");
+            assert_eq!(acting_unit(&caller, "st-dongmen").ok(), unit.then_some("st-dongmen"), "{role}");
+            assert!(acting_unit(&caller, "st-xinan").is_err(), "{role} naming another unit");
+        }
+        let refusal = acting_unit(&who(Role::UnitHandler, Some("st-dongmen")), "st-xinan").unwrap_err();
+        assert!(refusal.0.contains("acts for unit st-dongmen (its token), not for st-xinan"), "{refusal}");
+        assert!(acting_unit(&who(Role::RevisitAgent, None), "").unwrap_err().0.contains("owning unit's handler or head"));
+    }
+
+    #[test]
+    fn a_unit_lists_only_its_own_cases_the_centre_any() {
+        for role in Role::ALL {
+            let caller = who(role, unit_of(role));
+            let all = matches!(role, Role::CentreAgent | Role::CentreSupervisor | Role::Auditor | Role::Administrator | Role::Service);
+            let unit = matches!(role, Role::UnitHandler | Role::UnitHead);
+            match (all, unit) {
+                (true, _) => {
+                    assert_eq!(list_scope(&caller, ""), Ok(None), "{role}");
+                    assert_eq!(list_scope(&caller, "st-xinan"), Ok(Some("st-xinan".into())), "{role}");
+                }
+                (false, true) => {
+                    assert_eq!(list_scope(&caller, ""), Ok(Some("st-dongmen".into())), "{role}");
+                    assert!(list_scope(&caller, "st-xinan").is_err(), "{role}");
+                }
+                (false, false) => assert!(list_scope(&caller, "").is_err(), "{role}"),
+            }
+        }
+    }
+}
