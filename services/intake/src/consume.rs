@@ -52,6 +52,26 @@ impl Inbound for Submitted {
     }
 }
 
+jiesu_kit::consumes! {
+    /// The events of intake's owners consumer.
+    pub enum OwnerEvents { CaseDispatched }
+}
+
+/// Remembers which unit owns each case, for [`crate::policy::may_read_contact`].
+pub struct Owners;
+
+impl Handler for Owners {
+    type Message = OwnerEvents;
+
+    async fn handle(&self, work: &mut Work<'_>, msg: OwnerEvents) -> Result<(), HandlerError> {
+        let OwnerEvents::CaseDispatched(e) = msg;
+        let case_id = e.meta.as_ref().map(|m| m.case_id.as_str()).unwrap_or_default();
+        let now = work.now_millis();
+        crate::store::set_owner(work.tx, case_id, &e.unit_id, now).await?;
+        Ok(())
+    }
+}
+
 /// Registers each submission message and answers it.
 pub struct Events {
     pub intake: Arc<Intake>,

@@ -10,6 +10,7 @@ pub mod api;
 pub mod consume;
 pub mod domain;
 mod error;
+pub mod policy;
 pub mod service;
 pub mod store;
 
@@ -41,6 +42,9 @@ pub struct Settings {
 
 pub type Config = jiesu_kit::ServiceConfig<Settings>;
 
+/// Intake's second consumer: who owns each case (from `case.dispatched`), for the contact rules.
+pub const OWNERS_CONSUMER: &str = "intake-owners";
+
 /// Starts intake: its consumer of every channel's subject and its gRPC API.
 pub async fn start(district: &DistrictConfig, clock: SharedClock) -> Result<Running, Error> {
     let config: Config = district.service(SERVICE)?;
@@ -53,6 +57,7 @@ pub async fn start(district: &DistrictConfig, clock: SharedClock) -> Result<Runn
         subjects: host.broker.subjects.clone(),
     });
     host.consume(Arc::new(consume::Events { intake: intake.clone() }));
+    host.consume_as(OWNERS_CONSUMER, Arc::new(consume::Owners));
     let api = api::IntakeApi { intake, commands: host.commands(), db: host.db.clone() };
     Ok(host.serve(jiesu_proto::v1::intake_service_server::IntakeServiceServer::new(api))?)
 }

@@ -1,6 +1,6 @@
 //! Intake's database: submissions and the daily case-number counters.
 
-use jiesu_kit::{CaseKey, Db, Tx, with_tx};
+use jiesu_kit::{CaseKey, Db, Tx, with_pool, with_tx};
 use jiesu_proto::v1::Submission;
 
 use crate::Error;
@@ -80,4 +80,65 @@ pub async fn record_submission(
 /// Looks a submission up by case id or case number.
 pub async fn get(db: &Db, key: &CaseKey) -> Result<Option<SubmissionRow>, Error> {
     Ok(db.rows_of_case(&format!("SELECT {COLUMNS} FROM submissions"), key, "").await?.pop())
+}
+
+/// Records the unit that owns a case (the latest dispatch wins).
+pub async fn set_owner(tx: &mut Tx, case_id: &str, unit_id: &str, at: i64) -> Result<(), Error> {
+    with_tx!(tx, conn => sqlx::query(
+        "INSERT INTO case_owners (case_id, unit_id, updated_at) VALUES ($1, $2, $3)
+         ON CONFLICT (case_id) DO UPDATE SET unit_id = excluded.unit_id, updated_at = excluded.updated_at")
+        .bind(case_id).bind(unit_id).bind(at)
+        .execute(conn).await.map(|_| ()))?;
+    Ok(())
+}
+
+/// The unit that owns a case, once dispatched.
+pub async fn owner(db: &Db, case_id: &str) -> Result<Option<String>, Error> {
+    let owner = with_pool!(db, pool => sqlx::query_scalar::<_, String>("SELECT unit_id FROM case_owners WHERE case_id = $1")
+        .bind(case_id).fetch_optional(pool).await)?;
+    Ok(owner)
+}
+
+/// One request for a citizen's contact, as recorded.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ContactReadRow {
+    pub read_id: String,
+    pub at: i64,
+    pub case_id: String,
+    pub reader: String,
+    pub reader_name: String,
+    /// Comma-separated role keys.
+    pub roles: String,
+    pub unit_id: String,
+    pub purpose: String,
+    pub allowed: bool,
+    pub refusal: String,
+}
+
+/// Records a contact read, allowed or refused, in its own transaction: the record stands even
+/// when the read is refused.
+pub async fn record_read(db: &Db, r: &ContactReadRow) -> Result<(), Error> {
+    let mut tx = db.begin().await?;
+    with_tx!(&mut tx, conn => sqlx::query(
+        "INSERT INTO contact_reads (read_id, at, case_id, reader, reader_name, roles, unit_id, purpose, allowed, refusal)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
+        .bind(&r.read_id).bind(r.at).bind(&r.case_id).bind(&r.reader).bind(&r.reader_name).bind(&r.roles)
+        .bind(&r.unit_id).bind(&r.purpose).bind(r.allowed).bind(&r.refusal)
+        .execute(conn).await.map(|_| ()))?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The latest contact reads, of one case or of all, newest first.
+pub async fn contact_reads(db: &Db, case_id: Option<&str>, limit: u32) -> Result<Vec<ContactReadRow>, Error> {
+    const COLUMNS: &str = "read_id, at, case_id, reader, reader_name, roles, unit_id, purpose, allowed, refusal";
+    let rows = match case_id {
+        Some(case_id) => with_pool!(db, pool => sqlx::query_as::<_, ContactReadRow>(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM contact_reads WHERE case_id = $1 ORDER BY at DESC, read_id DESC LIMIT $2")))
+            .bind(case_id).bind(i64::from(limit)).fetch_all(pool).await)?,
+        None => with_pool!(db, pool => sqlx::query_as::<_, ContactReadRow>(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM contact_reads ORDER BY at DESC, read_id DESC LIMIT $1")))
+            .bind(i64::from(limit)).fetch_all(pool).await)?,
+    };
+    Ok(rows)
 }

@@ -390,3 +390,86 @@ fn claims(token: &str) -> jiesu_kit::auth::Claims {
     let payload = token.split('.').nth(1).unwrap();
     serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }
+
+/// Trust (issue 6): the citizen's contact only for those who must reach them, every read recorded.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_citizens_contact_is_guarded_and_every_read_recorded() {
+    use jiesu_kit::auth::{Role, Signer};
+    use jiesu_proto::v1::{CaseDispatched, CaseRef, ListContactReadsRequest, case_ref::Ref};
+    use jiesu_testkit::{TestBed, demo_config, event_meta, until_handled};
+    let mut bed = TestBed::new(demo_config(), &["intake"]);
+    let signer = bed.require_tokens();
+    let h =
+        Harness::start_on(
+            bed,
+            "intake",
+            std::sync::Arc::new(jiesu_kit::SystemClock),
+            |c, k| async move { jiesu_intake::start(&c, k).await },
+        )
+        .await;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let bearer = |signer: &Signer, sub: &str, role: Role, unit: Option<&str>| {
+        let t = signer.issue(sub, sub, &[role], unit, now, Duration::from_secs(600)).unwrap();
+        format!("Bearer {t}").parse::<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>().unwrap()
+    };
+    let client = IntakeServiceClient::new(h.channel().await);
+    let mut agent = client.clone();
+    let mut submit = tonic::Request::new(SubmitRequest {
+        submission: Some(Submission {
+            channel: "hotline".into(),
+            channel_ref: "contact-1".into(),
+            description: "楼道灯坏了".into(),
+            citizen: Some(Citizen { name: "钱女士".into(), phone: "13700137000".into(), anonymous: false }),
+            ..Default::default()
+        }),
+    });
+    submit.metadata_mut().insert("authorization", bearer(&signer, "agent-1", Role::CentreAgent, None));
+    let case = agent.submit(submit).await.unwrap().into_inner();
+    let read = |auth: tonic::metadata::MetadataValue<tonic::metadata::Ascii>| {
+        let mut client = client.clone();
+        let mut req = tonic::Request::new(CaseRef { r#ref: Some(Ref::CaseNo(case.case_no.clone())) });
+        req.metadata_mut().insert("authorization", auth);
+        req.metadata_mut().insert("jiesu-purpose", "回访/联系市民".parse().unwrap_or_else(|_| "callback".parse().unwrap()));
+        async move { client.get_contact(req).await.map(|r| r.into_inner().phone) }
+    };
+    let denied = |r: Result<String, tonic::Status>, why: &str| {
+        let s = r.expect_err("refused");
+        assert_eq!(s.code(), Code::PermissionDenied, "{s:?}");
+        assert!(s.message().contains(why), "{why}: {}", s.message());
+        assert!(!s.message().contains("13700137000"));
+    };
+
+    // Before dispatch nobody of a unit may; the centre agent who took the call may not either.
+    denied(read(bearer(&signer, "agent-1", Role::CentreAgent, None)).await, "only notification, the owning unit");
+    denied(read(bearer(&signer, "h-1", Role::UnitHandler, Some("st-dongmen"))).await, "only notification");
+    denied(read(bearer(&signer, "dispatch", Role::Service, None)).await, "only notification");
+    assert_eq!(read(bearer(&signer, "rv-1", Role::RevisitAgent, None)).await.unwrap(), "13700137000");
+    assert_eq!(read(bearer(&signer, "notification", Role::Service, None)).await.unwrap(), "13700137000");
+
+    // Dispatched to 东门街道: its handler may, another street's may not.
+    let id = uuid::Uuid::now_v7().to_string();
+    h.publish(&CaseDispatched {
+        meta: Some(event_meta(&id, &case.case_id, &case.case_no)),
+        unit_id: "st-dongmen".into(),
+        ..Default::default()
+    })
+    .await;
+    until_handled(&h.db, jiesu_intake::OWNERS_CONSUMER, &id, WAIT).await.unwrap();
+    assert_eq!(read(bearer(&signer, "h-1", Role::UnitHandler, Some("st-dongmen"))).await.unwrap(), "13700137000");
+    denied(read(bearer(&signer, "h-2", Role::UnitHandler, Some("st-xinan"))).await, "only notification");
+
+    // The auditor sees every read, allowed or refused, with who and why; nobody else does.
+    let list = |auth: tonic::metadata::MetadataValue<tonic::metadata::Ascii>| {
+        let mut client = client.clone();
+        let mut req = tonic::Request::new(ListContactReadsRequest { case: None, limit: 0 });
+        req.metadata_mut().insert("authorization", auth);
+        async move { client.list_contact_reads(req).await.map(|r| r.into_inner().reads) }
+    };
+    let reads = list(bearer(&signer, "aud-1", Role::Auditor, None)).await.unwrap();
+    assert_eq!(reads.len(), 7, "{reads:#?}");
+    let allowed: Vec<_> = reads.iter().filter(|r| r.allowed).map(|r| r.reader.as_str()).collect();
+    assert_eq!(allowed, ["h-1", "notification", "rv-1"]);
+    assert!(reads.iter().all(|r| r.case_id == case.case_id && r.purpose == "回访/联系市民"), "{reads:#?}");
+    assert!(reads.iter().filter(|r| !r.allowed).all(|r| !r.refusal.is_empty()));
+    assert_eq!(list(bearer(&signer, "agent-1", Role::CentreAgent, None)).await.unwrap_err().code(), Code::PermissionDenied);
+}

@@ -108,6 +108,11 @@ impl Host {
         Ok(host)
     }
 
+    /// What this service sends when it calls another service.
+    pub fn service_credentials(&self) -> crate::auth::ServiceCredentials {
+        crate::auth::ServiceCredentials::new(self.name, self.signer.clone())
+    }
+
     /// The one path of the service's gRPC commands (begin, apply, outbox, commit, wake).
     pub fn commands(&self) -> Commands {
         Commands { db: self.db.clone(), emitter: self.emitter.clone(), clock: self.clock.clone(), relay_wake: self.relay_wake.clone() }
@@ -115,8 +120,14 @@ impl Host {
 
     /// Runs the service's durable consumer (named after the service) of what `H` consumes.
     pub fn consume<H: Handler>(&mut self, handler: Arc<H>) {
+        self.consume_as(self.name, handler);
+    }
+
+    /// Runs a second durable consumer of the service, named `durable` (`intake-owners`), for a
+    /// service that reads two streams.
+    pub fn consume_as<H: Handler>(&mut self, durable: &str, handler: Arc<H>) {
         let (stream, filter_subjects) = H::Message::source(&self.broker.subjects);
-        let durable = self.name.to_string();
+        let durable = durable.to_string();
         let consumer = Arc::new(Consumer {
             spec: ConsumerSpec {
                 durable: durable.clone(),

@@ -164,6 +164,11 @@ pub struct Commands {
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 impl Commands {
+    /// The service's clock now.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
     /// Begins a command; its events' ids derive from the request's `idempotency-key` when the
     /// client sent one (printable ASCII, at most 128 characters), else from a fresh id.
     pub async fn begin<T>(&self, request: &tonic::Request<T>) -> Result<Command, Error> {

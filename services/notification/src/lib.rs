@@ -198,9 +198,8 @@ pub async fn start(district: &DistrictConfig, clock: SharedClock) -> Result<Runn
             tracing::warn!(template = name, ?unknown, "template has placeholders that are never filled; they stay as written");
         }
     }
-    let intake = worker::intake_client(&settings.intake_url)?;
-
     let mut host = Host::start(&config, &jiesu_kit::migrations!(), clock.clone()).await?;
+    let intake = worker::intake_client(&settings.intake_url, host.service_credentials())?;
     let wake = Arc::new(Notify::new());
     let notifier = Arc::new(Notifier {
         settings: settings.clone(),

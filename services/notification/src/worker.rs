@@ -3,6 +3,7 @@
 
 use std::{sync::Arc, time::Duration};
 
+use jiesu_kit::auth::ServiceCredentials;
 use jiesu_kit::{
     Db,
     clock::SharedClock,
@@ -14,6 +15,7 @@ use prometheus_client::metrics::{counter::Counter, family::Family};
 use serde::Serialize;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tonic::service::interceptor::InterceptedService;
 use tonic::{Code, transport::Channel};
 use tracing::Instrument;
 
@@ -33,16 +35,17 @@ const POLL: Duration = Duration::from_secs(1);
 const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
 const INTAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Intake's gRPC client: each call a CLIENT span whose context the call carries.
-pub type IntakeClient = IntakeServiceClient<GrpcSpan<Channel>>;
+/// Intake's gRPC client: each call a CLIENT span whose context the call carries, with
+/// notification's own token.
+pub type IntakeClient = IntakeServiceClient<InterceptedService<GrpcSpan<Channel>, ServiceCredentials>>;
 
 /// A client of intake that connects on first use, so notification starts while intake is down.
-pub fn intake_client(url: &str) -> Result<IntakeClient, Error> {
+pub fn intake_client(url: &str, credentials: ServiceCredentials) -> Result<IntakeClient, Error> {
     let endpoint = tonic::transport::Endpoint::from_shared(url.to_string())
         .map_err(|e| Error::Settings(format!("notification.intake_url {url:?} is not a valid URI: {e}")))?
         .connect_timeout(INTAKE_TIMEOUT)
         .timeout(INTAKE_TIMEOUT);
-    Ok(IntakeServiceClient::new(traced_channel(endpoint.connect_lazy())))
+    Ok(IntakeServiceClient::new(InterceptedService::new(traced_channel(endpoint.connect_lazy()), credentials)))
 }
 
 /// `jiesu_notification_deliveries_total{sink, outcome}`: attempts by outcome (sent, retry, failed).
@@ -235,7 +238,8 @@ impl Worker {
 
     /// Asks intake for the citizen's phone number.
     async fn phone(&self, case_id: &str) -> Result<Phone, Failure> {
-        let request = CaseRef { r#ref: Some(Ref::CaseId(case_id.to_string())) };
+        let mut request = tonic::Request::new(CaseRef { r#ref: Some(Ref::CaseId(case_id.to_string())) });
+        request.metadata_mut().insert("jiesu-purpose", tonic::metadata::MetadataValue::from_static("notification: text the citizen"));
         let mut intake = self.intake.clone();
         match intake.get_contact(request).await {
             Ok(contact) => {

@@ -251,8 +251,12 @@ impl TestBed {
         let (pem, jwk) = jiesu_kit::auth::generate_key(&kid).expect("generate a key");
         let jwks = self.dir.path().join("jwks.json");
         std::fs::write(&jwks, serde_json::json!({"keys": [jwk]}).to_string()).expect("write the key set");
+        // The services sign their own calls to each other with it, as a small district does.
+        let private = self.dir.path().join(format!("{kid}.key.pem"));
+        std::fs::write(&private, &pem).expect("write the signing key");
         self.config.set("auth.required", true);
         self.config.set("auth.keys", jwks.display().to_string());
+        self.config.set("auth.signing_key", private.display().to_string());
         jiesu_kit::auth::Signer::from_pem(&kid, &pem, "jiesu", "jiesu").expect("a signer")
     }
 
