@@ -149,17 +149,32 @@ async fn a_recreated_stream_neither_fools_readiness_nor_swallows_submissions(bac
     .unwrap();
     assert_eq!(status, 503);
     assert!(body.contains("consumer intake"), "{body}");
-    let mut health = tonic_health::pb::health_client::HealthClient::new(h.channel().await);
     let check = |service: &str| tonic_health::pb::HealthCheckRequest { service: service.into() };
-    let serving = health.check(check("jiesu.v1.IntakeService")).await.unwrap().into_inner().status;
-    assert_eq!(serving, tonic_health::pb::health_check_response::ServingStatus::NotServing as i32);
+    let health = tonic_health::pb::health_client::HealthClient::new(h.channel().await);
+    eventually("gRPC health not serving", WAIT, || {
+        let mut health = health.clone();
+        async move {
+            let serving = health.check(check("jiesu.v1.IntakeService")).await.ok()?.into_inner().status;
+            (serving == tonic_health::pb::health_check_response::ServingStatus::NotServing as i32).then_some(())
+        }
+    })
+    .await
+    .unwrap();
 
     // A restart recreates the stream; its sequence starts at 1 again.
     h.restart().await;
     eventually("ready again", WAIT, || async { (ready(&h).await.0 == 200).then_some(()) }).await.unwrap();
-    let mut health = tonic_health::pb::health_client::HealthClient::new(h.channel().await);
-    let serving = health.check(check("")).await.unwrap().into_inner().status;
-    assert_eq!(serving, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
+    // gRPC health follows readiness as it changes: give it the moment it takes.
+    let health = tonic_health::pb::health_client::HealthClient::new(h.channel().await);
+    eventually("gRPC health serving again", WAIT, || {
+        let mut health = health.clone();
+        async move {
+            let serving = health.check(check("")).await.ok()?.into_inner().status;
+            (serving == tonic_health::pb::health_check_response::ServingStatus::Serving as i32).then_some(())
+        }
+    })
+    .await
+    .unwrap();
     p.send_bare(&submission("second", "13700137001")).await;
     let (outcome, second) = p.answer().await;
     assert_eq!(outcome, "accepted", "sequence 1 of the new stream is a new submission: {second}");
@@ -472,4 +487,41 @@ async fn the_citizens_contact_is_guarded_and_every_read_recorded() {
     assert!(reads.iter().all(|r| r.case_id == case.case_id && r.purpose == "回访/联系市民"), "{reads:#?}");
     assert!(reads.iter().filter(|r| !r.allowed).all(|r| !r.refusal.is_empty()));
     assert_eq!(list(bearer(&signer, "agent-1", Role::CentreAgent, None)).await.unwrap_err().code(), Code::PermissionDenied);
+}
+
+/// Trust (issue 6): the admin port shows health and metrics to anyone on it, dead letters (and
+/// their replay) only to administrators.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_admin_port_keeps_dead_letters_for_administrators() {
+    use jiesu_kit::auth::Role;
+    use jiesu_testkit::{TestBed, demo_config, http_request};
+    let mut bed = TestBed::new(demo_config(), &["intake"]);
+    let signer = bed.require_tokens();
+    let h =
+        Harness::start_on(
+            bed,
+            "intake",
+            std::sync::Arc::new(jiesu_kit::SystemClock),
+            |c, k| async move { jiesu_intake::start(&c, k).await },
+        )
+        .await;
+    let admin = h.running().admin_addr;
+    assert!(admin.ip().is_loopback(), "the admin port listens on loopback unless told otherwise");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let bearer = |role: Role| format!("Bearer {}", signer.issue("op-1", "运维", &[role], None, now, Duration::from_secs(600)).unwrap());
+
+    assert_eq!(http_request(admin, "GET", "/healthz", None).await.unwrap().0, 200);
+    assert_eq!(http_request(admin, "GET", "/metrics", None).await.unwrap().0, 200);
+    let (code, body) = http_request(admin, "GET", "/dead-letters", None).await.unwrap();
+    assert_eq!(code, 401, "{body}");
+    let (code, body) = http_request(admin, "GET", "/dead-letters", Some(&bearer(Role::CentreAgent))).await.unwrap();
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("for administrators"), "{body}");
+    let (code, body) = http_request(admin, "POST", "/dead-letters/x/replay", Some(&bearer(Role::Auditor))).await.unwrap();
+    assert_eq!(code, 403, "{body}");
+    let (code, body) = http_request(admin, "POST", "/dead-letters/x/replay", Some("Bearer forged.token.here")).await.unwrap();
+    assert_eq!(code, 401, "{body}");
+    let (code, body) = http_request(admin, "GET", "/dead-letters", Some(&bearer(Role::Administrator))).await.unwrap();
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(http_request(admin, "POST", "/dead-letters/no-such/replay", Some(&bearer(Role::Administrator))).await.unwrap().0, 404);
 }

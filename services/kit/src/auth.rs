@@ -540,6 +540,24 @@ impl AuthLayer {
     pub fn new(verifier: Option<Verifier>, required: bool) -> Self {
         Self { verifier, required }
     }
+
+    /// The verdict on an admin-port request that changes state or shows messages (dead
+    /// letters): an administrator's token, or — only where tokens are not required — none.
+    pub fn operator(&self, authorization: Option<&str>) -> Result<Option<Identity>, (http::StatusCode, String)> {
+        let (Some(verifier), Some(header)) = (&self.verifier, authorization) else {
+            return if self.required || authorization.is_some() {
+                Err((http::StatusCode::UNAUTHORIZED, AuthError::Missing.to_string()))
+            } else {
+                Ok(None)
+            };
+        };
+        let who = verifier.verify_header(Some(header)).map_err(|e| (http::StatusCode::UNAUTHORIZED, e.to_string()))?;
+        if who.has(Role::Administrator) {
+            Ok(Some(who))
+        } else {
+            Err((http::StatusCode::FORBIDDEN, format!("{} may not use the admin port: it is for administrators", who.describe())))
+        }
+    }
 }
 
 impl<S> tower_layer::Layer<S> for AuthLayer {

@@ -196,6 +196,7 @@ impl Host {
             metrics: self.metrics.clone(),
             replayers: Arc::new(self.replayers),
             readiness: self.readiness.clone(),
+            auth: self.auth.clone(),
         };
         let cancel = self.cancel.clone();
         let admin = self.admin;

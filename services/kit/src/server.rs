@@ -74,6 +74,22 @@ pub(crate) struct AdminState {
     pub metrics: Metrics,
     pub replayers: Arc<HashMap<String, Arc<dyn Replay>>>,
     pub readiness: Readiness,
+    /// Who may list and replay dead letters: administrators.
+    pub auth: crate::auth::AuthLayer,
+}
+
+/// Refuses an admin request without an administrator's token (where tokens are required).
+fn operator(s: &AdminState, headers: &axum::http::HeaderMap) -> Result<(), (StatusCode, Json<serde_json::Value>)> {
+    let header = headers.get(axum::http::header::AUTHORIZATION).map(|v| v.to_str().unwrap_or("?"));
+    match s.auth.operator(header) {
+        Ok(who) => {
+            if let Some(who) = who {
+                tracing::info!(operator = %who.subject, "admin request");
+            }
+            Ok(())
+        }
+        Err((code, why)) => Err((code, Json(serde_json::json!({ "error": why })))),
+    }
 }
 
 /// Serves the admin port until cancelled.
@@ -119,7 +135,14 @@ async fn metrics(State(s): State<AdminState>) -> impl IntoResponse {
     ([(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], s.metrics.render())
 }
 
-async fn list_dead_letters(State(s): State<AdminState>, Query(q): Query<HashMap<String, String>>) -> impl IntoResponse {
+async fn list_dead_letters(
+    State(s): State<AdminState>,
+    headers: axum::http::HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> impl IntoResponse {
+    if let Err(refused) = operator(&s, &headers) {
+        return refused;
+    }
     let all = q.get("all").is_some_and(|v| v == "true" || v == "1");
     match crate::consumer::dead_letters(&s.db, all).await {
         Ok(rows) => (StatusCode::OK, Json(serde_json::json!({ "dead_letters": rows }))),
@@ -127,7 +150,10 @@ async fn list_dead_letters(State(s): State<AdminState>, Query(q): Query<HashMap<
     }
 }
 
-async fn replay(State(s): State<AdminState>, Path(id): Path<String>) -> impl IntoResponse {
+async fn replay(State(s): State<AdminState>, headers: axum::http::HeaderMap, Path(id): Path<String>) -> impl IntoResponse {
+    if let Err(refused) = operator(&s, &headers) {
+        return refused;
+    }
     let letter = match crate::consumer::dead_letter(&s.db, &id).await {
         Ok(Some(letter)) => letter,
         Ok(None) => {

@@ -429,9 +429,15 @@ pub async fn until_outbox_sent(db: &TestDb, limit: Duration) -> Result<(), Timed
 /// when nothing answers (yet). Enough HTTP for a service's admin port (`/readyz`, `/metrics`)
 /// without an HTTP client dependency.
 pub async fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    http_request(addr, "GET", path, None).await
+}
+
+/// One HTTP/1.1 request with an optional `Authorization` header: the status code and the body.
+pub async fn http_request(addr: SocketAddr, method: &str, path: &str, authorization: Option<&str>) -> Option<(u16, String)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    let auth = authorization.map(|a| format!("Authorization: {a}\r\n")).unwrap_or_default();
+    let request = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n");
     s.write_all(request.as_bytes()).await.ok()?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).await.ok()?;
