@@ -9,12 +9,8 @@
 //! - Leaders see the cases escalated to them (包案) — escalation arrives with the workflow of
 //!   dispatch; until then, none. Revisit agents work in revisit, channel integrators in intake.
 
+pub use jiesu_kit::auth::Refusal;
 use jiesu_kit::auth::{Identity, Role};
-
-/// Why a caller may not do something: the text of `PERMISSION_DENIED`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Refusal(pub String);
 
 /// The units a case concerns.
 #[derive(Debug, Clone, Copy)]

@@ -4,12 +4,8 @@
 //! head of the unit that owns the case (to call back), and revisit agents (回访). Everyone
 //! else is refused — and every request, allowed or refused, is recorded.
 
+pub use jiesu_kit::auth::Refusal;
 use jiesu_kit::auth::{Identity, Role};
-
-/// Why a caller may not: the text of `PERMISSION_DENIED` and of the audit record.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Refusal(pub String);
 
 /// The service that texts citizens.
 const NOTIFICATION: &str = "notification";

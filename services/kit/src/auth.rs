@@ -134,6 +134,18 @@ impl Identity {
     }
 }
 
+/// Why a verified caller may not do something: the rule that refused, the text of
+/// `PERMISSION_DENIED`. Each service's policy (its `policy.rs`) answers with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Refusal(pub String);
+
+impl From<Refusal> for tonic::Status {
+    fn from(r: Refusal) -> Self {
+        tonic::Status::permission_denied(r.0)
+    }
+}
+
 /// Why a token was not accepted: what `UNAUTHENTICATED` says.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {

@@ -2,12 +2,12 @@
 
 use std::sync::Arc;
 
-use jiesu_kit::{CaseKey, Commands, Db, time::millis_to_proto};
+use jiesu_kit::{CaseKey, Commands, Db, auth, time::millis_to_proto};
 use jiesu_proto::v1::{CaseRef, ListRevisitsResponse, RecordRequest, RevisitView, TimelineEntry, revisit_service_server::RevisitService};
 use tonic::{Request, Response, Status};
 
 use crate::{
-    Error, Revisit, SERVICE, domain,
+    Error, Revisit, SERVICE, domain, policy,
     store::{self, RevisitRow},
 };
 
@@ -55,6 +55,9 @@ fn timeline(rows: &[RevisitRow]) -> Vec<TimelineEntry> {
 #[tonic::async_trait]
 impl RevisitService for RevisitApi {
     async fn record(&self, request: Request<RecordRequest>) -> Result<Response<RevisitView>, Status> {
+        if let Some(who) = auth::caller(&request) {
+            policy::may_record(who)?;
+        }
         let req = request.get_ref();
         let key = CaseKey::required(req.case.as_ref())?;
         let verdict = domain::validate(req.satisfaction, req.solved, &req.comment, &req.recorded_by).map_err(Error::Invalid)?;
@@ -70,6 +73,9 @@ impl RevisitService for RevisitApi {
         let rows = store::of_case(&self.db, &key).await?;
         if rows.is_empty() {
             return Err(key.not_found(crate::SERVICE));
+        }
+        if let (Some(who), Some(latest)) = (auth::caller(&request), rows.last()) {
+            policy::may_view(who, &latest.unit_id)?;
         }
         let timeline = timeline(&rows);
         Ok(Response::new(ListRevisitsResponse { revisits: rows.into_iter().map(view).collect(), timeline }))

@@ -10,6 +10,7 @@ pub mod api;
 pub mod consume;
 pub mod domain;
 mod error;
+pub mod policy;
 pub mod service;
 pub mod store;
 

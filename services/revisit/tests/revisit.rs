@@ -131,3 +131,54 @@ async fn revisits_reopen_dissatisfied_cases_and_record_satisfied_ones(backend: B
     h.db.close().await;
     h.stop().await;
 }
+
+/// Trust (issue 6): only revisit agents record the citizen's verdict.
+#[tokio::test(flavor = "multi_thread")]
+async fn only_revisit_agents_record_and_units_read_only_their_own() {
+    use jiesu_kit::auth::Role;
+    use jiesu_testkit::{TestBed, demo_config};
+    let mut bed = TestBed::new(demo_config(), &["revisit"]);
+    let signer = bed.require_tokens();
+    let h =
+        Harness::start_on(
+            bed,
+            "revisit",
+            std::sync::Arc::new(jiesu_kit::SystemClock),
+            |c, k| async move { jiesu_revisit::start(&c, k).await },
+        )
+        .await;
+    resolved(&h, &uuid::Uuid::now_v7().to_string(), 1).await;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let bearer = |role: Role, unit: Option<&str>| {
+        let t = signer.issue("u-1", "小陈", &[role], unit, now, std::time::Duration::from_secs(600)).unwrap();
+        format!("Bearer {t}").parse::<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>().unwrap()
+    };
+    let client = RevisitServiceClient::new(h.channel().await);
+    let record_as = |auth: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>| {
+        let mut client = client.clone();
+        let mut req = tonic::Request::new(RecordRequest {
+            case: Some(by_no()),
+            satisfaction: Satisfaction::Satisfied as i32,
+            solved: true,
+            comment: String::new(),
+            recorded_by: "回访员小陈".into(),
+        });
+        if let Some(a) = auth {
+            req.metadata_mut().insert("authorization", a);
+        }
+        async move { client.record(req).await }
+    };
+    assert_eq!(record_as(None).await.unwrap_err().code(), Code::Unauthenticated);
+    let refused = record_as(Some(bearer(Role::UnitHandler, Some("st-dongmen")))).await.unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    assert!(refused.message().contains("for revisit agents"), "{}", refused.message());
+    let list_as = |auth: tonic::metadata::MetadataValue<tonic::metadata::Ascii>| {
+        let mut client = client.clone();
+        let mut req = tonic::Request::new(by_id());
+        req.metadata_mut().insert("authorization", auth);
+        async move { client.list_revisits(req).await }
+    };
+    assert!(list_as(bearer(Role::UnitHandler, Some("st-dongmen"))).await.is_ok(), "the owning unit reads its revisits");
+    assert_eq!(list_as(bearer(Role::UnitHandler, Some("st-xinan"))).await.unwrap_err().code(), Code::PermissionDenied);
+    assert!(record_as(Some(bearer(Role::RevisitAgent, None))).await.is_ok());
+}
