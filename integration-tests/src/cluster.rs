@@ -130,6 +130,11 @@ impl Cluster {
         .with_context(|| self.log_tail(svc))
     }
 
+    /// Everything a service has logged so far.
+    pub fn log(&self, svc: &str) -> String {
+        std::fs::read_to_string(&self.procs[svc].log).unwrap_or_default()
+    }
+
     pub fn log_tail(&self, svc: &str) -> String {
         let text = std::fs::read_to_string(&self.procs[svc].log).unwrap_or_default();
         let lines: Vec<_> = text.lines().rev().take(15).collect();

@@ -7,5 +7,6 @@ mod crash;
 mod failover;
 mod flow;
 mod limits;
+mod pii;
 mod replay;
 mod tracing;

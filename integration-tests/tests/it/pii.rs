@@ -1,0 +1,96 @@
+//! Personal data stays in intake (issue 6, item 5): a whole loop on the real binaries, logging
+//! at debug, and then every event in the stream (payloads and headers), every answer intake
+//! gave a producer, and every log line of all six services are searched for the citizens'
+//! names and phone numbers. None may be there.
+
+use std::time::Duration;
+
+use anyhow::{Result, ensure};
+use jiesu_integration_tests::cluster::{BINARIES, Cluster};
+use jiesu_proto::v1::{
+    AcceptRequest, CaseRef, CaseStatus, Citizen, Location, RecordRequest, ResolveRequest, Satisfaction, Submission, SubmitRequest,
+    case_ref::Ref, revisit_service_client::RevisitServiceClient,
+};
+use jiesu_testkit::{eventually, grpc_channel, read_stream};
+
+const NAME: &str = "欧阳娜娜";
+const PHONE: &str = "13912345678";
+const LANDLINE: &str = "075583456789";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_name_or_phone_reaches_an_event_an_answer_or_a_log_line() -> Result<()> {
+    let c = Cluster::start(&[("JIESU__TELEMETRY__LOG_FILTER", "debug")])?;
+    for (svc, _) in BINARIES {
+        c.ready(svc).await?;
+    }
+    let submit = |channel_ref: &str, phone: &str| Submission {
+        channel: "hotline".into(),
+        channel_ref: channel_ref.into(),
+        citizen: Some(Citizen { name: NAME.into(), phone: phone.into(), anonymous: false }),
+        title: "路灯不亮".into(),
+        description: "小区门口路灯坏了一周了。".into(),
+        location: Some(Location { street: "st-dongmen".into(), ..Default::default() }),
+        ..Default::default()
+    };
+    let a = c.intake().await.submit(SubmitRequest { submission: Some(submit("pii-1", PHONE)) }).await?.into_inner();
+    let b = c.intake().await.submit(SubmitRequest { submission: Some(submit("pii-2", "(0755) 8345-6789")) }).await?.into_inner();
+    // Over NATS too, and one rejected (a bad phone): its answer must not echo the number.
+    let js = async_nats::jetstream::new(async_nats::connect(c.nats.url()).await?);
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Content-Type", "application/json");
+    let bad = serde_json::json!({"channel_ref": "pii-3", "citizen": {"name": NAME, "phone": "+1 415 555 0100"}, "description": "x"});
+    js.publish_with_headers(c.subjects.intake("hotline"), headers, serde_json::to_vec(&bad)?.into()).await?.await?;
+
+    // The whole loop for case a: dispatched, accepted, resolved, revisited, closed.
+    c.dispatched(&a.case_id).await?;
+    c.dispatched(&b.case_id).await?;
+    let by_id = || Some(CaseRef { r#ref: Some(Ref::CaseId(a.case_id.clone())) });
+    let mut dispatch = c.dispatch().await;
+    let owner = dispatch.get_case(by_id().unwrap()).await?.into_inner().unit_id;
+    dispatch.accept(AcceptRequest { case: by_id(), unit_id: owner.clone(), accepted_by: "王五".into() }).await?;
+    dispatch.resolve(ResolveRequest { case: by_id(), unit_id: owner, resolved_by: "王五".into(), reply: "已修复。".into() }).await?;
+    let revisit = RevisitServiceClient::new(grpc_channel(c.grpc["revisit"]).await);
+    let record = RecordRequest {
+        case: by_id(),
+        satisfaction: Satisfaction::Satisfied as i32,
+        solved: true,
+        comment: String::new(),
+        recorded_by: "回访员小陈".into(),
+    };
+    eventually("the revisit to be recorded", Duration::from_secs(30), || {
+        let (mut revisit, record) = (revisit.clone(), record.clone());
+        async move { revisit.record(record).await.ok().map(|_| ()) }
+    })
+    .await?;
+    eventually("case a to be closed", Duration::from_secs(30), || {
+        let mut dispatch = dispatch.clone();
+        let r = CaseRef { r#ref: Some(Ref::CaseId(a.case_id.clone())) };
+        async move { (dispatch.get_case(r).await.ok()?.into_inner().status() == CaseStatus::Closed).then_some(()) }
+    })
+    .await?;
+    // Let notification text both citizens (it reads their numbers from intake) and log it.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let forbidden = [NAME, PHONE, LANDLINE, "0755-83456789", "4155550100"];
+    let leaks = |text: &str| -> Vec<&str> { forbidden.iter().copied().filter(|f| text.contains(f)).collect() };
+    for e in c.events().await? {
+        let text = format!("{} {} {} {}", e.subject, e.msg_id, e.case_id, String::from_utf8_lossy(&e.payload));
+        ensure!(leaks(&text).is_empty(), "event {} carries {:?}", e.subject, leaks(&text));
+    }
+    let answers = read_stream(&js, &c.subjects.submissions_stream(), Some(&format!("{}.intake.*.*", c.subjects.root())))
+        .await
+        .map_err(anyhow::Error::from_boxed)?;
+    ensure!(!answers.is_empty(), "intake answered the NATS submission");
+    for m in answers {
+        let text = String::from_utf8_lossy(&m.payload);
+        ensure!(leaks(&text).is_empty(), "intake's answer on {} carries {:?}: {text}", m.subject, leaks(&text));
+    }
+    for (svc, _) in BINARIES {
+        let log = c.log(svc);
+        ensure!(!log.is_empty(), "{svc} logged nothing at debug");
+        for line in log.lines() {
+            ensure!(leaks(line).is_empty(), "{svc} logged {:?}: {line}", leaks(line));
+        }
+    }
+    Ok(())
+}
