@@ -252,7 +252,8 @@ pub struct NatsSettings {
     /// How long events stay in the stream (audit, rebuilding read models).
     #[serde(deserialize_with = "crate::time::de_duration")]
     pub event_retention: Duration,
-    /// How long submissions stay in the stream.
+    /// How long submissions (and intake's answers) stay in the stream. Raw submissions hold
+    /// names and phones: only as long as a producer that was away may need its answers.
     #[serde(deserialize_with = "crate::time::de_duration")]
     pub submission_retention: Duration,
 }
@@ -265,7 +266,7 @@ impl Default for NatsSettings {
             replicas: 1,
             duplicate_window: Duration::from_secs(10 * 60),
             event_retention: Duration::from_secs(400 * 86_400),
-            submission_retention: Duration::from_secs(400 * 86_400),
+            submission_retention: Duration::from_secs(7 * 86_400),
         }
     }
 }
