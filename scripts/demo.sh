@@ -56,6 +56,25 @@ cargo build --locked --bins -q
 mkdir -p "$run_dir" "$log_dir" data/nats
 stop >/dev/null 2>&1 || true
 
+# Trust: the district's signing key, the key that seals citizens' contacts, and tokens for a few
+# demo users — made once, kept in data/ (never commit them).
+keys="$root/data/keys"; tokens="$root/data/tokens"
+mkdir -p "$keys" "$tokens"; chmod 700 "$keys" "$tokens"
+[ -f "$keys/demo-1.key.pem" ] || target/debug/jiesuctl --config "$config" keys generate --kid demo-1 --dir "$keys" >/dev/null
+[ -f "$keys/contact.key" ] || (umask 077; head -c 32 /dev/urandom | base64 >"$keys/contact.key")
+[ -f "$keys/contact-hash.key" ] || (umask 077; head -c 32 /dev/urandom | base64 >"$keys/contact-hash.key")
+export JIESU__AUTH__REQUIRED=true JIESU__AUTH__KEYS="$keys/jwks.json" JIESU__AUTH__SIGNING_KEY="$keys/demo-1.key.pem"
+export JIESU__INTAKE__CONTACT_KEYS="{demo = \"$(cat "$keys/contact.key")\"}" JIESU__INTAKE__CONTACT_KEY=demo
+export JIESU__INTAKE__CONTACT_HASH_KEY="$(cat "$keys/contact-hash.key")"
+mint() { (umask 077; target/debug/jiesuctl --config "$config" token issue --ttl 12h "$@"); }
+mint --user agent-1 --name 受理员小李 --role centre_agent >"$tokens/centre-agent.token"
+mint --user rv-1 --name 回访员小陈 --role revisit_agent >"$tokens/revisit-agent.token"
+mint --user audit-1 --name 审计员老周 --role auditor >"$tokens/auditor.token"
+mint --user admin-1 --name 管理员 --role administrator >"$tokens/administrator.token"
+for unit in $(awk -F'"' '/^id = "/ {print $2}' "$(dirname "$config")/organisation.toml"); do
+  mint --user "handler-$unit" --name 王五 --role unit_handler --unit "$unit" >"$tokens/$unit.token"
+done
+
 echo "demo: starting nats-server on 127.0.0.1:$nats_port (JetStream store data/nats)"
 .local/bin/nats-server -a 127.0.0.1 -p "$nats_port" -js -sd "$root/data/nats" >"$log_dir/nats.log" 2>&1 &
 echo $! >"$run_dir/nats.pid"
@@ -87,7 +106,7 @@ done
 echo "demo: all six services are ready"
 echo
 
-ctl=(target/debug/jiesuctl --config "$config")
+ctl=(env JIESU_TOKEN_FILE="$tokens/centre-agent.token" target/debug/jiesuctl --config "$config")
 stamp="$(date +%s)"
 "${ctl[@]}" submit --channel hotline --ref "demo-call-$stamp" --name 张女士 --phone 13800138000 \
   --title "小区门口私装地锁" --description "小区门口有人私装地锁，占用公共车位，希望尽快拆除。" \
@@ -113,14 +132,19 @@ unit="$(awk '$1 == "承办单位" {sub(/（.*/, "", $3); print $3; exit}' "$run_
 unit="${unit:-<unit id>}"
 cat <<MSG
 
-demo: the district is running. Walk the case through the loop (签收 → 联系 → 办结 → 回访):
+demo: the district is running, and every call needs a token (data/tokens/: a centre agent, a
+revisit agent, an auditor, an administrator, and a handler of every unit). Walk the case through
+the loop (签收 → 联系 → 办结 → 回访) as the people who do it:
+  export JIESU_TOKEN_FILE=data/tokens/$unit.token        # 承办人 of $unit
   target/debug/jiesuctl accept  $case_no --unit $unit --by 王五
   target/debug/jiesuctl contact $case_no --unit $unit --by 王五 --note "已电话联系，约定上门核实"
   target/debug/jiesuctl resolve $case_no --unit $unit --by 王五 --reply "地锁已拆除，车位恢复公共使用。"
-  target/debug/jiesuctl revisit $case_no --satisfaction satisfied --solved true --by 回访员
-  target/debug/jiesuctl case show $case_no
-  target/debug/jiesuctl case list
-Each service's admin port has /healthz, /readyz, /metrics and /dead-letters, e.g.
+  JIESU_TOKEN_FILE=data/tokens/revisit-agent.token target/debug/jiesuctl revisit $case_no --satisfaction satisfied --solved true --by 回访员
+  JIESU_TOKEN_FILE=data/tokens/centre-agent.token target/debug/jiesuctl case show $case_no
+  JIESU_TOKEN_FILE=data/tokens/centre-agent.token target/debug/jiesuctl case list
+Mint others with: target/debug/jiesuctl token issue --user <id> --name <name> --role <role> [--unit <unit>]
+Each service's admin port has /healthz, /readyz, /metrics and, for administrators, /dead-letters:
   curl -s 127.0.0.1:9653/metrics | grep jiesu_messages_consumed
+  curl -s -H "Authorization: Bearer \$(cat data/tokens/administrator.token)" 127.0.0.1:9653/dead-letters
 Logs are in data/logs/, databases in data/. Stop everything with: scripts/demo.sh stop
 MSG

@@ -42,6 +42,7 @@ impl IntakeService for IntakeApi {
     async fn get_submission(&self, request: Request<CaseRef>) -> Result<Response<SubmissionView>, Status> {
         let key = CaseKey::required(Some(request.get_ref()))?;
         let row = store::get(&self.db, &key).await?.ok_or_else(|| not_found(&key))?;
+        let masked_phone = mask_phone(&self.intake.contact(&row)?.1);
         let channel_name = self
             .intake
             .settings
@@ -65,7 +66,7 @@ impl IntakeService for IntakeApi {
                 latitude: row.latitude,
                 longitude: row.longitude,
             }),
-            masked_phone: mask_phone(&row.citizen_phone),
+            masked_phone,
             received_at: Some(millis_to_proto(row.received_at)),
             timeline: vec![TimelineEntry {
                 at: Some(millis_to_proto(row.received_at)),
@@ -117,7 +118,8 @@ impl IntakeService for IntakeApi {
             tracing::warn!(case_id = %row.case_id, reader = %read.reader, "contact read refused");
             return Err(Status::permission_denied(refusal.0));
         }
-        Ok(Response::new(Contact { case_id: row.case_id, name: row.citizen_name, phone: row.citizen_phone, anonymous: row.anonymous }))
+        let (name, phone) = self.intake.contact(&row)?;
+        Ok(Response::new(Contact { case_id: row.case_id, name, phone, anonymous: row.anonymous }))
     }
 
     async fn list_contact_reads(&self, request: Request<ListContactReadsRequest>) -> Result<Response<ListContactReadsResponse>, Status> {

@@ -11,6 +11,7 @@ pub mod consume;
 pub mod domain;
 mod error;
 pub mod policy;
+pub mod sealing;
 pub mod service;
 pub mod store;
 
@@ -31,13 +32,29 @@ pub use service::{Intake, Registered};
 pub const SERVICE: &str = "intake";
 
 /// `[intake]` of the district file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 pub struct Settings {
     /// The channels this district accepts; a new channel is a new entry here and a producer.
     #[serde(default)]
     pub channels: Vec<Channel>,
     #[serde(default)]
     pub limits: Limits,
+    /// Keys the citizen's name and phone are sealed with at rest: key id → 32 bytes of base64.
+    /// Keep retired keys here until no stored contact uses them.
+    #[serde(default)]
+    pub contact_keys: std::collections::BTreeMap<String, String>,
+    /// The key new contacts are sealed with; empty: stored in clear (never in production).
+    #[serde(default)]
+    pub contact_key: String,
+    /// The key of the phone's keyed hash (base64), for finding the same citizen again.
+    #[serde(default)]
+    pub contact_hash_key: String,
+}
+
+impl std::fmt::Debug for sealing::ContactSeal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ContactSeal")
+    }
 }
 
 pub type Config = jiesu_kit::ServiceConfig<Settings>;
@@ -49,8 +66,15 @@ pub const OWNERS_CONSUMER: &str = "intake-owners";
 pub async fn start(district: &DistrictConfig, clock: SharedClock) -> Result<Running, Error> {
     let config: Config = district.service(SERVICE)?;
     domain::check_channels(&config.settings.channels).map_err(jiesu_kit::Error::Config)?;
+    let s = &config.settings;
+    let seal = sealing::ContactSeal::new(&s.contact_keys, &s.contact_key, &s.contact_hash_key)
+        .map_err(|e| jiesu_kit::Error::Config(e.to_string()))?;
     let mut host = Host::start(&config, &jiesu_kit::migrations!(), clock).await?;
+    if !seal.seals() {
+        tracing::warn!("[intake] contact_key is not set: citizens' names and phones are stored in clear; never run a district like this");
+    }
     let intake = Arc::new(Intake {
+        seal,
         timezone: config.timezone(),
         settings: config.settings.clone(),
         district: config.district.clone(),

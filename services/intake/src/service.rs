@@ -32,6 +32,8 @@ impl Registered {
 
 /// Registration, shared by the gRPC API and the NATS consumer.
 pub struct Intake {
+    /// Seals the citizen's name and phone at rest.
+    pub seal: crate::sealing::ContactSeal,
     pub settings: Settings,
     pub district: jiesu_kit::config::District,
     pub timezone: chrono_tz::Tz,
@@ -52,11 +54,23 @@ impl Intake {
         let case_no = domain::case_no(&self.district.case_no_prefix, local_day, seq);
         let case_id = self.case_id(&clean, taken_at);
         let submitted_at = clean.submitted_at.as_ref().and_then(from_proto).filter(|t| *t <= now).unwrap_or(now);
-        store::record_submission(work.tx, &case_id, &case_no, &clean, to_millis(submitted_at), to_millis(now)).await?;
+        let citizen = clean.citizen.clone().unwrap_or_default();
+        let sealed = store::SealedContact {
+            name: self.seal.seal(&citizen.name, &case_id),
+            phone: self.seal.seal(&citizen.phone, &case_id),
+            phone_hash: self.seal.phone_hash(&citizen.phone),
+        };
+        store::record_submission(work.tx, &case_id, &case_no, &clean, &sealed, to_millis(submitted_at), to_millis(now)).await?;
         let event = self.received_event(&clean);
         work.emit(CaseIds { case_id: &case_id, case_no: &case_no }, event);
         tracing::info!(case_id = %case_id, case_no = %case_no, channel = %clean.channel, "case received");
         Ok(Registered { case_id, case_no, received_at: to_millis(now), duplicate: false })
+    }
+
+    /// The citizen's (name, phone) of a stored submission, opened.
+    pub fn contact(&self, row: &store::SubmissionRow) -> Result<(String, String), Error> {
+        let open = |v: &str| self.seal.open(v, &row.case_id).map_err(|e| jiesu_kit::Error::Config(e.to_string()));
+        Ok((open(&row.citizen_name)?, open(&row.citizen_phone)?))
     }
 
     /// A UUIDv7 of the moment the submission was taken whose other bits derive from its

@@ -51,28 +51,37 @@ pub async fn next_sequence(tx: &mut Tx, day: &str) -> Result<i64, Error> {
     Ok(n)
 }
 
-/// Records an accepted submission (already validated).
+/// The citizen's contact as it is stored: sealed name and phone, and the phone's keyed hash.
+pub struct SealedContact {
+    pub name: String,
+    pub phone: String,
+    pub phone_hash: String,
+}
+
+/// Records an accepted submission (already validated), with its contact sealed.
 pub async fn record_submission(
     tx: &mut Tx,
     case_id: &str,
     case_no: &str,
     s: &Submission,
+    contact: &SealedContact,
     submitted_at: i64,
     received_at: i64,
 ) -> Result<(), Error> {
     let loc = s.location.clone().unwrap_or_default();
-    let citizen = s.citizen.clone().unwrap_or_default();
+    let anonymous = s.citizen.as_ref().is_some_and(|c| c.anonymous);
     let attachments =
         serde_json::to_string(&s.attachments.iter().map(|a| serde_json::json!({"kind": a.kind, "url": a.url})).collect::<Vec<_>>())
             .expect("json");
     let sql = format!(
-        "INSERT INTO submissions ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
+        "INSERT INTO submissions ({COLUMNS}, citizen_phone_hash)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
     );
     with_tx!(tx, conn => sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(case_id).bind(case_no).bind(&s.channel).bind(&s.channel_ref).bind(&s.title).bind(&s.description)
         .bind(&loc.street).bind(&loc.community).bind(&loc.grid).bind(&loc.address).bind(loc.latitude).bind(loc.longitude)
-        .bind(&attachments).bind(&s.category_hint).bind(&citizen.name).bind(&citizen.phone).bind(citizen.anonymous)
-        .bind(submitted_at).bind(received_at)
+        .bind(&attachments).bind(&s.category_hint).bind(&contact.name).bind(&contact.phone).bind(anonymous)
+        .bind(submitted_at).bind(received_at).bind(&contact.phone_hash)
         .execute(conn).await.map(|r| r.rows_affected()))?;
     Ok(())
 }

@@ -487,6 +487,14 @@ async fn the_citizens_contact_is_guarded_and_every_read_recorded() {
     assert!(reads.iter().all(|r| r.case_id == case.case_id && r.purpose == "回访/联系市民"), "{reads:#?}");
     assert!(reads.iter().filter(|r| !r.allowed).all(|r| !r.refusal.is_empty()));
     assert_eq!(list(bearer(&signer, "agent-1", Role::CentreAgent, None)).await.unwrap_err().code(), Code::PermissionDenied);
+
+    // At rest the name and phone are sealed: neither is anywhere in intake's database files.
+    let path = h.bed.database_path("intake");
+    let mut stored = std::fs::read(&path).unwrap();
+    stored.extend(std::fs::read(path.with_extension("db-wal")).unwrap_or_default());
+    for secret in ["13700137000", "钱女士"] {
+        assert!(!stored.windows(secret.len()).any(|w| w == secret.as_bytes()), "{secret} is stored in clear");
+    }
 }
 
 /// Trust (issue 6): the admin port shows health and metrics to anyone on it, dead letters (and

@@ -234,6 +234,12 @@ impl TestBed {
         config.set("nats.url", nats.url());
         config.set("nats.subject_root", root.clone());
         config.set("telemetry.log_filter", "warn");
+        // Citizens' contacts sealed at rest, as in production.
+        let mut contact_keys = toml::Table::new();
+        contact_keys.insert("test".into(), toml::Value::String(jiesu_intake_key()));
+        config.set("intake.contact_keys", toml::Value::Table(contact_keys));
+        config.set("intake.contact_key", "test");
+        config.set("intake.contact_hash_key", jiesu_intake_key());
         let mut bed = Self { nats, dir, config, subjects: Subjects::new(root) };
         for svc in services {
             let url = format!("sqlite://{}", bed.database_path(svc).display());
@@ -423,6 +429,15 @@ pub async fn until_outbox_sent(db: &TestDb, limit: Duration) -> Result<(), Timed
         (db.count("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL").await.ok()? == 0).then_some(())
     })
     .await
+}
+
+/// 32 random bytes in base64: a key for sealing contacts at rest.
+fn jiesu_intake_key() -> String {
+    use base64::Engine;
+    use std::io::Read;
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes)).expect("random bytes");
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 /// `GET http://<addr><path>` over a fresh connection: the status code and the body, or `None`
