@@ -12,7 +12,9 @@ use std::{
 use anyhow::{Context, Result, ensure};
 use jiesu_kit::Subjects;
 use jiesu_proto::v1::{
-    CaseRef, CaseStatus, case_ref::Ref, dispatch_service_client::DispatchServiceClient, intake_service_client::IntakeServiceClient,
+    AcceptRequest, CaseRef, CaseStatus, RecordRequest, ResolveRequest, Satisfaction, case_ref::Ref,
+    dispatch_service_client::DispatchServiceClient, intake_service_client::IntakeServiceClient,
+    revisit_service_client::RevisitServiceClient,
 };
 use jiesu_testkit::{NatsServer, StoredMessage, demo_config, eventually, free_port, grpc_channel, http_get, read_stream, unique_name};
 
@@ -159,6 +161,37 @@ impl Cluster {
     pub async fn events(&self) -> Result<Vec<StoredMessage>> {
         let js = async_nats::jetstream::new(async_nats::connect(self.nats.url()).await?);
         read_stream(&js, &self.subjects.events_stream(), None).await.map_err(anyhow::Error::from_boxed)
+    }
+
+    /// Takes a dispatched case through the rest of the loop, each step a separate call as the
+    /// people would make it: its unit accepts and resolves, the revisit agent records a satisfied
+    /// citizen; waits until dispatch has closed it.
+    pub async fn walk_to_closed(&self, case_id: &str) -> Result<()> {
+        let by_id = || Some(CaseRef { r#ref: Some(Ref::CaseId(case_id.to_string())) });
+        let mut dispatch = self.dispatch().await;
+        let owner = dispatch.get_case(by_id().expect("a reference")).await?.into_inner().unit_id;
+        dispatch.accept(AcceptRequest { case: by_id(), unit_id: owner.clone(), accepted_by: "王五".into() }).await?;
+        dispatch.resolve(ResolveRequest { case: by_id(), unit_id: owner, resolved_by: "王五".into(), reply: "已处理。".into() }).await?;
+        let revisit = RevisitServiceClient::new(grpc_channel(self.grpc["revisit"]).await);
+        let record = RecordRequest {
+            case: by_id(),
+            satisfaction: Satisfaction::Satisfied as i32,
+            solved: true,
+            comment: String::new(),
+            recorded_by: "回访员小陈".into(),
+        };
+        eventually("revisit to know the resolved case", Duration::from_secs(30), || {
+            let (mut revisit, record) = (revisit.clone(), record.clone());
+            async move { revisit.record(record).await.ok().map(|_| ()) }
+        })
+        .await?;
+        eventually("the case to be closed", Duration::from_secs(30), || {
+            let mut dispatch = dispatch.clone();
+            let r = by_id().expect("a reference");
+            async move { (dispatch.get_case(r).await.ok()?.into_inner().status() == CaseStatus::Closed).then_some(()) }
+        })
+        .await?;
+        Ok(())
     }
 
     pub async fn dispatched(&self, case_id: &str) -> Result<()> {

@@ -7,11 +7,8 @@ use std::time::Duration;
 
 use anyhow::{Result, ensure};
 use jiesu_integration_tests::cluster::{BINARIES, Cluster};
-use jiesu_proto::v1::{
-    AcceptRequest, CaseRef, CaseStatus, Citizen, Location, RecordRequest, ResolveRequest, Satisfaction, Submission, SubmitRequest,
-    case_ref::Ref, revisit_service_client::RevisitServiceClient,
-};
-use jiesu_testkit::{eventually, grpc_channel, read_stream};
+use jiesu_proto::v1::{Citizen, Location, Submission, SubmitRequest};
+use jiesu_testkit::read_stream;
 
 const NAME: &str = "欧阳娜娜";
 const PHONE: &str = "13912345678";
@@ -44,30 +41,7 @@ async fn no_name_or_phone_reaches_an_event_an_answer_or_a_log_line() -> Result<(
     // The whole loop for case a: dispatched, accepted, resolved, revisited, closed.
     c.dispatched(&a.case_id).await?;
     c.dispatched(&b.case_id).await?;
-    let by_id = || Some(CaseRef { r#ref: Some(Ref::CaseId(a.case_id.clone())) });
-    let mut dispatch = c.dispatch().await;
-    let owner = dispatch.get_case(by_id().unwrap()).await?.into_inner().unit_id;
-    dispatch.accept(AcceptRequest { case: by_id(), unit_id: owner.clone(), accepted_by: "王五".into() }).await?;
-    dispatch.resolve(ResolveRequest { case: by_id(), unit_id: owner, resolved_by: "王五".into(), reply: "已修复。".into() }).await?;
-    let revisit = RevisitServiceClient::new(grpc_channel(c.grpc["revisit"]).await);
-    let record = RecordRequest {
-        case: by_id(),
-        satisfaction: Satisfaction::Satisfied as i32,
-        solved: true,
-        comment: String::new(),
-        recorded_by: "回访员小陈".into(),
-    };
-    eventually("the revisit to be recorded", Duration::from_secs(30), || {
-        let (mut revisit, record) = (revisit.clone(), record.clone());
-        async move { revisit.record(record).await.ok().map(|_| ()) }
-    })
-    .await?;
-    eventually("case a to be closed", Duration::from_secs(30), || {
-        let mut dispatch = dispatch.clone();
-        let r = CaseRef { r#ref: Some(Ref::CaseId(a.case_id.clone())) };
-        async move { (dispatch.get_case(r).await.ok()?.into_inner().status() == CaseStatus::Closed).then_some(()) }
-    })
-    .await?;
+    c.walk_to_closed(&a.case_id).await?;
     // Let notification text both citizens (it reads their numbers from intake) and log it.
     tokio::time::sleep(Duration::from_secs(2)).await;
 

@@ -14,11 +14,8 @@ use std::{
 
 use anyhow::Result;
 use jiesu_integration_tests::cluster::{BINARIES, Cluster};
-use jiesu_proto::v1::{
-    AcceptRequest, CaseRef, CaseStatus, Citizen, Location, RecordRequest, ResolveRequest, Satisfaction, Submission, SubmitRequest,
-    case_ref::Ref, revisit_service_client::RevisitServiceClient,
-};
-use jiesu_testkit::{eventually, grpc_channel};
+use jiesu_proto::v1::{Citizen, Location, Submission, SubmitRequest};
+use jiesu_testkit::eventually;
 use opentelemetry_proto::tonic::{
     collector::trace::v1::{
         ExportTraceServiceRequest, ExportTraceServiceResponse,
@@ -135,31 +132,7 @@ async fn one_case_is_one_trace_across_the_services() -> Result<()> {
     let trace_id = received.trace_id().expect("traceparent on case.received").to_string();
 
     // The unit accepts and resolves, the citizen is called back: three separate calls.
-    let by_id = || Some(CaseRef { r#ref: Some(Ref::CaseId(receipt.case_id.clone())) });
-    let mut dispatch = c.dispatch().await;
-    dispatch.accept(AcceptRequest { case: by_id(), unit_id: "st-dongmen".into(), accepted_by: "王五".into() }).await?;
-    let resolve =
-        ResolveRequest { case: by_id(), unit_id: "st-dongmen".into(), resolved_by: "王五".into(), reply: "已清理。".into() };
-    dispatch.resolve(resolve).await?;
-    let revisit = RevisitServiceClient::new(grpc_channel(c.grpc["revisit"]).await);
-    let record = RecordRequest {
-        case: by_id(),
-        satisfaction: Satisfaction::Satisfied as i32,
-        solved: true,
-        comment: String::new(),
-        recorded_by: "回访员小陈".into(),
-    };
-    eventually("revisit to know the resolved case", Duration::from_secs(30), || {
-        let (mut revisit, record) = (revisit.clone(), record.clone());
-        async move { revisit.record(record).await.ok().map(|_| ()) }
-    })
-    .await?;
-    eventually("the case to be closed", Duration::from_secs(30), || {
-        let mut dispatch = dispatch.clone();
-        let r = CaseRef { r#ref: Some(Ref::CaseId(receipt.case_id.clone())) };
-        async move { (dispatch.get_case(r).await.ok()?.into_inner().status() == CaseStatus::Closed).then_some(()) }
-    })
-    .await?;
+    c.walk_to_closed(&receipt.case_id).await?;
 
     // Every event of the case, from case.received to case.closed, is in the submission's trace.
     let events = c.events().await?;

@@ -200,22 +200,12 @@ async fn the_handling_loop_from_dispatch_to_closure(backend: Backend) {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_unit_sees_and_handles_only_its_own_cases() {
     use jiesu_kit::auth::Role;
-    use jiesu_testkit::{TestBed, demo_config};
-    let mut bed = TestBed::new(demo_config(), &["dispatch"]);
-    let signer = bed.require_tokens();
-    let h = Harness::start_on(bed, "dispatch", std::sync::Arc::new(jiesu_kit::SystemClock), |c, k| async move {
-        jiesu_dispatch::start(&c, k).await
-    })
-    .await;
+    let (h, signer) = Harness::start_with_tokens("dispatch", |c, k| async move { jiesu_dispatch::start(&c, k).await }).await;
     let first = uuid::Uuid::now_v7().to_string();
     h.publish(&classified(&first)).await;
     h.handled(&first).await.unwrap();
 
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-    let token = |role: Role, unit: Option<&str>| {
-        let t = signer.issue("u-1", "王五", &[role], unit, now, std::time::Duration::from_secs(600)).unwrap();
-        format!("Bearer {t}").parse::<tonic::metadata::MetadataValue<_>>().unwrap()
-    };
+    let token = |role: Role, unit: Option<&str>| jiesu_testkit::bearer(&signer, "u-1", role, unit);
     let client = DispatchServiceClient::new(h.channel().await);
     let call = |auth: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>, unit: &str| {
         let mut client = client.clone();

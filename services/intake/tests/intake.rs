@@ -342,17 +342,7 @@ async fn health_goes_not_serving_when_nats_is_lost_and_back_when_it_returns(back
 #[tokio::test(flavor = "multi_thread")]
 async fn calls_without_a_good_token_are_unauthenticated() {
     use jiesu_kit::auth::{Claims, Role};
-    use jiesu_testkit::{TestBed, demo_config};
-    let mut bed = TestBed::new(demo_config(), &["intake"]);
-    let signer = bed.require_tokens();
-    let h =
-        Harness::start_on(
-            bed,
-            "intake",
-            std::sync::Arc::new(jiesu_kit::SystemClock),
-            |c, k| async move { jiesu_intake::start(&c, k).await },
-        )
-        .await;
+    let (h, signer) = Harness::start_with_tokens("intake", |c, k| async move { jiesu_intake::start(&c, k).await }).await;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     let submit = |token: Option<String>| {
         let channel = h.channel();
@@ -383,7 +373,7 @@ async fn calls_without_a_good_token_are_unauthenticated() {
     refused(submit(None).await, "no bearer token");
     let expired = signer.sign(&Claims { exp: now - 3_600, ..claims(&agent(60)) }).unwrap();
     refused(submit(Some(expired)).await, "expired");
-    let stranger = TestBed::new(demo_config(), &[]).require_tokens();
+    let stranger = jiesu_testkit::TestBed::new(jiesu_testkit::demo_config(), &[]).require_tokens();
     let foreign = stranger.issue("u-7", "x", &[Role::CentreAgent], None, now, Duration::from_secs(60)).unwrap();
     refused(submit(Some(foreign)).await, "not (or no longer) a key");
     let wrong_audience = signer.sign(&Claims { aud: jiesu_kit::auth::Audience::One("another-app".into()), ..claims(&agent(60)) }).unwrap();
@@ -409,24 +399,11 @@ fn claims(token: &str) -> jiesu_kit::auth::Claims {
 /// Trust (issue 6): the citizen's contact only for those who must reach them, every read recorded.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_citizens_contact_is_guarded_and_every_read_recorded() {
-    use jiesu_kit::auth::{Role, Signer};
+    use jiesu_kit::auth::Role;
     use jiesu_proto::v1::{CaseDispatched, CaseRef, ListContactReadsRequest, case_ref::Ref};
-    use jiesu_testkit::{TestBed, demo_config, event_meta, until_handled};
-    let mut bed = TestBed::new(demo_config(), &["intake"]);
-    let signer = bed.require_tokens();
-    let h =
-        Harness::start_on(
-            bed,
-            "intake",
-            std::sync::Arc::new(jiesu_kit::SystemClock),
-            |c, k| async move { jiesu_intake::start(&c, k).await },
-        )
-        .await;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-    let bearer = |signer: &Signer, sub: &str, role: Role, unit: Option<&str>| {
-        let t = signer.issue(sub, sub, &[role], unit, now, Duration::from_secs(600)).unwrap();
-        format!("Bearer {t}").parse::<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>().unwrap()
-    };
+    use jiesu_testkit::{event_meta, until_handled};
+    let (h, signer) = Harness::start_with_tokens("intake", |c, k| async move { jiesu_intake::start(&c, k).await }).await;
+    let bearer = jiesu_testkit::bearer;
     let client = IntakeServiceClient::new(h.channel().await);
     let mut agent = client.clone();
     let mut submit = tonic::Request::new(SubmitRequest {
@@ -502,21 +479,11 @@ async fn the_citizens_contact_is_guarded_and_every_read_recorded() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_admin_port_keeps_dead_letters_for_administrators() {
     use jiesu_kit::auth::Role;
-    use jiesu_testkit::{TestBed, demo_config, http_request};
-    let mut bed = TestBed::new(demo_config(), &["intake"]);
-    let signer = bed.require_tokens();
-    let h =
-        Harness::start_on(
-            bed,
-            "intake",
-            std::sync::Arc::new(jiesu_kit::SystemClock),
-            |c, k| async move { jiesu_intake::start(&c, k).await },
-        )
-        .await;
+    use jiesu_testkit::http_request;
+    let (h, signer) = Harness::start_with_tokens("intake", |c, k| async move { jiesu_intake::start(&c, k).await }).await;
     let admin = h.running().admin_addr;
     assert!(admin.ip().is_loopback(), "the admin port listens on loopback unless told otherwise");
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-    let bearer = |role: Role| format!("Bearer {}", signer.issue("op-1", "运维", &[role], None, now, Duration::from_secs(600)).unwrap());
+    let bearer = |role: Role| jiesu_testkit::bearer(&signer, "op-1", role, None).to_str().unwrap().to_string();
 
     assert_eq!(http_request(admin, "GET", "/healthz", None).await.unwrap().0, 200);
     assert_eq!(http_request(admin, "GET", "/metrics", None).await.unwrap().0, 200);

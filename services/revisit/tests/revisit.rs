@@ -136,23 +136,9 @@ async fn revisits_reopen_dissatisfied_cases_and_record_satisfied_ones(backend: B
 #[tokio::test(flavor = "multi_thread")]
 async fn only_revisit_agents_record_and_units_read_only_their_own() {
     use jiesu_kit::auth::Role;
-    use jiesu_testkit::{TestBed, demo_config};
-    let mut bed = TestBed::new(demo_config(), &["revisit"]);
-    let signer = bed.require_tokens();
-    let h =
-        Harness::start_on(
-            bed,
-            "revisit",
-            std::sync::Arc::new(jiesu_kit::SystemClock),
-            |c, k| async move { jiesu_revisit::start(&c, k).await },
-        )
-        .await;
+    let (h, signer) = Harness::start_with_tokens("revisit", |c, k| async move { jiesu_revisit::start(&c, k).await }).await;
     resolved(&h, &uuid::Uuid::now_v7().to_string(), 1).await;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-    let bearer = |role: Role, unit: Option<&str>| {
-        let t = signer.issue("u-1", "小陈", &[role], unit, now, std::time::Duration::from_secs(600)).unwrap();
-        format!("Bearer {t}").parse::<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>().unwrap()
-    };
+    let bearer = |role: Role, unit: Option<&str>| jiesu_testkit::bearer(&signer, "u-1", role, unit);
     let client = RevisitServiceClient::new(h.channel().await);
     let record_as = |auth: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>| {
         let mut client = client.clone();

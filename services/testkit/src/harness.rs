@@ -83,6 +83,19 @@ impl Harness {
         Self::start_on_backend(bed, section, backend, Arc::new(SystemClock), start).await
     }
 
+    /// [`Harness::start`] with tokens required (see [`TestBed::require_tokens`]); the signer
+    /// mints the test's tokens ([`crate::bearer`]).
+    pub async fn start_with_tokens<F, Fut, E>(section: &'static str, start: F) -> (Self, jiesu_kit::auth::Signer)
+    where
+        F: Fn(DistrictConfig, SharedClock) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Running, E>> + Send + 'static,
+        E: Display,
+    {
+        let mut bed = TestBed::new(crate::demo_config(), &[section]);
+        let signer = bed.require_tokens();
+        (Self::start_on(bed, section, Arc::new(SystemClock), start).await, signer)
+    }
+
     /// Starts the service on a test bed prepared by the test (other keys set), with `clock`.
     pub async fn start_on<F, Fut, E>(bed: TestBed, section: &'static str, clock: SharedClock, start: F) -> Self
     where

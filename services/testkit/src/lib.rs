@@ -498,3 +498,15 @@ macro_rules! on_both_backends {
         }
     };
 }
+
+/// `authorization` metadata of a fresh ten-minute token for `subject` with `role` (and `unit`).
+pub fn bearer(
+    signer: &jiesu_kit::auth::Signer,
+    subject: &str,
+    role: jiesu_kit::auth::Role,
+    unit: Option<&str>,
+) -> tonic::metadata::MetadataValue<tonic::metadata::Ascii> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970").as_secs();
+    let token = signer.issue(subject, subject, &[role], unit, now, Duration::from_secs(600)).expect("sign a token");
+    format!("Bearer {token}").parse().expect("a token is ASCII")
+}
