@@ -42,6 +42,10 @@ impl IntakeService for IntakeApi {
     async fn get_submission(&self, request: Request<CaseRef>) -> Result<Response<SubmissionView>, Status> {
         let key = CaseKey::required(Some(request.get_ref()))?;
         let row = store::get(&self.db, &key).await?.ok_or_else(|| not_found(&key))?;
+        if let Some(who) = auth::caller(&request) {
+            let owner = store::owner(&self.db, &row.case_id).await?;
+            policy::may_read_submission(who, owner.as_deref())?;
+        }
         let masked_phone = mask_phone(&self.intake.contact(&row)?.1);
         let channel_name = self
             .intake

@@ -27,6 +27,20 @@ pub fn may_read_contact(who: &Identity, owner: Option<&str>) -> Result<(), Refus
     )))
 }
 
+/// May `who` read a submission as received (its text may carry what the citizen told about
+/// themselves)? The centre, auditors, administrators, services and revisit agents; a unit only
+/// once the case is its own.
+pub fn may_read_submission(who: &Identity, owner: Option<&str>) -> Result<(), Refusal> {
+    let reads_all = [Role::CentreAgent, Role::CentreSupervisor, Role::Auditor, Role::Administrator, Role::Service, Role::RevisitAgent];
+    if reads_all.iter().any(|r| who.has(*r)) {
+        return Ok(());
+    }
+    if (who.has(Role::UnitHandler) || who.has(Role::UnitHead)) && who.unit.is_some() && who.unit.as_deref() == owner {
+        return Ok(());
+    }
+    Err(Refusal(format!("{} may not read this submission: a unit reads the submissions of its own cases", who.describe())))
+}
+
 /// May `who` list the record of contact reads?
 pub fn may_audit(who: &Identity) -> Result<(), Refusal> {
     if who.has(Role::Auditor) || who.has(Role::Administrator) {
@@ -56,6 +70,14 @@ mod tests {
             assert_eq!(may_read_contact(&caller, Some("st-xinan")).is_ok(), role == Role::RevisitAgent, "{role} on another unit's case");
             assert_eq!(may_read_contact(&caller, None).is_ok(), role == Role::RevisitAgent, "{role} before dispatch");
             assert_eq!(may_audit(&caller).is_ok(), matches!(role, Role::Auditor | Role::Administrator), "{role} auditing");
+            let reads_all = matches!(
+                role,
+                Role::CentreAgent | Role::CentreSupervisor | Role::Auditor | Role::Administrator | Role::Service | Role::RevisitAgent
+            );
+            let unit = matches!(role, Role::UnitHandler | Role::UnitHead);
+            assert_eq!(may_read_submission(&caller, Some("st-dongmen")).is_ok(), reads_all || unit, "{role} reading its unit's submission");
+            assert_eq!(may_read_submission(&caller, Some("st-xinan")).is_ok(), reads_all, "{role} reading another unit's");
+            assert_eq!(may_read_submission(&caller, None).is_ok(), reads_all, "{role} before dispatch");
         }
         assert!(may_read_contact(&who(Role::Service, "notification", None), None).is_ok());
         let other_service = may_read_contact(&who(Role::Service, "dispatch", None), Some("st-dongmen")).unwrap_err();

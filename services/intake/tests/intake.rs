@@ -450,6 +450,18 @@ async fn the_citizens_contact_is_guarded_and_every_read_recorded() {
     assert_eq!(read(bearer(&signer, "h-1", Role::UnitHandler, Some("st-dongmen"))).await.unwrap(), "13700137000");
     denied(read(bearer(&signer, "h-2", Role::UnitHandler, Some("st-xinan"))).await, "only notification");
 
+    // The submission itself: the owning unit and the centre read it, another unit does not.
+    let submission = |auth: tonic::metadata::MetadataValue<tonic::metadata::Ascii>| {
+        let mut client = client.clone();
+        let mut req = tonic::Request::new(CaseRef { r#ref: Some(Ref::CaseId(case.case_id.clone())) });
+        req.metadata_mut().insert("authorization", auth);
+        async move { client.get_submission(req).await.map(|r| r.into_inner()) }
+    };
+    assert_eq!(submission(bearer(&signer, "h-1", Role::UnitHandler, Some("st-dongmen"))).await.unwrap().masked_phone, "137****7000");
+    assert!(submission(bearer(&signer, "agent-1", Role::CentreAgent, None)).await.is_ok());
+    let refused = submission(bearer(&signer, "h-2", Role::UnitHandler, Some("st-xinan"))).await.unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
+
     // The auditor sees every read, allowed or refused, with who and why; nobody else does.
     let list = |auth: tonic::metadata::MetadataValue<tonic::metadata::Ascii>| {
         let mut client = client.clone();
