@@ -10,7 +10,7 @@
 //!   dispatch; until then, none. Revisit agents work in revisit, channel integrators in intake.
 
 pub use jiesu_kit::auth::Refusal;
-use jiesu_kit::auth::{Identity, Role};
+use jiesu_kit::auth::{Identity, Role, may_see_case};
 
 /// The units a case concerns.
 #[derive(Debug, Clone, Copy)]
@@ -28,21 +28,9 @@ fn is_unit(who: &Identity) -> bool {
     who.has(Role::UnitHandler) || who.has(Role::UnitHead)
 }
 
-/// May `who` read this case?
+/// May `who` read this case? (The kit's [`may_see_case`] over its owner and assisting units.)
 pub fn may_view(who: &Identity, case: Parties<'_>) -> Result<(), Refusal> {
-    if sees_all(who) {
-        return Ok(());
-    }
-    if is_unit(who)
-        && let Some(unit) = &who.unit
-        && (unit == case.owner || case.assisting.iter().any(|a| a == unit))
-    {
-        return Ok(());
-    }
-    Err(Refusal(format!(
-        "{} may not see this case: a unit sees the cases it owns or assists; leaders the cases escalated to them; the centre all",
-        who.describe()
-    )))
+    may_see_case(who, std::iter::once(case.owner).chain(case.assisting.iter().map(String::as_str)))
 }
 
 /// Which unit's cases `who` may list, given the unit the request asks for: `None` for every unit.

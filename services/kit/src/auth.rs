@@ -146,6 +146,26 @@ impl From<Refusal> for tonic::Status {
     }
 }
 
+/// The rule every service's reads of a case share: the centre, auditors, administrators and
+/// the services see every case; a unit handler or head sees a case when its unit is one of
+/// `units` (the case's owner, the units assisting it). A service adds its own rules beside it.
+pub fn may_see_case<'a>(who: &Identity, units: impl IntoIterator<Item = &'a str>) -> Result<(), Refusal> {
+    let sees_all = [Role::CentreAgent, Role::CentreSupervisor, Role::Auditor, Role::Administrator, Role::Service];
+    if sees_all.iter().any(|r| who.has(*r)) {
+        return Ok(());
+    }
+    if (who.has(Role::UnitHandler) || who.has(Role::UnitHead))
+        && let Some(unit) = &who.unit
+        && units.into_iter().any(|u| u == unit)
+    {
+        return Ok(());
+    }
+    Err(Refusal(format!(
+        "{} may not see this case: a unit sees the cases it owns or assists; leaders the cases escalated to them; the centre all",
+        who.describe()
+    )))
+}
+
 /// Why a token was not accepted: what `UNAUTHENTICATED` says.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
@@ -706,6 +726,20 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(verifier.verify(&forged), Err(AuthError::WrongAlgorithm(_))));
+    }
+
+    #[test]
+    fn who_sees_a_case_for_every_role() {
+        for role in Role::ALL {
+            let unit = role.needs_unit().then(|| "st-dongmen".to_string());
+            let who = Identity { subject: "u".into(), name: "某人".into(), roles: vec![role], unit, issuer: "jiesu".into() };
+            let all = matches!(role, Role::CentreAgent | Role::CentreSupervisor | Role::Auditor | Role::Administrator | Role::Service);
+            let unit = matches!(role, Role::UnitHandler | Role::UnitHead);
+            assert_eq!(may_see_case(&who, ["st-dongmen"]).is_ok(), all || unit, "{role} on its unit's case");
+            assert_eq!(may_see_case(&who, ["dept-water", "st-dongmen"]).is_ok(), all || unit, "{role} assisting");
+            assert_eq!(may_see_case(&who, ["st-xinan"]).is_ok(), all, "{role} on another unit's case");
+            assert_eq!(may_see_case(&who, []).is_ok(), all, "{role} on a case of no unit yet");
+        }
     }
 
     #[test]

@@ -27,6 +27,11 @@ impl NotificationService for NotificationApi {
         if rows.is_empty() {
             return Err(Error::NotFound(key.describe()).into());
         }
+        // A unit sees the notices of the cases it was told of.
+        if let Some(who) = jiesu_kit::auth::caller(&request) {
+            let units = rows.iter().filter(|r| r.recipient_kind == "unit").map(|r| r.recipient.as_str());
+            jiesu_kit::auth::may_see_case(who, units)?;
+        }
         let facts = rows.iter().map(|r| self.facts(r)).collect::<Result<Vec<_>, Error>>()?;
         let timeline = domain::timeline(&facts)
             .into_iter()

@@ -30,6 +30,9 @@ impl SlaService for SlaApi {
         let Some(case_id) = rows.first().map(|r| r.case_id.clone()) else {
             return Err(key.not_found("the SLA timer"));
         };
+        if let Some(who) = jiesu_kit::auth::caller(&request) {
+            jiesu_kit::auth::may_see_case(who, rows.iter().map(|r| r.unit_id.as_str()))?;
+        }
         rows.sort_by_key(|r| (milestone_rank(&r.milestone), r.started_at));
         let mut history = store::history(&self.db, &case_id).await?;
         history.sort_by_key(|h| (h.happened_at, event_rank(&h.event), milestone_rank(&h.milestone)));
