@@ -10,18 +10,13 @@
 //!   dispatch; until then, none. Revisit agents work in revisit, channel integrators in intake.
 
 pub use jiesu_kit::auth::Refusal;
-use jiesu_kit::auth::{Identity, Role, may_see_case};
+use jiesu_kit::auth::{Identity, Role, may_see_case, sees_every_case};
 
 /// The units a case concerns.
 #[derive(Debug, Clone, Copy)]
 pub struct Parties<'a> {
     pub owner: &'a str,
     pub assisting: &'a [String],
-}
-
-/// Roles that see every case.
-fn sees_all(who: &Identity) -> bool {
-    [Role::CentreAgent, Role::CentreSupervisor, Role::Auditor, Role::Administrator, Role::Service].iter().any(|r| who.has(*r))
 }
 
 fn is_unit(who: &Identity) -> bool {
@@ -36,7 +31,7 @@ pub fn may_view(who: &Identity, case: Parties<'_>) -> Result<(), Refusal> {
 /// Which unit's cases `who` may list, given the unit the request asks for: `None` for every unit.
 pub fn list_scope(who: &Identity, requested: &str) -> Result<Option<String>, Refusal> {
     let requested = requested.trim();
-    if sees_all(who) {
+    if sees_every_case(who) {
         return Ok((!requested.is_empty()).then(|| requested.to_string()));
     }
     match (&who.unit, is_unit(who)) {

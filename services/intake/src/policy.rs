@@ -5,7 +5,7 @@
 //! else is refused — and every request, allowed or refused, is recorded.
 
 pub use jiesu_kit::auth::Refusal;
-use jiesu_kit::auth::{Identity, Role};
+use jiesu_kit::auth::{Identity, Role, may_see_case};
 
 /// The service that texts citizens.
 const NOTIFICATION: &str = "notification";
@@ -31,14 +31,11 @@ pub fn may_read_contact(who: &Identity, owner: Option<&str>) -> Result<(), Refus
 /// themselves)? The centre, auditors, administrators, services and revisit agents; a unit only
 /// once the case is its own.
 pub fn may_read_submission(who: &Identity, owner: Option<&str>) -> Result<(), Refusal> {
-    let reads_all = [Role::CentreAgent, Role::CentreSupervisor, Role::Auditor, Role::Administrator, Role::Service, Role::RevisitAgent];
-    if reads_all.iter().any(|r| who.has(*r)) {
+    if who.has(Role::RevisitAgent) {
         return Ok(());
     }
-    if (who.has(Role::UnitHandler) || who.has(Role::UnitHead)) && who.unit.is_some() && who.unit.as_deref() == owner {
-        return Ok(());
-    }
-    Err(Refusal(format!("{} may not read this submission: a unit reads the submissions of its own cases", who.describe())))
+    may_see_case(who, owner)
+        .map_err(|_| Refusal(format!("{} may not read this submission: a unit reads the submissions of its own cases", who.describe())))
 }
 
 /// May `who` list the record of contact reads?

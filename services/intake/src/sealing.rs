@@ -114,16 +114,10 @@ impl ContactSeal {
     }
 }
 
-/// A new random key, in base64 (for `jiesuctl`, the demo and the tests).
-pub fn new_key() -> String {
-    let mut key = [0u8; 32];
-    SystemRandom::new().fill(&mut key).expect("the system's random source");
-    base64::engine::general_purpose::STANDARD.encode(key)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use jiesu_kit::auth::random_key as new_key;
 
     fn seal_with(write: &str, keys: &[(&str, &str)]) -> ContactSeal {
         let keys = keys.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();

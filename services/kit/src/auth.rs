@@ -146,12 +146,16 @@ impl From<Refusal> for tonic::Status {
     }
 }
 
+/// The centre (受理派单员, 督办员), auditors, administrators and the services see every case.
+pub fn sees_every_case(who: &Identity) -> bool {
+    [Role::CentreAgent, Role::CentreSupervisor, Role::Auditor, Role::Administrator, Role::Service].iter().any(|r| who.has(*r))
+}
+
 /// The rule every service's reads of a case share: the centre, auditors, administrators and
 /// the services see every case; a unit handler or head sees a case when its unit is one of
 /// `units` (the case's owner, the units assisting it). A service adds its own rules beside it.
 pub fn may_see_case<'a>(who: &Identity, units: impl IntoIterator<Item = &'a str>) -> Result<(), Refusal> {
-    let sees_all = [Role::CentreAgent, Role::CentreSupervisor, Role::Auditor, Role::Administrator, Role::Service];
-    if sees_all.iter().any(|r| who.has(*r)) {
+    if sees_every_case(who) {
         return Ok(());
     }
     if (who.has(Role::UnitHandler) || who.has(Role::UnitHead))
@@ -446,11 +450,21 @@ impl Signer {
         if settings.signing_key.is_empty() {
             return Ok(None);
         }
-        let path = base_dir.join(&settings.signing_key);
+        Self::from_file(&base_dir.join(&settings.signing_key), &settings.issuer, &settings.audience).map(Some)
+    }
+
+    /// A signer of a key file as `jiesuctl keys generate` writes it: `<kid>.key.pem`.
+    pub fn from_file(path: &Path, issuer: &str, audience: &str) -> Result<Self, Error> {
         let pem =
-            std::fs::read_to_string(&path).map_err(|e| Error::Config(format!("cannot read the signing key {}: {e}", path.display())))?;
-        let kid = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().trim_end_matches(".key").to_string();
-        Self::from_pem(&kid, &pem, &settings.issuer, &settings.audience).map(Some)
+            std::fs::read_to_string(path).map_err(|e| Error::Config(format!("cannot read the signing key {}: {e}", path.display())))?;
+        let file = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let kid = file.trim_end_matches(".pem").trim_end_matches(".key");
+        Self::from_pem(kid, &pem, issuer, audience)
+    }
+
+    /// A token for `subject` valid for `ttl` from now.
+    pub fn issue_now(&self, subject: &str, name: &str, roles: &[Role], unit: Option<&str>, ttl: Duration) -> Result<String, Error> {
+        self.issue(subject, name, roles, unit, jsonwebtoken::get_current_timestamp(), ttl)
     }
 
     /// A token for `subject` valid from `now` for `ttl`.
@@ -476,6 +490,14 @@ impl Signer {
         header.kid = Some(self.kid.clone());
         jsonwebtoken::encode(&header, claims, &self.key).map_err(|e| Error::Config(format!("cannot sign a token: {e}")))
     }
+}
+
+/// 32 random bytes in base64: a symmetric key (sealing contacts, keyed hashes).
+pub fn random_key() -> String {
+    use ring::rand::SecureRandom;
+    let mut key = [0u8; 32];
+    ring::rand::SystemRandom::new().fill(&mut key).expect("the system's random source");
+    base64::engine::general_purpose::STANDARD.encode(key)
 }
 
 /// A new Ed25519 key: (its PKCS#8 PEM, its public JWK with `kid`).

@@ -284,18 +284,23 @@ async fn shutdown_signal() {
 async fn probe(db: Db, broker: Broker, readiness: Readiness, cancel: CancellationToken) {
     const EVERY: std::time::Duration = std::time::Duration::from_secs(2);
     loop {
-        match db.ping().await {
-            Ok(()) => readiness.ok("database"),
-            Err(e) => readiness.failing("database", &e.to_string()),
-        }
-        if broker.client.connection_state() == async_nats::connection::State::Connected {
-            readiness.ok("nats");
-        } else {
-            readiness.failing("nats", "not connected");
-        }
+        check_dependencies(&db, &broker, &readiness).await;
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(EVERY) => {}
         }
+    }
+}
+
+/// Pings the database and looks at the NATS connection, and says so in `readiness`.
+pub(crate) async fn check_dependencies(db: &Db, broker: &Broker, readiness: &Readiness) {
+    match db.ping().await {
+        Ok(()) => readiness.ok("database"),
+        Err(e) => readiness.failing("database", &e.to_string()),
+    }
+    if broker.client.connection_state() == async_nats::connection::State::Connected {
+        readiness.ok("nats");
+    } else {
+        readiness.failing("nats", "not connected");
     }
 }

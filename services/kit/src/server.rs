@@ -109,18 +109,8 @@ pub(crate) async fn serve_admin(listener: TcpListener, state: AdminState, cancel
 
 async fn readyz(State(s): State<AdminState>) -> impl IntoResponse {
     // Checked now as well as by the probe, so /readyz is never two seconds late.
-    let mut problems = Vec::new();
-    if let Err(e) = s.db.ping().await {
-        problems.push(format!("database: {e}"));
-    }
-    if s.broker.client.connection_state() != async_nats::connection::State::Connected {
-        problems.push("nats: not connected".to_string());
-    }
-    for p in s.readiness.problems() {
-        if !problems.iter().any(|seen| seen.split(':').next() == p.split(':').next()) {
-            problems.push(p);
-        }
-    }
+    crate::host::check_dependencies(&s.db, &s.broker, &s.readiness).await;
+    let problems = s.readiness.problems();
     if problems.is_empty() {
         (StatusCode::OK, Json(serde_json::json!({"ready": true})))
     } else {

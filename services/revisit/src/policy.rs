@@ -3,7 +3,7 @@
 //! administrators and the services read revisits, and a unit reads those of its own cases.
 
 pub use jiesu_kit::auth::Refusal;
-use jiesu_kit::auth::{Identity, Role};
+use jiesu_kit::auth::{Identity, Role, may_see_case};
 
 /// May `who` record the citizen's answer?
 pub fn may_record(who: &Identity) -> Result<(), Refusal> {
@@ -16,17 +16,15 @@ pub fn may_record(who: &Identity) -> Result<(), Refusal> {
 
 /// May `who` read the revisits of a case handled by `unit`?
 pub fn may_view(who: &Identity, unit: &str) -> Result<(), Refusal> {
-    let reads_all = [Role::RevisitAgent, Role::CentreAgent, Role::CentreSupervisor, Role::Auditor, Role::Administrator, Role::Service];
-    if reads_all.iter().any(|r| who.has(*r)) {
+    if who.has(Role::RevisitAgent) {
         return Ok(());
     }
-    if (who.has(Role::UnitHandler) || who.has(Role::UnitHead)) && who.unit.as_deref() == Some(unit) {
-        return Ok(());
-    }
-    Err(Refusal(format!(
-        "{} may not read these revisits: a unit reads those of its own cases; the centre and revisit agents all",
-        who.describe()
-    )))
+    may_see_case(who, [unit]).map_err(|_| {
+        Refusal(format!(
+            "{} may not read these revisits: a unit reads those of its own cases; the centre and revisit agents all",
+            who.describe()
+        ))
+    })
 }
 
 #[cfg(test)]

@@ -236,10 +236,10 @@ impl TestBed {
         config.set("telemetry.log_filter", "warn");
         // Citizens' contacts sealed at rest, as in production.
         let mut contact_keys = toml::Table::new();
-        contact_keys.insert("test".into(), toml::Value::String(jiesu_intake_key()));
+        contact_keys.insert("test".into(), toml::Value::String(jiesu_kit::auth::random_key()));
         config.set("intake.contact_keys", toml::Value::Table(contact_keys));
         config.set("intake.contact_key", "test");
-        config.set("intake.contact_hash_key", jiesu_intake_key());
+        config.set("intake.contact_hash_key", jiesu_kit::auth::random_key());
         let mut bed = Self { nats, dir, config, subjects: Subjects::new(root) };
         for svc in services {
             let url = format!("sqlite://{}", bed.database_path(svc).display());
@@ -431,15 +431,6 @@ pub async fn until_outbox_sent(db: &TestDb, limit: Duration) -> Result<(), Timed
     .await
 }
 
-/// 32 random bytes in base64: a key for sealing contacts at rest.
-fn jiesu_intake_key() -> String {
-    use base64::Engine;
-    use std::io::Read;
-    let mut bytes = [0u8; 32];
-    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes)).expect("random bytes");
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
 /// `GET http://<addr><path>` over a fresh connection: the status code and the body, or `None`
 /// when nothing answers (yet). Enough HTTP for a service's admin port (`/readyz`, `/metrics`)
 /// without an HTTP client dependency.
@@ -506,7 +497,6 @@ pub fn bearer(
     role: jiesu_kit::auth::Role,
     unit: Option<&str>,
 ) -> tonic::metadata::MetadataValue<tonic::metadata::Ascii> {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970").as_secs();
-    let token = signer.issue(subject, subject, &[role], unit, now, Duration::from_secs(600)).expect("sign a token");
+    let token = signer.issue_now(subject, subject, &[role], unit, Duration::from_secs(600)).expect("sign a token");
     format!("Bearer {token}").parse().expect("a token is ASCII")
 }

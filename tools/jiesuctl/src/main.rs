@@ -671,22 +671,12 @@ fn issue_token(
     };
     let base = d.config.as_ref().map(|c| c.base_dir().to_path_buf()).unwrap_or_default();
     let signer = match key {
-        Some(path) => {
-            let pem = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-            let kid =
-                path.file_name().and_then(|n| n.to_str()).unwrap_or_default().trim_end_matches(".pem").trim_end_matches(".key").to_string();
-            jiesu_kit::auth::Signer::from_pem(&kid, &pem, &auth.issuer, &auth.audience)?
-        }
+        Some(path) => jiesu_kit::auth::Signer::from_file(path, &auth.issuer, &auth.audience)?,
         None => jiesu_kit::auth::Signer::from_settings(&auth, &base)?
             .ok_or_else(|| anyhow!("no signing key: set [auth] signing_key in the district file, or give --key"))?,
     };
-    let now = jsonwebtoken_now();
-    println!("{}", signer.issue(user, name, &roles, unit, now, ttl)?);
+    println!("{}", signer.issue_now(user, name, &roles, unit, ttl)?);
     Ok(())
-}
-
-fn jsonwebtoken_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
 }
 
 /// The documented `Nats-Msg-Id` of a submission: `<channel>:<channel_ref>:<the first 16 hex
