@@ -75,10 +75,20 @@ for unit in $(awk -F'"' '/^id = "/ {print $2}' "$(dirname "$config")/organisatio
   mint --user "handler-$unit" --name 王五 --role unit_handler --unit "$unit" >"$tokens/$unit.token"
 done
 
-echo "demo: starting nats-server on 127.0.0.1:$nats_port (JetStream store data/nats)"
-.local/bin/nats-server -a 127.0.0.1 -p "$nats_port" -js -sd "$root/data/nats" >"$log_dir/nats.log" 2>&1 &
+# NATS with least privilege: a key per service and per channel, the server's configuration
+# generated from the district file, streams and consumers made by the operator.
+ctl_admin=(target/debug/jiesuctl --config "$config")
+"${ctl_admin[@]}" nats keys --dir data/nats-keys >/dev/null
+"${ctl_admin[@]}" nats config --dir data/nats-keys --listen "127.0.0.1:$nats_port" --store-dir "$root/data/nats" --out data/nats.conf >/dev/null
+echo "demo: starting nats-server on 127.0.0.1:$nats_port (users and permissions in data/nats.conf, JetStream store data/nats)"
+.local/bin/nats-server -c data/nats.conf >"$log_dir/nats.log" 2>&1 &
 echo $! >"$run_dir/nats.pid"
 for _ in $(seq 100); do (echo >"/dev/tcp/127.0.0.1/$nats_port") 2>/dev/null && break; sleep 0.1; done
+for attempt in $(seq 20); do # JetStream may need a moment after the port opens
+  if "${ctl_admin[@]}" nats provision >"$log_dir/provision.log" 2>&1; then break; fi
+  [ "$attempt" = 20 ] && { echo "demo: cannot provision the streams:" >&2; cat "$log_dir/provision.log" >&2; exit 1; }
+  sleep 0.5
+done
 
 admin_port() { # the admin port of a service, from the district file
   awk -v sec="[$1]" '$0==sec{f=1;next} /^\[/{f=0} f && /^admin_addr/ {gsub(/"/,"",$3); split($3,a,":"); print a[2]; exit}' "$config"

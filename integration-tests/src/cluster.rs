@@ -16,7 +16,7 @@ use jiesu_proto::v1::{
     dispatch_service_client::DispatchServiceClient, intake_service_client::IntakeServiceClient,
     revisit_service_client::RevisitServiceClient,
 };
-use jiesu_testkit::{NatsServer, StoredMessage, demo_config, eventually, free_port, grpc_channel, http_get, read_stream, unique_name};
+use jiesu_testkit::{NatsServer, StoredMessage, demo_config, eventually, free_port, grpc_channel, http_get, read_stream};
 
 /// (config section, binary suffix) of the six services.
 pub const BINARIES: [(&str, &str); 6] = [
@@ -90,12 +90,18 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Starts NATS and the six binaries; `extra_env` goes to every service process.
-    pub fn start(extra_env: &[(&str, &str)]) -> Result<Self> {
+    /// Starts NATS, provisions its streams and consumers as the operator, and starts the six
+    /// binaries, each connecting as its own NATS user; `extra_env` goes to every service process.
+    pub async fn start(extra_env: &[(&str, &str)]) -> Result<Self> {
         let target = binaries()?;
         let nats = NatsServer::start();
         let dir = tempfile::Builder::new().prefix("jiesu-crash-").tempdir()?;
-        let root = unique_name("c");
+        let root = nats.root().to_string();
+        let mut config = jiesu_kit::DistrictConfig::load(demo_config())?;
+        config.set("nats.url", nats.url());
+        config.set("nats.subject_root", root.clone());
+        config.set("nats.keys_dir", nats.keys_dir().display().to_string());
+        jiesu_testkit::provision(&config).await;
         let mut grpc = BTreeMap::new();
         let mut admin = BTreeMap::new();
         for (svc, _) in BINARIES {
@@ -108,6 +114,7 @@ impl Cluster {
             let mut env = vec![
                 ("JIESU__NATS__URL".to_string(), nats.url()),
                 ("JIESU__NATS__SUBJECT_ROOT".to_string(), root.clone()),
+                ("JIESU__NATS__KEYS_DIR".to_string(), nats.keys_dir().display().to_string()),
                 ("JIESU__TELEMETRY__LOG_FILTER".to_string(), "info".to_string()),
                 (format!("JIESU__{key}__DATABASE_URL"), format!("sqlite://{}", dir.path().join(format!("{svc}.db")).display())),
                 (format!("JIESU__{key}__GRPC_ADDR"), grpc[svc].to_string()),
@@ -159,7 +166,7 @@ impl Cluster {
     }
 
     pub async fn events(&self) -> Result<Vec<StoredMessage>> {
-        let js = async_nats::jetstream::new(async_nats::connect(self.nats.url()).await?);
+        let js = async_nats::jetstream::new(self.nats.operator().await);
         read_stream(&js, &self.subjects.events_stream(), None).await.map_err(anyhow::Error::from_boxed)
     }
 

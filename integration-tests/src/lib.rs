@@ -50,10 +50,11 @@ impl District {
     ) -> Result<Self> {
         // Every service on SQLite in the bed's directory; PostgreSQL replaces the URLs below.
         let TestBed { nats, dir, mut config, subjects } = TestBed::new(demo_config(), &SERVICES);
+        let root = subjects.root().to_string();
         let mut databases = Vec::new();
         for svc in SERVICES {
             if backend == Backend::Postgres {
-                let name = format!("{}_{svc}", subjects.root());
+                let name = format!("{root}_{svc}");
                 create_pg_database(&name).await?;
                 config.set(&format!("{svc}.database_url"), pg_url(&name));
                 databases.push(name);
@@ -62,6 +63,10 @@ impl District {
             config.set(&format!("{svc}.consumer.backoff"), vec!["200ms", "500ms", "1s", "1s", "1s"]);
         }
         tweak(&mut config);
+        // The tweak may point the district at another NATS (a cluster), under its own root.
+        let subjects = Subjects::new(config.part::<jiesu_kit::config::NatsSettings>("nats")?.subject_root);
+        // What the operator does before the services start: they may not create streams.
+        jiesu_testkit::provision(&config).await;
         let mut district = Self { nats, subjects, config, running: BTreeMap::new(), clock, backend, databases, dir };
         for svc in SERVICES.iter().filter(|s| services.contains(s)) {
             district.start_service(svc).await?;
@@ -121,9 +126,9 @@ impl District {
         RevisitServiceClient::new(self.channel("revisit").await)
     }
 
+    /// JetStream as the operator, who may read and manage everything.
     pub async fn jetstream(&self) -> Result<async_nats::jetstream::Context> {
-        let client = async_nats::connect(self.nats.url()).await?;
-        Ok(async_nats::jetstream::new(client))
+        Ok(async_nats::jetstream::new(self.nats.operator().await))
     }
 
     /// Every message in the events stream so far.

@@ -95,7 +95,7 @@ struct RunResult {
 
 async fn one_run(a: &Args, run: usize) -> Result<RunResult> {
     let d = District::start(a.backend).await?;
-    let client = async_nats::connect(d.nats.url()).await?;
+    let client = d.nats.operator().await;
     // Core subscriptions see what JetStream stores: when each case was received and dispatched.
     let mut received = client.subscribe(d.subjects.event(ev::CaseReceived::TYPE)).await?;
     let mut dispatched = client.subscribe(d.subjects.event(ev::CaseDispatched::TYPE)).await?;

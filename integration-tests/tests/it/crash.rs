@@ -24,7 +24,7 @@ fn submission(channel_ref: &str) -> Submission {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_services_and_a_lost_broker_lose_nothing_and_repeat_nothing() -> Result<()> {
-    let mut c = Cluster::start(&[])?;
+    let mut c = Cluster::start(&[]).await?;
     for (svc, _) in BINARIES {
         c.ready(svc).await?;
     }
@@ -43,7 +43,7 @@ async fn killed_services_and_a_lost_broker_lose_nothing_and_repeat_nothing() -> 
     // 2. Intake is killed: a channel's submission published meanwhile is kept by JetStream and
     //    registered once intake is back.
     c.procs.get_mut("intake").unwrap().kill();
-    let client = async_nats::connect(c.nats.url()).await?;
+    let client = c.nats.operator().await;
     let js = async_nats::jetstream::new(client);
     let mut headers = async_nats::HeaderMap::new();
     headers.insert("Content-Type", "application/json");

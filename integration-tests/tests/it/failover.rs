@@ -42,6 +42,8 @@ async fn services_start_on_a_fresh_cluster_and_survive_the_loss_of_a_node() -> R
     // Started at once on a cluster still electing its leader: every one of them comes up.
     let mut d = District::start_with(Backend::Sqlite, Arc::new(jiesu_kit::SystemClock), &SERVICES, |c| {
         c.set("nats.url", urls.clone());
+        c.set("nats.subject_root", cluster.root());
+        c.set("nats.keys_dir", cluster.keys_dir().display().to_string());
         c.set("nats.replicas", 3);
     })
     .await
@@ -60,7 +62,7 @@ async fn services_start_on_a_fresh_cluster_and_survive_the_loss_of_a_node() -> R
     })
     .await?;
     until_dispatched(&d, &second.case_id).await?;
-    let js = async_nats::jetstream::new(async_nats::connect(cluster.nodes[1].url()).await?);
+    let js = async_nats::jetstream::new(cluster.nodes[1].operator().await);
     let dispatched = d.subjects.event(ev::CaseDispatched::TYPE);
     let received = eventually("both cases in the stream", WAIT, || async {
         let n = read_stream(&js, &d.subjects.events_stream(), Some(&dispatched)).await.ok()?.len();

@@ -3,6 +3,7 @@
 //! they fail, not skip, when it is missing — CI runs them.
 
 mod bad_input;
+mod broker_trust;
 mod crash;
 mod failover;
 mod flow;

@@ -16,7 +16,7 @@ const LANDLINE: &str = "075583456789";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_name_or_phone_reaches_an_event_an_answer_or_a_log_line() -> Result<()> {
-    let c = Cluster::start(&[("JIESU__TELEMETRY__LOG_FILTER", "debug")])?;
+    let c = Cluster::start(&[("JIESU__TELEMETRY__LOG_FILTER", "debug")]).await?;
     for (svc, _) in BINARIES {
         c.ready(svc).await?;
     }
@@ -32,7 +32,7 @@ async fn no_name_or_phone_reaches_an_event_an_answer_or_a_log_line() -> Result<(
     let a = c.intake().await.submit(SubmitRequest { submission: Some(submit("pii-1", PHONE)) }).await?.into_inner();
     let b = c.intake().await.submit(SubmitRequest { submission: Some(submit("pii-2", "(0755) 8345-6789")) }).await?.into_inner();
     // Over NATS too, and one rejected (a bad phone): its answer must not echo the number.
-    let js = async_nats::jetstream::new(async_nats::connect(c.nats.url()).await?);
+    let js = async_nats::jetstream::new(c.nats.operator().await);
     let mut headers = async_nats::HeaderMap::new();
     headers.insert("Content-Type", "application/json");
     let bad = serde_json::json!({"channel_ref": "pii-3", "citizen": {"name": NAME, "phone": "+1 415 555 0100"}, "description": "x"});

@@ -96,10 +96,12 @@ async fn restore_then_replay(backend: Backend) -> Result<()> {
     tokio::time::sleep(Duration::from_millis(1_500)).await;
 
     // The disk is lost: restore the backup (it knows case 1 only) and replay the stream into it
-    // by removing the durable consumer, which the service creates again from the start.
+    // by removing the durable consumer, which the operator provisions again from the start
+    // (docs/operations.md, "Backup and restore").
     d.stop_service("dispatch").await;
     d.restore("dispatch").await?;
     d.jetstream().await?.get_stream(d.subjects.events_stream()).await?.delete_consumer("dispatch").await?;
+    jiesu_testkit::provision(&d.config).await;
     d.start_service("dispatch").await?;
     for case in &cases {
         eventually(&format!("dispatch to know {case} again"), WAIT, || async {

@@ -103,7 +103,7 @@ async fn one_case_is_one_trace_across_the_services() -> Result<()> {
             .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
     );
 
-    let c = Cluster::start(&[("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint), ("OTEL_BSP_SCHEDULE_DELAY", "100")])?;
+    let c = Cluster::start(&[("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint), ("OTEL_BSP_SCHEDULE_DELAY", "100")]).await?;
     for (svc, _) in BINARIES {
         c.ready(svc).await?;
     }

@@ -47,7 +47,7 @@ struct Producer {
 
 impl Producer {
     async fn new(h: &Harness, channel: &'static str) -> Self {
-        let client = async_nats::connect(h.bed.nats.url()).await.expect("connect");
+        let client = h.bed.nats.operator().await;
         let answers = client.subscribe(format!("{}.intake.*.{channel}", h.bed.subjects.root())).await.expect("subscribe");
         Self { js: h.js.clone(), subjects: h.bed.subjects.clone(), channel, answers }
     }
@@ -126,7 +126,7 @@ async fn a_corrected_resend_after_a_rejection_becomes_a_case(backend: Backend) {
 /// Defects 9 and 15: readiness follows the consumer when its stream is deleted; after the
 /// stream is recreated, its sequence numbers start again and are still new submissions.
 async fn a_recreated_stream_neither_fools_readiness_nor_swallows_submissions(backend: Backend) {
-    let mut h = intake(backend).await;
+    let h = intake(backend).await;
     let mut p = Producer::new(&h, "hotline").await;
     let ready = |h: &Harness| {
         let addr = h.running().admin_addr;
@@ -161,8 +161,9 @@ async fn a_recreated_stream_neither_fools_readiness_nor_swallows_submissions(bac
     .await
     .unwrap();
 
-    // A restart recreates the stream; its sequence starts at 1 again.
-    h.restart().await;
+    // The operator provisions again (`jiesuctl nats provision`): intake, which may not create
+    // streams itself, binds to the new stream without a restart; its sequence starts at 1 again.
+    h.bed.provision().await;
     eventually("ready again", WAIT, || async { (ready(&h).await.0 == 200).then_some(()) }).await.unwrap();
     // gRPC health follows readiness as it changes: give it the moment it takes.
     let health = tonic_health::pb::health_client::HealthClient::new(h.channel().await);

@@ -111,7 +111,34 @@ impl DistrictConfig {
         Ok(cfg)
     }
 
-    fn part<T: DeserializeOwned + Default>(&self, name: &str) -> Result<T, Error> {
+    /// The ids of the district's intake channels (`[[intake.channels]]`): each has its own
+    /// producer on NATS (see [`crate::access`]).
+    pub fn channel_ids(&self) -> Result<Vec<String>, Error> {
+        #[derive(Deserialize)]
+        struct Channel {
+            id: String,
+        }
+        let channels = self.table.get("intake").and_then(|i| i.get("channels")).cloned();
+        match channels {
+            None => Ok(Vec::new()),
+            Some(v) => {
+                let list: Vec<Channel> = v.try_into().map_err(|e| Error::Config(format!("[[intake.channels]]: {e}")))?;
+                Ok(list.into_iter().map(|c| c.id).collect())
+            }
+        }
+    }
+
+    /// How service `name`'s durable consumer redelivers (`[<name>.consumer]`), for the operator
+    /// who provisions it.
+    pub fn consumer_settings(&self, name: &str) -> Result<ConsumerSettings, Error> {
+        match self.table.get(name).and_then(|s| s.get("consumer")) {
+            None => Ok(ConsumerSettings::default()),
+            Some(v) => v.clone().try_into().map_err(|e| Error::Config(format!("[{name}.consumer]: {e}"))),
+        }
+    }
+
+    /// A top-level section (`nats`, `auth`), or its defaults when the file has none.
+    pub fn part<T: DeserializeOwned + Default>(&self, name: &str) -> Result<T, Error> {
         match self.table.get(name) {
             None => Ok(T::default()),
             Some(v) => v.clone().try_into().map_err(|e| Error::Config(format!("[{name}]: {e}"))),
@@ -256,6 +283,15 @@ pub struct NatsSettings {
     /// names and phones: only as long as a producer that was away may need its answers.
     #[serde(deserialize_with = "crate::time::de_duration")]
     pub submission_retention: Duration,
+    /// Directory of the NATS users' nkey seeds (`<user>.nk`, made by `jiesuctl nats keys`):
+    /// each service connects as itself with `<keys_dir>/<service>.nk`. Unset: no credentials,
+    /// for a server without authentication (never in production).
+    pub keys_dir: Option<PathBuf>,
+    /// TLS to the server: the CA that signed its certificate (`ca.pem`); set, TLS is required.
+    pub tls_ca: Option<PathBuf>,
+    /// The client's own certificate and key, for servers that demand mutual TLS.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for NatsSettings {
@@ -267,6 +303,10 @@ impl Default for NatsSettings {
             duplicate_window: Duration::from_secs(10 * 60),
             event_retention: Duration::from_secs(400 * 86_400),
             submission_retention: Duration::from_secs(7 * 86_400),
+            keys_dir: None,
+            tls_ca: None,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }

@@ -8,6 +8,7 @@
 //! | [`clock`] | injected time, so deadlines are tested without waiting |
 //! | [`db`] | SQLite (default) or PostgreSQL chosen once from the URL, migrations, `BEGIN IMMEDIATE` |
 //! | [`messaging`] | NATS connection, subjects, streams, the headers every message carries |
+//! | [`access`] | who may publish and consume what on NATS: users, permissions, server config, provisioning |
 //! | [`work`] | one message's or command's transaction and the events it emits (ids, meta) |
 //! | [`outbox`] | events written in the handler's transaction, published by a relay afterwards |
 //! | [`consumer`] | durable pull consumers with an inbox (exactly-once effects), back-off, dead letters |
@@ -16,6 +17,7 @@
 //! | [`health`] | readiness of every consumer and the relay, for `/readyz` and gRPC health |
 //! | [`host`] | starts all of the above for a service and stops it cleanly |
 
+pub mod access;
 pub mod auth;
 mod case_trace;
 pub mod cli;

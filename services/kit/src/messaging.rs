@@ -2,10 +2,7 @@
 
 use std::time::Duration;
 
-use async_nats::{
-    HeaderMap,
-    jetstream::{self, stream},
-};
+use async_nats::{HeaderMap, jetstream};
 
 use crate::{Error, config::NatsSettings};
 
@@ -100,47 +97,85 @@ pub struct Broker {
     pub client: async_nats::Client,
     pub jetstream: jetstream::Context,
     pub subjects: Subjects,
+    /// Whether this connection may create streams and consumers: only without credentials (a
+    /// server without authentication). A service with its own NATS user binds to what the
+    /// operator provisioned (see [`crate::access`]).
+    pub manages_streams: bool,
 }
 
 impl Broker {
-    /// Connects to whichever of the configured servers answers and makes sure both streams
-    /// exist. A broker that is down or still forming its cluster is waited for, with back-off
-    /// and a warning now and then: a service started before NATS comes up when NATS does.
-    pub async fn connect(settings: &NatsSettings, name: &str) -> Result<Self, Error> {
+    /// Connects as `user` (a service's name) to whichever of the configured servers answers,
+    /// with that user's key when `nats.keys_dir` is set, and waits until the streams exist. A
+    /// broker that is down or still forming its cluster is waited for, with back-off and a
+    /// warning now and then: a service started before NATS comes up when NATS does. Refused
+    /// credentials are an error at once: waiting would not change them.
+    pub async fn connect(settings: &NatsSettings, user: &str) -> Result<Self, Error> {
         let servers: Vec<async_nats::ServerAddr> = settings
             .url
             .iter()
             .map(|u| u.parse().map_err(|e| Error::NatsConnect { url: u.clone(), reason: format!("not a server address: {e}") }))
             .collect::<Result<_, _>>()?;
-        let client = async_nats::ConnectOptions::new()
-            .name(format!("jiesu-{name}"))
-            .retry_on_initial_connect()
-            .connection_timeout(Duration::from_secs(5))
-            .connect(servers)
-            .await
-            .map_err(|e| Error::NatsConnect { url: settings.servers(), reason: e.to_string() })?;
-        // Retry-on-initial-connect returns before the first connection; the streams need one.
+        let seed = match &settings.keys_dir {
+            Some(dir) => Some(crate::access::read_seed(dir, user)?),
+            None => None,
+        };
+        let mut options = async_nats::ConnectOptions::new()
+            .name(format!("jiesu-{user}"))
+            .custom_inbox_prefix(crate::access::inbox_prefix(user))
+            .connection_timeout(Duration::from_secs(5));
+        if let Some(seed) = &seed {
+            options = options.nkey(seed.clone());
+        }
+        if let Some(ca) = &settings.tls_ca {
+            options = options.require_tls(true).add_root_certificates(ca.clone());
+        }
+        if let (Some(cert), Some(key)) = (&settings.tls_cert, &settings.tls_key) {
+            options = options.add_client_certificate(cert.clone(), key.clone());
+        }
         let started = tokio::time::Instant::now();
         let mut warned = started;
-        while client.connection_state() != async_nats::connection::State::Connected {
-            if warned.elapsed() >= Duration::from_secs(10) {
-                warned = tokio::time::Instant::now();
-                tracing::warn!(servers = %settings.servers(), waited = ?started.elapsed(), "no NATS server answers yet; still trying");
+        let mut attempt = 0u32;
+        let client = loop {
+            match options.clone().connect(servers.clone()).await {
+                Ok(client) => break client,
+                Err(e) => {
+                    use async_nats::ConnectErrorKind as Kind;
+                    if matches!(e.kind(), Kind::AuthorizationViolation | Kind::Authentication) {
+                        return Err(Error::NatsConnect {
+                            url: settings.servers(),
+                            reason: format!("the server refused the credentials of NATS user {user}: {e} (see `jiesuctl nats keys`)"),
+                        });
+                    }
+                    if matches!(e.kind(), Kind::Tls) && attempt >= 3 {
+                        return Err(Error::NatsConnect { url: settings.servers(), reason: format!("TLS: {e}") });
+                    }
+                    attempt = attempt.saturating_add(1);
+                    if warned.elapsed() >= Duration::from_secs(10) {
+                        warned = tokio::time::Instant::now();
+                        tracing::warn!(servers = %settings.servers(), waited = ?started.elapsed(), error = %e, "no NATS server answers yet; still trying");
+                    }
+                    tokio::time::sleep(Duration::from_millis((50 * 2u64.pow(attempt.min(4))).min(1_000))).await;
+                }
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        };
         let mut jetstream = jetstream::new(client.clone());
         jetstream.set_timeout(Duration::from_secs(10));
-        let broker = Self { client, jetstream, subjects: Subjects::new(&settings.subject_root) };
+        let broker = Self { client, jetstream, subjects: Subjects::new(&settings.subject_root), manages_streams: seed.is_none() };
+        if seed.is_none() {
+            tracing::warn!(
+                "NATS without credentials (nats.keys_dir unset): fine for a server without authentication on a developer's machine, never in production"
+            );
+        }
         let mut attempt = 0u32;
         loop {
-            match broker.ensure_streams(settings).await {
+            let outcome = if broker.manages_streams { broker.ensure_streams(settings).await } else { broker.find_streams().await };
+            match outcome {
                 Ok(()) => break,
                 Err(e) => {
                     // A fresh cluster answers "jetstream request timed out" until it has a leader.
                     attempt = attempt.saturating_add(1);
                     let pause = Duration::from_millis(200 * 2u64.pow(attempt.min(5)));
-                    tracing::warn!(error = %e, attempt, ?pause, "cannot set up the streams yet; retrying");
+                    tracing::warn!(error = %e, attempt, ?pause, "the streams are not there yet; retrying");
                     tokio::time::sleep(pause).await;
                 }
             }
@@ -148,38 +183,26 @@ impl Broker {
         Ok(broker)
     }
 
-    /// Creates or updates both streams; safe to run from every service at every start.
+    /// Creates or updates both streams (without credentials only: otherwise the operator's).
     pub async fn ensure_streams(&self, settings: &NatsSettings) -> Result<(), Error> {
-        let s = &self.subjects;
-        let submissions = stream::Config {
-            name: s.submissions_stream(),
-            description: Some("Jiesu submissions from every intake channel, and intake's answers".into()),
-            subjects: vec![s.intake_all(), s.rejected("*"), s.accepted("*")],
-            retention: stream::RetentionPolicy::Limits,
-            storage: stream::StorageType::File,
-            num_replicas: settings.replicas,
-            duplicate_window: settings.duplicate_window,
-            max_age: settings.submission_retention,
-            ..Default::default()
-        };
-        let events = stream::Config {
-            name: s.events_stream(),
-            description: Some("Jiesu case events: the record every service and report is built from".into()),
-            subjects: vec![format!("{}.event.>", s.root())],
-            retention: stream::RetentionPolicy::Limits,
-            storage: stream::StorageType::File,
-            num_replicas: settings.replicas,
-            duplicate_window: settings.duplicate_window,
-            max_age: settings.event_retention,
-            ..Default::default()
-        };
-        for config in [submissions, events] {
+        for config in crate::access::stream_configs(&self.subjects, settings) {
             let name = config.name.clone();
             self.jetstream
                 .create_or_update_stream(config)
                 .await
                 .map_err(|e| Error::Nats(format!("cannot create or update stream {name}: {e}")))?;
         }
+        Ok(())
+    }
+
+    /// Checks that the operator has provisioned the events stream (every service reads it; a
+    /// consumer of the submissions stream waits for that stream itself).
+    async fn find_streams(&self) -> Result<(), Error> {
+        let name = self.subjects.events_stream();
+        self.jetstream
+            .get_stream(&name)
+            .await
+            .map_err(|e| Error::Nats(format!("stream {name}: {e} (has the operator run `jiesuctl nats provision`?)")))?;
         Ok(())
     }
 }

@@ -55,7 +55,7 @@ impl Handler for Echo {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exactly_once_retries_and_dead_letters() {
-    let nats = NatsServer::start();
+    let nats = NatsServer::start_without_auth();
     let dir = tempfile::tempdir().unwrap();
     let root = unique_name("k");
     let mut cfg = DistrictConfig::parse("[test]\n", dir.path()).unwrap();
@@ -72,7 +72,7 @@ async fn exactly_once_retries_and_dead_letters() {
     let db = host.db.clone();
     let echo = Arc::new(Echo { fixed: false.into() });
 
-    let client = async_nats::connect(nats.url()).await.unwrap();
+    let client = nats.operator().await;
     let js = async_nats::jetstream::new(client);
     let send = |id: &str, body: &str| {
         let js = js.clone();

@@ -120,6 +120,7 @@ async fn events_become_deliveries_sent_once_with_retries_and_no_stored_phone() {
     // One clock for both services: retries come due when the test moves it, not by waiting.
     let clock = ManualClock::new(Utc::now());
 
+    bed.provision().await;
     let intake = jiesu_intake::start(&bed.config, Arc::new(clock.clone())).await.expect("intake starts");
     bed.config.set("notification.intake_url", format!("http://{}", intake.grpc_addr));
     bed.config.set("notification.webhook_url", format!("http://{gateway_addr}/sms"));
@@ -295,6 +296,7 @@ async fn a_delivery_that_keeps_failing_is_given_up_after_max_attempts() {
     bed.config.set("notification.webhook_url", format!("http://127.0.0.1:{dead}/sms"));
     bed.config.set("notification.max_attempts", 2);
     bed.config.set("notification.retry_backoff", vec!["1m"]);
+    bed.provision().await;
     let notification = jiesu_notification::start(&bed.config, Arc::new(clock.clone())).await.expect("notification starts");
     let mut client = NotificationServiceClient::new(grpc_channel(notification.grpc_addr).await);
     let js = bed.jetstream().await.unwrap();

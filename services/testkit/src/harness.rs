@@ -131,6 +131,7 @@ impl Harness {
             let fut = start(config, clock);
             Box::pin(async move { fut.await.map_err(|e| e.to_string()) })
         });
+        bed.provision().await;
         let running = start(bed.config.clone(), clock.clone()).await.unwrap_or_else(|e| panic!("{section} does not start: {e}"));
         let js = bed.jetstream().await.expect("connect to the test's NATS");
         let db = match &postgres {

@@ -50,26 +50,74 @@ mod postgres;
 pub use harness::{Harness, TestDb};
 pub use postgres::{Backend, PgDatabase, drop_pg_database, pg_admin, pg_url, postgres_admin_url};
 
-/// A running nats-server owned by a test.
+/// A running nats-server owned by a test, with authentication on as in production: one nkey
+/// user per service, per channel of the demo district and the operator, with the permissions
+/// [`jiesu_kit::access`] gives them, for subjects under the server's own unique root.
 pub struct NatsServer {
     child: Option<Child>,
     port: u16,
     store: tempfile::TempDir,
     bin: PathBuf,
-    /// More arguments (a cluster's name and routes).
-    extra: Vec<String>,
+    auth: std::sync::Arc<NatsAuth>,
+    /// This node's place in a cluster: (cluster name, route ports, index).
+    cluster: Option<(String, Vec<u16>, usize)>,
+}
+
+/// The users of a test's NATS: their seeds in a temporary directory, under one subject root.
+pub struct NatsAuth {
+    root: String,
+    keys: tempfile::TempDir,
+    /// Empty: a server without authentication.
+    users: Vec<jiesu_kit::access::User>,
+}
+
+impl NatsAuth {
+    fn new(root: String, channels: &[String]) -> Self {
+        use jiesu_kit::access;
+        let keys = tempfile::Builder::new().prefix("jiesu-nats-keys-").tempdir().expect("temp dir for NATS keys");
+        let users = access::district_users(&Subjects::new(&root), channels);
+        access::ensure_seeds(keys.path(), users.iter().map(|u| u.name.as_str())).expect("write NATS keys");
+        Self { root, keys, users }
+    }
+
+    fn public_keys(&self) -> std::collections::BTreeMap<String, String> {
+        use jiesu_kit::access;
+        self.users
+            .iter()
+            .map(|u| {
+                let seed = access::read_seed(self.keys.path(), &u.name).expect("read a NATS key");
+                (u.name.clone(), access::public_key(&seed).expect("a public key"))
+            })
+            .collect()
+    }
 }
 
 impl NatsServer {
-    /// Starts a server on a free port and waits until it accepts connections.
+    /// Starts a server on a free port, for a unique subject root and the demo district's
+    /// channels, and waits until it accepts connections.
     pub fn start() -> Self {
-        Self::start_with(Vec::new())
+        let channels = DistrictConfig::load(demo_config()).and_then(|c| c.channel_ids()).expect("the demo district's channels");
+        Self::start_for(&unique_name("t"), &channels)
     }
 
-    fn start_with(extra: Vec<String>) -> Self {
+    /// Starts a server without authentication: only for tests of the kit's own mechanics (a
+    /// consumer of made-up events), never for a test of the services.
+    pub fn start_without_auth() -> Self {
+        let mut auth = NatsAuth::new(unique_name("t"), &[]);
+        auth.users.clear();
+        Self::start_with(std::sync::Arc::new(auth), None)
+    }
+
+    /// Starts a server whose users publish under subject root `root`, with a producer user for
+    /// each of `channels`.
+    pub fn start_for(root: &str, channels: &[String]) -> Self {
+        Self::start_with(std::sync::Arc::new(NatsAuth::new(root.to_string(), channels)), None)
+    }
+
+    fn start_with(auth: std::sync::Arc<NatsAuth>, cluster: Option<(String, Vec<u16>, usize)>) -> Self {
         let bin = nats_server_bin();
         let store = tempfile::Builder::new().prefix("jiesu-nats-").tempdir().expect("temp dir for the NATS store");
-        let mut server = Self { child: None, port: free_port(), store, bin, extra };
+        let mut server = Self { child: None, port: free_port(), store, bin, auth, cluster };
         // The port was free a moment ago; another test may have taken it since, and then the
         // port answers while our server has exited on "address in use": take another.
         for _ in 0..5 {
@@ -83,15 +131,35 @@ impl NatsServer {
         panic!("nats-server {} kept exiting at start", server.bin.display());
     }
 
+    /// The server's configuration, generated as `jiesuctl nats config` generates a district's.
+    fn write_config(&self) -> PathBuf {
+        use jiesu_kit::access::{ClusterLayout, ServerLayout, render_server_config};
+        let cluster = self.cluster.as_ref().map(|(name, ports, i)| ClusterLayout {
+            name: name.clone(),
+            listen: format!("127.0.0.1:{}", ports[*i]),
+            routes: ports.iter().map(|p| format!("nats://127.0.0.1:{p}")).collect(),
+            user: "route".into(),
+            password: name.clone(),
+        });
+        let layout = ServerLayout {
+            listen: format!("127.0.0.1:{}", self.port),
+            server_name: self.cluster.as_ref().map(|(name, _, i)| format!("{name}-{i}")),
+            store_dir: self.store.path().join("js"),
+            cluster,
+            tls: None,
+        };
+        let text = render_server_config(&layout, &self.auth.users, &self.auth.public_keys()).expect("render the NATS config");
+        let path = self.store.path().join("nats.conf");
+        std::fs::write(&path, text).expect("write the NATS config");
+        path
+    }
+
     fn spawn(&mut self) {
-        let child = Command::new(&self.bin)
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
-            .arg(self.store.path())
-            .args(&self.extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e} (set NATS_SERVER_BIN or run scripts/install-nats.sh)", self.bin.display()));
+        let config = self.write_config();
+        let child =
+            Command::new(&self.bin).arg("-c").arg(&config).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap_or_else(|e| {
+                panic!("cannot start {}: {e} (set NATS_SERVER_BIN or run scripts/install-nats.sh)", self.bin.display())
+            });
         self.child = Some(child);
         wait_for_port(self.port, Duration::from_secs(15));
     }
@@ -99,6 +167,29 @@ impl NatsServer {
     /// `nats://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// The subject root the server's users are allowed under.
+    pub fn root(&self) -> &str {
+        &self.auth.root
+    }
+
+    /// The directory of every user's nkey seed: `nats.keys_dir` of the test's services.
+    pub fn keys_dir(&self) -> &Path {
+        self.auth.keys.path()
+    }
+
+    /// Connects as `user` (`operator`, a service's name, `channel-<id>`) with its key.
+    pub async fn connect_as(&self, user: &str) -> Result<async_nats::Client, async_nats::ConnectError> {
+        connect_as(&self.url(), self.keys_dir(), user).await
+    }
+
+    /// Connects as the operator, who may do anything: what tests use to look and to poke.
+    pub async fn operator(&self) -> async_nats::Client {
+        if self.auth.users.is_empty() {
+            return async_nats::connect(self.url()).await.expect("connect to the test's NATS");
+        }
+        self.connect_as(jiesu_kit::access::OPERATOR).await.expect("connect to the test's NATS as the operator")
     }
 
     /// Kills the server (store kept), as a crash would.
@@ -116,14 +207,43 @@ impl NatsServer {
     }
 }
 
+/// Provisions, as the operator of `config`'s NATS (`nats.url`, `nats.keys_dir`), the streams
+/// and every durable consumer of the district, as `jiesuctl nats provision` does; waits for a
+/// fresh cluster to elect its leader.
+pub async fn provision(config: &DistrictConfig) {
+    let nats: jiesu_kit::config::NatsSettings = config.part("nats").expect("the [nats] section");
+    let keys = nats.keys_dir.as_deref().expect("nats.keys_dir: the test's NATS has authentication on");
+    let client = connect_as(&nats.url.join(","), keys, jiesu_kit::access::OPERATOR).await.expect("connect as the operator");
+    let js = jetstream::new(client);
+    let started = Instant::now();
+    loop {
+        match jiesu_kit::access::provision(&js, config).await {
+            Ok(_) => return,
+            Err(e) if started.elapsed() < Duration::from_secs(30) => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e) => panic!("cannot provision the streams and consumers: {e}"),
+        }
+    }
+}
+
+/// Connects to `url` (several, comma-separated) as `user`, with its seed from `keys_dir` and its own inbox prefix.
+pub async fn connect_as(url: &str, keys_dir: &Path, user: &str) -> Result<async_nats::Client, async_nats::ConnectError> {
+    let seed = jiesu_kit::access::read_seed(keys_dir, user).expect("the user's NATS key");
+    let servers: Vec<async_nats::ServerAddr> =
+        url.split(',').map(|u| u.trim().parse().unwrap_or_else(|e| panic!("{u} is not a NATS URL: {e}"))).collect();
+    async_nats::ConnectOptions::new().nkey(seed).custom_inbox_prefix(jiesu_kit::access::inbox_prefix(user)).connect(servers).await
+}
+
 impl Drop for NatsServer {
     fn drop(&mut self) {
         self.kill();
     }
 }
 
-/// Three nats-servers routed into one JetStream cluster, each with its own store: what a
-/// district runs in production, for tests of fail-over.
+/// Three nats-servers routed into one JetStream cluster, each with its own store and the same
+/// users: what a district runs in production, for tests of fail-over.
 pub struct NatsCluster {
     pub nodes: Vec<NatsServer>,
 }
@@ -132,26 +252,22 @@ impl NatsCluster {
     /// Starts the three nodes; their JetStream elects its leader in the next seconds (a service
     /// started meanwhile has to wait for it).
     pub fn start() -> Self {
+        let channels = DistrictConfig::load(demo_config()).and_then(|c| c.channel_ids()).expect("the demo district's channels");
+        let auth = std::sync::Arc::new(NatsAuth::new(unique_name("t"), &channels));
         let cluster_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-        let routes = cluster_ports.iter().map(|p| format!("nats://127.0.0.1:{p}")).collect::<Vec<_>>().join(",");
         let name = unique_name("c");
-        let nodes = cluster_ports
-            .iter()
-            .enumerate()
-            .map(|(i, port)| {
-                NatsServer::start_with(vec![
-                    "-n".into(),
-                    format!("{name}-{i}"),
-                    "--cluster_name".into(),
-                    name.clone(),
-                    "--cluster".into(),
-                    format!("nats://127.0.0.1:{port}"),
-                    "--routes".into(),
-                    routes.clone(),
-                ])
-            })
-            .collect();
+        let nodes = (0..3).map(|i| NatsServer::start_with(auth.clone(), Some((name.clone(), cluster_ports.clone(), i)))).collect();
         Self { nodes }
+    }
+
+    /// The subject root the cluster's users are allowed under.
+    pub fn root(&self) -> &str {
+        self.nodes[0].root()
+    }
+
+    /// The users' keys, shared by every node.
+    pub fn keys_dir(&self) -> &Path {
+        self.nodes[0].keys_dir()
     }
 
     /// Every node's client URL, comma-separated, as an operator writes `nats.url`.
@@ -220,19 +336,22 @@ impl TestBed {
     /// Starts NATS, makes a temporary directory and loads `config_path` (with the usual
     /// `JIESU__…` environment overrides), then sets
     ///
-    /// - `nats.url` to the test's server and `nats.subject_root` to a unique root, so streams
-    ///   and subjects are the test's own;
+    /// - `nats.url` to the test's server (authentication on, a user per service and per
+    ///   channel of the file) and `nats.subject_root` to a unique root, so streams and subjects
+    ///   are the test's own; `nats.keys_dir` to the users' keys, so each service connects as itself;
     /// - `telemetry.log_filter` to `warn`;
     /// - for each of `services` (config section names, e.g. `sla_timer`): `database_url` to a
     ///   SQLite file in the directory, and `grpc_addr` and `admin_addr` to `127.0.0.1:0`.
     pub fn new(config_path: impl AsRef<Path>, services: &[&str]) -> Self {
         let path = config_path.as_ref();
-        let nats = NatsServer::start();
-        let dir = tempfile::Builder::new().prefix("jiesu-test-").tempdir().expect("temp dir for the test");
-        let root = unique_name("t");
         let mut config = DistrictConfig::load(path).unwrap_or_else(|e| panic!("cannot load {}: {e}", path.display()));
+        let channels = config.channel_ids().unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let root = unique_name("t");
+        let nats = NatsServer::start_for(&root, &channels);
+        let dir = tempfile::Builder::new().prefix("jiesu-test-").tempdir().expect("temp dir for the test");
         config.set("nats.url", nats.url());
         config.set("nats.subject_root", root.clone());
+        config.set("nats.keys_dir", nats.keys_dir().display().to_string());
         config.set("telemetry.log_filter", "warn");
         // Citizens' contacts sealed at rest, as in production.
         let mut contact_keys = toml::Table::new();
@@ -271,9 +390,15 @@ impl TestBed {
         self.dir.path().join(format!("{service}.db"))
     }
 
-    /// A new JetStream connection to the test's server.
+    /// A new JetStream connection to the test's server, as the operator.
     pub async fn jetstream(&self) -> Result<jetstream::Context, async_nats::ConnectError> {
-        Ok(jetstream::new(async_nats::connect(self.nats.url()).await?))
+        Ok(jetstream::new(self.nats.connect_as(jiesu_kit::access::OPERATOR).await?))
+    }
+
+    /// Creates the streams and every durable consumer as the operator does before the services
+    /// start (`jiesuctl nats provision`), from the bed's configuration as it is now.
+    pub async fn provision(&self) {
+        provision(&self.config).await;
     }
 }
 
@@ -302,6 +427,20 @@ pub async fn publish_event_as<E: Event>(js: &jetstream::Context, subjects: &Subj
         .await
         .expect("publish ack");
     !ack.duplicate
+}
+
+/// Publishes `event` as [`publish_event`] does, and says whether the server refused it (a
+/// user without the right to its subject gets no acknowledgement, and nothing is stored).
+pub async fn publish_event_refused<E: Event>(js: &jetstream::Context, subjects: &Subjects, event: &E) -> bool {
+    let id = event.meta().map(|m| m.event_id.clone()).unwrap_or_default();
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(header::MSG_ID, id.as_str());
+    headers.insert(header::EVENT_TYPE, E::TYPE);
+    headers.insert(header::CONTENT_TYPE, PROTOBUF);
+    match js.publish_with_headers(subjects.event(E::TYPE), headers, event.encode_to_vec().into()).await {
+        Err(_) => true,
+        Ok(ack) => ack.await.is_err(),
+    }
 }
 
 /// One message read back from a stream, with the headers tests look at.

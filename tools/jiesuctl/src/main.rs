@@ -6,6 +6,8 @@
 //! `deploy/districts/demo/jiesu.toml`) — so it works beside a deployed district without a copy
 //! of its file.
 
+mod nats;
+
 use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -65,6 +67,10 @@ struct Endpoints {
     /// The district's subject root (`nats.subject_root`).
     #[arg(long, global = true, env = "JIESU_SUBJECT_ROOT")]
     subject_root: Option<String>,
+    /// The directory of NATS keys (`nats.keys_dir`): `submit --via nats` connects as
+    /// `channel-<channel>` with `<dir>/channel-<channel>.nk`.
+    #[arg(long, global = true, env = "JIESU_NATS_KEYS_DIR")]
+    nats_keys_dir: Option<PathBuf>,
 }
 
 impl Endpoints {
@@ -94,6 +100,11 @@ enum Command {
     Token {
         #[command(subcommand)]
         command: TokenCommand,
+    },
+    /// The district's NATS: users and keys, the server's configuration, streams and consumers.
+    Nats {
+        #[command(subcommand)]
+        command: nats::NatsCommand,
     },
     /// Look at cases.
     Case {
@@ -293,18 +304,22 @@ impl District {
         Ok(tonic::service::interceptor::InterceptedService::new(channel, Bearer(self.authorization.clone())))
     }
 
-    /// The NATS servers and the subject root.
-    fn nats(&self) -> Result<(Vec<String>, String)> {
-        let from_file = || self.service("intake").map(|c| c.nats);
-        let servers = match &self.endpoints.nats_url {
-            Some(u) => u.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
-            None => from_file()?.url,
+    /// The NATS settings: the district file's, with the flags over them.
+    fn nats(&self) -> Result<jiesu_kit::config::NatsSettings> {
+        let mut nats: jiesu_kit::config::NatsSettings = match &self.config {
+            Some(c) => c.part("nats")?,
+            None => Default::default(),
         };
-        let root = match &self.endpoints.subject_root {
-            Some(r) => r.clone(),
-            None => from_file().map(|n| n.subject_root).unwrap_or_else(|_| "jiesu".into()),
-        };
-        Ok((servers, root))
+        if let Some(u) = &self.endpoints.nats_url {
+            nats.url = u.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+        }
+        if let Some(r) = &self.endpoints.subject_root {
+            nats.subject_root = r.clone();
+        }
+        if let Some(dir) = &self.endpoints.nats_keys_dir {
+            nats.keys_dir = Some(dir.clone());
+        }
+        Ok(nats)
     }
 
     fn local(&self, t: Option<&prost_types::Timestamp>) -> String {
@@ -360,6 +375,7 @@ async fn run(cli: Cli) -> Result<()> {
             issue_token(&d, &user, &name, &roles, unit.as_deref(), &ttl, key.as_deref())
         }
         Command::Submit(args) => submit(&d, args).await,
+        Command::Nats { command } => nats::run(d.config.as_ref(), &d.path, command).await,
         Command::Case { command: CaseCommand::Show { case } } => show(&d, &case).await,
         Command::Case { command: CaseCommand::List { unit, limit } } => list(&d, unit, limit).await,
         Command::Accept { case, unit, by } => {
@@ -447,10 +463,11 @@ async fn submit(d: &District, a: SubmitArgs) -> Result<()> {
             println!("已受理 受理编号 {} {again}\ncase_id {}", r.case_no, r.case_id);
         }
         Via::Nats => {
-            let (urls, root) = d.nats()?;
-            let subjects = Subjects::new(&root);
-            let servers: Vec<async_nats::ServerAddr> = urls.iter().map(|u| u.parse()).collect::<Result<_, _>>().context("nats.url")?;
-            let client = async_nats::connect(servers).await.with_context(|| format!("cannot connect to NATS at {}", urls.join(",")))?;
+            let settings = d.nats()?;
+            let subjects = Subjects::new(&settings.subject_root);
+            // A channel's producer connects as itself and may publish only to its own subject.
+            let keys = settings.keys_dir.clone().unwrap_or_else(|| PathBuf::from("keys/nats"));
+            let client = nats::connect(&settings, &keys, &jiesu_kit::access::channel_user(&a.channel)).await?;
             let js = async_nats::jetstream::new(client.clone());
             let body = serde_json::json!({
                 "channel_ref": a.channel_ref,

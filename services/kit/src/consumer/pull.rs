@@ -53,34 +53,38 @@ impl<H: Handler> Consumer<H> {
         }
     }
 
-    /// Creates (or updates) the durable consumer; returns it and its stream's creation time.
+    /// Creates (or updates) the durable consumer — or, with credentials, binds to the one the
+    /// operator provisioned and checks it reads what this service consumes; returns it and its
+    /// stream's creation time.
     async fn connect(&self) -> Result<(jetstream::consumer::Consumer<pull::Config>, i64), Error> {
-        let mut stream = self
-            .broker
-            .jetstream
-            .get_stream(&self.spec.stream)
-            .await
-            .map_err(|e| Error::Nats(format!("stream {}: {e}", self.spec.stream)))?;
-        let created =
-            stream.info().await.map_err(|e| Error::Nats(format!("stream {}: {e}", self.spec.stream)))?.created.unix_timestamp_nanos()
-                / 1_000_000;
-        let s = &self.spec.settings;
-        let config = pull::Config {
-            durable_name: Some(self.spec.durable.clone()),
-            description: Some(format!("jiesu {}", self.spec.durable)),
-            filter_subjects: self.spec.filter_subjects.clone(),
-            ack_policy: jetstream::consumer::AckPolicy::Explicit,
-            ack_wait: s.ack_wait,
-            max_deliver: s.max_deliver,
-            max_ack_pending: s.max_ack_pending,
-            // No server-side `backoff`: it would replace `ack_wait` by its first step and redeliver
-            // a message still being handled. Failures are NAK'd with their delay instead.
-            ..Default::default()
+        let spec = &self.spec;
+        let mut stream =
+            self.broker.jetstream.get_stream(&spec.stream).await.map_err(|e| Error::Nats(format!("stream {}: {e}", spec.stream)))?;
+        let created = stream.info().await.map_err(|e| Error::Nats(format!("stream {}: {e}", spec.stream)))?.created.unix_timestamp_nanos()
+            / 1_000_000;
+        let config = crate::access::consumer_config(&spec.durable, spec.filter_subjects.clone(), &spec.settings);
+        let consumer = if self.broker.manages_streams {
+            stream.create_consumer(config).await.map_err(|e| Error::Nats(format!("consumer {} on {}: {e}", spec.durable, spec.stream)))?
+        } else {
+            let mut consumer: jetstream::consumer::Consumer<pull::Config> = stream.get_consumer(&spec.durable).await.map_err(|e| {
+                Error::Nats(format!("consumer {} on {}: {e} (has the operator run `jiesuctl nats provision`?)", spec.durable, spec.stream))
+            })?;
+            let found = consumer.info().await.map_err(|e| Error::Nats(format!("consumer {}: {e}", spec.durable)))?.config.clone();
+            let found = pull::Config {
+                filter_subject: found.filter_subject,
+                filter_subjects: found.filter_subjects,
+                max_deliver: found.max_deliver,
+                ack_wait: found.ack_wait,
+                ..Default::default()
+            };
+            if let Some(drift) = crate::access::consumer_drift(&found, &config) {
+                return Err(Error::Nats(format!(
+                    "consumer {} on {} is not what this service expects: {drift} (run `jiesuctl nats provision` with this district file)",
+                    spec.durable, spec.stream
+                )));
+            }
+            consumer
         };
-        let consumer = stream
-            .create_consumer(config)
-            .await
-            .map_err(|e| Error::Nats(format!("consumer {} on {}: {e}", self.spec.durable, self.spec.stream)))?;
         Ok((consumer, created as i64))
     }
 
