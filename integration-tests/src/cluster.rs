@@ -116,6 +116,8 @@ impl Cluster {
                 ("JIESU__NATS__SUBJECT_ROOT".to_string(), root.clone()),
                 ("JIESU__NATS__KEYS_DIR".to_string(), nats.keys_dir().display().to_string()),
                 ("JIESU__TELEMETRY__LOG_FILTER".to_string(), "info".to_string()),
+                // These tests are about crashes, traces and logs; who may call is tested elsewhere.
+                ("JIESU__AUTH__REQUIRED".to_string(), "false".to_string()),
                 (format!("JIESU__{key}__DATABASE_URL"), format!("sqlite://{}", dir.path().join(format!("{svc}.db")).display())),
                 (format!("JIESU__{key}__GRPC_ADDR"), grpc[svc].to_string()),
                 (format!("JIESU__{key}__ADMIN_ADDR"), admin[svc].to_string()),

@@ -33,12 +33,20 @@ pub struct District {
     backend: Backend,
     databases: Vec<String>,
     dir: tempfile::TempDir,
+    /// The district's signing key, when calls need tokens ([`District::start_secured`]).
+    signer: Option<jiesu_kit::auth::Signer>,
 }
 
 impl District {
     /// Starts NATS and all six services on `backend`, with the demo district's configuration.
     pub async fn start(backend: Backend) -> Result<Self> {
         Self::start_with(backend, Arc::new(jiesu_kit::SystemClock), &SERVICES, |_| {}).await
+    }
+
+    /// As [`District::start`], as a district runs in production: every call needs a token
+    /// (see [`District::by`]), each service signs its own calls to the others.
+    pub async fn start_secured(backend: Backend) -> Result<Self> {
+        Self::start_inner(backend, Arc::new(jiesu_kit::SystemClock), &SERVICES, |_| {}, true).await
     }
 
     /// As [`District::start`], with an injected clock, only some services, configuration changes.
@@ -48,8 +56,20 @@ impl District {
         services: &[&'static str],
         tweak: impl FnOnce(&mut DistrictConfig),
     ) -> Result<Self> {
+        Self::start_inner(backend, clock, services, tweak, false).await
+    }
+
+    async fn start_inner(
+        backend: Backend,
+        clock: Arc<dyn Clock>,
+        services: &[&'static str],
+        tweak: impl FnOnce(&mut DistrictConfig),
+        tokens: bool,
+    ) -> Result<Self> {
         // Every service on SQLite in the bed's directory; PostgreSQL replaces the URLs below.
-        let TestBed { nats, dir, mut config, subjects } = TestBed::new(demo_config(), &SERVICES);
+        let mut bed = TestBed::new(demo_config(), &SERVICES);
+        let signer = tokens.then(|| bed.require_tokens());
+        let TestBed { nats, dir, mut config, subjects } = bed;
         let root = subjects.root().to_string();
         let mut databases = Vec::new();
         for svc in SERVICES {
@@ -67,7 +87,7 @@ impl District {
         let subjects = Subjects::new(config.part::<jiesu_kit::config::NatsSettings>("nats")?.subject_root);
         // What the operator does before the services start: they may not create streams.
         jiesu_testkit::provision(&config).await;
-        let mut district = Self { nats, subjects, config, running: BTreeMap::new(), clock, backend, databases, dir };
+        let mut district = Self { nats, subjects, config, running: BTreeMap::new(), clock, backend, databases, dir, signer };
         for svc in SERVICES.iter().filter(|s| services.contains(s)) {
             district.start_service(svc).await?;
         }
@@ -124,6 +144,17 @@ impl District {
     }
     pub async fn revisit(&self) -> RevisitServiceClient<Channel> {
         RevisitServiceClient::new(self.channel("revisit").await)
+    }
+
+    /// `msg` as a request of somebody in `role` (of `unit`), with a token signed by the
+    /// district's key when the district requires tokens.
+    pub fn by<T>(&self, role: jiesu_kit::auth::Role, unit: Option<&str>, msg: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(msg);
+        if let Some(signer) = &self.signer {
+            let user = format!("{}-{}", role.key(), unit.unwrap_or("centre"));
+            request.metadata_mut().insert("authorization", jiesu_testkit::bearer(signer, &user, role, unit));
+        }
+        request
     }
 
     /// JetStream as the operator, who may read and manage everything.

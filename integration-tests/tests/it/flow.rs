@@ -1,12 +1,16 @@
 //! One case by gRPC and one by JSON over NATS, each through the whole loop:
 //! received → classified → dispatched (timers armed) → accepted → resolved → revisited
 //! dissatisfied → reopened → resolved → revisited satisfied → closed; every event exactly once.
+//! As a district runs in production: every call carries the token of the person who makes it
+//! (centre agent, the owning unit's handler, revisit agent), the channel publishes as its own
+//! NATS user, and each service connects to NATS as itself.
 
 use jiesu_proto::{Named, v1 as ev};
 use std::{collections::BTreeMap, time::Duration};
 
 use anyhow::{Context, Result, ensure};
 use jiesu_integration_tests::{Backend, District};
+use jiesu_kit::auth::Role;
 use jiesu_proto::v1::{
     AcceptRequest, CaseReceived, CaseRef, CaseStatus, Citizen, ContactRequest, Location, RecordRequest, ResolveRequest, Satisfaction,
     Submission, SubmitRequest, case_ref::Ref,
@@ -31,13 +35,14 @@ async fn the_whole_loop_on_postgres() -> Result<()> {
 }
 
 async fn whole_loop(backend: Backend) -> Result<()> {
-    let d = District::start(backend).await?;
+    let d = District::start_secured(backend).await?;
+    let centre = |msg| d.by(Role::CentreAgent, None, msg);
 
     // Case A: the 12345 hotline, through intake's gRPC API.
     let a = d
         .intake()
         .await
-        .submit(SubmitRequest {
+        .submit(centre(SubmitRequest {
             submission: Some(Submission {
                 channel: "hotline".into(),
                 channel_ref: "call-0001".into(),
@@ -47,13 +52,14 @@ async fn whole_loop(backend: Backend) -> Result<()> {
                 location: Some(Location { street: "st-dongmen".into(), community: "cm-lizhi".into(), ..Default::default() }),
                 ..Default::default()
             }),
-        })
+        }))
         .await?
         .into_inner();
     ensure!(!a.duplicate && a.case_no.starts_with("DM"), "unexpected receipt {a:?}");
 
-    // Case B: the secretary mailbox as an independent producer: JSON on jiesu.intake.secretary_mailbox.
-    let js = d.jetstream().await?;
+    // Case B: the secretary mailbox as an independent producer, connected as its own NATS user:
+    // JSON on jiesu.intake.secretary_mailbox.
+    let js = async_nats::jetstream::new(d.nats.connect_as(&jiesu_kit::access::channel_user("secretary_mailbox")).await?);
     let mut headers = async_nats::HeaderMap::new();
     headers.insert("Content-Type", "application/json");
     headers.insert("Nats-Msg-Id", "secretary_mailbox:letter-77");
@@ -119,7 +125,8 @@ async fn whole_loop(backend: Backend) -> Result<()> {
     }
 
     // The citizen and the unit were told (log sink at least), each once.
-    let deliveries = d.notification().await.list_deliveries(by_id(&a.case_id)).await?.into_inner().deliveries;
+    let deliveries =
+        d.notification().await.list_deliveries(d.by(Role::CentreAgent, None, by_id(&a.case_id))).await?.into_inner().deliveries;
     let kinds: Vec<_> = deliveries.iter().filter(|x| x.sink == "log").map(|x| x.recipient_kind.as_str()).collect();
     ensure!(kinds.iter().filter(|k| **k == "citizen").count() == 1, "citizen deliveries: {deliveries:?}");
     ensure!(kinds.iter().filter(|k| **k == "unit").count() == 1, "unit deliveries: {deliveries:?}");
@@ -133,17 +140,19 @@ async fn whole_loop(backend: Backend) -> Result<()> {
 }
 
 async fn follow_one_case(d: &District, case_id: &str) -> Result<()> {
+    let centre = |msg| d.by(Role::CentreAgent, None, msg);
     let mut dispatch = d.dispatch().await;
     let view = eventually("the case to be dispatched", WAIT, || {
         let mut dispatch = dispatch.clone();
-        async move { dispatch.get_case(by_id(case_id)).await.ok().map(|r| r.into_inner()) }
+        async move { dispatch.get_case(centre(by_id(case_id))).await.ok().map(|r| r.into_inner()) }
     })
     .await?;
     ensure!(view.status() == CaseStatus::Dispatched, "status {:?}", view.status());
     ensure!(!view.unit_id.is_empty(), "no unit");
     let unit = view.unit_id.clone();
+    // The owning unit's handler acts: the unit comes from the token (the request names it too).
 
-    let classification = d.classification().await.get_classification(by_id(case_id)).await?.into_inner();
+    let classification = d.classification().await.get_classification(centre(by_id(case_id))).await?.into_inner();
     ensure!(!classification.sub_item.is_empty() && !classification.fallback, "classification {classification:?}");
 
     // Timers armed for the unit: accept and resolve.
@@ -151,61 +160,80 @@ async fn follow_one_case(d: &District, case_id: &str) -> Result<()> {
     eventually("accept and resolve clocks", WAIT, || {
         let mut sla = sla.clone();
         async move {
-            let clocks = sla.list_clocks(by_id(case_id)).await.ok()?.into_inner().clocks;
+            let clocks = sla.list_clocks(centre(by_id(case_id))).await.ok()?.into_inner().clocks;
             let armed = |m: &str| clocks.iter().any(|c| c.milestone == m && c.state == "armed");
             (armed("accept") && armed("resolve")).then_some(())
         }
     })
     .await?;
 
-    dispatch.accept(AcceptRequest { case: Some(by_id(case_id)), unit_id: unit.clone(), accepted_by: "王五".into() }).await?;
     dispatch
-        .contact(ContactRequest {
-            case: Some(by_id(case_id)),
-            unit_id: unit.clone(),
-            contacted_by: "王五".into(),
-            note: "已电话联系，约定下午上门核实。".into(),
-        })
+        .accept(d.by(
+            Role::UnitHandler,
+            Some(&unit),
+            AcceptRequest { case: Some(by_id(case_id)), unit_id: unit.clone(), accepted_by: "王五".into() },
+        ))
+        .await?;
+    dispatch
+        .contact(d.by(
+            Role::UnitHandler,
+            Some(&unit),
+            ContactRequest {
+                case: Some(by_id(case_id)),
+                unit_id: unit.clone(),
+                contacted_by: "王五".into(),
+                note: "已电话联系，约定下午上门核实。".into(),
+            },
+        ))
         .await?;
     eventually("the contact clock to stop", WAIT, || {
         let mut sla = sla.clone();
         async move {
-            let clocks = sla.list_clocks(by_id(case_id)).await.ok()?.into_inner().clocks;
+            let clocks = sla.list_clocks(centre(by_id(case_id))).await.ok()?.into_inner().clocks;
             clocks.iter().any(|c| c.milestone == "contact" && c.state == "stopped").then_some(())
         }
     })
     .await?;
     dispatch
-        .resolve(ResolveRequest {
-            case: Some(by_id(case_id)),
-            unit_id: unit.clone(),
-            resolved_by: "王五".into(),
-            reply: "已现场核实并处理。".into(),
-        })
+        .resolve(d.by(
+            Role::UnitHandler,
+            Some(&unit),
+            ResolveRequest {
+                case: Some(by_id(case_id)),
+                unit_id: unit.clone(),
+                resolved_by: "王五".into(),
+                reply: "已现场核实并处理。".into(),
+            },
+        ))
         .await?;
 
     // Revisit: dissatisfied → reopened.
     let mut revisit = d.revisit().await;
-    record_when_ready(&mut revisit, case_id, Satisfaction::Dissatisfied, false).await?;
-    until_status(&dispatch, case_id, CaseStatus::Reopened).await?;
+    record_when_ready(d, &mut revisit, case_id, Satisfaction::Dissatisfied, false).await?;
+    until_status(d, &dispatch, case_id, CaseStatus::Reopened).await?;
     dispatch
-        .resolve(ResolveRequest {
-            case: Some(by_id(case_id)),
-            unit_id: unit.clone(),
-            resolved_by: "王五".into(),
-            reply: "已彻底处理完毕，并与市民沟通确认。".into(),
-        })
+        .resolve(d.by(
+            Role::UnitHandler,
+            Some(&unit),
+            ResolveRequest {
+                case: Some(by_id(case_id)),
+                unit_id: unit.clone(),
+                resolved_by: "王五".into(),
+                reply: "已彻底处理完毕，并与市民沟通确认。".into(),
+            },
+        ))
         .await?;
-    record_when_ready(&mut revisit, case_id, Satisfaction::Satisfied, true).await?;
-    until_status(&dispatch, case_id, CaseStatus::Closed).await?;
+    record_when_ready(d, &mut revisit, case_id, Satisfaction::Satisfied, true).await?;
+    until_status(d, &dispatch, case_id, CaseStatus::Closed).await?;
     sla = d.sla().await;
-    let clocks = sla.list_clocks(by_id(case_id)).await?.into_inner().clocks;
+    let clocks = sla.list_clocks(centre(by_id(case_id))).await?.into_inner().clocks;
     ensure!(clocks.iter().all(|c| c.state == "stopped" || c.milestone == "escalate"), "clocks still running after closure: {clocks:?}");
     Ok(())
 }
 
 /// Waits until dispatch shows the case in `status`.
 async fn until_status(
+    d: &District,
     dispatch: &jiesu_proto::v1::dispatch_service_client::DispatchServiceClient<tonic::transport::Channel>,
     case_id: &str,
     status: CaseStatus,
@@ -213,7 +241,7 @@ async fn until_status(
     eventually(&format!("the case to be {status:?}"), WAIT, || {
         let mut dispatch = dispatch.clone();
         async move {
-            let v = dispatch.get_case(by_id(case_id)).await.ok()?.into_inner();
+            let v = dispatch.get_case(d.by(Role::CentreAgent, None, by_id(case_id))).await.ok()?.into_inner();
             (v.status() == status).then_some(())
         }
     })
@@ -223,6 +251,7 @@ async fn until_status(
 
 /// Records a revisit once the revisit task exists (it is created from `case.resolved`).
 async fn record_when_ready(
+    d: &District,
     revisit: &mut jiesu_proto::v1::revisit_service_client::RevisitServiceClient<tonic::transport::Channel>,
     case_id: &str,
     satisfaction: Satisfaction,
@@ -232,13 +261,17 @@ async fn record_when_ready(
         let mut revisit = revisit.clone();
         async move {
             revisit
-                .record(RecordRequest {
-                    case: Some(by_id(case_id)),
-                    satisfaction: satisfaction as i32,
-                    solved,
-                    comment: String::new(),
-                    recorded_by: "回访员小陈".into(),
-                })
+                .record(d.by(
+                    Role::RevisitAgent,
+                    None,
+                    RecordRequest {
+                        case: Some(by_id(case_id)),
+                        satisfaction: satisfaction as i32,
+                        solved,
+                        comment: String::new(),
+                        recorded_by: "回访员小陈".into(),
+                    },
+                ))
                 .await
                 .ok()
         }

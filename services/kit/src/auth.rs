@@ -236,8 +236,8 @@ pub enum Audience {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthSettings {
-    /// Refuse calls without a token. Off only for a district still being set up: a service
-    /// says so loudly at start.
+    /// Refuse calls without a token: on unless the district file turns it off (a developer's
+    /// machine, a district still being set up), and then a service says so loudly at start.
     pub required: bool,
     /// The district's own issuer (`iss` of the tokens it signs).
     pub issuer: String,
@@ -258,7 +258,7 @@ pub struct AuthSettings {
 impl Default for AuthSettings {
     fn default() -> Self {
         Self {
-            required: false,
+            required: true,
             issuer: "jiesu".into(),
             audience: "jiesu".into(),
             keys: String::new(),

@@ -339,7 +339,7 @@ impl TestBed {
     /// - `nats.url` to the test's server (authentication on, a user per service and per
     ///   channel of the file) and `nats.subject_root` to a unique root, so streams and subjects
     ///   are the test's own; `nats.keys_dir` to the users' keys, so each service connects as itself;
-    /// - `telemetry.log_filter` to `warn`;
+    /// - `telemetry.log_filter` to `warn`, and `auth.required` to false (see [`TestBed::require_tokens`]);
     /// - for each of `services` (config section names, e.g. `sla_timer`): `database_url` to a
     ///   SQLite file in the directory, and `grpc_addr` and `admin_addr` to `127.0.0.1:0`.
     pub fn new(config_path: impl AsRef<Path>, services: &[&str]) -> Self {
@@ -353,6 +353,9 @@ impl TestBed {
         config.set("nats.subject_root", root.clone());
         config.set("nats.keys_dir", nats.keys_dir().display().to_string());
         config.set("telemetry.log_filter", "warn");
+        // Tokens are required by default; a test of another concern opts out here, and a test
+        // of who may do what (or a whole loop as people run it) calls `require_tokens`.
+        config.set("auth.required", false);
         // Citizens' contacts sealed at rest, as in production.
         let mut contact_keys = toml::Table::new();
         contact_keys.insert("test".into(), toml::Value::String(jiesu_kit::auth::random_key()));
