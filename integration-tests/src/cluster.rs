@@ -118,6 +118,7 @@ impl Cluster {
                 ("JIESU__TELEMETRY__LOG_FILTER".to_string(), "info".to_string()),
                 // These tests are about crashes, traces and logs; who may call is tested elsewhere.
                 ("JIESU__AUTH__REQUIRED".to_string(), "false".to_string()),
+                ("JIESU__TLS__PLAINTEXT".to_string(), "true".to_string()),
                 (format!("JIESU__{key}__DATABASE_URL"), format!("sqlite://{}", dir.path().join(format!("{svc}.db")).display())),
                 (format!("JIESU__{key}__GRPC_ADDR"), grpc[svc].to_string()),
                 (format!("JIESU__{key}__ADMIN_ADDR"), admin[svc].to_string()),

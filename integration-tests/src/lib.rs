@@ -35,6 +35,8 @@ pub struct District {
     dir: tempfile::TempDir,
     /// The district's signing key, when calls need tokens ([`District::start_secured`]).
     signer: Option<jiesu_kit::auth::Signer>,
+    /// The test clients' certificate and the district's CA, when the district uses TLS.
+    tls: Option<jiesu_kit::tls::Tls>,
 }
 
 impl District {
@@ -69,6 +71,11 @@ impl District {
         // Every service on SQLite in the bed's directory; PostgreSQL replaces the URLs below.
         let mut bed = TestBed::new(demo_config(), &SERVICES);
         let signer = tokens.then(|| bed.require_tokens());
+        if tokens {
+            // As in production: TLS everywhere, each service showing its certificate to the others.
+            bed.use_tls(true);
+        }
+        let tls = bed.client_tls();
         let TestBed { nats, dir, mut config, subjects } = bed;
         let root = subjects.root().to_string();
         let mut databases = Vec::new();
@@ -87,7 +94,7 @@ impl District {
         let subjects = Subjects::new(config.part::<jiesu_kit::config::NatsSettings>("nats")?.subject_root);
         // What the operator does before the services start: they may not create streams.
         jiesu_testkit::provision(&config).await;
-        let mut district = Self { nats, subjects, config, running: BTreeMap::new(), clock, backend, databases, dir, signer };
+        let mut district = Self { nats, subjects, config, running: BTreeMap::new(), clock, backend, databases, dir, signer, tls };
         for svc in SERVICES.iter().filter(|s| services.contains(s)) {
             district.start_service(svc).await?;
         }
@@ -98,7 +105,8 @@ impl District {
     pub async fn start_service(&mut self, svc: &'static str) -> Result<()> {
         if svc == "notification" {
             let intake = self.running.get("intake").context("start intake before notification")?;
-            self.config.set("notification.intake_url", format!("http://{}", intake.grpc_addr));
+            let scheme = if self.tls.is_some() { "https" } else { "http" };
+            self.config.set("notification.intake_url", format!("{scheme}://{}", intake.grpc_addr));
         }
         let clock = self.clock.clone();
         let c = &self.config;
@@ -124,7 +132,15 @@ impl District {
     }
 
     async fn channel(&self, svc: &str) -> Channel {
-        grpc_channel(self.running[svc].grpc_addr).await
+        let addr = self.running[svc].grpc_addr;
+        match &self.tls {
+            None => grpc_channel(addr).await,
+            Some(tls) => jiesu_kit::tls::endpoint(Some(tls), &format!("https://localhost:{}", addr.port()))
+                .expect("an https endpoint")
+                .connect()
+                .await
+                .unwrap_or_else(|e| panic!("connect to {svc} over TLS: {e}")),
+        }
     }
 
     pub async fn intake(&self) -> IntakeServiceClient<Channel> {

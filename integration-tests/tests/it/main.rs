@@ -11,3 +11,4 @@ mod limits;
 mod pii;
 mod replay;
 mod tracing;
+mod wire;

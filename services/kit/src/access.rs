@@ -262,7 +262,7 @@ pub fn ensure_seeds<'a>(dir: &Path, users: impl IntoIterator<Item = &'a str>) ->
     Ok(made)
 }
 
-fn write_private(path: &Path, text: &str) -> Result<(), Error> {
+pub(crate) fn write_private(path: &Path, text: &str) -> Result<(), Error> {
     use std::io::Write as _;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);

@@ -102,6 +102,7 @@ impl DistrictConfig {
             nats: self.part("nats")?,
             telemetry: self.part("telemetry")?,
             auth: self.part("auth")?,
+            tls: self.part("tls")?,
             common,
             settings,
             reference: self.table.get("reference").and_then(|v| v.as_table()).cloned().unwrap_or_default(),
@@ -164,6 +165,8 @@ pub struct ServiceConfig<S> {
     pub telemetry: TelemetrySettings,
     /// `[auth]`: who may call (see [`crate::auth`]).
     pub auth: crate::auth::AuthSettings,
+    /// `[tls]`: encryption on the wire (see [`crate::tls`]).
+    pub tls: crate::tls::TlsSettings,
     pub common: ServiceSettings,
     /// The service's own settings (its section, deserialised by the service).
     pub settings: S,

@@ -43,6 +43,8 @@ pub struct Host {
     auth: crate::auth::AuthLayer,
     /// This service's own signing key, for the tokens it sends to other services.
     pub signer: Option<crate::auth::Signer>,
+    /// This service's certificate and the district's CA; `None`: plain text on loopback.
+    pub tls: Option<crate::tls::Tls>,
 }
 
 impl Host {
@@ -58,6 +60,10 @@ impl Host {
             tracing::warn!(service = cfg.name, "[auth] required = false: calls without a token are served; never run a district like this");
         }
         let auth = crate::auth::AuthLayer::new(verifier, cfg.auth.required);
+        let tls = crate::tls::Tls::load(&cfg.tls, cfg.name, &[cfg.common.grpc_addr, cfg.common.admin_addr])?;
+        if tls.is_none() {
+            tracing::warn!(service = cfg.name, "[tls] plaintext = true: gRPC and the admin port in clear, on loopback only");
+        }
         let db = Db::connect(&cfg.common.database_url, cfg.common.max_connections, migrations).await?;
         let broker = Broker::connect(&cfg.nats, cfg.name).await?;
         let emitter = Arc::new(Emitter { service: cfg.name, district: cfg.district.code.clone(), subjects: broker.subjects.clone() });
@@ -83,6 +89,7 @@ impl Host {
             telemetry,
             auth,
             signer,
+            tls,
         };
         if let Ok(open) = crate::consumer::dead_letter::open_count(&host.db).await {
             host.metrics.dead_letters_open.set(open);
@@ -188,8 +195,12 @@ impl Host {
         let grpc = self.grpc;
         let readiness = self.readiness.clone();
         let auth = self.auth.clone();
+        let grpc_tls = self.tls.as_ref().map(crate::tls::Tls::grpc_server);
+        let admin_tls = self.tls.as_ref().map(crate::tls::Tls::http_server).transpose()?;
         let routes = tonic::service::Routes::new(api);
-        self.tasks.spawn(async move { ("gRPC server".into(), server::serve_grpc(grpc, routes, S::NAME, auth, readiness, cancel).await) });
+        self.tasks.spawn(async move {
+            ("gRPC server".into(), server::serve_grpc(grpc, routes, S::NAME, auth, grpc_tls, readiness, cancel).await)
+        });
         let state = server::AdminState {
             db: self.db.clone(),
             broker: self.broker.clone(),
@@ -200,7 +211,7 @@ impl Host {
         };
         let cancel = self.cancel.clone();
         let admin = self.admin;
-        self.tasks.spawn(async move { ("admin server".into(), server::serve_admin(admin, state, cancel).await) });
+        self.tasks.spawn(async move { ("admin server".into(), server::serve_admin(admin, state, admin_tls, cancel).await) });
         info!(service = self.name, %grpc_addr, %admin_addr, "service started");
         Ok(Running {
             name: self.name,

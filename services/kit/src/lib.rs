@@ -35,6 +35,7 @@ pub mod server;
 pub mod telemetry;
 pub mod text;
 pub mod time;
+pub mod tls;
 pub mod work;
 
 /// The contract, for services and for the kit's macros.

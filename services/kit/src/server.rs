@@ -28,6 +28,7 @@ pub async fn serve_grpc(
     routes: tonic::service::Routes,
     service_name: &'static str,
     auth: crate::auth::AuthLayer,
+    tls: Option<tonic::transport::ServerTlsConfig>,
     readiness: Readiness,
     cancel: CancellationToken,
 ) -> Result<(), Error> {
@@ -58,7 +59,11 @@ pub async fn serve_grpc(
     let v1 = reflection().build_v1().map_err(|e| Error::Server(format!("gRPC reflection: {e}")))?;
     let v1alpha = reflection().build_v1alpha().map_err(|e| Error::Server(format!("gRPC reflection: {e}")))?;
     let routes = routes.add_service(health).add_service(v1).add_service(v1alpha);
-    tonic::transport::Server::builder()
+    let mut server = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        server = server.tls_config(tls).map_err(|e| Error::Server(format!("gRPC TLS: {e}")))?;
+    }
+    server
         .layer(crate::telemetry::GrpcServerLayer)
         .layer(auth)
         .add_routes(routes)
@@ -92,8 +97,13 @@ fn operator(s: &AdminState, headers: &axum::http::HeaderMap) -> Result<(), (Stat
     }
 }
 
-/// Serves the admin port until cancelled.
-pub(crate) async fn serve_admin(listener: TcpListener, state: AdminState, cancel: CancellationToken) -> Result<(), Error> {
+/// Serves the admin port until cancelled: over TLS when the district has certificates.
+pub(crate) async fn serve_admin(
+    listener: TcpListener,
+    state: AdminState,
+    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    cancel: CancellationToken,
+) -> Result<(), Error> {
     let app = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -101,10 +111,49 @@ pub(crate) async fn serve_admin(listener: TcpListener, state: AdminState, cancel
         .route("/dead-letters", get(list_dead_letters))
         .route("/dead-letters/{id}/replay", post(replay))
         .with_state(state);
+    if let Some(tls) = tls {
+        serve_tls(listener, app, tls, cancel).await;
+        return Ok(());
+    }
     axum::serve(listener, app)
         .with_graceful_shutdown(cancel.cancelled_owned())
         .await
         .map_err(|e| Error::Server(format!("admin server stopped: {e}")))
+}
+
+/// HTTP/1.1 over TLS, one task per connection; a handshake that fails closes that connection only.
+async fn serve_tls(listener: TcpListener, app: Router, tls: Arc<tokio_rustls::rustls::ServerConfig>, cancel: CancellationToken) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = cancel.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "admin port: accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let (acceptor, app, cancel) = (acceptor.clone(), app.clone(), cancel.clone());
+        tokio::spawn(async move {
+            let stream = match acceptor.accept(stream).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "admin port: TLS handshake refused");
+                    return;
+                }
+            };
+            let service = hyper_util::service::TowerToHyperService::new(app);
+            let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            tokio::select! {
+                _ = cancel.cancelled() => {}
+                _ = conn => {}
+            }
+        });
+    }
 }
 
 async fn readyz(State(s): State<AdminState>) -> impl IntoResponse {

@@ -62,6 +62,9 @@ async fn exactly_once_retries_and_dead_letters() {
     cfg.set("nats.url", nats.url());
     cfg.set("nats.subject_root", root.clone());
     cfg.set("test.database_url", format!("sqlite://{}", dir.path().join("t.db").display()));
+    // The consumer's mechanics, not who may call: no tokens, plain text on loopback.
+    cfg.set("auth.required", false);
+    cfg.set("tls.plaintext", true);
     cfg.set("test.consumer.max_deliver", 3);
     cfg.set("test.consumer.backoff", vec!["100ms", "100ms", "100ms"]);
     let svc = cfg.service::<serde::de::IgnoredAny>("test").unwrap();

@@ -199,7 +199,7 @@ pub async fn start(district: &DistrictConfig, clock: SharedClock) -> Result<Runn
         }
     }
     let mut host = Host::start(&config, &jiesu_kit::migrations!(), clock.clone()).await?;
-    let intake = worker::intake_client(&settings.intake_url, host.service_credentials())?;
+    let intake = worker::intake_client(&settings.intake_url, host.tls.as_ref(), host.service_credentials())?;
     let wake = Arc::new(Notify::new());
     let notifier = Arc::new(Notifier {
         settings: settings.clone(),

@@ -39,10 +39,11 @@ const INTAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// notification's own token.
 pub type IntakeClient = IntakeServiceClient<InterceptedService<GrpcSpan<Channel>, ServiceCredentials>>;
 
-/// A client of intake that connects on first use, so notification starts while intake is down.
-pub fn intake_client(url: &str, credentials: ServiceCredentials) -> Result<IntakeClient, Error> {
-    let endpoint = tonic::transport::Endpoint::from_shared(url.to_string())
-        .map_err(|e| Error::Settings(format!("notification.intake_url {url:?} is not a valid URI: {e}")))?
+/// A client of intake that connects on first use, so notification starts while intake is down;
+/// over TLS when the district has certificates.
+pub fn intake_client(url: &str, tls: Option<&jiesu_kit::tls::Tls>, credentials: ServiceCredentials) -> Result<IntakeClient, Error> {
+    let endpoint = jiesu_kit::tls::endpoint(tls, url)
+        .map_err(|e| Error::Settings(format!("notification.intake_url: {e}")))?
         .connect_timeout(INTAKE_TIMEOUT)
         .timeout(INTAKE_TIMEOUT);
     Ok(IntakeServiceClient::new(InterceptedService::new(traced_channel(endpoint.connect_lazy()), credentials)))

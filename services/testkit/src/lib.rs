@@ -356,6 +356,8 @@ impl TestBed {
         // Tokens are required by default; a test of another concern opts out here, and a test
         // of who may do what (or a whole loop as people run it) calls `require_tokens`.
         config.set("auth.required", false);
+        // Likewise TLS: plain text on loopback unless the test calls `use_tls`.
+        config.set("tls.plaintext", true);
         // Citizens' contacts sealed at rest, as in production.
         let mut contact_keys = toml::Table::new();
         contact_keys.insert("test".into(), toml::Value::String(jiesu_kit::auth::random_key()));
@@ -386,6 +388,29 @@ impl TestBed {
         self.config.set("auth.keys", jwks.display().to_string());
         self.config.set("auth.signing_key", private.display().to_string());
         jiesu_kit::auth::Signer::from_pem(&kid, &pem, "jiesu", "jiesu").expect("a signer")
+    }
+
+    /// Turns TLS on: a fresh CA in `<dir>/tls`, a certificate for each of the six services and
+    /// one for the test's clients (`client`), all for 127.0.0.1 and localhost; `[tls] dir` set
+    /// and plain text off. With `client_auth`, every client must show its certificate.
+    pub fn use_tls(&mut self, client_auth: bool) {
+        use jiesu_kit::tls;
+        let dir = self.dir.path().join("tls");
+        tls::ensure_ca(&dir, "Jiesu test CA").expect("make a CA");
+        let hosts = vec!["127.0.0.1".to_string(), "localhost".to_string()];
+        for name in ["intake", "classification", "dispatch", "sla_timer", "notification", "revisit", "client"] {
+            tls::issue_cert(&dir, "Jiesu test CA", name, &hosts).expect("issue a certificate");
+        }
+        self.config.set("tls.dir", dir.display().to_string());
+        self.config.set("tls.plaintext", false);
+        self.config.set("tls.client_auth", client_auth);
+    }
+
+    /// The TLS of the test's clients (`client`'s certificate), when [`TestBed::use_tls`] was called.
+    pub fn client_tls(&self) -> Option<jiesu_kit::tls::Tls> {
+        let settings: jiesu_kit::tls::TlsSettings = self.config.part("tls").expect("the [tls] section");
+        settings.dir.as_ref()?;
+        jiesu_kit::tls::Tls::load(&settings, "client", &[]).expect("the client's certificate")
     }
 
     /// `<dir>/<service>.db`: where [`TestBed::new`] put the service's SQLite database.
@@ -593,6 +618,45 @@ pub async fn http_request(addr: SocketAddr, method: &str, path: &str, authorizat
     let status = raw.split(' ').nth(1)?.parse().ok()?;
     let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
     Some((status, body))
+}
+
+/// One HTTPS GET to `addr` (as `localhost`), trusting the CA in `tls_dir` and showing the
+/// certificate of `client` from there when given: the status and body, or why TLS failed.
+pub async fn https_get(addr: SocketAddr, tls_dir: &Path, client: Option<&str>, path: &str) -> Result<(u16, String), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_rustls::rustls::{self, pki_types::pem::PemObject};
+    let pem = |p: PathBuf| std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()));
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in rustls::pki_types::CertificateDer::pem_slice_iter(&pem(tls_dir.join("ca.pem"))?) {
+        roots.add(ca.map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots);
+    let config = match client {
+        None => builder.with_no_client_auth(),
+        Some(name) => {
+            let (cert, key) = jiesu_kit::tls::cert_paths(tls_dir, name);
+            let certs =
+                rustls::pki_types::CertificateDer::pem_slice_iter(&pem(cert)?).collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())?;
+            let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(&pem(key)?).map_err(|e| e.to_string())?;
+            builder.with_client_auth_cert(certs, key).map_err(|e| e.to_string())?
+        }
+    };
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("a server name");
+    let mut s = connector.connect(name, tcp).await.map_err(|e| format!("TLS: {e}"))?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    s.write_all(request.as_bytes()).await.map_err(|e| format!("TLS: {e}"))?;
+    let mut raw = Vec::new();
+    // A server that refuses the client's certificate says so after the handshake, at the first read.
+    s.read_to_end(&mut raw).await.map_err(|e| format!("TLS: {e}"))?;
+    let raw = String::from_utf8_lossy(&raw);
+    let status = raw.split(' ').nth(1).and_then(|c| c.parse().ok()).ok_or_else(|| format!("not HTTP: {raw:?}"))?;
+    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    Ok((status, body))
 }
 
 /// The meta of an event a test publishes as if a service had: of `case_id`/`case_no` in the
