@@ -66,6 +66,7 @@ mkdir -p "$keys" "$tokens"; chmod 700 "$keys" "$tokens"
 export JIESU__AUTH__REQUIRED=true JIESU__AUTH__KEYS="$keys/jwks.json" JIESU__AUTH__SIGNING_KEY="$keys/demo-1.key.pem"
 export JIESU__INTAKE__CONTACT_KEYS="{demo = \"$(cat "$keys/contact.key")\"}" JIESU__INTAKE__CONTACT_KEY=demo
 export JIESU__INTAKE__CONTACT_HASH_KEY="$(cat "$keys/contact-hash.key")"
+ctl_admin=(target/debug/jiesuctl --config "$config")
 mint() { (umask 077; target/debug/jiesuctl --config "$config" token issue --ttl 12h "$@"); }
 mint --user agent-1 --name 受理员小李 --role centre_agent >"$tokens/centre-agent.token"
 mint --user rv-1 --name 回访员小陈 --role revisit_agent >"$tokens/revisit-agent.token"
@@ -75,11 +76,21 @@ for unit in $(awk -F'"' '/^id = "/ {print $2}' "$(dirname "$config")/organisatio
   mint --user "handler-$unit" --name 王五 --role unit_handler --unit "$unit" >"$tokens/$unit.token"
 done
 
+# Encrypted on the wire: the district's own small CA and a certificate for each service, NATS
+# and jiesuctl (data/tls); mutual TLS between everyone. data/demo.env tells jiesuctl (and you).
+"${ctl_admin[@]}" tls district --dir data/tls >/dev/null
+cat >data/demo.env <<ENV
+export JIESU__TLS__DIR=$root/data/tls JIESU__TLS__CLIENT_AUTH=true JIESU__NATS__TLS_CA=$root/data/tls/ca.pem
+export JIESU__NATS__TLS_CERT=$root/data/tls/jiesuctl.pem JIESU__NATS__TLS_KEY=$root/data/tls/jiesuctl.key.pem
+ENV
+# shellcheck source=/dev/null
+. data/demo.env
+
 # NATS with least privilege: a key per service and per channel, the server's configuration
 # generated from the district file, streams and consumers made by the operator.
-ctl_admin=(target/debug/jiesuctl --config "$config")
 "${ctl_admin[@]}" nats keys --dir data/nats-keys >/dev/null
-"${ctl_admin[@]}" nats config --dir data/nats-keys --listen "127.0.0.1:$nats_port" --store-dir "$root/data/nats" --out data/nats.conf >/dev/null
+"${ctl_admin[@]}" nats config --dir data/nats-keys --listen "127.0.0.1:$nats_port" --store-dir "$root/data/nats" \
+  --tls-cert data/tls/nats.pem --tls-key data/tls/nats.key.pem --tls-ca data/tls/ca.pem --verify-clients --out data/nats.conf >/dev/null
 echo "demo: starting nats-server on 127.0.0.1:$nats_port (users and permissions in data/nats.conf, JetStream store data/nats)"
 .local/bin/nats-server -c data/nats.conf >"$log_dir/nats.log" 2>&1 &
 echo $! >"$run_dir/nats.pid"
@@ -96,14 +107,17 @@ admin_port() { # the admin port of a service, from the district file
 
 for s in "${services[@]}"; do
   echo "demo: starting jiesu-$s"
-  JIESU__TELEMETRY__LOG_FORMAT=pretty target/debug/jiesu-"$s" --config "$config" >"$log_dir/$s.log" 2>&1 &
+  # Each service shows its own certificate to NATS too.
+  JIESU__NATS__TLS_CERT="$root/data/tls/${s/-/_}.pem" JIESU__NATS__TLS_KEY="$root/data/tls/${s/-/_}.key.pem" \
+    JIESU__TELEMETRY__LOG_FORMAT=pretty target/debug/jiesu-"$s" --config "$config" >"$log_dir/$s.log" 2>&1 &
   echo $! >"$run_dir/$s.pid"
 done
+tls_curl=(--cacert data/tls/ca.pem --cert data/tls/jiesuctl.pem --key data/tls/jiesuctl.key.pem)
 for s in "${services[@]}"; do
   port="$(admin_port "${s/-/_}")"
   ok=""
   for _ in $(seq 150); do
-    if curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; then ok=1; break; fi
+    if curl -fsS "${tls_curl[@]}" "https://127.0.0.1:$port/readyz" >/dev/null 2>&1; then ok=1; break; fi
     if ! kill -0 "$(cat "$run_dir/$s.pid")" 2>/dev/null; then break; fi
     sleep 0.2
   done
@@ -142,9 +156,11 @@ unit="$(awk '$1 == "承办单位" {sub(/（.*/, "", $3); print $3; exit}' "$run_
 unit="${unit:-<unit id>}"
 cat <<MSG
 
-demo: the district is running, and every call needs a token (data/tokens/: a centre agent, a
-revisit agent, an auditor, an administrator, and a handler of every unit). Walk the case through
-the loop (签收 → 联系 → 办结 → 回访) as the people who do it:
+demo: the district is running over mutual TLS (its own CA in data/tls), and every call needs a
+token (data/tokens/: a centre agent, a revisit agent, an auditor, an administrator, and a
+handler of every unit). Walk the case through the loop (签收 → 联系 → 办结 → 回访) as the people
+who do it:
+  source data/demo.env                                    # the district's CA and jiesuctl's certificate
   export JIESU_TOKEN_FILE=data/tokens/$unit.token        # 承办人 of $unit
   target/debug/jiesuctl accept  $case_no --unit $unit --by 王五
   target/debug/jiesuctl contact $case_no --unit $unit --by 王五 --note "已电话联系，约定上门核实"
@@ -154,7 +170,7 @@ the loop (签收 → 联系 → 办结 → 回访) as the people who do it:
   JIESU_TOKEN_FILE=data/tokens/centre-agent.token target/debug/jiesuctl case list
 Mint others with: target/debug/jiesuctl token issue --user <id> --name <name> --role <role> [--unit <unit>]
 Each service's admin port has /healthz, /readyz, /metrics and, for administrators, /dead-letters:
-  curl -s 127.0.0.1:9653/metrics | grep jiesu_messages_consumed
-  curl -s -H "Authorization: Bearer \$(cat data/tokens/administrator.token)" 127.0.0.1:9653/dead-letters
+  curl -s ${tls_curl[*]} https://127.0.0.1:9653/metrics | grep jiesu_messages_consumed
+  curl -s ${tls_curl[*]} -H "Authorization: Bearer \$(cat data/tokens/administrator.token)" https://127.0.0.1:9653/dead-letters
 Logs are in data/logs/, databases in data/. Stop everything with: scripts/demo.sh stop
 MSG

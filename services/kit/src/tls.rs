@@ -133,18 +133,36 @@ impl Tls {
 /// has TLS, in plain text (`http://`, loopback) when it has none. A URL whose scheme disagrees
 /// is an error, not a silent downgrade.
 pub fn endpoint(tls: Option<&Tls>, url: &str) -> Result<tonic::transport::Endpoint, Error> {
+    endpoint_with(tls.map(Tls::grpc_client), url)
+}
+
+/// [`endpoint`] with a client configuration of its own (a tool's: see [`client_config`]).
+pub fn endpoint_with(tls: Option<tonic::transport::ClientTlsConfig>, url: &str) -> Result<tonic::transport::Endpoint, Error> {
     let endpoint =
         tonic::transport::Endpoint::from_shared(url.to_string()).map_err(|e| Error::Config(format!("{url:?} is not a valid URI: {e}")))?;
     match tls {
-        Some(tls) if url.starts_with("https://") => {
-            endpoint.tls_config(tls.grpc_client()).map_err(|e| Error::Config(format!("TLS for {url}: {e}")))
-        }
+        Some(tls) if url.starts_with("https://") => endpoint.tls_config(tls).map_err(|e| Error::Config(format!("TLS for {url}: {e}"))),
         Some(_) => Err(Error::Config(format!("{url} is not https://: with [tls] every call between services is encrypted"))),
         None if url.starts_with("https://") => {
             Err(Error::Config(format!("{url} is https://, but [tls] dir is not set: this process has no CA to trust it by")))
         }
         None => Ok(endpoint),
     }
+}
+
+/// The client TLS of a tool (`jiesuctl`) named `name`: trusts the district's CA, and shows
+/// `<dir>/<name>.pem` when there is one (for districts with mutual TLS). `None` without `[tls] dir`.
+pub fn client_config(settings: &TlsSettings, name: &str) -> Result<Option<tonic::transport::ClientTlsConfig>, Error> {
+    let Some(dir) = &settings.dir else { return Ok(None) };
+    let ca = read(&dir.join(CA), "the district's CA")?;
+    let config = tonic::transport::ClientTlsConfig::new().ca_certificate(tonic::transport::Certificate::from_pem(ca));
+    let (cert, key) = cert_paths(dir, name);
+    if cert.exists() {
+        return Ok(Some(
+            config.identity(tonic::transport::Identity::from_pem(read(&cert, "the certificate")?, read(&key, "the private key")?)),
+        ));
+    }
+    Ok(Some(config))
 }
 
 // -------------------------------------------------------------------------- making certificates

@@ -7,6 +7,7 @@
 //! of its file.
 
 mod nats;
+mod tls;
 
 use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
@@ -105,6 +106,11 @@ enum Command {
     Nats {
         #[command(subcommand)]
         command: nats::NatsCommand,
+    },
+    /// The district's certificates: its CA, and one for each service, NATS and jiesuctl.
+    Tls {
+        #[command(subcommand)]
+        command: tls::TlsCommand,
     },
     /// Look at cases.
     Case {
@@ -294,8 +300,16 @@ impl District {
             Some(a) => a.to_string(),
             None => self.service(service)?.common.grpc_addr.to_string(),
         };
-        let url = if addr.contains("://") { addr } else { format!("http://{addr}") };
-        let channel = tonic::transport::Endpoint::from_shared(url.clone())?
+        // With the district's certificates (`[tls] dir`), over TLS, showing jiesuctl's own
+        // certificate where there is one; in plain text only to a district without them.
+        let settings: jiesu_kit::tls::TlsSettings = match &self.config {
+            Some(c) => c.part("tls")?,
+            None => Default::default(),
+        };
+        let tls = jiesu_kit::tls::client_config(&settings, "jiesuctl")?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let url = if addr.contains("://") { addr } else { format!("{scheme}://{addr}") };
+        let channel = jiesu_kit::tls::endpoint_with(tls, &url)?
             .connect_timeout(Duration::from_secs(3))
             .timeout(Duration::from_secs(10))
             .connect()
@@ -376,6 +390,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Submit(args) => submit(&d, args).await,
         Command::Nats { command } => nats::run(d.config.as_ref(), &d.path, command).await,
+        Command::Tls { command } => tls::run(d.config.as_ref(), &d.path, command),
         Command::Case { command: CaseCommand::Show { case } } => show(&d, &case).await,
         Command::Case { command: CaseCommand::List { unit, limit } } => list(&d, unit, limit).await,
         Command::Accept { case, unit, by } => {
@@ -435,6 +450,10 @@ fn status(s: tonic::Status) -> anyhow::Error {
             "\n  未通过身份验证：请用 JIESU_TOKEN 或 --token-file 提供有效令牌（jiesuctl token issue …，或向身份认证平台申请）；令牌过期需重新签发",
         ),
         tonic::Code::PermissionDenied => text.push_str("\n  无权执行此操作：令牌的角色或所属单位不允许"),
+        tonic::Code::Unknown | tonic::Code::Unavailable if s.message().contains("transport error") => text.push_str(
+            "\n  the connection failed: is the service running, and does the district use TLS? Then jiesuctl needs the district's CA \
+             ([tls] dir, or JIESU__TLS__DIR; the demo: `source data/demo.env`), and with mutual TLS its own certificate <dir>/jiesuctl.pem",
+        ),
         _ => {}
     }
     anyhow!(text)
