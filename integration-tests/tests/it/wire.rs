@@ -59,3 +59,56 @@ async fn plain_text_only_when_asked_for_and_only_on_loopback() -> Result<()> {
     ensure!(err.to_string().contains("not a loopback address"), "{err}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_speaks_only_tls_and_wants_each_clients_certificate() -> Result<()> {
+    use jiesu_kit::{access, config::NatsSettings, messaging::Broker, tls};
+    use std::time::Duration;
+    let dir = tempfile::tempdir()?;
+    let dir = dir.path();
+    tls::ensure_ca(dir, "Jiesu test CA")?;
+    let hosts = vec!["127.0.0.1".to_string(), "localhost".to_string()];
+    for name in ["nats", "operator", "dispatch"] {
+        tls::issue_cert(dir, "Jiesu test CA", name, &hosts)?;
+    }
+    let ca = dir.join(tls::CA);
+    let (cert, key) = tls::cert_paths(dir, "nats");
+    let nats = jiesu_testkit::NatsServer::start_tls(access::TlsFiles { cert, key, ca: Some(ca.clone()), verify_clients: true });
+    let settings = |holder: Option<&str>| NatsSettings {
+        url: vec![nats.url()],
+        subject_root: nats.root().to_string(),
+        keys_dir: Some(nats.keys_dir().to_path_buf()),
+        tls_ca: Some(ca.clone()),
+        tls_cert: holder.map(|h| tls::cert_paths(dir, h).0),
+        tls_key: holder.map(|h| tls::cert_paths(dir, h).1),
+        ..Default::default()
+    };
+
+    // The operator provisions over TLS, showing its certificate.
+    let (op_cert, op_key) = tls::cert_paths(dir, "operator");
+    let operator = async_nats::ConnectOptions::new()
+        .nkey(access::read_seed(nats.keys_dir(), access::OPERATOR)?)
+        .require_tls(true)
+        .add_root_certificates(ca.clone())
+        .add_client_certificate(op_cert, op_key)
+        .connect(nats.url())
+        .await?;
+    let mut district = jiesu_kit::DistrictConfig::load(demo_config())?;
+    district.set("nats.subject_root", nats.root().to_string());
+    access::provision(&async_nats::jetstream::new(operator), &district).await?;
+
+    // A service with its certificate and its key: connected.
+    let dispatch = tokio::time::timeout(Duration::from_secs(20), Broker::connect(&settings(Some("dispatch")), "dispatch")).await;
+    ensure!(matches!(dispatch, Ok(Ok(_))), "dispatch could not connect over TLS: {:?}", dispatch.map(|r| r.err()));
+    // Its key but no certificate: not connected.
+    let bare = tokio::time::timeout(Duration::from_secs(5), Broker::connect(&settings(None), "dispatch")).await;
+    ensure!(!matches!(bare, Ok(Ok(_))), "a client without a certificate connected");
+    // Plain text: not connected.
+    let plain = tokio::time::timeout(
+        Duration::from_secs(5),
+        async_nats::ConnectOptions::new().nkey(access::read_seed(nats.keys_dir(), "dispatch")?).connect(nats.url()),
+    )
+    .await;
+    ensure!(!matches!(plain, Ok(Ok(_))), "a client in plain text connected");
+    Ok(())
+}

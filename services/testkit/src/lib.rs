@@ -61,6 +61,8 @@ pub struct NatsServer {
     auth: std::sync::Arc<NatsAuth>,
     /// This node's place in a cluster: (cluster name, route ports, index).
     cluster: Option<(String, Vec<u16>, usize)>,
+    /// TLS on the client port, from these files.
+    tls: Option<jiesu_kit::access::TlsFiles>,
 }
 
 /// The users of a test's NATS: their seeds in a temporary directory, under one subject root.
@@ -114,10 +116,25 @@ impl NatsServer {
         Self::start_with(std::sync::Arc::new(NatsAuth::new(root.to_string(), channels)), None)
     }
 
+    /// As [`NatsServer::start`], speaking only TLS with `tls`'s certificate (mutual TLS when it
+    /// says `verify_clients`).
+    pub fn start_tls(tls: jiesu_kit::access::TlsFiles) -> Self {
+        let channels = DistrictConfig::load(demo_config()).and_then(|c| c.channel_ids()).expect("the demo district's channels");
+        Self::start_inner(std::sync::Arc::new(NatsAuth::new(unique_name("t"), &channels)), None, Some(tls))
+    }
+
     fn start_with(auth: std::sync::Arc<NatsAuth>, cluster: Option<(String, Vec<u16>, usize)>) -> Self {
+        Self::start_inner(auth, cluster, None)
+    }
+
+    fn start_inner(
+        auth: std::sync::Arc<NatsAuth>,
+        cluster: Option<(String, Vec<u16>, usize)>,
+        tls: Option<jiesu_kit::access::TlsFiles>,
+    ) -> Self {
         let bin = nats_server_bin();
         let store = tempfile::Builder::new().prefix("jiesu-nats-").tempdir().expect("temp dir for the NATS store");
-        let mut server = Self { child: None, port: free_port(), store, bin, auth, cluster };
+        let mut server = Self { child: None, port: free_port(), store, bin, auth, cluster, tls };
         // The port was free a moment ago; another test may have taken it since, and then the
         // port answers while our server has exited on "address in use": take another.
         for _ in 0..5 {
@@ -146,7 +163,7 @@ impl NatsServer {
             server_name: self.cluster.as_ref().map(|(name, _, i)| format!("{name}-{i}")),
             store_dir: self.store.path().join("js"),
             cluster,
-            tls: None,
+            tls: self.tls.clone(),
         };
         let text = render_server_config(&layout, &self.auth.users, &self.auth.public_keys()).expect("render the NATS config");
         let path = self.store.path().join("nats.conf");
