@@ -278,14 +278,78 @@ pub struct OidcSettings {
     /// The audience its tokens carry for Jiesu (the client id); default `[auth] audience`.
     #[serde(default)]
     pub audience: Option<String>,
-    /// Its signing keys: a JWKS file (relative to the district file).
-    pub jwks_file: String,
+    /// Its signing keys as a JWKS file (relative to the district file)…
+    #[serde(default)]
+    pub jwks_file: Option<String>,
+    /// …or at its JWKS URL (`https://…/protocol/openid-connect/certs`), fetched at start, again
+    /// every `refresh`, and soon after a token names a key not seen yet (the provider rotated).
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+    /// The CA of the provider's HTTPS certificate (PEM), when it is not in the system's store.
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    #[serde(default = "default_refresh", deserialize_with = "crate::time::de_duration")]
+    pub refresh: Duration,
 }
 
-/// The keys of one trusted issuer.
+fn default_refresh() -> Duration {
+    Duration::from_secs(15 * 60)
+}
+
+type Keys = HashMap<String, (DecodingKey, Algorithm)>;
+
+/// The keys of one trusted issuer; those fetched from a URL are replaced as it rotates them.
 struct Trust {
     audience: String,
-    keys: HashMap<String, (DecodingKey, Algorithm)>,
+    keys: Arc<std::sync::RwLock<Keys>>,
+}
+
+/// Keeps an issuer's key set fresh from its JWKS URL.
+#[derive(Clone)]
+struct KeySource {
+    url: String,
+    client: reqwest::Client,
+    refresh: Duration,
+    keys: Arc<std::sync::RwLock<Keys>>,
+    /// Woken when a token names an unknown key.
+    stale: Arc<tokio::sync::Notify>,
+}
+
+impl KeySource {
+    async fn fetch(&self) -> Result<Keys, Error> {
+        let failed = |e: &dyn fmt::Display| Error::Config(format!("[auth.oidc] jwks_url {}: {e}", self.url));
+        let response = self.client.get(&self.url).send().await.map_err(|e| failed(&e))?;
+        if !response.status().is_success() {
+            return Err(failed(&format!("answered {}", response.status())));
+        }
+        let body = response.bytes().await.map_err(|e| failed(&e))?;
+        let jwks: JwkSet = serde_json::from_slice(&body).map_err(|e| failed(&format!("not a JWKS document: {e}")))?;
+        decoding_keys(&jwks).map_err(|e| failed(&e))
+    }
+
+    /// Refreshes until cancelled: every `refresh`, and (at most every 30 s) when a token names a
+    /// key not in the set. A failed fetch keeps the keys it had.
+    async fn run(self, cancel: tokio_util::sync::CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(self.refresh) => {}
+                _ = self.stale.notified() => {}
+            }
+            match self.fetch().await {
+                Ok(keys) => {
+                    let n = keys.len();
+                    *self.keys.write().expect("key set lock") = keys;
+                    tracing::debug!(url = %self.url, keys = n, "refreshed the identity provider's keys");
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot refresh the identity provider's keys; keeping the ones it had"),
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+            }
+        }
+    }
 }
 
 /// Verifies tokens of the issuers the district trusts. Cheap to clone.
@@ -293,6 +357,7 @@ struct Trust {
 pub struct Verifier {
     issuers: Arc<HashMap<String, Trust>>,
     leeway: Duration,
+    sources: Vec<KeySource>,
 }
 
 impl fmt::Debug for Verifier {
@@ -302,30 +367,62 @@ impl fmt::Debug for Verifier {
 }
 
 impl Verifier {
-    /// The verifier of `[auth]`, its files read relative to `base_dir`. `None` when no key set
-    /// is configured at all.
-    pub fn from_settings(settings: &AuthSettings, base_dir: &Path) -> Result<Option<Self>, Error> {
+    /// The verifier of `[auth]`, its files read relative to `base_dir`, an identity provider's
+    /// keys fetched from its URL. `None` when no key set is configured at all.
+    pub async fn from_settings(settings: &AuthSettings, base_dir: &Path) -> Result<Option<Self>, Error> {
         let mut issuers = HashMap::new();
+        let mut sources = Vec::new();
         if !settings.keys.is_empty() {
             let keys = read_jwks(&base_dir.join(&settings.keys))?;
-            issuers.insert(settings.issuer.clone(), Trust { audience: settings.audience.clone(), keys });
+            issuers.insert(settings.issuer.clone(), Trust { audience: settings.audience.clone(), keys: Arc::new(keys.into()) });
         }
         if let Some(oidc) = &settings.oidc {
-            let keys = read_jwks(&base_dir.join(&oidc.jwks_file))?;
+            let keys = match (&oidc.jwks_file, &oidc.jwks_url) {
+                (Some(file), None) => Arc::new(read_jwks(&base_dir.join(file))?.into()),
+                (None, Some(url)) => {
+                    if !url.starts_with("https://") && !is_loopback_url(url) {
+                        return Err(Error::Config(format!(
+                            "[auth.oidc] jwks_url {url} must be https://: keys fetched in clear could be swapped"
+                        )));
+                    }
+                    let source = KeySource {
+                        url: url.clone(),
+                        client: http_client(oidc.ca_file.as_ref().map(|f| base_dir.join(f)).as_deref())?,
+                        refresh: oidc.refresh.max(Duration::from_secs(30)),
+                        keys: Arc::new(Keys::new().into()),
+                        stale: Arc::new(tokio::sync::Notify::new()),
+                    };
+                    *source.keys.write().expect("key set lock") = source.fetch().await?;
+                    let keys = source.keys.clone();
+                    sources.push(source);
+                    keys
+                }
+                _ => return Err(Error::Config("[auth.oidc] needs exactly one of jwks_file and jwks_url".into())),
+            };
             let audience = oidc.audience.clone().unwrap_or_else(|| settings.audience.clone());
             issuers.insert(oidc.issuer.clone(), Trust { audience, keys });
         }
         if issuers.is_empty() {
             return Ok(None);
         }
-        Ok(Some(Self { issuers: Arc::new(issuers), leeway: settings.leeway }))
+        Ok(Some(Self { issuers: Arc::new(issuers), leeway: settings.leeway, sources }))
+    }
+
+    /// Whether some keys come from a URL (and [`Verifier::keep_fresh`] has work to do).
+    pub fn fetches_keys(&self) -> bool {
+        !self.sources.is_empty()
+    }
+
+    /// Keeps the keys fetched from URLs fresh until cancelled.
+    pub async fn keep_fresh(&self, cancel: tokio_util::sync::CancellationToken) {
+        futures::future::join_all(self.sources.iter().cloned().map(|s| s.run(cancel.clone()))).await;
     }
 
     /// A verifier trusting one issuer's key set (tests, tools).
     pub fn new(issuer: &str, audience: &str, jwks: &JwkSet, leeway: Duration) -> Result<Self, Error> {
         let keys = decoding_keys(jwks)?;
-        let issuers = HashMap::from([(issuer.to_string(), Trust { audience: audience.to_string(), keys })]);
-        Ok(Self { issuers: Arc::new(issuers), leeway })
+        let issuers = HashMap::from([(issuer.to_string(), Trust { audience: audience.to_string(), keys: Arc::new(keys.into()) })]);
+        Ok(Self { issuers: Arc::new(issuers), leeway, sources: Vec::new() })
     }
 
     /// The identity in `authorization` metadata (`Bearer <token>`).
@@ -347,7 +444,14 @@ impl Verifier {
         let unverified = unverified_claims(token)?;
         let trust = self.issuers.get(&unverified.iss).ok_or(AuthError::UnknownIssuer)?;
         let kid = header.kid.clone().unwrap_or_default();
-        let (key, algorithm) = trust.keys.get(&kid).ok_or_else(|| AuthError::UnknownKey(kid.clone()))?;
+        let keys = trust.keys.read().expect("key set lock");
+        let Some((key, algorithm)) = keys.get(&kid) else {
+            // Perhaps the provider has rotated its keys: look again soon.
+            for source in self.sources.iter().filter(|s| Arc::ptr_eq(&s.keys, &trust.keys)) {
+                source.stale.notify_one();
+            }
+            return Err(AuthError::UnknownKey(kid));
+        };
         if header.alg != *algorithm {
             return Err(AuthError::WrongAlgorithm(format!("{:?}", header.alg)));
         }
@@ -395,6 +499,25 @@ fn identity(claims: Claims) -> Result<Identity, AuthError> {
     }
     let name = if claims.name.is_empty() { claims.sub.clone() } else { claims.name };
     Ok(Identity { subject: claims.sub, name, roles, unit, issuer: claims.iss })
+}
+
+fn is_loopback_url(url: &str) -> bool {
+    let rest = url.strip_prefix("http://").unwrap_or_default();
+    let host = rest.split(['/', ':']).next().unwrap_or_default();
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// An HTTPS client trusting the system's CAs, or only `ca_file` when given.
+fn http_client(ca_file: Option<&Path>) -> Result<reqwest::Client, Error> {
+    crate::tls::install_crypto_provider();
+    let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(10)).connect_timeout(Duration::from_secs(5));
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path).map_err(|e| Error::Config(format!("[auth.oidc] ca_file {}: {e}", path.display())))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| Error::Config(format!("[auth.oidc] ca_file {}: {e}", path.display())))?;
+        builder = builder.tls_certs_only(certs);
+    }
+    builder.build().map_err(|e| Error::Config(format!("an HTTPS client for the identity provider: {e}")))
 }
 
 fn read_jwks(path: &Path) -> Result<HashMap<String, (DecodingKey, Algorithm)>, Error> {

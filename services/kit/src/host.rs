@@ -51,7 +51,9 @@ impl Host {
     /// Connects everything the service needs; binds its listeners (port 0: any free port).
     pub async fn start<S>(cfg: &ServiceConfig<S>, migrations: &Migrations, clock: SharedClock) -> Result<Self, Error> {
         let telemetry = telemetry::init(cfg.name, &cfg.telemetry)?;
-        let verifier = crate::auth::Verifier::from_settings(&cfg.auth, cfg.base_dir())?;
+        // One TLS provider for every client of the process (gRPC, NATS, HTTPS).
+        crate::tls::install_crypto_provider();
+        let verifier = crate::auth::Verifier::from_settings(&cfg.auth, cfg.base_dir()).await?;
         let signer = crate::auth::Signer::from_settings(&cfg.auth, cfg.base_dir())?;
         if cfg.auth.required && verifier.is_none() {
             return Err(Error::Config("[auth] required = true, but neither [auth] keys nor [auth.oidc] says whose tokens to trust".into()));
@@ -59,7 +61,7 @@ impl Host {
         if !cfg.auth.required {
             tracing::warn!(service = cfg.name, "[auth] required = false: calls without a token are served; never run a district like this");
         }
-        let auth = crate::auth::AuthLayer::new(verifier, cfg.auth.required);
+        let auth = crate::auth::AuthLayer::new(verifier.clone(), cfg.auth.required);
         let tls = crate::tls::Tls::load(&cfg.tls, cfg.name, &[cfg.common.grpc_addr, cfg.common.admin_addr])?;
         if tls.is_none() {
             tracing::warn!(service = cfg.name, "[tls] plaintext = true: gRPC and the admin port in clear, on loopback only");
@@ -91,6 +93,13 @@ impl Host {
             signer,
             tls,
         };
+        if let Some(verifier) = verifier.filter(crate::auth::Verifier::fetches_keys) {
+            let cancel = host.cancel.clone();
+            host.tasks.spawn(async move {
+                verifier.keep_fresh(cancel).await;
+                ("identity provider's keys".into(), Ok(()))
+            });
+        }
         if let Ok(open) = crate::consumer::dead_letter::open_count(&host.db).await {
             host.metrics.dead_letters_open.set(open);
         }

@@ -31,6 +31,12 @@ pub struct TlsSettings {
     pub plaintext: bool,
 }
 
+/// Makes ring the process's TLS provider (for clients that take the default, such as the
+/// identity provider's); harmless when one is already installed.
+pub fn install_crypto_provider() {
+    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+}
+
 /// The CA's file in the directory.
 pub const CA: &str = "ca.pem";
 
