@@ -231,7 +231,7 @@ mod tests {
     #[test]
     fn the_demo_settings_are_read_and_valid() {
         let s = demo();
-        assert_eq!(s.intake_url, "http://127.0.0.1:50051");
+        assert_eq!(s.intake_url, "https://127.0.0.1:50051");
         assert_eq!(s.supervisor, "centre");
         assert!(!s.webhook_enabled());
         assert_eq!(s.max_attempts, 8);
