@@ -15,6 +15,7 @@ mod error;
 pub mod policy;
 pub mod service;
 pub mod store;
+pub mod workflow;
 
 use std::sync::Arc;
 
