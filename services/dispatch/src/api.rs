@@ -8,8 +8,8 @@ use jiesu_kit::{
     time::millis_to_proto,
 };
 use jiesu_proto::v1::{
-    self as pb, AcceptRequest, CaseRef, CaseView, ContactRequest, ListCasesRequest, ListCasesResponse, ResolveRequest, TimelineEntry,
-    dispatch_service_server::DispatchService,
+    self as pb, AcceptRequest, CaseRef, CaseView, ContactRequest, ListCasesRequest, ListCasesResponse, PreviewRouteRequest,
+    PreviewRouteResponse, ResolveRequest, TimelineEntry, dispatch_service_server::DispatchService,
 };
 use tonic::{Request, Response, Status};
 
@@ -158,5 +158,29 @@ impl DispatchService for DispatchApi {
         };
         let rows = store::list(&self.db, scope.as_deref().unwrap_or(""), status, req.after_case_id.trim(), limit).await?;
         Ok(Response::new(ListCasesResponse { cases: rows.into_iter().map(|r| case_view(r, &[])).collect() }))
+    }
+
+    async fn preview_route(&self, request: Request<PreviewRouteRequest>) -> Result<Response<PreviewRouteResponse>, Status> {
+        if let Some(who) = auth::caller(&request) {
+            policy::may_preview_routes(who).map_err(Error::from)?;
+        }
+        let req = request.into_inner();
+        let place = domain::Place { street: req.street.trim().to_string(), community: req.community.trim().to_string() };
+        let org = &self.dispatch.org;
+        for (field, id) in [("street", &place.street), ("community", &place.community)] {
+            if !id.is_empty() && !org.contains(id) {
+                return Err(Error::Invalid(format!("{field} {id:?} is not a unit of the district's organisation")).into());
+            }
+        }
+        let sub_item = req.sub_item.trim();
+        let route = domain::route(&self.dispatch.matrix, org, sub_item, &place);
+        let rule = route.rule.map(|i| domain::describe_rule(i, &self.dispatch.matrix.rules[i])).unwrap_or_default();
+        Ok(Response::new(PreviewRouteResponse {
+            lead_unit_name: org.name_of(&route.lead).to_string(),
+            lead_unit_id: route.lead,
+            assisting_unit_ids: route.assisting,
+            fallback: route.rule.is_none(),
+            rule,
+        }))
     }
 }

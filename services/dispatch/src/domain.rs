@@ -145,6 +145,12 @@ pub fn route(matrix: &Matrix, org: &Organisation, sub_item: &str, place: &Place)
     Route { lead, assisting, rule: Some(i) }
 }
 
+/// A rule as the district file writes it, for people: `dispatch.matrix[3]: 01.03 × * → @street (+ dept-x)`.
+pub fn describe_rule(index: usize, rule: &Rule) -> String {
+    let assisting = if rule.assisting.is_empty() { String::new() } else { format!(" (+ {})", rule.assisting.join(", ")) };
+    format!("dispatch.matrix[{index}]: {} × {} → {}{assisting}", rule.sub_item, rule.street, rule.lead)
+}
+
 fn sub_item_rank(rule: &str, code: &str) -> Option<u8> {
     if rule == ANY {
         Some(0)

@@ -43,6 +43,16 @@ pub fn list_scope(who: &Identity, requested: &str) -> Result<Option<String>, Ref
     }
 }
 
+/// May `who` ask where a case would be dispatched? The centre, auditors, administrators and
+/// services: the responsibility list is the centre's tool.
+pub fn may_preview_routes(who: &Identity) -> Result<(), Refusal> {
+    if sees_every_case(who) {
+        Ok(())
+    } else {
+        Err(Refusal(format!("{} may not preview routes: the responsibility list is the service centre's", who.describe())))
+    }
+}
+
 /// The unit `who` signs, contacts or resolves for (办理单位): the unit in its token. A request
 /// that names another unit is refused, not silently corrected.
 pub fn acting_unit<'a>(who: &'a Identity, requested: &str) -> Result<&'a str, Refusal> {
@@ -120,6 +130,15 @@ mod tests {
                 }
                 (false, false) => assert!(list_scope(&caller, "").is_err(), "{role}"),
             }
+        }
+    }
+
+    #[test]
+    fn only_those_who_see_every_case_preview_routes() {
+        for role in Role::ALL {
+            let allowed = may_preview_routes(&who(role, unit_of(role))).is_ok();
+            let expected = matches!(role, Role::CentreAgent | Role::CentreSupervisor | Role::Auditor | Role::Administrator | Role::Service);
+            assert_eq!(allowed, expected, "{role:?}");
         }
     }
 }

@@ -257,3 +257,41 @@ async fn a_unit_sees_and_handles_only_its_own_cases() {
     assert_eq!(refused.code(), Code::PermissionDenied);
     assert_eq!(list(token(Role::CentreAgent, None), "").await.unwrap().into_inner().cases.len(), 1);
 }
+
+/// Where a case would go, and which rule decided (派单预演): for the centre; nothing dispatched.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_centre_previews_a_route_and_sees_the_rule_that_decided() {
+    use jiesu_kit::auth::Role;
+    use jiesu_proto::v1::PreviewRouteRequest;
+    let (h, signer) = Harness::start_with_tokens("dispatch", |c, k| async move { jiesu_dispatch::start(&c, k).await }).await;
+    let client = DispatchServiceClient::new(h.channel().await);
+    let preview = |role: Role, unit: Option<&str>, sub_item: &str, street: &str, community: &str| {
+        let mut client = client.clone();
+        let mut req =
+            tonic::Request::new(PreviewRouteRequest { sub_item: sub_item.into(), street: street.into(), community: community.into() });
+        req.metadata_mut().insert("authorization", jiesu_testkit::bearer(&signer, "u-1", role, unit));
+        async move { client.preview_route(req).await.map(|r| r.into_inner()) }
+    };
+
+    // A parking lock in 荔枝社区: the street office of the place leads (属地管理), named by its rule.
+    let r = preview(Role::CentreAgent, None, "01.03", "", "cm-lizhi").await.unwrap();
+    assert_eq!((r.lead_unit_id.as_str(), r.fallback), ("st-dongmen", false));
+    assert!(r.rule.starts_with("dispatch.matrix[") && r.rule.contains("@street"), "{}", r.rule);
+    assert!(!r.lead_unit_name.is_empty() && r.lead_unit_name != r.lead_unit_id);
+    // Illegal construction: the department leads, the street assists.
+    let r = preview(Role::Auditor, None, "01.02", "st-xinan", "").await.unwrap();
+    assert_eq!((r.lead_unit_id.as_str(), r.assisting_unit_ids.as_slice()), ("dept-urban-management", &["st-xinan".to_string()][..]));
+    // Nothing fits a category-level rule needing a street the place lacks: the fallback.
+    let r = preview(Role::CentreAgent, None, "01.03", "", "").await.unwrap();
+    assert!(r.fallback || r.lead_unit_id == "centre", "{r:?}");
+    // An unknown place is bad input, not a silent fallback.
+    let err = preview(Role::CentreAgent, None, "01.03", "st-nowhere", "").await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("st-nowhere"), "{}", err.message());
+    // A unit does not browse the centre's responsibility list.
+    let err = preview(Role::UnitHandler, Some("st-dongmen"), "01.03", "st-dongmen", "").await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    assert!(err.message().contains("may not preview routes"), "{}", err.message());
+    // Nothing was dispatched.
+    assert_eq!(h.db.count("SELECT COUNT(*) FROM cases").await.unwrap(), 0);
+}
