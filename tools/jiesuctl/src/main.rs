@@ -112,6 +112,16 @@ enum Command {
         #[command(subcommand)]
         command: tls::TlsCommand,
     },
+    /// Where a case would be dispatched, and the rule that decides (派单预演); nothing is dispatched.
+    Route {
+        /// The sub-item ("01.03") or category ("01").
+        #[arg(long)]
+        sub_item: String,
+        #[arg(long, default_value = "")]
+        street: String,
+        #[arg(long, default_value = "")]
+        community: String,
+    },
     /// Look at cases.
     Case {
         #[command(subcommand)]
@@ -393,6 +403,20 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Tls { command } => tls::run(d.config.as_ref(), &d.path, command),
         Command::Case { command: CaseCommand::Show { case } } => show(&d, &case).await,
         Command::Case { command: CaseCommand::List { unit, limit } } => list(&d, unit, limit).await,
+        Command::Route { sub_item, street, community } => {
+            let mut c = DispatchServiceClient::new(d.channel("dispatch").await?);
+            let r = c.preview_route(pb::PreviewRouteRequest { sub_item, street, community }).await.map_err(status)?.into_inner();
+            println!("主办单位 {}（{}）", r.lead_unit_name, r.lead_unit_id);
+            if !r.assisting_unit_ids.is_empty() {
+                println!("协办单位 {}", r.assisting_unit_ids.join("、"));
+            }
+            if r.fallback {
+                println!("依据     无匹配规则：转中心人工派单");
+            } else {
+                println!("依据     {}", r.rule);
+            }
+            Ok(())
+        }
         Command::Accept { case, unit, by } => {
             let mut c = DispatchServiceClient::new(d.channel("dispatch").await?);
             let v =
