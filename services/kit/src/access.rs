@@ -256,20 +256,10 @@ pub fn ensure_seeds<'a>(dir: &Path, users: impl IntoIterator<Item = &'a str>) ->
         if path.exists() {
             continue;
         }
-        write_private(&path, &generate_seed())?;
+        crate::config::write_private(&path, &generate_seed())?;
         made.push(user.to_string());
     }
     Ok(made)
-}
-
-pub(crate) fn write_private(path: &Path, text: &str) -> Result<(), Error> {
-    use std::io::Write as _;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path).map_err(|e| Error::Config(format!("cannot write {}: {e}", path.display())))?;
-    file.write_all(text.as_bytes()).map_err(|e| Error::Config(format!("cannot write {}: {e}", path.display())))
 }
 
 // ------------------------------------------------------------------------------ server config
@@ -440,7 +430,7 @@ pub fn consumer_config(durable: &str, filter_subjects: Vec<String>, s: &Consumer
 
 /// How a bound consumer differs from what its service expects, if it does: the operator
 /// provisioned it from another district file (or an older one).
-pub fn consumer_drift(found: &pull::Config, expected: &pull::Config) -> Option<String> {
+pub fn consumer_drift(found: &jetstream::consumer::Config, expected: &pull::Config) -> Option<String> {
     let mut found_filters = found.filter_subjects.clone();
     if !found.filter_subject.is_empty() {
         found_filters.push(found.filter_subject.clone());
@@ -585,9 +575,10 @@ mod tests {
     #[test]
     fn drift_names_what_differs() {
         let s = ConsumerSettings::default();
+        use jetstream::consumer::IntoConsumerConfig;
         let expected = consumer_config("dispatch", vec!["jiesu.event.case.classified".into()], &s);
-        assert_eq!(consumer_drift(&expected, &expected), None);
-        let mut found = expected.clone();
+        assert_eq!(consumer_drift(&expected.clone().into_consumer_config(), &expected), None);
+        let mut found = expected.clone().into_consumer_config();
         found.filter_subjects = vec!["jiesu.event.>".into()];
         found.max_deliver = 2;
         let drift = consumer_drift(&found, &expected).unwrap();

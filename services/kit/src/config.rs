@@ -437,6 +437,18 @@ impl Default for ConsumerSettings {
     }
 }
 
+/// Writes a new secret file (a private key, a seed) readable by its owner only; an existing
+/// file is never overwritten.
+pub fn write_private(path: &Path, text: &str) -> Result<(), Error> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).map_err(|e| Error::Config(format!("cannot write {}: {e}", path.display())))?;
+    file.write_all(text.as_bytes()).map_err(|e| Error::Config(format!("cannot write {}: {e}", path.display())))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

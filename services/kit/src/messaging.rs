@@ -110,28 +110,9 @@ impl Broker {
     /// warning now and then: a service started before NATS comes up when NATS does. Refused
     /// credentials are an error at once: waiting would not change them.
     pub async fn connect(settings: &NatsSettings, user: &str) -> Result<Self, Error> {
-        let servers: Vec<async_nats::ServerAddr> = settings
-            .url
-            .iter()
-            .map(|u| u.parse().map_err(|e| Error::NatsConnect { url: u.clone(), reason: format!("not a server address: {e}") }))
-            .collect::<Result<_, _>>()?;
-        let seed = match &settings.keys_dir {
-            Some(dir) => Some(crate::access::read_seed(dir, user)?),
-            None => None,
-        };
-        let mut options = async_nats::ConnectOptions::new()
-            .name(format!("jiesu-{user}"))
-            .custom_inbox_prefix(crate::access::inbox_prefix(user))
-            .connection_timeout(Duration::from_secs(5));
-        if let Some(seed) = &seed {
-            options = options.nkey(seed.clone());
-        }
-        if let Some(ca) = &settings.tls_ca {
-            options = options.require_tls(true).add_root_certificates(ca.clone());
-        }
-        if let (Some(cert), Some(key)) = (&settings.tls_cert, &settings.tls_key) {
-            options = options.add_client_certificate(cert.clone(), key.clone());
-        }
+        let servers = server_addrs(settings)?;
+        let options = connect_options(settings, user)?;
+        let has_key = settings.keys_dir.is_some();
         let started = tokio::time::Instant::now();
         let mut warned = started;
         let mut attempt = 0u32;
@@ -160,8 +141,8 @@ impl Broker {
         };
         let mut jetstream = jetstream::new(client.clone());
         jetstream.set_timeout(Duration::from_secs(10));
-        let broker = Self { client, jetstream, subjects: Subjects::new(&settings.subject_root), manages_streams: seed.is_none() };
-        if seed.is_none() {
+        let broker = Self { client, jetstream, subjects: Subjects::new(&settings.subject_root), manages_streams: !has_key };
+        if !has_key {
             tracing::warn!(
                 "NATS without credentials (nats.keys_dir unset): fine for a server without authentication on a developer's machine, never in production"
             );
@@ -205,6 +186,35 @@ impl Broker {
             .map_err(|e| Error::Nats(format!("stream {name}: {e} (has the operator run `jiesuctl nats provision`?)")))?;
         Ok(())
     }
+}
+
+/// The configured servers as addresses, naming the one that is not.
+pub fn server_addrs(settings: &NatsSettings) -> Result<Vec<async_nats::ServerAddr>, Error> {
+    settings
+        .url
+        .iter()
+        .map(|u| u.parse().map_err(|e| Error::NatsConnect { url: u.clone(), reason: format!("not a server address: {e}") }))
+        .collect()
+}
+
+/// How `user` connects under `settings`, for the services and the tools alike: its nkey from
+/// `nats.keys_dir` (when set), its own inbox prefix (nobody else may listen there), and TLS
+/// when `nats.tls_ca` is set, showing its certificate when it has one.
+pub fn connect_options(settings: &NatsSettings, user: &str) -> Result<async_nats::ConnectOptions, Error> {
+    let mut options = async_nats::ConnectOptions::new()
+        .name(format!("jiesu-{user}"))
+        .custom_inbox_prefix(crate::access::inbox_prefix(user))
+        .connection_timeout(Duration::from_secs(5));
+    if let Some(dir) = &settings.keys_dir {
+        options = options.nkey(crate::access::read_seed(dir, user)?);
+    }
+    if let Some(ca) = &settings.tls_ca {
+        options = options.require_tls(true).add_root_certificates(ca.clone());
+    }
+    if let (Some(cert), Some(key)) = (&settings.tls_cert, &settings.tls_key) {
+        options = options.add_client_certificate(cert.clone(), key.clone());
+    }
+    Ok(options)
 }
 
 /// Reads a header as text.

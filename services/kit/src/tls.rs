@@ -218,7 +218,7 @@ pub fn ensure_ca(dir: &Path, name: &str) -> Result<bool, Error> {
     }
     std::fs::create_dir_all(dir).map_err(|e| Error::Config(format!("cannot create {}: {e}", dir.display())))?;
     let (cert_pem, key_pem) = make_ca(name)?;
-    crate::access::write_private(&key, &key_pem)?;
+    crate::config::write_private(&key, &key_pem)?;
     std::fs::write(&cert, cert_pem).map_err(|e| Error::Config(format!("cannot write {}: {e}", cert.display())))?;
     Ok(true)
 }
@@ -232,7 +232,7 @@ pub fn issue_cert(dir: &Path, ca_name: &str, name: &str, hosts: &[String]) -> Re
     let (cert_pem, key_pem) = make_cert(ca_name, &ca_key, name, hosts)?;
     let (cert, key) = cert_paths(dir, name);
     let _ = std::fs::remove_file(&key);
-    crate::access::write_private(&key, &key_pem)?;
+    crate::config::write_private(&key, &key_pem)?;
     std::fs::write(&cert, cert_pem).map_err(|e| Error::Config(format!("cannot write {}: {e}", cert.display())))
 }
 

@@ -236,10 +236,8 @@ pub async fn provision(config: &DistrictConfig) {
     loop {
         match jiesu_kit::access::provision(&js, config).await {
             Ok(_) => return,
-            Err(e) if started.elapsed() < Duration::from_secs(30) => {
-                let _ = e;
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
+            // A fresh cluster answers "jetstream request timed out" until it has a leader.
+            Err(_) if started.elapsed() < Duration::from_secs(30) => tokio::time::sleep(Duration::from_millis(250)).await,
             Err(e) => panic!("cannot provision the streams and consumers: {e}"),
         }
     }
@@ -247,10 +245,13 @@ pub async fn provision(config: &DistrictConfig) {
 
 /// Connects to `url` (several, comma-separated) as `user`, with its seed from `keys_dir` and its own inbox prefix.
 pub async fn connect_as(url: &str, keys_dir: &Path, user: &str) -> Result<async_nats::Client, async_nats::ConnectError> {
-    let seed = jiesu_kit::access::read_seed(keys_dir, user).expect("the user's NATS key");
-    let servers: Vec<async_nats::ServerAddr> =
-        url.split(',').map(|u| u.trim().parse().unwrap_or_else(|e| panic!("{u} is not a NATS URL: {e}"))).collect();
-    async_nats::ConnectOptions::new().nkey(seed).custom_inbox_prefix(jiesu_kit::access::inbox_prefix(user)).connect(servers).await
+    let settings = jiesu_kit::config::NatsSettings {
+        url: url.split(',').map(|u| u.trim().to_string()).collect(),
+        keys_dir: Some(keys_dir.to_path_buf()),
+        ..Default::default()
+    };
+    let options = jiesu_kit::messaging::connect_options(&settings, user).expect("the user's NATS key");
+    options.connect(jiesu_kit::messaging::server_addrs(&settings).expect("NATS URLs")).await
 }
 
 impl Drop for NatsServer {
@@ -415,7 +416,8 @@ impl TestBed {
         let dir = self.dir.path().join("tls");
         tls::ensure_ca(&dir, "Jiesu test CA").expect("make a CA");
         let hosts = vec!["127.0.0.1".to_string(), "localhost".to_string()];
-        for name in ["intake", "classification", "dispatch", "sla_timer", "notification", "revisit", "client"] {
+        let services = jiesu_kit::access::SERVICES.iter().map(|s| s.service);
+        for name in services.chain(["client"]) {
             tls::issue_cert(&dir, "Jiesu test CA", name, &hosts).expect("issue a certificate");
         }
         self.config.set("tls.dir", dir.display().to_string());
@@ -459,18 +461,7 @@ pub async fn publish_event<E: Event>(js: &jetstream::Context, subjects: &Subject
 /// [`publish_event`] under another `Nats-Msg-Id` than the event's own id: how a re-send that
 /// JetStream cannot recognise reaches the consumers.
 pub async fn publish_event_as<E: Event>(js: &jetstream::Context, subjects: &Subjects, msg_id: &str, event: &E) -> bool {
-    let case_id = event.meta().map(|m| m.case_id.clone()).unwrap_or_default();
-    let mut headers = async_nats::HeaderMap::new();
-    headers.insert(header::MSG_ID, msg_id);
-    headers.insert(header::CASE_ID, case_id.as_str());
-    headers.insert(header::EVENT_TYPE, E::TYPE);
-    headers.insert(header::CONTENT_TYPE, PROTOBUF);
-    let ack = js
-        .publish_with_headers(subjects.event(E::TYPE), headers, event.encode_to_vec().into())
-        .await
-        .expect("publish")
-        .await
-        .expect("publish ack");
+    let ack = send_event(js, subjects, msg_id, event).await.expect("publish").await.expect("publish ack");
     !ack.duplicate
 }
 
@@ -478,14 +469,26 @@ pub async fn publish_event_as<E: Event>(js: &jetstream::Context, subjects: &Subj
 /// user without the right to its subject gets no acknowledgement, and nothing is stored).
 pub async fn publish_event_refused<E: Event>(js: &jetstream::Context, subjects: &Subjects, event: &E) -> bool {
     let id = event.meta().map(|m| m.event_id.clone()).unwrap_or_default();
-    let mut headers = async_nats::HeaderMap::new();
-    headers.insert(header::MSG_ID, id.as_str());
-    headers.insert(header::EVENT_TYPE, E::TYPE);
-    headers.insert(header::CONTENT_TYPE, PROTOBUF);
-    match js.publish_with_headers(subjects.event(E::TYPE), headers, event.encode_to_vec().into()).await {
+    match send_event(js, subjects, &id, event).await {
         Err(_) => true,
         Ok(ack) => ack.await.is_err(),
     }
+}
+
+/// `event` on its subject with the Jiesu headers; the acknowledgement still to come.
+async fn send_event<E: Event>(
+    js: &jetstream::Context,
+    subjects: &Subjects,
+    msg_id: &str,
+    event: &E,
+) -> Result<jetstream::context::PublishAckFuture, jetstream::context::PublishError> {
+    let case_id = event.meta().map(|m| m.case_id.clone()).unwrap_or_default();
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(header::MSG_ID, msg_id);
+    headers.insert(header::CASE_ID, case_id.as_str());
+    headers.insert(header::EVENT_TYPE, E::TYPE);
+    headers.insert(header::CONTENT_TYPE, PROTOBUF);
+    js.publish_with_headers(subjects.event(E::TYPE), headers, event.encode_to_vec().into()).await
 }
 
 /// One message read back from a stream, with the headers tests look at.

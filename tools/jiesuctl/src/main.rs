@@ -686,15 +686,7 @@ fn generate_key(kid: &str, dir: &std::path::Path) -> Result<()> {
         bail!("{} exists: a key id names one key for good; choose another --kid", private.display());
     }
     let (pem, jwk) = jiesu_kit::auth::generate_key(kid)?;
-    {
-        use std::io::Write;
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut f = options.open(&private).with_context(|| format!("writing {}", private.display()))?;
-        f.write_all(pem.as_bytes())?;
-    }
+    jiesu_kit::config::write_private(&private, &pem)?;
     let set_path = dir.join("jwks.json");
     let mut set: serde_json::Value = match std::fs::read_to_string(&set_path) {
         Ok(text) => serde_json::from_str(&text).with_context(|| format!("{} is not a JWKS file", set_path.display()))?,

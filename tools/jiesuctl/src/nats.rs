@@ -161,20 +161,11 @@ pub async fn run(config: Option<&DistrictConfig>, path: &Path, command: NatsComm
 }
 
 /// Connects to the district's NATS as `user`, with its seed from `dir` (if the file is there:
-/// a server without authentication needs none) and its own inbox prefix.
+/// a server without authentication needs none), its own inbox prefix and the district's TLS.
 pub async fn connect(nats: &NatsSettings, dir: &Path, user: &str) -> Result<async_nats::Client> {
-    let servers: Vec<async_nats::ServerAddr> = nats.url.iter().map(|u| u.parse()).collect::<Result<_, _>>().context("nats.url")?;
-    let mut options = async_nats::ConnectOptions::new().custom_inbox_prefix(access::inbox_prefix(user));
-    if access::seed_path(dir, user).exists() {
-        options = options.nkey(access::read_seed(dir, user)?);
-    }
-    if let Some(ca) = &nats.tls_ca {
-        options = options.require_tls(true).add_root_certificates(ca.clone());
-    }
-    if let (Some(cert), Some(key)) = (&nats.tls_cert, &nats.tls_key) {
-        options = options.add_client_certificate(cert.clone(), key.clone());
-    }
-    options.connect(servers).await.with_context(|| {
+    let settings = NatsSettings { keys_dir: access::seed_path(dir, user).exists().then(|| dir.to_path_buf()), ..nats.clone() };
+    let options = jiesu_kit::messaging::connect_options(&settings, user)?;
+    options.connect(jiesu_kit::messaging::server_addrs(&settings)?).await.with_context(|| {
         format!("cannot connect to NATS at {} as {user} (its key: {})", nats.servers(), access::seed_path(dir, user).display())
     })
 }

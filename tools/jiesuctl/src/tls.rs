@@ -7,9 +7,9 @@ use anyhow::{Context, Result};
 use clap::Subcommand;
 use jiesu_kit::{DistrictConfig, tls};
 
-/// Who gets a certificate in a district: the six services, the NATS server, and `jiesuctl`
-/// (the people's and operators' tool, for districts with mutual TLS).
-const HOLDERS: [&str; 8] = ["intake", "classification", "dispatch", "sla_timer", "notification", "revisit", "nats", "jiesuctl"];
+/// Who gets a certificate besides the services: the NATS server, and `jiesuctl` (the people's
+/// and operators' tool, for districts with mutual TLS).
+const OTHER_HOLDERS: [&str; 2] = ["nats", "jiesuctl"];
 
 #[derive(Subcommand)]
 pub enum TlsCommand {
@@ -65,7 +65,8 @@ pub fn run(config: Option<&DistrictConfig>, path: &Path, command: TlsCommand) ->
             let dir = dir_of(dir);
             let hosts = if hosts.is_empty() { vec!["127.0.0.1".to_string(), "localhost".to_string()] } else { hosts };
             tls::ensure_ca(&dir, &ca_name)?;
-            for name in HOLDERS {
+            let services = jiesu_kit::access::SERVICES.iter().map(|s| s.service);
+            for name in services.chain(OTHER_HOLDERS) {
                 let (cert, _) = tls::cert_paths(&dir, name);
                 if cert.exists() {
                     println!("kept   {}", cert.display());

@@ -69,15 +69,8 @@ impl<H: Handler> Consumer<H> {
             let mut consumer: jetstream::consumer::Consumer<pull::Config> = stream.get_consumer(&spec.durable).await.map_err(|e| {
                 Error::Nats(format!("consumer {} on {}: {e} (has the operator run `jiesuctl nats provision`?)", spec.durable, spec.stream))
             })?;
-            let found = consumer.info().await.map_err(|e| Error::Nats(format!("consumer {}: {e}", spec.durable)))?.config.clone();
-            let found = pull::Config {
-                filter_subject: found.filter_subject,
-                filter_subjects: found.filter_subjects,
-                max_deliver: found.max_deliver,
-                ack_wait: found.ack_wait,
-                ..Default::default()
-            };
-            if let Some(drift) = crate::access::consumer_drift(&found, &config) {
+            let found = &consumer.info().await.map_err(|e| Error::Nats(format!("consumer {}: {e}", spec.durable)))?.config;
+            if let Some(drift) = crate::access::consumer_drift(found, &config) {
                 return Err(Error::Nats(format!(
                     "consumer {} on {} is not what this service expects: {drift} (run `jiesuctl nats provision` with this district file)",
                     spec.durable, spec.stream
