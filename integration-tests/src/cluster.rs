@@ -12,7 +12,7 @@ use std::{
 use anyhow::{Context, Result, ensure};
 use jiesu_kit::Subjects;
 use jiesu_proto::v1::{
-    AcceptRequest, CaseRef, CaseStatus, RecordRequest, ResolveRequest, Satisfaction, case_ref::Ref,
+    AcceptRequest, AnswerAssistRequest, CaseRef, CaseStatus, ContactRequest, RecordRequest, ResolveRequest, Satisfaction, case_ref::Ref,
     dispatch_service_client::DispatchServiceClient, intake_service_client::IntakeServiceClient,
     revisit_service_client::RevisitServiceClient,
 };
@@ -174,14 +174,28 @@ impl Cluster {
     }
 
     /// Takes a dispatched case through the rest of the loop, each step a separate call as the
-    /// people would make it: its unit accepts and resolves, the revisit agent records a satisfied
+    /// people would make it: its unit accepts, contacts the citizen, its assisting units answer
+    /// their parts and it resolves, the revisit agent records a satisfied
     /// citizen; waits until dispatch has closed it.
     pub async fn walk_to_closed(&self, case_id: &str) -> Result<()> {
         let by_id = || Some(CaseRef { r#ref: Some(Ref::CaseId(case_id.to_string())) });
         let mut dispatch = self.dispatch().await;
-        let owner = dispatch.get_case(by_id().expect("a reference")).await?.into_inner().unit_id;
+        let view = dispatch.get_case(by_id().expect("a reference")).await?.into_inner();
+        let owner = view.unit_id;
         dispatch.accept(AcceptRequest { case: by_id(), unit_id: owner.clone(), accepted_by: "王五".into() }).await?;
-        dispatch.resolve(ResolveRequest { case: by_id(), unit_id: owner, resolved_by: "王五".into(), reply: "已处理。".into() }).await?;
+        let contact = ContactRequest { case: by_id(), unit_id: owner.clone(), contacted_by: "王五".into(), note: String::new() };
+        dispatch.contact(contact).await?;
+        // Each assisting unit answers its part of the joint case (多方联动) before the lead resolves.
+        for part in view.parts {
+            let answer =
+                AnswerAssistRequest {
+                    case: by_id(), answer: "已配合处理。".into(), unit_id: part.unit_id, answered_by: "赵六".into()
+                };
+            dispatch.answer_assist(answer).await?;
+        }
+        let resolve =
+            ResolveRequest { case: by_id(), unit_id: owner, resolved_by: "王五".into(), reply: "已处理。".into(), letter: None };
+        dispatch.resolve(resolve).await?;
         let revisit = RevisitServiceClient::new(grpc_channel(self.grpc["revisit"]).await);
         let record = RecordRequest {
             case: by_id(),

@@ -12,8 +12,8 @@ use anyhow::{Context, Result, ensure};
 use jiesu_integration_tests::{Backend, District};
 use jiesu_kit::auth::Role;
 use jiesu_proto::v1::{
-    AcceptRequest, CaseReceived, CaseRef, CaseStatus, Citizen, ContactRequest, Location, RecordRequest, ResolveRequest, Satisfaction,
-    Submission, SubmitRequest, case_ref::Ref,
+    AcceptRequest, AnswerAssistRequest, CaseReceived, CaseRef, CaseStatus, Citizen, ContactRequest, Location, RecordRequest,
+    ResolveRequest, Satisfaction, Submission, SubmitRequest, case_ref::Ref,
 };
 use jiesu_testkit::eventually;
 use prost::Message;
@@ -101,7 +101,8 @@ async fn whole_loop(backend: Backend) -> Result<()> {
             (ev::CaseClassified::TYPE, 1),
             (ev::CaseDispatched::TYPE, 1),
             (ev::CaseAccepted::TYPE, 1),
-            (ev::CaseContacted::TYPE, 1),
+            (ev::CaseContacted::TYPE, 2),
+            (ev::CaseReplied::TYPE, 2),
             (ev::CaseResolved::TYPE, 2),
             (ev::RevisitRecorded::TYPE, 2),
             (ev::CaseReopened::TYPE, 1),
@@ -194,6 +195,7 @@ async fn follow_one_case(d: &District, case_id: &str) -> Result<()> {
         }
     })
     .await?;
+    answer_parts(d, &dispatch, case_id).await?;
     dispatch
         .resolve(d.by(
             Role::UnitHandler,
@@ -203,6 +205,7 @@ async fn follow_one_case(d: &District, case_id: &str) -> Result<()> {
                 unit_id: unit.clone(),
                 resolved_by: "王五".into(),
                 reply: "已现场核实并处理。".into(),
+                letter: None,
             },
         ))
         .await?;
@@ -211,6 +214,10 @@ async fn follow_one_case(d: &District, case_id: &str) -> Result<()> {
     let mut revisit = d.revisit().await;
     record_when_ready(d, &mut revisit, case_id, Satisfaction::Dissatisfied, false).await?;
     until_status(d, &dispatch, case_id, CaseStatus::Reopened).await?;
+    // Round 2: the same unit calls the citizen again; the assisting units answer again.
+    let again = ContactRequest { case: Some(by_id(case_id)), unit_id: unit.clone(), contacted_by: "王五".into(), note: String::new() };
+    dispatch.contact(d.by(Role::UnitHandler, Some(&unit), again)).await?;
+    answer_parts(d, &dispatch, case_id).await?;
     dispatch
         .resolve(d.by(
             Role::UnitHandler,
@@ -220,6 +227,7 @@ async fn follow_one_case(d: &District, case_id: &str) -> Result<()> {
                 unit_id: unit.clone(),
                 resolved_by: "王五".into(),
                 reply: "已彻底处理完毕，并与市民沟通确认。".into(),
+                letter: None,
             },
         ))
         .await?;
@@ -228,6 +236,21 @@ async fn follow_one_case(d: &District, case_id: &str) -> Result<()> {
     sla = d.sla().await;
     let clocks = sla.list_clocks(centre(by_id(case_id))).await?.into_inner().clocks;
     ensure!(clocks.iter().all(|c| c.state == "stopped" || c.milestone == "escalate"), "clocks still running after closure: {clocks:?}");
+    Ok(())
+}
+
+/// Each assisting unit of the case answers its part (多方联动), with its own token.
+async fn answer_parts(
+    d: &District,
+    dispatch: &jiesu_proto::v1::dispatch_service_client::DispatchServiceClient<tonic::transport::Channel>,
+    case_id: &str,
+) -> Result<()> {
+    let mut dispatch = dispatch.clone();
+    let view = dispatch.get_case(d.by(Role::CentreAgent, None, by_id(case_id))).await?.into_inner();
+    for part in view.parts.iter().filter(|p| !p.answered) {
+        let answer = AnswerAssistRequest { case: Some(by_id(case_id)), answer: "已配合处理。".into(), ..Default::default() };
+        dispatch.answer_assist(d.by(Role::UnitHandler, Some(&part.unit_id), answer)).await?;
+    }
     Ok(())
 }
 

@@ -39,6 +39,7 @@ impl Classifier {
                 service: SERVICE.into(),
                 event: "classified".into(),
                 detail,
+                actor: String::new(),
             }],
         }
     }

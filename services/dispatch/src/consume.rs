@@ -1,5 +1,5 @@
 //! Events dispatch reacts to: a classified case is dispatched; the revisit's verdict reopens or
-//! closes it.
+//! closes it; SLA alerts colour it and may supervise or escalate it.
 
 use std::sync::Arc;
 
@@ -7,9 +7,13 @@ use jiesu_kit::{Handler, HandlerError, Work};
 
 use crate::Dispatch;
 
+fn case_of(ev: &impl jiesu_proto::Event) -> String {
+    ev.meta().map(|m| m.case_id.trim().to_string()).unwrap_or_default()
+}
+
 jiesu_kit::consumes! {
     /// The events of dispatch's durable consumer.
-    pub enum Consumed { CaseClassified, CaseReopened, RevisitRecorded }
+    pub enum Consumed { CaseClassified, CaseReopened, RevisitRecorded, SlaWarning, SlaBreached }
 }
 
 /// Dispatch's handler of the events stream.
@@ -26,6 +30,8 @@ impl Handler for Events {
             Consumed::CaseClassified(ev) => d.dispatch_classified(work, &ev).await?,
             Consumed::CaseReopened(ev) => d.reopen(work, &ev).await?,
             Consumed::RevisitRecorded(ev) => d.on_revisit(work, &ev).await?,
+            Consumed::SlaWarning(ev) => d.on_sla(work, &case_of(&ev), &ev.milestone, "yellow").await?,
+            Consumed::SlaBreached(ev) => d.on_sla(work, &case_of(&ev), &ev.milestone, "red").await?,
         }
         Ok(())
     }

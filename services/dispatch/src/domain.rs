@@ -1,13 +1,13 @@
-//! Dispatch's rules (派单与办理规则), without I/O: which unit a case goes to under the
-//! responsibility matrix (职责清单), and the handling loop's state machine — 派单 → 签收 → 办结 →
-//! 回访 → 结案, or back to 重新办理 when the revisit finds the citizen dissatisfied.
-
-use std::fmt;
+//! Dispatch's rules (派单规则), without I/O: which unit a case goes to under the responsibility
+//! matrix (职责清单), how the workflow's stages and reasons read in the API and in the timeline.
+//! The handling workflow itself is [`crate::workflow`].
 
 use jiesu_kit::text::has_control;
 use jiesu_proto::v1::{self as pb, Satisfaction};
 pub use jiesu_reference::{Organisation, Unit, UnitKind};
 use serde::Deserialize;
+
+use crate::workflow::{Action, ReturnReason, Ruling, Stage};
 
 /// A matrix entry's placeholder for "the street office of the place the case is about" (属地管理).
 pub const AT_STREET: &str = "@street";
@@ -175,230 +175,37 @@ fn street_rank(rule: &str, street: Option<&str>) -> Option<u8> {
 
 // ------------------------------------------------------------------ the handling loop
 
-/// Where a case stands in the handling loop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CaseStatus {
-    /// 已派单: waiting for the unit to sign for it.
-    Dispatched,
-    /// 已签收
-    Accepted,
-    /// 已办结: replied, waiting for the revisit.
-    Resolved,
-    /// 重新办理: the revisit found it unsolved or the citizen dissatisfied.
-    Reopened,
-    /// 已结案
-    Closed,
-}
-
-impl CaseStatus {
-    pub const ALL: [CaseStatus; 5] =
-        [CaseStatus::Dispatched, CaseStatus::Accepted, CaseStatus::Resolved, CaseStatus::Reopened, CaseStatus::Closed];
-
-    /// The stored form.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CaseStatus::Dispatched => "dispatched",
-            CaseStatus::Accepted => "accepted",
-            CaseStatus::Resolved => "resolved",
-            CaseStatus::Reopened => "reopened",
-            CaseStatus::Closed => "closed",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|c| c.as_str() == s)
-    }
-
-    pub fn to_proto(self) -> pb::CaseStatus {
-        match self {
-            CaseStatus::Dispatched => pb::CaseStatus::Dispatched,
-            CaseStatus::Accepted => pb::CaseStatus::Accepted,
-            CaseStatus::Resolved => pb::CaseStatus::Resolved,
-            CaseStatus::Reopened => pb::CaseStatus::Reopened,
-            CaseStatus::Closed => pb::CaseStatus::Closed,
-        }
-    }
-
-    /// `None` for `CASE_STATUS_UNSPECIFIED`.
-    pub fn from_proto(s: pb::CaseStatus) -> Option<Self> {
-        Self::ALL.into_iter().find(|c| c.to_proto() == s)
+/// The API's status of a workflow stage.
+pub fn status_of(stage: Stage) -> pb::CaseStatus {
+    match stage {
+        Stage::Dispatched => pb::CaseStatus::Dispatched,
+        Stage::Reopened => pb::CaseStatus::Reopened,
+        Stage::Accepted => pb::CaseStatus::Accepted,
+        Stage::Contacted => pb::CaseStatus::Contacted,
+        Stage::Verified => pb::CaseStatus::Verified,
+        Stage::Replied => pb::CaseStatus::Replied,
+        Stage::StagedResolved => pb::CaseStatus::Staged,
+        Stage::Resolved => pb::CaseStatus::Resolved,
+        Stage::Closed => pb::CaseStatus::Closed,
     }
 }
 
-impl fmt::Display for CaseStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
+/// The workflow stage of an API status; `None` for `CASE_STATUS_UNSPECIFIED`.
+pub fn stage_of(status: pb::CaseStatus) -> Option<Stage> {
+    crate::store::STAGES.into_iter().find(|s| status_of(*s) == status)
 }
 
-/// What the state machine needs to know of a case.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CaseState {
-    pub case_no: String,
-    pub status: CaseStatus,
-    /// The owning unit (首问首办: it keeps the case through every round).
-    pub unit_id: String,
-    /// 1 for the first handling; each reopening starts the next.
-    pub round: u32,
-}
-
-/// The result of a transition that may already have happened.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Change {
-    /// The case's new state.
-    Applied(CaseState),
-    /// Nothing to do: the transition had already happened (a repeated command or event).
-    Unchanged,
-}
-
-/// Why a transition is refused. Each says why, for the integrator reading the gRPC status.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TransitionError {
-    #[error("unit {unit} does not own case {case_no}; it is owned by {owner}")]
-    NotOwner { case_no: String, unit: String, owner: String },
-    #[error("case {case_no} has not been accepted yet: unit {owner} must accept it before resolving it")]
-    NotAccepted { case_no: String, owner: String },
-    #[error("case {case_no} is already resolved and waits for its revisit")]
-    AlreadyResolved { case_no: String },
-    #[error("case {case_no} is already closed")]
-    AlreadyClosed { case_no: String },
-    #[error("case {case_no} cannot be {action}: it is {status}, not resolved")]
-    NotResolved { case_no: String, status: CaseStatus, action: &'static str },
-    #[error("case {case_no} is in round {current}; round {requested} does not follow from it")]
-    RoundMismatch { case_no: String, current: u32, requested: u32 },
-    #[error("case {case_no} must be accepted before the citizen is contacted: unit {owner} has not signed for it")]
-    NotAcceptedForContact { case_no: String, owner: String },
-    #[error("note is {chars} characters long; at most {max} are allowed")]
-    NoteTooLong { chars: usize, max: usize },
-    #[error("reply is required: the answer to the citizen (答复内容) must not be empty")]
-    ReplyMissing,
-    #[error("reply is {chars} characters long; at most {max} are allowed")]
-    ReplyTooLong { chars: usize, max: usize },
-    #[error("{field} contains control characters (line breaks and tabs are fine)")]
-    ControlCharacters { field: &'static str },
-}
-
-impl TransitionError {
-    /// The request itself is bad (as opposed to the case being in the wrong state or unit).
-    pub fn is_bad_input(&self) -> bool {
-        matches!(
-            self,
-            TransitionError::ReplyMissing
-                | TransitionError::ReplyTooLong { .. }
-                | TransitionError::NoteTooLong { .. }
-                | TransitionError::ControlCharacters { .. }
-        )
+/// A note of a contact or a verification, trimmed: at most [`MAX_NOTE_CHARS`] characters.
+pub fn validate_note(note: &str) -> Result<String, crate::workflow::Refusal> {
+    let note = crate::workflow::optional_text("the note", note)?;
+    let chars = note.chars().count();
+    if chars > MAX_NOTE_CHARS {
+        return Err(crate::workflow::Refusal {
+            rule: "text-too-long",
+            why: format!("the note is {chars} characters long; at most {MAX_NOTE_CHARS} are allowed"),
+        });
     }
-}
-
-impl CaseState {
-    fn with_status(&self, status: CaseStatus) -> CaseState {
-        CaseState { status, ..self.clone() }
-    }
-
-    fn check_owner(&self, unit: &str) -> Result<(), TransitionError> {
-        if unit == self.unit_id {
-            Ok(())
-        } else {
-            Err(TransitionError::NotOwner { case_no: self.case_no.clone(), unit: unit.to_string(), owner: self.unit_id.clone() })
-        }
-    }
-
-    /// 签收: the owning unit signs for a dispatched or reopened case. Signing again is a no-op.
-    pub fn accept(&self, unit: &str) -> Result<Change, TransitionError> {
-        self.check_owner(unit)?;
-        match self.status {
-            CaseStatus::Dispatched | CaseStatus::Reopened => Ok(Change::Applied(self.with_status(CaseStatus::Accepted))),
-            CaseStatus::Accepted => Ok(Change::Unchanged),
-            CaseStatus::Resolved => Err(TransitionError::AlreadyResolved { case_no: self.case_no.clone() }),
-            CaseStatus::Closed => Err(TransitionError::AlreadyClosed { case_no: self.case_no.clone() }),
-        }
-    }
-
-    /// 联系: the owning unit reached the citizen. Allowed while it handles the case (accepted or
-    /// reopened); it changes no status. Returns the trimmed note.
-    pub fn contact(&self, unit: &str, note: &str) -> Result<String, TransitionError> {
-        self.check_owner(unit)?;
-        let note = note.trim();
-        let chars = note.chars().count();
-        if chars > MAX_NOTE_CHARS {
-            return Err(TransitionError::NoteTooLong { chars, max: MAX_NOTE_CHARS });
-        }
-        if has_control(note, true) {
-            return Err(TransitionError::ControlCharacters { field: "note" });
-        }
-        match self.status {
-            CaseStatus::Accepted | CaseStatus::Reopened => Ok(note.to_string()),
-            CaseStatus::Dispatched => {
-                Err(TransitionError::NotAcceptedForContact { case_no: self.case_no.clone(), owner: self.unit_id.clone() })
-            }
-            CaseStatus::Resolved => Err(TransitionError::AlreadyResolved { case_no: self.case_no.clone() }),
-            CaseStatus::Closed => Err(TransitionError::AlreadyClosed { case_no: self.case_no.clone() }),
-        }
-    }
-
-    /// 办结: the owning unit resolves an accepted (or reopened) case with its reply to the
-    /// citizen; returns the new state and the trimmed reply.
-    pub fn resolve(&self, unit: &str, reply: &str) -> Result<(CaseState, String), TransitionError> {
-        self.check_owner(unit)?;
-        match self.status {
-            CaseStatus::Accepted | CaseStatus::Reopened => {
-                let reply = validate_reply(reply)?;
-                Ok((self.with_status(CaseStatus::Resolved), reply))
-            }
-            CaseStatus::Dispatched => Err(TransitionError::NotAccepted { case_no: self.case_no.clone(), owner: self.unit_id.clone() }),
-            CaseStatus::Resolved => Err(TransitionError::AlreadyResolved { case_no: self.case_no.clone() }),
-            CaseStatus::Closed => Err(TransitionError::AlreadyClosed { case_no: self.case_no.clone() }),
-        }
-    }
-
-    /// 重新办理: the revisit reopened a resolved (or closed) case into round `round`; the same
-    /// unit keeps it. A reopening into a round already reached is a repeat: no-op.
-    pub fn reopen(&self, round: u32) -> Result<Change, TransitionError> {
-        if round <= self.round {
-            return Ok(Change::Unchanged);
-        }
-        if round != self.round + 1 {
-            return Err(TransitionError::RoundMismatch { case_no: self.case_no.clone(), current: self.round, requested: round });
-        }
-        match self.status {
-            CaseStatus::Resolved | CaseStatus::Closed => {
-                Ok(Change::Applied(CaseState { status: CaseStatus::Reopened, round, ..self.clone() }))
-            }
-            status => Err(TransitionError::NotResolved { case_no: self.case_no.clone(), status, action: "reopened" }),
-        }
-    }
-
-    /// 结案: the revisit of round `round` confirmed the outcome. A verdict on an earlier round
-    /// is stale and a repeated one changes nothing.
-    pub fn close(&self, round: u32) -> Result<Change, TransitionError> {
-        if round < self.round {
-            return Ok(Change::Unchanged);
-        }
-        if round > self.round {
-            return Err(TransitionError::RoundMismatch { case_no: self.case_no.clone(), current: self.round, requested: round });
-        }
-        match self.status {
-            CaseStatus::Resolved => Ok(Change::Applied(self.with_status(CaseStatus::Closed))),
-            CaseStatus::Closed => Ok(Change::Unchanged),
-            status => Err(TransitionError::NotResolved { case_no: self.case_no.clone(), status, action: "closed" }),
-        }
-    }
-}
-
-/// A reply to the citizen, trimmed: required, at most [`MAX_REPLY_CHARS`] characters.
-pub fn validate_reply(reply: &str) -> Result<String, TransitionError> {
-    let reply = reply.trim();
-    let chars = reply.chars().count();
-    if chars == 0 {
-        Err(TransitionError::ReplyMissing)
-    } else if chars > MAX_REPLY_CHARS {
-        Err(TransitionError::ReplyTooLong { chars, max: MAX_REPLY_CHARS })
-    } else if has_control(reply, true) {
-        Err(TransitionError::ControlCharacters { field: "reply" })
-    } else {
-        Ok(reply.to_string())
-    }
+    Ok(note)
 }
 
 /// The person signing or resolving (签收人/办理人), trimmed: required, at most
@@ -461,6 +268,79 @@ pub fn closed_detail(satisfaction: Satisfaction) -> String {
     }
 }
 
+/// The timeline line of a workflow action (办理记录), in Chinese; `name` gives a unit's or a
+/// leader's name from its id, dates are the district's (`tz`).
+pub fn action_detail(action: &Action, name: &dyn Fn(&str) -> String, tz: chrono_tz::Tz) -> String {
+    match action {
+        Action::Accept => "已签收".to_string(),
+        Action::Contact => "已联系市民".to_string(),
+        Action::Verify => "已核实".to_string(),
+        Action::Reply { letter } => {
+            let mut text = format!("已答复：{}", letter.handling);
+            if !letter.verification.is_empty() {
+                text.push_str(&format!("（核实情况：{}）", letter.verification));
+            }
+            if !letter.next_steps.is_empty() {
+                text.push_str(&format!("；下一步措施：{}", letter.next_steps));
+            }
+            text
+        }
+        Action::Resolve => "已办结".to_string(),
+        Action::StageResolve { next_check } => {
+            format!("阶段性办结，{}复查", next_check.with_timezone(&tz).format("%Y-%m-%d"))
+        }
+        Action::Return { reason, text } => format!("申请退回（{}）：{text}", return_reason_zh(*reason)),
+        Action::ReviewReturn(Ruling::Redispatch { to }) => format!("退回审核通过，改派至{}", name(to)),
+        Action::ReviewReturn(Ruling::SendBack { reason }) => format!("退回审核不通过，请原单位继续办理：{reason}"),
+        Action::Dispatch { to } => format!("人工派单至{}", name(to)),
+        Action::Transfer { to, reason } => format!("改派至{}：{reason}", name(to)),
+        Action::AddAssisting { unit, .. } => format!("增加协办单位{}", name(unit)),
+        Action::AcceptAssist => "协办单位已签收".to_string(),
+        Action::AnswerAssist { answer } => format!("协办单位答复：{answer}"),
+        Action::RequestExtension { until, reason } => {
+            format!("申请延期至{}：{reason}", until.with_timezone(&tz).format("%Y-%m-%d %H:%M"))
+        }
+        Action::DecideExtension { approve: true } => "延期申请已批准".to_string(),
+        Action::DecideExtension { approve: false } => "延期申请未批准".to_string(),
+        Action::Escalate { leader } => format!("提级至{}包案", name(leader)),
+        Action::Supervise { note } => format!("督办：{note}"),
+        Action::Reopen => "重新办理".to_string(),
+        Action::Close => "已结案".to_string(),
+        Action::CloseAsUnreasonable { explanation } => format!("按不合理诉求结案，向市民说明：{explanation}"),
+    }
+}
+
+/// The Chinese name of a return reason (退回原因).
+pub fn return_reason_zh(reason: ReturnReason) -> &'static str {
+    match reason {
+        ReturnReason::NotOurRemit => "不属于本单位职责",
+        ReturnReason::WrongPlace => "地址或信息有误",
+        ReturnReason::Unclear => "诉求不清，无法办理",
+        ReturnReason::Other => "其他",
+    }
+}
+
+/// The workflow's return reason of the API's; `None` for `RETURN_REASON_UNSPECIFIED`.
+pub fn return_reason_of(reason: pb::ReturnReason) -> Option<ReturnReason> {
+    match reason {
+        pb::ReturnReason::Unspecified => None,
+        pb::ReturnReason::NotOurRemit => Some(ReturnReason::NotOurRemit),
+        pb::ReturnReason::WrongPlace => Some(ReturnReason::WrongPlace),
+        pb::ReturnReason::Unclear => Some(ReturnReason::Unclear),
+        pb::ReturnReason::Other => Some(ReturnReason::Other),
+    }
+}
+
+/// The API's return reason.
+pub fn return_reason_to_proto(reason: ReturnReason) -> pb::ReturnReason {
+    match reason {
+        ReturnReason::NotOurRemit => pb::ReturnReason::NotOurRemit,
+        ReturnReason::WrongPlace => pb::ReturnReason::WrongPlace,
+        ReturnReason::Unclear => pb::ReturnReason::Unclear,
+        ReturnReason::Other => pb::ReturnReason::Other,
+    }
+}
+
 /// Whether a revisit verdict closes the case: (basically) satisfied and solved. Anything else
 /// reopens it, which the revisit service announces itself with `case.reopened`.
 pub fn verdict_closes(satisfaction: Satisfaction, solved: bool) -> bool {
@@ -490,6 +370,7 @@ mod tests {
                 unit("dept-housing", "住房和城乡建设委员会", UnitKind::Department, Some("district")),
                 unit("dept-water", "水务局", UnitKind::Department, Some("district")),
             ],
+            leaders: vec![],
         }
     }
 
@@ -694,121 +575,15 @@ mod tests {
         }
     }
 
-    // ---------------------------------------------------------------- the state machine
-
-    fn case(status: CaseStatus) -> CaseState {
-        CaseState { case_no: "DM20261123-0001".into(), status, unit_id: "st-dongmen".into(), round: 1 }
-    }
+    // ---------------------------------------------------------------- stages and the timeline
 
     #[test]
-    fn accept_by_the_owner() {
-        for from in [CaseStatus::Dispatched, CaseStatus::Reopened] {
-            assert_eq!(case(from).accept("st-dongmen"), Ok(Change::Applied(case(CaseStatus::Accepted))), "{from}");
+    fn every_stage_has_its_own_status() {
+        for stage in crate::store::STAGES {
+            assert_eq!(stage_of(status_of(stage)), Some(stage));
+            assert_eq!(crate::store::parse_stage(crate::store::stage_key(stage)), Some(stage));
         }
-        assert_eq!(case(CaseStatus::Accepted).accept("st-dongmen"), Ok(Change::Unchanged));
-        let e = case(CaseStatus::Resolved).accept("st-dongmen").unwrap_err();
-        assert_eq!(e.to_string(), "case DM20261123-0001 is already resolved and waits for its revisit");
-        let e = case(CaseStatus::Closed).accept("st-dongmen").unwrap_err();
-        assert_eq!(e.to_string(), "case DM20261123-0001 is already closed");
-    }
-
-    #[test]
-    fn contact_while_handling_by_the_owner() {
-        for from in [CaseStatus::Accepted, CaseStatus::Reopened] {
-            assert_eq!(case(from).contact("st-dongmen", "  约定明早上门  "), Ok("约定明早上门".to_string()), "{from}");
-        }
-        let e = case(CaseStatus::Dispatched).contact("st-dongmen", "").unwrap_err();
-        assert!(e.to_string().contains("must be accepted before the citizen is contacted"), "{e}");
-        assert!(matches!(case(CaseStatus::Resolved).contact("st-dongmen", ""), Err(TransitionError::AlreadyResolved { .. })));
-        assert!(matches!(case(CaseStatus::Closed).contact("st-dongmen", ""), Err(TransitionError::AlreadyClosed { .. })));
-        assert!(matches!(case(CaseStatus::Accepted).contact("st-xinan", ""), Err(TransitionError::NotOwner { .. })));
-        let long = "字".repeat(MAX_NOTE_CHARS + 1);
-        let e = case(CaseStatus::Accepted).contact("st-dongmen", &long).unwrap_err();
-        assert!(e.is_bad_input(), "{e}");
-        assert_eq!(contacted_detail("王五", ""), "已联系市民（联系人：王五）");
-        assert_eq!(contacted_detail("王五", "约定明早上门"), "已联系市民（联系人：王五）：约定明早上门");
-    }
-
-    #[test]
-    fn only_the_owner_may_accept_or_resolve_in_any_state() {
-        for s in CaseStatus::ALL {
-            let e = case(s).accept("st-xinan").unwrap_err();
-            assert_eq!(e.to_string(), "unit st-xinan does not own case DM20261123-0001; it is owned by st-dongmen");
-            assert!(matches!(case(s).resolve("st-xinan", "ok"), Err(TransitionError::NotOwner { .. })), "{s}");
-        }
-    }
-
-    #[test]
-    fn resolve_needs_an_accepted_or_reopened_case_and_a_reply() {
-        for from in [CaseStatus::Accepted, CaseStatus::Reopened] {
-            let (state, reply) = case(from).resolve("st-dongmen", "  已清理占道摊点  ").unwrap();
-            assert_eq!(state, case(CaseStatus::Resolved));
-            assert_eq!(reply, "已清理占道摊点");
-            assert_eq!(case(from).resolve("st-dongmen", " \n"), Err(TransitionError::ReplyMissing));
-        }
-        let e = case(CaseStatus::Dispatched).resolve("st-dongmen", "ok").unwrap_err();
-        assert_eq!(e.to_string(), "case DM20261123-0001 has not been accepted yet: unit st-dongmen must accept it before resolving it");
-        assert!(matches!(case(CaseStatus::Resolved).resolve("st-dongmen", "ok"), Err(TransitionError::AlreadyResolved { .. })));
-        assert!(matches!(case(CaseStatus::Closed).resolve("st-dongmen", "ok"), Err(TransitionError::AlreadyClosed { .. })));
-    }
-
-    #[test]
-    fn reply_length_is_counted_in_characters() {
-        let max = "答".repeat(MAX_REPLY_CHARS);
-        assert_eq!(validate_reply(&max).unwrap().chars().count(), MAX_REPLY_CHARS);
-        let e = validate_reply(&format!("{max}答")).unwrap_err();
-        assert_eq!(e, TransitionError::ReplyTooLong { chars: MAX_REPLY_CHARS + 1, max: MAX_REPLY_CHARS });
-        assert_eq!(validate_reply("已处理\u{1b}[2J"), Err(TransitionError::ControlCharacters { field: "reply" }));
-        assert_eq!(validate_reply("已处理。\n第二段"), Ok("已处理。\n第二段".to_string()), "a reply may break lines");
-        assert!(validate_person("accepted_by", "王\r五").is_err());
-        assert!(e.is_bad_input());
-        assert!(!TransitionError::AlreadyClosed { case_no: "x".into() }.is_bad_input());
-    }
-
-    #[test]
-    fn reopen_from_resolved_or_closed_starts_the_next_round_with_the_same_unit() {
-        for from in [CaseStatus::Resolved, CaseStatus::Closed] {
-            let Ok(Change::Applied(next)) = case(from).reopen(2) else { panic!("{from} should reopen") };
-            assert_eq!(next, CaseState { status: CaseStatus::Reopened, round: 2, ..case(from) });
-        }
-        for from in [CaseStatus::Dispatched, CaseStatus::Accepted, CaseStatus::Reopened] {
-            let e = case(from).reopen(2).unwrap_err();
-            assert_eq!(e.to_string(), format!("case DM20261123-0001 cannot be reopened: it is {from}, not resolved"));
-        }
-    }
-
-    #[test]
-    fn a_repeated_reopening_is_a_no_op_and_a_skipped_round_an_error() {
-        let mut c = case(CaseStatus::Reopened);
-        c.round = 2;
-        assert_eq!(c.reopen(2), Ok(Change::Unchanged));
-        assert_eq!(c.reopen(1), Ok(Change::Unchanged));
-        let e = case(CaseStatus::Resolved).reopen(3).unwrap_err();
-        assert_eq!(e.to_string(), "case DM20261123-0001 is in round 1; round 3 does not follow from it");
-    }
-
-    #[test]
-    fn close_only_a_resolved_case_of_the_current_round() {
-        assert_eq!(case(CaseStatus::Resolved).close(1), Ok(Change::Applied(case(CaseStatus::Closed))));
-        assert_eq!(case(CaseStatus::Closed).close(1), Ok(Change::Unchanged));
-        for from in [CaseStatus::Dispatched, CaseStatus::Accepted, CaseStatus::Reopened] {
-            let e = case(from).close(1).unwrap_err();
-            assert_eq!(e.to_string(), format!("case DM20261123-0001 cannot be closed: it is {from}, not resolved"));
-        }
-        let mut c = case(CaseStatus::Accepted);
-        c.round = 2;
-        assert_eq!(c.close(1), Ok(Change::Unchanged), "a stale verdict on round 1");
-        assert!(matches!(case(CaseStatus::Resolved).close(2), Err(TransitionError::RoundMismatch { .. })));
-    }
-
-    #[test]
-    fn status_round_trips() {
-        for s in CaseStatus::ALL {
-            assert_eq!(CaseStatus::parse(s.as_str()), Some(s));
-            assert_eq!(CaseStatus::from_proto(s.to_proto()), Some(s));
-        }
-        assert_eq!(CaseStatus::parse("lost"), None);
-        assert_eq!(CaseStatus::from_proto(pb::CaseStatus::Unspecified), None);
+        assert_eq!(stage_of(pb::CaseStatus::Unspecified), None);
     }
 
     #[test]
@@ -842,5 +617,25 @@ mod tests {
         assert_eq!(reopened_detail("回访基本满意但问题未解决", 3), "回访基本满意但问题未解决，重新办理（第3轮）");
         assert_eq!(closed_detail(Satisfaction::Satisfied), "回访满意，已结案");
         assert_eq!(closed_detail(Satisfaction::BasicallySatisfied), "回访基本满意，已结案");
+        let name = |id: &str| if id == "dept-water" { "水务局".to_string() } else { id.to_string() };
+        let ret = Action::Return { reason: ReturnReason::NotOurRemit, text: "属于供水问题".into() };
+        assert_eq!(action_detail(&ret, &name, chrono_tz::Asia::Shanghai), "申请退回（不属于本单位职责）：属于供水问题");
+        assert_eq!(
+            action_detail(&Action::ReviewReturn(Ruling::Redispatch { to: "dept-water".into() }), &name, chrono_tz::Asia::Shanghai),
+            "退回审核通过，改派至水务局"
+        );
+        let until = chrono::DateTime::parse_from_rfc3339("2026-12-10T10:00:00+08:00").unwrap().to_utc();
+        assert_eq!(
+            action_detail(&Action::RequestExtension { until, reason: "需协调".into() }, &name, chrono_tz::Asia::Shanghai),
+            "申请延期至2026-12-10 10:00：需协调"
+        );
+    }
+
+    #[test]
+    fn every_return_reason_maps_both_ways() {
+        for r in [ReturnReason::NotOurRemit, ReturnReason::WrongPlace, ReturnReason::Unclear, ReturnReason::Other] {
+            assert_eq!(return_reason_of(return_reason_to_proto(r)), Some(r));
+            assert!(!return_reason_zh(r).is_empty());
+        }
     }
 }

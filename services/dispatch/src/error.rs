@@ -3,7 +3,7 @@
 use jiesu_kit::{HandlerError, ServiceError};
 use tonic::Status;
 
-use crate::{SERVICE, domain::TransitionError};
+use crate::{SERVICE, workflow::Refusal};
 
 /// What can go wrong in dispatch.
 #[derive(Debug, thiserror::Error)]
@@ -11,11 +11,14 @@ pub enum Error {
     /// The shared mechanics, the database included.
     #[error(transparent)]
     Kit(#[from] jiesu_kit::Error),
-    /// The state machine refused (wrong unit, wrong state, bad reply).
+    /// The workflow refused (wrong unit, wrong stage, a window passed, bad text): the rule says which.
     #[error(transparent)]
-    Transition(#[from] TransitionError),
+    Refused(#[from] Refusal),
     #[error("no case with {0}")]
     NotFound(String),
+    /// The action needs a verified identity and the call carried none.
+    #[error("{0}")]
+    Unauthenticated(String),
     /// A request or event field is not acceptable; the text says which and why.
     #[error("{0}")]
     Invalid(String),
@@ -32,10 +35,21 @@ impl From<Error> for Status {
     fn from(e: Error) -> Self {
         match e {
             Error::NotFound(_) => Status::not_found(e.to_string()),
+            Error::Unauthenticated(_) => Status::unauthenticated(e.to_string()),
             Error::Invalid(_) => Status::invalid_argument(e.to_string()),
-            Error::Transition(t) if t.is_bad_input() => Status::invalid_argument(t.to_string()),
-            Error::Transition(t @ TransitionError::NotOwner { .. }) => Status::permission_denied(t.to_string()),
-            Error::Transition(t) => Status::failed_precondition(t.to_string()),
+            Error::Refused(r) => {
+                let mut status = if r.is_bad_input() {
+                    Status::invalid_argument(r.to_string())
+                } else if r.is_forbidden() {
+                    Status::permission_denied(r.to_string())
+                } else {
+                    Status::failed_precondition(r.to_string())
+                };
+                if let Ok(rule) = r.rule.parse() {
+                    status.metadata_mut().insert("jiesu-refusal", rule);
+                }
+                status
+            }
             Error::Conflict(_) => Status::aborted(e.to_string()),
             Error::Forbidden(_) => Status::permission_denied(e.to_string()),
             Error::Kit(_) | Error::Corrupt(_) => jiesu_kit::internal_status(SERVICE, &e),
@@ -56,7 +70,9 @@ impl ServiceError for Error {
             Error::Kit(e) => e.into(),
             // The event contradicts the case (a wrong round, a closed case reopened twice…) or is
             // malformed: it will never apply. Dead-lettered, visible, replayable.
-            e @ (Error::Transition(_) | Error::Invalid(_) | Error::Corrupt(_) | Error::Forbidden(_)) => HandlerError::reject(e),
+            e @ (Error::Refused(_) | Error::Invalid(_) | Error::Corrupt(_) | Error::Forbidden(_) | Error::Unauthenticated(_)) => {
+                HandlerError::reject(e)
+            }
             // An unknown case may be one whose case.classified is still being redelivered.
             e @ (Error::NotFound(_) | Error::Conflict(_)) => HandlerError::retry(e),
         }

@@ -1,12 +1,15 @@
 //! # jiesu-dispatch — 派单与办理
 //!
-//! The owner of the handling loop. A classified case (`case.classified`) is routed through the
-//! district's responsibility matrix (职责清单) to a lead unit and its assisting units and
-//! announced with `case.dispatched`. The unit signs for it (签收, gRPC `Accept` →
-//! `case.accepted`) and resolves it with its reply to the citizen (办结, `Resolve` →
-//! `case.resolved`). The revisit's verdict either closes the case (`revisit.recorded`,
-//! satisfied and solved → `case.closed`, 结案) or reopens it (`case.reopened`): the same unit
-//! keeps it for the next round (首问首办).
+//! The owner of the handling workflow. A classified case (`case.classified`) is routed through
+//! the district's responsibility list (责任清单) to a lead unit and its assisting units
+//! (`case.dispatched`), or to the centre's manual queue when no rule fits (`case.queued`). From
+//! there every step is a gRPC action of [`api`], allowed or refused by the pure [`workflow`] and
+//! announced with its `case.*` event: signing (签收), contacting (联系), verifying (核实), the
+//! written response (答复), resolving (办结) or staged completion, returns (退回) and the centre's
+//! ruling, manual dispatch and transfer, joint handling (多方联动), extensions (延期), escalation
+//! (提级) and supervision (督办), unreasonable requests. The revisit's verdict closes the case
+//! (结案) or reopens it for the same owner (重办); SLA alerts colour it, and a breach supervises
+//! or escalates it. `docs/workflow.md` draws the whole of it.
 
 pub mod api;
 pub mod consume;
@@ -28,6 +31,7 @@ use serde::Deserialize;
 
 use crate::domain::{Matrix, Organisation, Rule};
 pub use error::Error;
+use jiesu_reference::time::{Calendar, ResolveLimits};
 pub use service::Dispatch;
 
 /// The service's name: its config section, durable consumer and database.
@@ -42,10 +46,34 @@ pub struct Settings {
     /// The responsibility matrix (职责清单): `[[dispatch.matrix]]` rules.
     #[serde(default)]
     pub matrix: Vec<Rule>,
+    /// Working days after dispatch within which a unit may return a case (退回时限).
+    #[serde(default = "two")]
+    pub return_window_days: u32,
+    /// Returns a case may have; after them only the centre moves it (no 转圈).
+    #[serde(default = "two")]
+    pub max_returns: u32,
 }
 
 fn centre() -> String {
     "centre".to_string()
+}
+
+fn two() -> u32 {
+    2
+}
+
+/// `[sla_timer.policy.resolve]`, the one part of the SLA policy dispatch reads: the deadline in
+/// force that an extension moves is the resolve clock's.
+#[derive(Debug, Default, Deserialize)]
+struct SlaSection {
+    #[serde(default)]
+    policy: PolicySection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct PolicySection {
+    #[serde(default)]
+    resolve: ResolveLimits,
 }
 
 pub type Config = jiesu_kit::ServiceConfig<Settings>;
@@ -56,7 +84,8 @@ fn load_routing(config: &Config) -> Result<(Matrix, Organisation), Error> {
         .reference("organisation")?
         .ok_or_else(|| jiesu_kit::Error::Config("[reference] names no organisation file: dispatch routes cases to its units".into()))?;
     let matrix = Matrix { rules: config.settings.matrix.clone(), fallback_unit: config.settings.fallback_unit.trim().to_string() };
-    let problems = matrix.problems(&org);
+    let mut problems: Vec<String> = org.problems().into_iter().map(|p| format!("organisation: {p}")).collect();
+    problems.extend(matrix.problems(&org));
     if !problems.is_empty() {
         return Err(jiesu_kit::Error::Config(problems.join("; ")).into());
     }
@@ -67,10 +96,18 @@ fn load_routing(config: &Config) -> Result<(Matrix, Organisation), Error> {
 pub async fn start(district: &DistrictConfig, clock: SharedClock) -> Result<Running, Error> {
     let config: Config = district.service(SERVICE)?;
     let (matrix, org) = load_routing(&config)?;
-    let mut host = Host::start(&config, &jiesu_kit::migrations!(), clock).await?;
-    let dispatch = Arc::new(Dispatch { matrix, org });
+    let dispatch = Arc::new(Dispatch {
+        matrix,
+        org,
+        rules: workflow::Rules { return_window_days: config.settings.return_window_days, max_returns: config.settings.max_returns },
+        calendar: Calendar::from_reference(config.reference_text("calendar")?.as_deref())
+            .map_err(|e| jiesu_kit::Error::Config(format!("reference file calendar: {e}")))?,
+        limits: district.part::<SlaSection>("sla_timer")?.policy.resolve,
+        timezone: config.timezone(),
+    });
+    let mut host = Host::start(&config, &jiesu_kit::migrations!(), clock.clone()).await?;
     host.consume(Arc::new(consume::Events { dispatch: dispatch.clone() }));
-    let api = api::DispatchApi { dispatch, commands: host.commands(), db: host.db.clone() };
+    let api = api::DispatchApi { dispatch, commands: host.commands(), db: host.db.clone(), clock };
     Ok(host.serve(jiesu_proto::v1::dispatch_service_server::DispatchServiceServer::new(api))?)
 }
 

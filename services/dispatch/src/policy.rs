@@ -6,17 +6,24 @@
 //! - A unit (承办人, 单位负责人) sees the cases it owns or assists, and lists only its own.
 //! - Only the owning unit's handler or head signs for, contacts about and resolves a case, and
 //!   the unit it acts for is the one in its token, never one named in the request.
-//! - Leaders see the cases escalated to them (包案) — escalation arrives with the workflow of
-//!   dispatch; until then, none. Revisit agents work in revisit, channel integrators in intake.
+//! - Leaders see the cases escalated to them (包案); a leader's token carries the leader's id.
+//!   Revisit agents work in revisit, channel integrators in intake.
+//! - Who acts in the workflow ([`actor`]): the centre's agents and supervisors, a unit's handlers
+//!   and heads for their own unit, leaders, and the other services; auditors and administrators
+//!   read but do not handle cases. What each actor may do to a case is the workflow's rule.
 
 pub use jiesu_kit::auth::Refusal;
 use jiesu_kit::auth::{Identity, Role, may_see_case, sees_every_case};
 
-/// The units a case concerns.
+use crate::workflow::Actor;
+
+/// The units a case concerns, and its leader.
 #[derive(Debug, Clone, Copy)]
 pub struct Parties<'a> {
     pub owner: &'a str,
     pub assisting: &'a [String],
+    /// The leader it is escalated to; empty when none.
+    pub leader: &'a str,
 }
 
 fn is_unit(who: &Identity) -> bool {
@@ -25,7 +32,36 @@ fn is_unit(who: &Identity) -> bool {
 
 /// May `who` read this case? (The kit's [`may_see_case`] over its owner and assisting units.)
 pub fn may_view(who: &Identity, case: Parties<'_>) -> Result<(), Refusal> {
+    if who.has(Role::Leader) && !case.leader.is_empty() && who.subject == case.leader {
+        return Ok(());
+    }
     may_see_case(who, std::iter::once(case.owner).chain(case.assisting.iter().map(String::as_str)))
+}
+
+/// Who `who` is in the workflow. The centre's roles come first: a supervisor who is also a unit
+/// handler acts as the centre.
+pub fn actor(who: &Identity) -> Result<Actor<'_>, Refusal> {
+    if who.has(Role::CentreAgent) {
+        Ok(Actor::Centre)
+    } else if who.has(Role::CentreSupervisor) {
+        Ok(Actor::Supervisor)
+    } else if let (Some(unit), true) = (&who.unit, is_unit(who)) {
+        Ok(Actor::Unit(unit))
+    } else if who.has(Role::Leader) {
+        Ok(Actor::Leader(&who.subject))
+    } else if who.has(Role::Service) {
+        Ok(Actor::System)
+    } else {
+        Err(Refusal(format!(
+            "{} may not act on cases: handling is for the centre, the units, leaders and the Jiesu services",
+            who.describe()
+        )))
+    }
+}
+
+/// The leader scope of a list: a leader lists the cases escalated to them, whatever they ask.
+pub fn leader_scope(who: &Identity) -> Option<&str> {
+    (who.has(Role::Leader) && !sees_every_case(who) && !is_unit(who)).then_some(who.subject.as_str())
 }
 
 /// Which unit's cases `who` may list, given the unit the request asks for: `None` for every unit.
@@ -39,6 +75,8 @@ pub fn list_scope(who: &Identity, requested: &str) -> Result<Option<String>, Ref
         (Some(unit), true) => {
             Err(Refusal(format!("{} may list only the cases of its own unit {unit}, not of {requested}", who.describe())))
         }
+        // A leader lists the cases escalated to them (see leader_scope), of any unit.
+        _ if who.has(Role::Leader) => Ok((!requested.is_empty()).then(|| requested.to_string())),
         _ => Err(Refusal(format!("{} may not list cases: listing is for the centre and the units", who.describe()))),
     }
 }
@@ -83,10 +121,10 @@ mod tests {
 
     #[test]
     fn who_sees_a_case_for_every_role() {
-        let owned = Parties { owner: "st-dongmen", assisting: ASSISTING };
+        let owned = Parties { owner: "st-dongmen", assisting: ASSISTING, leader: "" };
         let assisting = vec!["st-dongmen".to_string()];
-        let assisted = Parties { owner: "dept-urban-management", assisting: &assisting };
-        let foreign = Parties { owner: "st-xinan", assisting: ASSISTING };
+        let assisted = Parties { owner: "dept-urban-management", assisting: &assisting, leader: "" };
+        let foreign = Parties { owner: "st-xinan", assisting: ASSISTING, leader: "" };
         for role in Role::ALL {
             let caller = who(role, unit_of(role));
             let all = matches!(role, Role::CentreAgent | Role::CentreSupervisor | Role::Auditor | Role::Administrator | Role::Service);
@@ -128,9 +166,41 @@ mod tests {
                     assert_eq!(list_scope(&caller, ""), Ok(Some("st-dongmen".into())), "{role}");
                     assert!(list_scope(&caller, "st-xinan").is_err(), "{role}");
                 }
+                (false, false) if role == Role::Leader => assert_eq!(list_scope(&caller, ""), Ok(None)),
                 (false, false) => assert!(list_scope(&caller, "").is_err(), "{role}"),
             }
         }
+    }
+
+    #[test]
+    fn a_leader_sees_the_cases_escalated_to_them_only() {
+        let leader = Identity { subject: "leader-li".into(), ..who(Role::Leader, None) };
+        let escalated = Parties { owner: "st-xinan", assisting: ASSISTING, leader: "leader-li" };
+        let others = Parties { owner: "st-xinan", assisting: ASSISTING, leader: "leader-wang" };
+        assert!(may_view(&leader, escalated).is_ok());
+        assert!(may_view(&leader, others).is_err());
+        assert!(may_view(&leader, Parties { leader: "", ..escalated }).is_err());
+        assert_eq!(leader_scope(&leader), Some("leader-li"));
+        // A unit handler named like a leader is not one.
+        let handler = Identity { subject: "leader-li".into(), ..who(Role::UnitHandler, Some("st-dongmen")) };
+        assert!(may_view(&handler, escalated).is_err());
+    }
+
+    #[test]
+    fn every_role_is_a_workflow_actor_or_refused() {
+        for role in Role::ALL {
+            let caller = who(role, unit_of(role));
+            let expected = match role {
+                Role::CentreAgent => Some(Actor::Centre),
+                Role::CentreSupervisor => Some(Actor::Supervisor),
+                Role::UnitHandler | Role::UnitHead => Some(Actor::Unit("st-dongmen")),
+                Role::Leader => Some(Actor::Leader("u")),
+                Role::Service => Some(Actor::System),
+                Role::RevisitAgent | Role::Auditor | Role::Administrator | Role::ChannelIntegrator => None,
+            };
+            assert_eq!(actor(&caller).ok(), expected, "{role}");
+        }
+        assert!(actor(&who(Role::Auditor, None)).unwrap_err().0.contains("may not act on cases"));
     }
 
     #[test]

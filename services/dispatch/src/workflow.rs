@@ -7,15 +7,23 @@
 //!
 //! No I/O and no clock: the caller gives the time and how many working days have passed since
 //! dispatch (from the district's calendar), and gets the next state or the rule that refused.
-//! Not wired into the service yet: the gRPC actions, events and store follow.
+//! The service ([`crate::service`]) stores the state, records each action in the case's history
+//! and announces it with a `case.*` event.
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// The longest free text of an action (a reason, a note, a section of the response).
+pub const MAX_TEXT_CHARS: usize = 2_000;
 
 /// How far a case has been handled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Stage {
     /// 已派单: with its owner, not signed for yet (or back with the centre: see [`Case::owner`]).
     Dispatched,
+    /// 重新办理: a dissatisfied revisit sent it back to its owner, who signs for the new round.
+    Reopened,
     /// 已签收
     Accepted,
     /// 已联系: the citizen has been reached.
@@ -33,7 +41,8 @@ pub enum Stage {
 }
 
 /// Why a unit returns a case (退回原因).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ReturnReason {
     /// 不属于本单位职责
     NotOurRemit,
@@ -46,7 +55,7 @@ pub enum ReturnReason {
 }
 
 /// A return waiting for the centre's review.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingReturn {
     pub unit: String,
     pub reason: ReturnReason,
@@ -54,7 +63,7 @@ pub struct PendingReturn {
 }
 
 /// One assisting unit's part of a joint case, on its own deadline.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Part {
     pub unit: String,
     pub deadline: DateTime<Utc>,
@@ -63,14 +72,14 @@ pub struct Part {
 }
 
 /// An extension asked for and not decided yet.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingExtension {
     pub until: DateTime<Utc>,
     pub reason: String,
 }
 
 /// The workflow state of one case.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Case {
     pub stage: Stage,
     /// The lead unit, owner until the case is closed; `None` while in the centre's manual queue.
@@ -93,7 +102,34 @@ pub struct Case {
     pub round: u32,
     pub unreasonable: bool,
     pub next_check: Option<DateTime<Utc>>,
-    pub reply_letter: Option<String>,
+    /// The written response of the round (处理意见书).
+    pub reply_letter: Option<Letter>,
+    /// What the citizen was told when the centre closed the request as unreasonable.
+    pub explanation: Option<String>,
+}
+
+/// The written response to the citizen (处理意见书).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Letter {
+    /// 核实情况: what was found.
+    pub verification: String,
+    /// 处理结果: what was done.
+    pub handling: String,
+    /// 下一步措施: what comes next; may be empty.
+    pub next_steps: String,
+}
+
+impl Letter {
+    /// The letter with its sections trimmed, or the rule it breaks: the handling is required
+    /// (a unit that resolves with a one-line answer gives only that), and no section is longer
+    /// than [`MAX_TEXT_CHARS`].
+    pub fn checked(&self) -> Result<Letter, Refusal> {
+        Ok(Letter {
+            verification: optional_text("the verification (核实情况)", &self.verification)?,
+            handling: text("the handling (处理结果)", &self.handling)?,
+            next_steps: optional_text("the next steps (下一步措施)", &self.next_steps)?,
+        })
+    }
 }
 
 /// Who acts, as the verified token says.
@@ -117,7 +153,7 @@ pub enum Action {
     Contact,
     Verify,
     Reply {
-        letter: String,
+        letter: Letter,
     },
     Resolve,
     StageResolve {
@@ -208,13 +244,52 @@ fn refuse(rule: &'static str, why: impl Into<String>) -> Refusal {
     Refusal { rule, why: why.into() }
 }
 
-fn text(field: &'static str, value: &str) -> Result<String, Refusal> {
-    let value = value.trim();
+/// Required free text, trimmed: not empty, at most [`MAX_TEXT_CHARS`], no control characters
+/// but line breaks and tabs.
+pub fn text(field: &str, value: &str) -> Result<String, Refusal> {
+    let value = optional_text(field, value)?;
     if value.is_empty() {
         return Err(refuse("missing-text", format!("{field} must not be empty")));
     }
+    Ok(value)
+}
+
+/// Optional free text, trimmed, with the limits of [`text`].
+pub fn optional_text(field: &str, value: &str) -> Result<String, Refusal> {
+    let value = value.trim();
+    let chars = value.chars().count();
+    if chars > MAX_TEXT_CHARS {
+        return Err(refuse("text-too-long", format!("{field} is {chars} characters long; at most {MAX_TEXT_CHARS} are allowed")));
+    }
+    if value.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+        return Err(refuse("control-characters", format!("{field} contains control characters")));
+    }
     Ok(value.to_string())
 }
+
+impl Refusal {
+    /// The request itself is bad (missing or malformed text, a date in the past), as opposed to
+    /// the case's state or the caller's place refusing it.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self.rule,
+            "missing-text" | "text-too-long" | "control-characters" | "next-check-past" | "deadline-past" | "extension-not-later"
+        )
+    }
+
+    /// The caller may not do this, whatever the case's state.
+    pub fn is_forbidden(&self) -> bool {
+        matches!(self.rule, "not-owner" | "centre-only" | "not-assisting" | "not-supervisor" | "revisit-only")
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} [{}]", self.why, self.rule)
+    }
+}
+
+impl std::error::Error for Refusal {}
 
 impl Case {
     /// A case just dispatched to `owner` (or to the manual queue when `None`), due by `deadline`.
@@ -236,6 +311,7 @@ impl Case {
             unreasonable: false,
             next_check: None,
             reply_letter: None,
+            explanation: None,
         }
     }
 
@@ -258,7 +334,7 @@ impl Case {
 
     fn centre_only(actor: Actor<'_>) -> Result<(), Refusal> {
         match actor {
-            Actor::Centre => Ok(()),
+            Actor::Centre | Actor::Supervisor => Ok(()),
             _ => Err(refuse("centre-only", "only the service centre may do this")),
         }
     }
@@ -282,13 +358,20 @@ impl Case {
         match action {
             Action::Accept => {
                 self.owner_only(actor)?;
-                self.at_stage(&[Dispatched], "signing for the case")?;
-                next.stage = Accepted;
+                self.at_stage(&[Dispatched, Reopened, Accepted, Contacted, Verified, Replied, StagedResolved], "signing for the case")?;
+                // Signing again changes nothing: a retried command is not an error.
+                if matches!(self.stage, Dispatched | Reopened) {
+                    next.stage = Accepted;
+                }
             }
             Action::Contact => {
                 self.owner_only(actor)?;
-                self.at_stage(&[Accepted], "reporting the contact")?;
-                next.stage = Contacted;
+                // A reopened case is owned already: the unit calls the citizen again at once.
+                self.at_stage(&[Reopened, Accepted, Contacted, Verified], "reporting the contact")?;
+                // Each contact is recorded; the first moves the case on.
+                if matches!(self.stage, Accepted | Reopened) {
+                    next.stage = Contacted;
+                }
             }
             Action::Verify => {
                 self.owner_only(actor)?;
@@ -297,8 +380,9 @@ impl Case {
             }
             Action::Reply { letter } => {
                 self.owner_only(actor)?;
-                self.at_stage(&[Verified, StagedResolved], "the written response")?;
-                next.reply_letter = Some(text("the response (处理意见书)", letter)?);
+                // The letter's verification section records a check made during the contact visit.
+                self.at_stage(&[Contacted, Verified, StagedResolved], "the written response")?;
+                next.reply_letter = Some(letter.checked()?);
                 next.stage = Replied;
             }
             Action::StageResolve { next_check } => {
@@ -322,7 +406,7 @@ impl Case {
             Action::Return { reason, text: why } => {
                 self.owner_only(actor)?;
                 self.at_stage(&[Dispatched, Accepted], "returning the case")?;
-                if moment.working_days_since_dispatch > rules.return_window_days {
+                if moment.working_days_since_dispatch >= rules.return_window_days {
                     return Err(refuse(
                         "return-window",
                         format!("a case may be returned only within {} working days of dispatch", rules.return_window_days),
@@ -363,7 +447,7 @@ impl Case {
                 if self.owner.is_none() {
                     return Err(refuse("manual-queue", "the case has no owner yet: dispatch it"));
                 }
-                self.at_stage(&[Dispatched, Accepted, Contacted, Verified], "a transfer")?;
+                self.at_stage(&[Dispatched, Reopened, Accepted, Contacted, Verified], "a transfer")?;
                 text("the reason", reason)?;
                 next.pending_return = None;
                 next.redispatch(to, moment.now)?;
@@ -372,7 +456,7 @@ impl Case {
                 if !(matches!(actor, Actor::Centre) || self.is_owner(actor)) {
                     return Err(refuse("not-owner", "only the centre or the lead unit calls in assisting units (吹哨)"));
                 }
-                self.at_stage(&[Dispatched, Accepted, Contacted, Verified], "calling in an assisting unit")?;
+                self.at_stage(&[Dispatched, Reopened, Accepted, Contacted, Verified], "calling in an assisting unit")?;
                 let unit = text("the unit", unit)?;
                 if self.owner.as_deref() == Some(unit.as_str()) || self.assisting.iter().any(|p| p.unit == unit) {
                     return Err(refuse("already-involved", format!("{unit} already works on the case")));
@@ -401,7 +485,7 @@ impl Case {
             }
             Action::RequestExtension { until, reason } => {
                 self.owner_only(actor)?;
-                self.at_stage(&[Dispatched, Accepted, Contacted, Verified, Replied, StagedResolved], "an extension")?;
+                self.at_stage(&[Dispatched, Reopened, Accepted, Contacted, Verified, Replied, StagedResolved], "an extension")?;
                 if self.pending_extension.is_some() {
                     return Err(refuse("extension-pending", "an extension request awaits the centre's decision"));
                 }
@@ -425,7 +509,11 @@ impl Case {
                 if !matches!(actor, Actor::Centre | Actor::System) {
                     return Err(refuse("centre-only", "the centre (or a breached time limit) escalates a case"));
                 }
-                next.leader = Some(text("the leader", leader)?);
+                let leader = text("the leader", leader)?;
+                if self.leader.as_deref() == Some(leader.as_str()) {
+                    return Err(refuse("already-escalated", format!("the case is already escalated to {leader}")));
+                }
+                next.leader = Some(leader);
             }
             Action::Supervise { note } => {
                 let allowed = match actor {
@@ -447,7 +535,7 @@ impl Case {
                 if self.unreasonable {
                     return Err(refuse("unreasonable", "a request closed as unreasonable is reviewed by the centre, not reopened"));
                 }
-                next.stage = Accepted;
+                next.stage = Reopened;
                 next.round += 1;
                 for part in &mut next.assisting {
                     part.answer = None;
@@ -462,7 +550,7 @@ impl Case {
             }
             Action::CloseAsUnreasonable { explanation } => {
                 Self::centre_only(actor)?;
-                next.reply_letter = Some(text("the explanation to the citizen", explanation)?);
+                next.explanation = Some(text("the explanation to the citizen", explanation)?);
                 next.stage = Closed;
                 next.unreasonable = true;
                 next.pending_return = None;
@@ -530,6 +618,10 @@ mod tests {
     }
 
     const R: Rules = Rules { return_window_days: 2, max_returns: 2 };
+
+    fn letter() -> Letter {
+        Letter { verification: "现场核实属实".into(), handling: "已清理".into(), next_steps: String::new() }
+    }
     const UNIT: Actor<'static> = Actor::Unit("st-dongmen");
 
     fn walk(mut c: Case, steps: &[(Actor<'_>, Action)]) -> Case {
@@ -547,7 +639,7 @@ mod tests {
                 (UNIT, Action::Accept),
                 (UNIT, Action::Contact),
                 (UNIT, Action::Verify),
-                (UNIT, Action::Reply { letter: "核实情况：…；处理结果：…；下一步：…".into() }),
+                (UNIT, Action::Reply { letter: letter() }),
                 (UNIT, Action::Resolve),
                 (Actor::System, Action::Close),
             ],
@@ -605,7 +697,7 @@ mod tests {
                 (UNIT, Action::AddAssisting { unit: "dept-housing".into(), deadline }),
                 (UNIT, Action::Contact),
                 (UNIT, Action::Verify),
-                (UNIT, Action::Reply { letter: "联合处置意见".into() }),
+                (UNIT, Action::Reply { letter: letter() }),
             ],
         );
         assert_eq!(c.apply(UNIT, &Action::Resolve, at(1, 0), R).unwrap_err().rule, "assist-unanswered");
@@ -689,7 +781,7 @@ mod tests {
                     0 => Action::Accept,
                     1 => Action::Contact,
                     2 => Action::Verify,
-                    3 => Action::Reply { letter: "意见书".into() },
+                    3 => Action::Reply { letter: letter() },
                     4 => Action::Resolve,
                     5 => Action::StageResolve { next_check: later },
                     6 => Action::Return { reason: ReturnReason::NotOurRemit, text: "不属于".into() },
@@ -728,6 +820,6 @@ mod tests {
         }
         // The walk goes somewhere: many actions applied, every stage reached.
         assert!(applied > 10_000, "only {applied} actions applied");
-        assert_eq!(stages.len(), 8, "stages reached: {stages:?}");
+        assert_eq!(stages.len(), 9, "stages reached: {stages:?}");
     }
 }

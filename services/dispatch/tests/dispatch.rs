@@ -2,9 +2,9 @@
 //! handling loop driven by the events it consumes and its gRPC commands.
 
 use jiesu_proto::v1::{
-    AcceptRequest, CaseAccepted, CaseClassified, CaseClosed, CaseDispatched, CaseRef, CaseReopened, CaseResolved, CaseStatus, EventMeta,
-    ListCasesRequest, Location, ResolveRequest, RevisitRecorded, Satisfaction, Urgency, case_ref::Ref,
-    dispatch_service_client::DispatchServiceClient,
+    AcceptRequest, AnswerAssistRequest, CaseAccepted, CaseClassified, CaseClosed, CaseDispatched, CaseRef, CaseReopened, CaseResolved,
+    CaseStatus, ContactRequest, EventMeta, ListCasesRequest, Location, ResolveRequest, RevisitRecorded, Satisfaction, Urgency,
+    case_ref::Ref, dispatch_service_client::DispatchServiceClient,
 };
 use jiesu_testkit::{Backend, Harness, event_meta};
 use tonic::{Code, transport::Channel};
@@ -54,7 +54,18 @@ fn accept(unit: &str) -> AcceptRequest {
 }
 
 fn resolve(unit: &str, reply: &str) -> ResolveRequest {
-    ResolveRequest { case: Some(by_id()), unit_id: unit.into(), resolved_by: "王五".into(), reply: reply.into() }
+    ResolveRequest { case: Some(by_id()), unit_id: unit.into(), resolved_by: "王五".into(), reply: reply.into(), letter: None }
+}
+
+fn contact(unit: &str) -> ContactRequest {
+    ContactRequest { case: Some(by_id()), unit_id: unit.into(), contacted_by: "王五".into(), note: "已电话联系市民".into() }
+}
+
+/// The assisting unit of the matrix (城市管理委员会) answers its part of the joint case.
+fn answer_part(answer: &str) -> AnswerAssistRequest {
+    AnswerAssistRequest {
+        case: Some(by_id()), answer: answer.into(), unit_id: "dept-urban-management".into(), answered_by: "赵六".into()
+    }
 }
 
 async fn the_handling_loop_from_dispatch_to_closure(backend: Backend) {
@@ -89,7 +100,8 @@ async fn the_handling_loop_from_dispatch_to_closure(backend: Backend) {
     // ---- Accept: only the owner; a second accept changes nothing.
     let err = client.accept(accept("st-xinan")).await.unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
-    assert_eq!(err.message(), format!("unit st-xinan does not own case {CASE_NO}; it is owned by st-dongmen"));
+    assert!(err.message().ends_with("[not-owner]"), "{}", err.message());
+    assert_eq!(err.metadata().get("jiesu-refusal").unwrap(), "not-owner");
     let err = client.resolve(resolve("st-dongmen", "已处理")).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
     let err = client.accept(AcceptRequest { accepted_by: " ".into(), ..accept("st-dongmen") }).await.unwrap_err();
@@ -107,17 +119,28 @@ async fn the_handling_loop_from_dispatch_to_closure(backend: Backend) {
     let a = accepted[0].clone();
     assert_eq!((a.unit_id.as_str(), a.accepted_by.as_str(), a.round), ("st-dongmen", "王五", 1));
 
-    // ---- Resolve: a reply is required; resolved once.
+    // ---- Contact, then resolve: a reply is required; not before the assisting part is answered;
+    // resolved once.
+    let err = client.resolve(resolve("st-dongmen", "已处理")).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "the citizen is contacted first: {err:?}");
+    client.contact(contact("st-dongmen")).await.unwrap();
     let err = client.resolve(resolve("st-dongmen", "  ")).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(err.message().contains("reply is required"), "{}", err.message());
+    let err = client.resolve(resolve("st-dongmen", "已联合城管清理占道摊点。")).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(err.message().contains("dept-urban-management has not answered"), "{}", err.message());
+    let view = case(&mut client).await;
+    assert_eq!(view.status(), CaseStatus::Contacted, "a refused step leaves nothing half done");
+    client.answer_assist(answer_part("已派执法队员清理。")).await.unwrap();
     let view = client.resolve(resolve("st-dongmen", "已联合城管清理占道摊点。")).await.unwrap().into_inner();
     assert_eq!(view.status(), CaseStatus::Resolved);
     assert_eq!(view.reply, "已联合城管清理占道摊点。");
-    assert_eq!(view.timeline.last().unwrap().detail, "已办结，答复：已联合城管清理占道摊点。");
+    assert_eq!(view.timeline.last().unwrap().detail, "已办结");
+    assert_eq!(view.timeline.last().unwrap().actor, "王五");
     let err = client.resolve(resolve("st-dongmen", "再次办结")).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
-    assert_eq!(err.message(), format!("case {CASE_NO} is already resolved and waits for its revisit"));
+    assert!(err.message().contains("[wrong-stage]"), "{}", err.message());
     h.settled().await.unwrap();
     let resolved = h.events::<CaseResolved>().await;
     assert_eq!(resolved.len(), 1, "one case.resolved");
@@ -135,6 +158,8 @@ async fn the_handling_loop_from_dispatch_to_closure(backend: Backend) {
     assert_eq!(view.timeline.last().unwrap().detail, "回访不满意，问题未解决，重新办理（第2轮）");
     assert_eq!(h.events::<CaseDispatched>().await.len(), 1, "a reopening is not a new dispatch");
 
+    client.contact(contact("st-dongmen")).await.unwrap();
+    client.answer_assist(answer_part("已加强巡查。")).await.unwrap();
     let view = client.resolve(resolve("st-dongmen", "已彻底清理并安装隔离栏。")).await.unwrap().into_inner();
     assert_eq!((view.status(), view.round), (CaseStatus::Resolved, 2));
     h.settled().await.unwrap();
@@ -163,14 +188,30 @@ async fn the_handling_loop_from_dispatch_to_closure(backend: Backend) {
     let c = closed[0].clone();
     assert_eq!((c.round, c.meta.unwrap().causation_id), (2, recorded_id.clone()));
     let events: Vec<_> = view.timeline.iter().map(|t| t.event.as_str()).collect();
-    assert_eq!(events, ["dispatched", "accepted", "resolved", "reopened", "resolved", "closed"]);
+    assert_eq!(
+        events,
+        [
+            "dispatched",
+            "accepted",
+            "contacted",
+            "assist_answered",
+            "replied",
+            "resolved",
+            "reopened",
+            "contacted",
+            "assist_answered",
+            "replied",
+            "resolved",
+            "closed"
+        ]
+    );
 
     // ---- Queries.
     let list = |unit: &str, status: CaseStatus, limit: u32| ListCasesRequest {
         unit_id: unit.into(),
         status: status as i32,
         limit,
-        after_case_id: String::new(),
+        ..Default::default()
     };
     let cases = client.list_cases(list("st-dongmen", CaseStatus::Unspecified, 0)).await.unwrap().into_inner().cases;
     assert_eq!(cases.len(), 1);
@@ -232,14 +273,14 @@ async fn a_unit_sees_and_handles_only_its_own_cases() {
     // Another street's handler: neither sees nor signs for the case.
     let (get, acc) = call(Some(token(Role::UnitHandler, Some("st-xinan"))), "").await;
     denied(get, Code::PermissionDenied, "owns or assists");
-    denied(acc, Code::PermissionDenied, "does not own case");
+    denied(acc, Code::PermissionDenied, "[not-owner]");
     // The owner's handler naming another unit in the request: refused, not corrected.
     let (_, acc) = call(Some(token(Role::UnitHandler, Some("st-dongmen"))), "st-xinan").await;
     denied(acc, Code::PermissionDenied, "acts for unit st-dongmen (its token), not for st-xinan");
     // A revisit agent does not handle cases.
     let (get, acc) = call(Some(token(Role::RevisitAgent, None)), "").await;
     denied(get, Code::PermissionDenied, "may not see this case");
-    denied(acc, Code::PermissionDenied, "owning unit's handler or head");
+    denied(acc, Code::PermissionDenied, "may not act on cases");
     // The owner's handler, unit from the token: signs for it.
     let (get, acc) = call(Some(token(Role::UnitHandler, Some("st-dongmen"))), "").await;
     assert_eq!(get.unwrap().unit_id, "st-dongmen");
@@ -248,7 +289,7 @@ async fn a_unit_sees_and_handles_only_its_own_cases() {
     // Listing: a unit only its own; the centre any.
     let list = |auth: tonic::metadata::MetadataValue<tonic::metadata::Ascii>, unit: &str| {
         let mut client = client.clone();
-        let mut req = tonic::Request::new(ListCasesRequest { unit_id: unit.into(), status: 0, limit: 10, after_case_id: String::new() });
+        let mut req = tonic::Request::new(ListCasesRequest { unit_id: unit.into(), limit: 10, ..Default::default() });
         req.metadata_mut().insert("authorization", auth);
         async move { client.list_cases(req).await }
     };

@@ -77,6 +77,7 @@ impl IntakeService for IntakeApi {
                 service: "intake".into(),
                 event: "received".into(),
                 detail: format!("经{channel_name}受理，编号{}", row.case_no),
+                actor: String::new(),
             }],
         }))
     }

@@ -25,8 +25,9 @@ use async_nats::jetstream::{self, consumer::pull, stream};
 use jiesu_proto::{
     Named,
     v1::{
-        CaseAccepted, CaseClassified, CaseClosed, CaseContacted, CaseDispatched, CaseReceived, CaseReopened, CaseResolved, RevisitRecorded,
-        SlaBreached, SlaWarning,
+        CaseAccepted, CaseAssistAccepted, CaseAssistAdded, CaseAssistAnswered, CaseClassified, CaseClosed, CaseContacted, CaseDispatched,
+        CaseEscalated, CaseExtensionDecided, CaseExtensionRequested, CaseQueued, CaseReceived, CaseReopened, CaseReplied, CaseResolved,
+        CaseReturnReviewed, CaseReturned, CaseStaged, CaseSupervised, CaseVerified, RevisitRecorded, SlaBreached, SlaWarning,
     },
 };
 
@@ -90,11 +91,30 @@ pub const SERVICES: &[ServiceAccess] = &[
     },
     ServiceAccess {
         service: "dispatch",
-        publishes: &[CaseDispatched::TYPE, CaseAccepted::TYPE, CaseContacted::TYPE, CaseResolved::TYPE, CaseClosed::TYPE],
+        publishes: &[
+            CaseQueued::TYPE,
+            CaseDispatched::TYPE,
+            CaseAccepted::TYPE,
+            CaseContacted::TYPE,
+            CaseVerified::TYPE,
+            CaseReplied::TYPE,
+            CaseStaged::TYPE,
+            CaseResolved::TYPE,
+            CaseClosed::TYPE,
+            CaseReturned::TYPE,
+            CaseReturnReviewed::TYPE,
+            CaseAssistAdded::TYPE,
+            CaseAssistAccepted::TYPE,
+            CaseAssistAnswered::TYPE,
+            CaseExtensionRequested::TYPE,
+            CaseExtensionDecided::TYPE,
+            CaseEscalated::TYPE,
+            CaseSupervised::TYPE,
+        ],
         answers: false,
         consumers: &[Durable {
             name: "dispatch",
-            reads: Reads::Events(&[CaseClassified::TYPE, CaseReopened::TYPE, RevisitRecorded::TYPE]),
+            reads: Reads::Events(&[CaseClassified::TYPE, CaseReopened::TYPE, RevisitRecorded::TYPE, SlaWarning::TYPE, SlaBreached::TYPE]),
         }],
     },
     ServiceAccess {

@@ -47,7 +47,7 @@ impl Handler for Echo {
         }
         with_tx!(work.tx, conn => sqlx::query("INSERT INTO seen (id, body) VALUES ($1, $2)")
             .bind(&msg.message_id).bind(&body).execute(conn).await.map(|r| r.rows_affected()))?;
-        let event = jiesu_proto::v1::CaseClosed { meta: None, round: 1 };
+        let event = jiesu_proto::v1::CaseClosed { meta: None, round: 1, ..Default::default() };
         work.emit(CaseIds { case_id: "case-1", case_no: "DM1" }, event);
         Ok(())
     }

@@ -35,7 +35,13 @@ impl NotificationService for NotificationApi {
         let facts = rows.iter().map(|r| self.facts(r)).collect::<Result<Vec<_>, Error>>()?;
         let timeline = domain::timeline(&facts)
             .into_iter()
-            .map(|i| TimelineEntry { at: Some(millis_to_proto(i.at)), service: SERVICE.into(), event: i.event.into(), detail: i.detail })
+            .map(|i| TimelineEntry {
+                at: Some(millis_to_proto(i.at)),
+                service: SERVICE.into(),
+                event: i.event.into(),
+                detail: i.detail,
+                actor: String::new(),
+            })
             .collect();
         let deliveries = rows.into_iter().map(view).collect();
         Ok(Response::new(ListDeliveriesResponse { deliveries, timeline }))

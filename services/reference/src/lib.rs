@@ -6,13 +6,15 @@
 //!   mapping to and from the protobuf enum;
 //! - [`Organisation`] (组织架构): the district's units, parsed and looked up the same way by
 //!   dispatch, notification and the tools;
+//! - [`time`]: the working-day calendar (工作日历) and time limits (时限);
 //! - [`milestone_zh`], [`clock_state_zh`], [`case_status_zh`]: the Chinese names of the
 //!   time-limit milestones (时限环节), of a clock's colour, and of a case's status.
 
 mod organisation;
+pub mod time;
 mod urgency;
 
-pub use organisation::{Organisation, Unit, UnitKind};
+pub use organisation::{Leader, Organisation, Unit, UnitKind};
 pub use urgency::{Urgency, UrgencyError};
 
 /// The Chinese name of a case's status (办理状态).
@@ -22,6 +24,10 @@ pub fn case_status_zh(status: jiesu_proto::v1::CaseStatus) -> &'static str {
         CaseStatus::Unspecified => "未知",
         CaseStatus::Dispatched => "已派单",
         CaseStatus::Accepted => "已签收",
+        CaseStatus::Contacted => "已联系",
+        CaseStatus::Verified => "已核实",
+        CaseStatus::Replied => "已答复",
+        CaseStatus::Staged => "阶段性办结",
         CaseStatus::Resolved => "已办结",
         CaseStatus::Reopened => "重新办理",
         CaseStatus::Closed => "已结案",

@@ -34,11 +34,29 @@ pub struct Unit {
     pub parent: Option<String>,
 }
 
-/// The organisation reference file (`[[units]]`).
+/// A district leader (区领导) who takes escalated cases (领导包案) and the units they oversee
+/// (分管单位). A leader's token carries the leader's id as its subject.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Leader {
+    /// `leader-li`
+    pub id: String,
+    /// "李副区长"
+    pub name: String,
+    /// "副区长"
+    #[serde(default)]
+    pub title: String,
+    /// The units they oversee.
+    #[serde(default)]
+    pub oversees: Vec<String>,
+}
+
+/// The organisation reference file (`[[units]]`, `[[leaders]]`).
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Organisation {
     #[serde(default)]
     pub units: Vec<Unit>,
+    #[serde(default)]
+    pub leaders: Vec<Leader>,
 }
 
 impl Organisation {
@@ -59,6 +77,38 @@ impl Organisation {
             None if !fallback.is_empty() => fallback,
             None => id,
         }
+    }
+
+    pub fn leader(&self, id: &str) -> Option<&Leader> {
+        self.leaders.iter().find(|l| l.id == id)
+    }
+
+    /// Every problem of the file at once: ids that repeat, parents and overseen units that are
+    /// not units of the tree.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, u) in self.units.iter().enumerate() {
+            if u.id.trim().is_empty() {
+                problems.push(format!("units[{i}]: id is empty"));
+            } else if !seen.insert(u.id.as_str()) {
+                problems.push(format!("units[{i}]: id {:?} is used twice", u.id));
+            }
+            if let Some(parent) = u.parent.as_deref().filter(|p| !self.contains(p)) {
+                problems.push(format!("units[{i}] {:?}: parent {parent:?} is not a unit", u.id));
+            }
+        }
+        for (i, l) in self.leaders.iter().enumerate() {
+            if l.id.trim().is_empty() {
+                problems.push(format!("leaders[{i}]: id is empty"));
+            } else if !seen.insert(l.id.as_str()) {
+                problems.push(format!("leaders[{i}]: id {:?} is used twice", l.id));
+            }
+            for unit in l.oversees.iter().filter(|u| !self.contains(u)) {
+                problems.push(format!("leaders[{i}] {:?}: oversees {unit:?}, which is not a unit", l.id));
+            }
+        }
+        problems
     }
 
     pub fn contains(&self, id: &str) -> bool {
@@ -96,10 +146,38 @@ mod tests {
     fn names_fall_back_to_what_an_event_carried_then_to_the_id() {
         let org = Organisation {
             units: vec![Unit { id: "st-dongmen".into(), name: "东门街道".into(), kind: UnitKind::Street, parent: None }],
+            leaders: vec![],
         };
         assert_eq!(org.name_or("st-dongmen", "x"), "东门街道");
         assert_eq!(org.name_or("dept-x", "某局"), "某局");
         assert_eq!(org.name_or("dept-x", ""), "dept-x");
         assert!(org.contains("st-dongmen") && org.is_street("st-dongmen"));
+    }
+
+    #[test]
+    fn every_problem_of_the_file_is_named() {
+        let org: Organisation = toml::from_str(
+            r#"
+            [[units]]
+            id = "a"
+            name = "甲"
+            kind = "street"
+            parent = "nowhere"
+            [[units]]
+            id = "a"
+            name = "乙"
+            kind = "street"
+            [[leaders]]
+            id = "leader-li"
+            name = "李副区长"
+            oversees = ["a", "ghost"]
+            "#,
+        )
+        .unwrap();
+        let problems = org.problems().join("\n");
+        assert!(problems.contains(r#"units[0] "a": parent "nowhere""#), "{problems}");
+        assert!(problems.contains(r#"units[1]: id "a" is used twice"#), "{problems}");
+        assert!(problems.contains(r#"leaders[0] "leader-li": oversees "ghost""#), "{problems}");
+        assert_eq!(org.leader("leader-li").unwrap().name, "李副区长");
     }
 }

@@ -40,6 +40,7 @@ fn timeline(rows: &[RevisitRow]) -> Vec<TimelineEntry> {
         service: SERVICE.into(),
         event: event.into(),
         detail,
+        actor: String::new(),
     };
     let mut out = Vec::new();
     for r in rows {

@@ -78,6 +78,7 @@ fn timeline_entry(h: &HistoryRow, tz: Tz) -> TimelineEntry {
         service: SERVICE.into(),
         event: format!("{}.{}", h.milestone, h.event),
         detail: describe(h, tz),
+        actor: String::new(),
     }
 }
 

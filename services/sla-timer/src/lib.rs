@@ -60,10 +60,7 @@ pub struct Rules {
 
 /// The district's calendar (`[reference] calendar = "…"`), else China's built-in schedule.
 pub fn load_calendar(config: &Config) -> Result<Calendar, Error> {
-    match config.reference_text("calendar")? {
-        None => Ok(Calendar::china_default()),
-        Some(text) => toml::from_str::<Calendar>(&text).map_err(|e| Error::Calendar(e.to_string())),
-    }
+    Calendar::from_reference(config.reference_text("calendar")?.as_deref()).map_err(|e| Error::Calendar(e.to_string()))
 }
 
 /// Says so when the calendar does not know this year's holidays (or, in December, next year's,

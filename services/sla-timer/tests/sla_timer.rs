@@ -274,7 +274,7 @@ async fn reopening_rearms_resolve_and_closing_stops_everything() {
 
     // Closed: nothing runs, so nothing fires however late it gets.
     let m = meta(&case_id, case_no, at(601));
-    h.publish(&CaseClosed { meta: Some(m.clone()), round: 2 }).await;
+    h.publish(&CaseClosed { meta: Some(m.clone()), round: 2, ..Default::default() }).await;
     let r = clocks_until(h.running(), &case_id, "every clock stopped again", |c| c.iter().all(|c| c.state == "stopped")).await;
     assert!(r.timeline.iter().any(|e| e.detail == "已结案，办结计时停止"));
     h.clock.set(at(10_000));

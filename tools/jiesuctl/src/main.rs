@@ -437,7 +437,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Resolve { case, unit, by, reply } => {
             let mut c = DispatchServiceClient::new(d.channel("dispatch").await?);
             let v = c
-                .resolve(ResolveRequest { case: Some(case_ref(&case)), unit_id: unit, resolved_by: by, reply })
+                .resolve(ResolveRequest { case: Some(case_ref(&case)), unit_id: unit, resolved_by: by, reply, letter: None })
                 .await
                 .map_err(status)?
                 .into_inner();
@@ -654,12 +654,7 @@ async fn show(d: &District, case: &str) -> Result<()> {
 
 async fn list(d: &District, unit: String, limit: u32) -> Result<()> {
     let mut c = DispatchServiceClient::new(d.channel("dispatch").await?);
-    let cases = c
-        .list_cases(pb::ListCasesRequest { unit_id: unit, status: 0, limit, after_case_id: String::new() })
-        .await
-        .map_err(status)?
-        .into_inner()
-        .cases;
+    let cases = c.list_cases(pb::ListCasesRequest { unit_id: unit, limit, ..Default::default() }).await.map_err(status)?.into_inner().cases;
     for c in &cases {
         println!(
             "{}  {:<6} {:<10} {:<6} {}",

@@ -4,32 +4,21 @@
 //! Nothing here does I/O or reads the wall clock: every function is handed the instant it needs,
 //! so the rules are tested without waiting and replaying an event gives the same answer.
 
-mod calendar;
 mod clock;
 mod lifecycle;
-mod limit;
 mod policy;
 
-pub use calendar::{Calendar, CalendarFile, CalendarYear};
 pub use clock::{Clock, ClockState, Firing, Level};
+pub use jiesu_reference::time::{Calendar, CalendarFile, CalendarYear, Limit, ResolveLimits, TimeError};
 pub use lifecycle::{CaseEvent, Change, StopReason, Tracked, plan};
-pub use limit::Limit;
-pub use policy::{Milestone, Policy, ResolveLimits, Urgency};
+pub use policy::{Milestone, Policy, Urgency};
 
 /// Everything the domain rules can reject.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DomainError {
-    /// A time limit (时限) string that is not one of `0`, `<n>m`, `<n>h`, `<n>d`, `<n>wd`.
-    #[error("invalid time limit {input:?}: {reason}")]
-    InvalidLimit {
-        /// The text as given.
-        input: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// A working-day calendar (工作日历) with one or more problems, all listed.
-    #[error("invalid working-day calendar: {}", .0.join("; "))]
-    InvalidCalendar(Vec<String>),
+    /// A time limit (时限) or a working-day calendar (工作日历) that cannot be used.
+    #[error(transparent)]
+    Time(#[from] TimeError),
     /// An SLA policy (时限标准) with one or more problems, all listed.
     #[error("invalid SLA policy: {}", .0.join("; "))]
     InvalidPolicy(Vec<String>),

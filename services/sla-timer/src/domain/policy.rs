@@ -3,7 +3,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use super::{DomainError, Limit};
+use super::{DomainError, Limit, ResolveLimits};
 
 /// A milestone (节点) of a case that has its own clock: from the event that starts it to the event
 /// that meets it.
@@ -80,24 +80,6 @@ pub struct Policy {
     pub resolve: ResolveLimits,
 }
 
-/// Resolve limits (办结时限) by [`Urgency`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ResolveLimits {
-    /// 紧急 cases.
-    pub emergency: Limit,
-    /// 一般 cases.
-    pub normal: Limit,
-    /// 复杂 cases.
-    pub complex: Limit,
-}
-
-impl Default for ResolveLimits {
-    fn default() -> Self {
-        ResolveLimits { emergency: Limit::Hours(2), normal: Limit::Hours(24), complex: Limit::WorkingDays(3) }
-    }
-}
-
 impl Default for Policy {
     fn default() -> Self {
         Policy {
@@ -121,11 +103,7 @@ impl Policy {
             Milestone::Contact => self.contact,
             Milestone::Reply => self.reply,
             Milestone::Escalate => self.escalate,
-            Milestone::Resolve => match urgency {
-                Urgency::Emergency => self.resolve.emergency,
-                Urgency::Normal => self.resolve.normal,
-                Urgency::Complex => self.resolve.complex,
-            },
+            Milestone::Resolve => self.resolve.of(urgency),
         }
     }
 

@@ -4,7 +4,7 @@ use chrono::{DateTime, Datelike, LocalResult, NaiveDate, NaiveDateTime, NaiveTim
 use chrono_tz::Tz;
 use serde::Deserialize;
 
-use super::{DomainError, Limit};
+use super::{Limit, TimeError};
 
 /// The calendar built into the service, so that a district without its own still counts China's
 /// holidays; it is the same file the demo district deploys.
@@ -65,13 +65,13 @@ impl Calendar {
         timezone: Tz,
         holidays: impl IntoIterator<Item = NaiveDate>,
         workdays: impl IntoIterator<Item = NaiveDate>,
-    ) -> Result<Calendar, DomainError> {
+    ) -> Result<Calendar, TimeError> {
         let holidays: BTreeSet<NaiveDate> = holidays.into_iter().collect();
         let workdays: BTreeSet<NaiveDate> = workdays.into_iter().collect();
         let mut problems = Vec::new();
         check_consistency(&holidays, &workdays, &mut problems);
         if !problems.is_empty() {
-            return Err(DomainError::InvalidCalendar(problems));
+            return Err(TimeError::InvalidCalendar(problems));
         }
         let years = holidays.iter().chain(&workdays).map(Datelike::year).collect();
         Ok(Calendar { timezone, holidays, workdays, years })
@@ -84,6 +84,22 @@ impl Calendar {
     /// Only if the built-in file is malformed, which a unit test rules out.
     pub fn china_default() -> Calendar {
         CalendarFile::parse_plain(CHINA_DEFAULT).and_then(Calendar::try_from).expect("the built-in calendar is valid")
+    }
+
+    /// The district's calendar from the text of its `calendar` reference file, or China's
+    /// built-in schedule when it names none.
+    pub fn from_reference(text: Option<&str>) -> Result<Calendar, String> {
+        match text {
+            None => Ok(Calendar::china_default()),
+            Some(text) => toml::from_str::<Calendar>(text).map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Whole working days completed between `from` and `to` (0 when `to` is not later), counted
+    /// as [`deadline`](Self::deadline) counts them and at most `cap`: the return window (退回时限)
+    /// asks "have two working days passed since dispatch?".
+    pub fn working_days_between(&self, from: DateTime<Utc>, to: DateTime<Utc>, cap: u32) -> u32 {
+        (1..=cap).take_while(|n| self.deadline(from, Limit::WorkingDays(*n)) <= to).count() as u32
     }
 
     /// The time zone in which working days are counted.
@@ -163,7 +179,7 @@ impl Calendar {
 }
 
 impl TryFrom<CalendarFile> for Calendar {
-    type Error = DomainError;
+    type Error = TimeError;
 
     /// Checks the file and lists every problem: an unknown time zone, a year declared twice, a
     /// date outside its year, a date in both lists, a make-up working day on a weekday.
@@ -193,7 +209,7 @@ impl TryFrom<CalendarFile> for Calendar {
         check_consistency(&holidays, &workdays, &mut problems);
         match timezone {
             Ok(timezone) if problems.is_empty() => Ok(Calendar { timezone, holidays, workdays, years }),
-            _ => Err(DomainError::InvalidCalendar(problems)),
+            _ => Err(TimeError::InvalidCalendar(problems)),
         }
     }
 }
@@ -215,7 +231,7 @@ impl CalendarFile {
     ///
     /// The built-in calendar goes through this so that the domain needs no TOML parser; district
     /// files read through serde with a full parser agree with it (a test checks the demo file).
-    fn parse_plain(text: &str) -> Result<CalendarFile, DomainError> {
+    fn parse_plain(text: &str) -> Result<CalendarFile, TimeError> {
         #[derive(Default)]
         struct Entry {
             year: Option<i32>,
@@ -229,7 +245,7 @@ impl CalendarFile {
             }
         }
 
-        let invalid = |no: usize, msg: String| DomainError::InvalidCalendar(vec![format!("line {no}: {msg}")]);
+        let invalid = |no: usize, msg: String| TimeError::InvalidCalendar(vec![format!("line {no}: {msg}")]);
         let mut timezone = None;
         let mut entries: Vec<Entry> = Vec::new();
         let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, strip_comment(l).trim()));
@@ -267,12 +283,12 @@ impl CalendarFile {
             .into_iter()
             .map(|e| {
                 Ok(CalendarYear {
-                    year: e.year.ok_or_else(|| DomainError::InvalidCalendar(vec!["a [[years]] entry has no year".to_owned()]))?,
+                    year: e.year.ok_or_else(|| TimeError::InvalidCalendar(vec!["a [[years]] entry has no year".to_owned()]))?,
                     holidays: e.holidays.unwrap_or_default(),
                     workdays: e.workdays.unwrap_or_default(),
                 })
             })
-            .collect::<Result<_, DomainError>>()?;
+            .collect::<Result<_, TimeError>>()?;
         Ok(CalendarFile { timezone: timezone.unwrap_or_else(default_timezone), years })
     }
 }
@@ -481,7 +497,7 @@ mod tests {
             year = 2026
         "#;
         let file: CalendarFile = toml::from_str(text).unwrap();
-        let Err(DomainError::InvalidCalendar(problems)) = Calendar::try_from(file) else { panic!() };
+        let Err(TimeError::InvalidCalendar(problems)) = Calendar::try_from(file) else { panic!() };
         assert_eq!(
             problems,
             [
@@ -512,7 +528,7 @@ mod tests {
         assert!(c.covers(2030) && c.covers(2031) && !c.covers(2032));
         assert!(!c.is_working_day(date("2030-10-01")) && c.is_working_day(date("2031-01-04")));
         let err = Calendar::new(Shanghai, [date("2026-01-04")], [date("2026-01-04"), date("2026-01-05")]);
-        let Err(DomainError::InvalidCalendar(problems)) = err else { panic!("{err:?}") };
+        let Err(TimeError::InvalidCalendar(problems)) = err else { panic!("{err:?}") };
         assert_eq!(problems.len(), 2, "{problems:?}");
     }
 

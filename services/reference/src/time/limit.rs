@@ -4,7 +4,7 @@ use std::str::FromStr;
 use chrono::TimeDelta;
 use serde::{Deserialize, Serialize};
 
-use super::DomainError;
+use super::TimeError;
 
 /// The longest limit accepted from configuration, in days: anything longer is a typo, and the
 /// bound keeps every deadline far inside the range of dates chrono can represent.
@@ -83,10 +83,10 @@ impl fmt::Display for Limit {
 }
 
 impl FromStr for Limit {
-    type Err = DomainError;
+    type Err = TimeError;
 
     fn from_str(input: &str) -> Result<Self, Self::Err> {
-        let invalid = |reason: &str| DomainError::InvalidLimit { input: input.to_owned(), reason: reason.to_owned() };
+        let invalid = |reason: &str| TimeError::InvalidLimit { input: input.to_owned(), reason: reason.to_owned() };
         // Values may come from environment variables, where stray blanks are easy to type.
         let text = input.trim();
         if text.is_empty() {
@@ -123,7 +123,7 @@ impl FromStr for Limit {
 }
 
 impl TryFrom<String> for Limit {
-    type Error = DomainError;
+    type Error = TimeError;
 
     fn try_from(value: String) -> Result<Self, Self::Error> {
         value.parse()
@@ -213,7 +213,7 @@ mod tests {
         ];
         for (text, reason) in cases {
             match text.parse::<Limit>() {
-                Err(DomainError::InvalidLimit { input, reason: got }) => {
+                Err(TimeError::InvalidLimit { input, reason: got }) => {
                     assert_eq!(input, text);
                     assert!(got.contains(reason), "{text:?}: {got:?} lacks {reason:?}");
                 }
