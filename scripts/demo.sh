@@ -72,8 +72,14 @@ mint --user agent-1 --name 受理员小李 --role centre_agent >"$tokens/centre-
 mint --user rv-1 --name 回访员小陈 --role revisit_agent >"$tokens/revisit-agent.token"
 mint --user audit-1 --name 审计员老周 --role auditor >"$tokens/auditor.token"
 mint --user admin-1 --name 管理员 --role administrator >"$tokens/administrator.token"
-for unit in $(awk -F'"' '/^id = "/ {print $2}' "$(dirname "$config")/organisation.toml"); do
+mint --user sv-1 --name 督办员老刘 --role centre_supervisor >"$tokens/supervisor.token"
+org_file="$(dirname "$config")/organisation.toml"
+# One handler per unit, one token per leader (its subject is the leader's id).
+for unit in $(awk -F'"' '/^\[\[/ {section=$0} section=="[[units]]" && /^id = "/ {print $2}' "$org_file"); do
   mint --user "handler-$unit" --name 王五 --role unit_handler --unit "$unit" >"$tokens/$unit.token"
+done
+for leader in $(awk -F'"' '/^\[\[/ {section=$0} section=="[[leaders]]" && /^id = "/ {print $2}' "$org_file"); do
+  mint --user "$leader" --name "$leader" --role leader >"$tokens/$leader.token"
 done
 
 # Encrypted on the wire: the district's own small CA and a certificate for each service, NATS
@@ -157,14 +163,17 @@ unit="${unit:-<unit id>}"
 cat <<MSG
 
 demo: the district is running over mutual TLS (its own CA in data/tls), and every call needs a
-token (data/tokens/: a centre agent, a revisit agent, an auditor, an administrator, and a
-handler of every unit). Walk the case through the loop (签收 → 联系 → 办结 → 回访) as the people
-who do it:
+token (data/tokens/: a centre agent and a supervisor, a revisit agent, an auditor, an
+administrator, a handler of every unit and each leader). Walk the case through the loop
+(签收 → 联系 → 办结 → 回访) as the people who do it — or through a return, a joint handling and an
+extension, as the README's "Walking a case through the workflow" shows:
   source data/demo.env                                    # the district's CA and jiesuctl's certificate
   export JIESU_TOKEN_FILE=data/tokens/$unit.token        # 承办人 of $unit
-  target/debug/jiesuctl accept  $case_no --unit $unit --by 王五
-  target/debug/jiesuctl contact $case_no --unit $unit --by 王五 --note "已电话联系，约定上门核实"
-  target/debug/jiesuctl resolve $case_no --unit $unit --by 王五 --reply "地锁已拆除，车位恢复公共使用。"
+  target/debug/jiesuctl accept  $case_no
+  target/debug/jiesuctl contact $case_no --note "已电话联系，约定上门核实"
+  target/debug/jiesuctl case show $case_no               # its assisting units answer their parts first:
+  #   JIESU_TOKEN_FILE=data/tokens/<assisting unit>.token target/debug/jiesuctl assist answer $case_no --answer "已配合处理"
+  target/debug/jiesuctl resolve $case_no --reply "地锁已拆除，车位恢复公共使用。"
   JIESU_TOKEN_FILE=data/tokens/revisit-agent.token target/debug/jiesuctl revisit $case_no --satisfaction satisfied --solved true --by 回访员
   JIESU_TOKEN_FILE=data/tokens/centre-agent.token target/debug/jiesuctl case show $case_no
   JIESU_TOKEN_FILE=data/tokens/centre-agent.token target/debug/jiesuctl case list

@@ -13,9 +13,9 @@ use jiesu_kit::{
 use jiesu_proto::v1::{
     self as pb, AcceptAssistRequest, AcceptRequest, AddAssistingRequest, AnswerAssistRequest, CaseCount, CaseRef, CaseView,
     CloseAsUnreasonableRequest, ContactRequest, CountCasesRequest, CountCasesResponse, DecideExtensionRequest, DispatchRequest,
-    EscalateRequest, ListCasesRequest, ListCasesResponse, PreviewRouteRequest, PreviewRouteResponse, ReplyRequest, RequestExtensionRequest,
-    ResolveRequest, ReturnRequest, ReviewReturnRequest, StageResolveRequest, SuperviseRequest, TimelineEntry, TransferRequest,
-    VerifyRequest, dispatch_service_server::DispatchService,
+    EscalateRequest, GetOrganisationRequest, LeaderView, ListCasesRequest, ListCasesResponse, OrganisationView, PreviewRouteRequest,
+    PreviewRouteResponse, ReplyRequest, RequestExtensionRequest, ResolveRequest, ReturnRequest, ReviewReturnRequest, StageResolveRequest,
+    SuperviseRequest, TimelineEntry, TransferRequest, UnitView, VerifyRequest, dispatch_service_server::DispatchService,
 };
 use tonic::{Request, Response, Status};
 
@@ -371,7 +371,7 @@ impl DispatchService for DispatchApi {
     async fn count_cases(&self, request: Request<CountCasesRequest>) -> Result<Response<CountCasesResponse>, Status> {
         let (unit_id, leader_id) = scope(&request, &request.get_ref().unit_id, "")?;
         let filter = store::Filter { unit_id, leader_id, now: to_millis(self.clock.now()), ..Default::default() };
-        let (rows, flags) = store::count(&self.db, &filter).await?;
+        let (rows, flags, reopens) = store::count(&self.db, &filter).await?;
         let n = |v: i64| u32::try_from(v).unwrap_or(u32::MAX);
         let counts = rows
             .into_iter()
@@ -391,6 +391,37 @@ impl DispatchService for DispatchApi {
             overdue: n(flags.overdue),
             yellow: n(flags.yellow),
             red: n(flags.red),
+            reopens: reopens.into_iter().map(|r| pb::UnitReopens { unit_id: r.unit_id, reopens: n(r.reopens) }).collect(),
+        }))
+    }
+
+    async fn get_organisation(&self, request: Request<GetOrganisationRequest>) -> Result<Response<OrganisationView>, Status> {
+        if let Some(who) = auth::caller(&request) {
+            policy::may_read_organisation(who).map_err(Error::from)?;
+        }
+        let org = &self.dispatch.org;
+        Ok(Response::new(OrganisationView {
+            version: org.version.clone(),
+            units: org
+                .units
+                .iter()
+                .map(|u| UnitView {
+                    id: u.id.clone(),
+                    name: u.name.clone(),
+                    kind: u.kind.key().into(),
+                    parent: u.parent.clone().unwrap_or_default(),
+                    duty: u
+                        .duty
+                        .iter()
+                        .map(|d| pb::DutyContact { name: d.name.clone(), phone: d.phone.clone(), hours: d.hours.clone() })
+                        .collect(),
+                })
+                .collect(),
+            leaders: org
+                .leaders
+                .iter()
+                .map(|l| LeaderView { id: l.id.clone(), name: l.name.clone(), title: l.title.clone(), oversees: l.oversees.clone() })
+                .collect(),
         }))
     }
 
@@ -407,7 +438,11 @@ impl DispatchService for DispatchApi {
             }
         }
         let sub_item = req.sub_item.trim();
-        let route = domain::route(&self.dispatch.matrix, org, sub_item, &place);
+        let at = match req.at.as_ref() {
+            None => self.clock.now(),
+            Some(t) => instant("at", Some(t))?,
+        };
+        let route = domain::route(&self.dispatch.matrix, org, sub_item, &place, at.with_timezone(&self.dispatch.timezone).date_naive());
         let rule = route.rule.map(|i| domain::describe_rule(i, &self.dispatch.matrix.rules[i])).unwrap_or_default();
         Ok(Response::new(PreviewRouteResponse {
             lead_unit_name: org.name_of(&route.lead).to_string(),

@@ -2,6 +2,7 @@
 //! matrix (职责清单), how the workflow's stages and reasons read in the API and in the timeline.
 //! The handling workflow itself is [`crate::workflow`].
 
+use chrono::NaiveDate;
 use jiesu_kit::text::has_control;
 use jiesu_proto::v1::{self as pb, Satisfaction};
 pub use jiesu_reference::{Organisation, Unit, UnitKind};
@@ -42,6 +43,32 @@ pub struct Rule {
     /// Assisting units (协办), each a unit id or "@street".
     #[serde(default)]
     pub assisting: Vec<String>,
+    /// The first day the rule applies (生效日期), in the district's time zone; always when absent.
+    #[serde(default)]
+    pub from: Option<NaiveDate>,
+    /// The first day it no longer applies (失效日期); never when absent.
+    #[serde(default)]
+    pub until: Option<NaiveDate>,
+}
+
+impl Rule {
+    /// Whether the rule is in force on `day`.
+    pub fn in_force(&self, day: NaiveDate) -> bool {
+        self.from.is_none_or(|f| f <= day) && self.until.is_none_or(|u| day < u)
+    }
+
+    /// Whether two rules are in force on some common day.
+    fn overlaps(&self, other: &Rule) -> bool {
+        let starts = self.from.max(other.from);
+        let ends = match (self.until, other.until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        match (starts, ends) {
+            (Some(s), Some(e)) => s < e,
+            _ => true,
+        }
+    }
 }
 
 /// The responsibility matrix and where a case goes when no rule fits.
@@ -80,9 +107,17 @@ impl Matrix {
                     problems.push(format!("{at}: assisting unit {a:?} is not a unit of the organisation (nor \"@street\")"));
                 }
             }
-            if let Some(j) = self.rules[..i].iter().position(|r| r.sub_item == rule.sub_item && r.street == rule.street) {
-                problems
-                    .push(format!("{at}: repeats rule #{} for the same sub_item and street; which one applies would be ambiguous", j + 1));
+            if let (Some(from), Some(until)) = (rule.from, rule.until)
+                && from >= until
+            {
+                problems.push(format!("{at}: from {from} is not before until {until}; the rule would never apply"));
+            }
+            if let Some(j) = self.rules[..i].iter().position(|r| r.sub_item == rule.sub_item && r.street == rule.street && r.overlaps(rule))
+            {
+                problems.push(format!(
+                    "{at}: repeats rule #{} for the same sub_item and street on the same days; which one applies would be ambiguous",
+                    j + 1
+                ));
             }
         }
         problems
@@ -112,17 +147,18 @@ pub struct Route {
     pub rule: Option<usize>,
 }
 
-/// Routes a case of sub-item `sub_item` (or a bare category) at `place` through the matrix.
+/// Routes a case of sub-item `sub_item` (or a bare category) at `place` through the rules of
+/// the matrix in force on `day` (the district's date of dispatch).
 ///
 /// The most specific rule wins: an exact sub-item before its category before "*", and among
 /// those a rule for the case's street before one for "*". "@street" is the street office of the
 /// place (its street, else its community's street); a lead of "@street" with no known street,
 /// or no rule at all, sends the case to the fallback unit. An assisting "@street" without a
 /// known street is left out: the centre is no help as an assisting unit.
-pub fn route(matrix: &Matrix, org: &Organisation, sub_item: &str, place: &Place) -> Route {
+pub fn route(matrix: &Matrix, org: &Organisation, sub_item: &str, place: &Place, day: NaiveDate) -> Route {
     let street = org.street_of(&place.street, &place.community);
     let mut best: Option<((u8, u8), usize)> = None;
-    for (i, rule) in matrix.rules.iter().enumerate() {
+    for (i, rule) in matrix.rules.iter().enumerate().filter(|(_, r)| r.in_force(day)) {
         let Some(rank) = sub_item_rank(&rule.sub_item, sub_item).zip(street_rank(&rule.street, street)) else { continue };
         // Strictly better only: among equals the first rule in the file stands.
         if best.is_none_or(|(r, _)| rank > r) {
@@ -148,7 +184,13 @@ pub fn route(matrix: &Matrix, org: &Organisation, sub_item: &str, place: &Place)
 /// A rule as the district file writes it, for people: `dispatch.matrix[3]: 01.03 × * → @street (+ dept-x)`.
 pub fn describe_rule(index: usize, rule: &Rule) -> String {
     let assisting = if rule.assisting.is_empty() { String::new() } else { format!(" (+ {})", rule.assisting.join(", ")) };
-    format!("dispatch.matrix[{index}]: {} × {} → {}{assisting}", rule.sub_item, rule.street, rule.lead)
+    let dates = match (rule.from, rule.until) {
+        (None, None) => String::new(),
+        (from, until) => {
+            format!(" [{} – {})", from.map(|d| d.to_string()).unwrap_or_default(), until.map(|d| d.to_string()).unwrap_or_default())
+        }
+    };
+    format!("dispatch.matrix[{index}]: {} × {} → {}{assisting}{dates}", rule.sub_item, rule.street, rule.lead)
 }
 
 fn sub_item_rank(rule: &str, code: &str) -> Option<u8> {
@@ -352,7 +394,7 @@ mod tests {
     use super::*;
 
     fn unit(id: &str, name: &str, kind: UnitKind, parent: Option<&str>) -> Unit {
-        Unit { id: id.into(), name: name.into(), kind, parent: parent.map(Into::into) }
+        Unit { id: id.into(), name: name.into(), kind, parent: parent.map(Into::into), duty: vec![] }
     }
 
     fn org() -> Organisation {
@@ -370,7 +412,7 @@ mod tests {
                 unit("dept-housing", "住房和城乡建设委员会", UnitKind::Department, Some("district")),
                 unit("dept-water", "水务局", UnitKind::Department, Some("district")),
             ],
-            leaders: vec![],
+            ..Default::default()
         }
     }
 
@@ -380,7 +422,40 @@ mod tests {
             street: street.into(),
             lead: lead.into(),
             assisting: assisting.iter().map(|s| s.to_string()).collect(),
+            from: None,
+            until: None,
         }
+    }
+
+    /// Routing on a day no dated rule of these tests cares about.
+    fn route(matrix: &Matrix, org: &Organisation, sub_item: &str, place: &Place) -> Route {
+        super::route(matrix, org, sub_item, place, day("2026-12-01"))
+    }
+
+    fn day(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_rule_applies_from_its_first_day_until_the_day_it_ends() {
+        // The street took over parking from 2027: the old rule ends when the new one begins.
+        let old = Rule { until: Some(day("2027-01-01")), ..rule("01.03", "*", "dept-urban-management", &[]) };
+        let new = Rule { from: Some(day("2027-01-01")), ..rule("01.03", "*", "@street", &[]) };
+        let m = matrix(vec![old, new]);
+        assert!(m.problems(&org()).is_empty(), "{:?}", m.problems(&org()));
+        let on = |d: &str| super::route(&m, &org(), "01.03", &at("st-dongmen"), day(d)).lead;
+        assert_eq!(on("2026-12-31"), "dept-urban-management");
+        assert_eq!(on("2027-01-01"), "st-dongmen");
+        assert!(describe_rule(1, &m.rules[1]).ends_with("[2027-01-01 – )"), "{}", describe_rule(1, &m.rules[1]));
+        // Overlapping days are ambiguous; an empty range never applies.
+        let overlapping =
+            matrix(vec![Rule { until: Some(day("2027-02-01")), ..m.rules[0].clone() }, m.rules[1].clone()]).problems(&org()).join("\n");
+        assert!(overlapping.contains("on the same days"), "{overlapping}");
+        let empty = matrix(vec![Rule { from: Some(day("2027-01-01")), until: Some(day("2027-01-01")), ..rule("01", "*", "@street", &[]) }]);
+        assert!(empty.problems(&org()).join("").contains("is not before until"));
+        // Outside every rule's days: the fallback.
+        let only_new = matrix(vec![m.rules[1].clone()]);
+        assert_eq!(super::route(&only_new, &org(), "01.03", &at("st-dongmen"), day("2026-06-01")).lead, "centre");
     }
 
     fn matrix(rules: Vec<Rule>) -> Matrix {

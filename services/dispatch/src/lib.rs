@@ -52,6 +52,10 @@ pub struct Settings {
     /// Returns a case may have; after them only the centre moves it (no 转圈).
     #[serde(default = "two")]
     pub max_returns: u32,
+    /// Reopenings (repeated complaints about the same case, 重复投诉) after which the case goes to
+    /// the leader overseeing its unit (提级); 0: never by count.
+    #[serde(default = "two")]
+    pub escalate_after_reopens: u32,
 }
 
 fn centre() -> String {
@@ -84,7 +88,8 @@ fn load_routing(config: &Config) -> Result<(Matrix, Organisation), Error> {
         .reference("organisation")?
         .ok_or_else(|| jiesu_kit::Error::Config("[reference] names no organisation file: dispatch routes cases to its units".into()))?;
     let matrix = Matrix { rules: config.settings.matrix.clone(), fallback_unit: config.settings.fallback_unit.trim().to_string() };
-    let mut problems: Vec<String> = org.problems().into_iter().map(|p| format!("organisation: {p}")).collect();
+    let file = config.reference_file("organisation").map(|p| p.display().to_string()).unwrap_or_default();
+    let mut problems: Vec<String> = org.problems().into_iter().map(|p| format!("organisation file {file}: {p}")).collect();
     problems.extend(matrix.problems(&org));
     if !problems.is_empty() {
         return Err(jiesu_kit::Error::Config(problems.join("; ")).into());
@@ -104,6 +109,7 @@ pub async fn start(district: &DistrictConfig, clock: SharedClock) -> Result<Runn
             .map_err(|e| jiesu_kit::Error::Config(format!("reference file calendar: {e}")))?,
         limits: district.part::<SlaSection>("sla_timer")?.policy.resolve,
         timezone: config.timezone(),
+        escalate_after_reopens: config.settings.escalate_after_reopens,
     });
     let mut host = Host::start(&config, &jiesu_kit::migrations!(), clock.clone()).await?;
     host.consume(Arc::new(consume::Events { dispatch: dispatch.clone() }));
@@ -125,14 +131,15 @@ mod tests {
         let (matrix, org) = load_routing(&config).unwrap();
         assert_eq!(matrix.fallback_unit, "centre");
         let at = |street: &str| domain::Place { street: street.into(), community: String::new() };
-        let r = domain::route(&matrix, &org, "01.03", &at("st-xinan"));
+        let day = chrono::NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
+        let r = domain::route(&matrix, &org, "01.03", &at("st-xinan"), day);
         assert_eq!(
             (r.lead.as_str(), r.assisting.clone()),
             ("st-xinan", vec!["dept-urban-management".to_string(), "cm-haibin".to_string()])
         );
-        assert_eq!(domain::route(&matrix, &org, "01.03", &at("st-dongmen")).lead, "st-dongmen");
-        assert_eq!(domain::route(&matrix, &org, "03.01", &at("st-dongmen")).lead, "dept-water");
-        assert_eq!(domain::route(&matrix, &org, "07.01", &at("st-dongmen")).lead, "centre");
+        assert_eq!(domain::route(&matrix, &org, "01.03", &at("st-dongmen"), day).lead, "st-dongmen");
+        assert_eq!(domain::route(&matrix, &org, "03.01", &at("st-dongmen"), day).lead, "dept-water");
+        assert_eq!(domain::route(&matrix, &org, "07.01", &at("st-dongmen"), day).lead, "centre");
     }
 
     #[test]

@@ -81,6 +81,16 @@ pub fn list_scope(who: &Identity, requested: &str) -> Result<Option<String>, Ref
     }
 }
 
+/// May `who` read the organisation with its duty contacts? Staff and services; not a channel's
+/// producer, which has no business with the staff's phone numbers.
+pub fn may_read_organisation(who: &Identity) -> Result<(), Refusal> {
+    if who.roles.iter().any(|r| *r != Role::ChannelIntegrator) {
+        Ok(())
+    } else {
+        Err(Refusal(format!("{} may not read the organisation: it is for the district's staff", who.describe())))
+    }
+}
+
 /// May `who` ask where a case would be dispatched? The centre, auditors, administrators and
 /// services: the responsibility list is the centre's tool.
 pub fn may_preview_routes(who: &Identity) -> Result<(), Refusal> {
@@ -201,6 +211,13 @@ mod tests {
             assert_eq!(actor(&caller).ok(), expected, "{role}");
         }
         assert!(actor(&who(Role::Auditor, None)).unwrap_err().0.contains("may not act on cases"));
+    }
+
+    #[test]
+    fn staff_read_the_organisation_channels_do_not() {
+        for role in Role::ALL {
+            assert_eq!(may_read_organisation(&who(role, unit_of(role))).is_ok(), role != Role::ChannelIntegrator, "{role}");
+        }
     }
 
     #[test]

@@ -39,6 +39,8 @@ pub struct Dispatch {
     pub calendar: Calendar,
     pub limits: ResolveLimits,
     pub timezone: Tz,
+    /// Reopenings after which a case is escalated (0: never).
+    pub escalate_after_reopens: u32,
 }
 
 /// Who does something: their place in the workflow and the name that goes into the record.
@@ -226,7 +228,8 @@ impl Dispatch {
         let place = Place { street: location.street, community: location.community };
         // A classification without a sub-item still routes by its category.
         let code = if ev.sub_item.trim().is_empty() { ev.category.trim() } else { ev.sub_item.trim() };
-        let route = domain::route(&self.matrix, &self.org, code, &place);
+        let today = work.now().with_timezone(&self.timezone).date_naive();
+        let route = domain::route(&self.matrix, &self.org, code, &place, today);
         let queued = self.org.unit(&route.lead).is_none_or(|u| matches!(u.kind, UnitKind::Centre | UnitKind::District));
         let urgency = Urgency::from_proto(ev.urgency());
         let now = work.now();
@@ -656,7 +659,25 @@ impl Dispatch {
             return Err(Error::Invalid(format!("case {}: round {round} does not follow round {current}", row.case_no)));
         }
         let detail = domain::reopened_detail(&ev.reason, round);
-        self.act_with(work, &key, SYSTEM, &Action::Reopen, Stamp::None, Some(detail)).await?;
+        let step = self.act_with(work, &key, SYSTEM, &Action::Reopen, Stamp::None, Some(detail)).await?;
+        let reopens = step.round() - 1;
+        if self.escalate_after_reopens > 0 && reopens >= self.escalate_after_reopens && step.after.leader.is_none() {
+            let reason = format!("重复投诉：第{reopens}次重办，自动提级");
+            self.escalate_to_overseer(work, &key, &step.after, SYSTEM, &reason).await?;
+        }
+        Ok(())
+    }
+
+    /// Escalates to the leader overseeing the case's owner, if the organisation names one.
+    async fn escalate_to_overseer(&self, work: &mut Work<'_>, key: &CaseKey, case: &Case, who: Who<'_>, reason: &str) -> Result<(), Error> {
+        let owner = case.owner.clone().unwrap_or_default();
+        match self.org.leaders.iter().find(|l| l.oversees.contains(&owner)) {
+            Some(leader) => {
+                let leader = leader.id.clone();
+                self.escalate(work, key, who, &leader, reason).await?;
+            }
+            None => tracing::warn!(unit_id = %owner, "a case should be escalated but no leader oversees its unit"),
+        }
         Ok(())
     }
 
@@ -713,14 +734,7 @@ impl Dispatch {
                 self.supervise(work, &key, who, &note).await?;
             }
             "escalate" if case.leader.is_none() => {
-                let owner = case.owner.clone().unwrap_or_default();
-                match self.org.leaders.iter().find(|l| l.oversees.contains(&owner)) {
-                    Some(leader) => {
-                        let leader = leader.id.clone();
-                        self.escalate(work, &key, who, &leader, "超过提级时限仍未办结，自动提级").await?;
-                    }
-                    None => tracing::warn!(case_id, unit_id = %owner, "escalation limit breached but no leader oversees the unit"),
-                }
+                self.escalate_to_overseer(work, &key, &case, who, "超过提级时限仍未办结，自动提级").await?;
             }
             _ => {}
         }

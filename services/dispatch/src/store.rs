@@ -353,8 +353,16 @@ pub struct FlagCounts {
     pub red: i64,
 }
 
-/// How many cases each unit holds in each stage, and how many carry each flag (open cases).
-pub async fn count(db: &Db, filter: &Filter) -> Result<(Vec<CountRow>, FlagCounts), Error> {
+/// Reopenings (重办) of one unit's cases.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ReopenRow {
+    pub unit_id: String,
+    pub reopens: i64,
+}
+
+/// How many cases each unit holds in each stage, how many carry each flag (open cases), and
+/// how often each unit's cases were reopened.
+pub async fn count(db: &Db, filter: &Filter) -> Result<(Vec<CountRow>, FlagCounts, Vec<ReopenRow>), Error> {
     let by_unit =
         format!("SELECT unit_id, status, COUNT(*) AS count FROM cases WHERE {FILTER} GROUP BY unit_id, status ORDER BY unit_id, status");
     let rows = with_pool!(db, pool => bind_filter!(sqlx::query_as::<_, CountRow>(sqlx::AssertSqlSafe(by_unit)), filter)
@@ -373,5 +381,10 @@ pub async fn count(db: &Db, filter: &Filter) -> Result<(Vec<CountRow>, FlagCount
     );
     let flags = with_pool!(db, pool => bind_filter!(sqlx::query_as::<_, FlagCounts>(sqlx::AssertSqlSafe(flags)), filter)
         .fetch_one(pool).await)?;
-    Ok((rows, flags))
+    let reopens = format!(
+        "SELECT unit_id, CAST(SUM(round - 1) AS BIGINT) AS reopens FROM cases WHERE {FILTER} AND round > 1 GROUP BY unit_id ORDER BY unit_id"
+    );
+    let reopens = with_pool!(db, pool => bind_filter!(sqlx::query_as::<_, ReopenRow>(sqlx::AssertSqlSafe(reopens)), filter)
+        .fetch_all(pool).await)?;
+    Ok((rows, flags, reopens))
 }

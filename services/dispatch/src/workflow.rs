@@ -649,6 +649,84 @@ mod tests {
     }
 
     #[test]
+    fn a_repeated_step_changes_nothing_and_a_reopened_case_is_called_again() {
+        let accepted = walk(case(), &[(UNIT, Action::Accept)]);
+        assert_eq!(accepted.apply(UNIT, &Action::Accept, at(1, 0), R).unwrap(), accepted, "signing twice");
+        let contacted = walk(accepted, &[(UNIT, Action::Contact)]);
+        assert_eq!(contacted.apply(UNIT, &Action::Contact, at(1, 0), R).unwrap().stage, Stage::Contacted, "a second call");
+        // The response may be given after the contact visit, which verified the facts.
+        let resolved = walk(contacted, &[(UNIT, Action::Reply { letter: letter() }), (UNIT, Action::Resolve)]);
+        let reopened = resolved.apply(Actor::System, &Action::Reopen, at(2, 0), R).unwrap();
+        assert_eq!((reopened.stage, reopened.round, reopened.owner.as_deref()), (Stage::Reopened, 2, Some("st-dongmen")));
+        assert_eq!(reopened.apply(UNIT, &Action::Reply { letter: letter() }, at(3, 0), R).unwrap_err().rule, "wrong-stage");
+        assert_eq!(reopened.apply(UNIT, &Action::Contact, at(3, 0), R).unwrap().stage, Stage::Contacted);
+        assert_eq!(
+            reopened.apply(UNIT, &Action::Return { reason: ReturnReason::Other, text: "x".into() }, at(3, 0), R).unwrap_err().rule,
+            "wrong-stage"
+        );
+    }
+
+    #[test]
+    fn the_written_response_is_checked() {
+        let c = walk(case(), &[(UNIT, Action::Accept), (UNIT, Action::Contact)]);
+        let reply = |l: Letter| c.apply(UNIT, &Action::Reply { letter: l }, at(1, 0), R).map_err(|r| r.rule);
+        assert_eq!(reply(Letter { handling: " ".into(), ..letter() }), Err("missing-text"));
+        assert_eq!(reply(Letter { handling: "长".repeat(MAX_TEXT_CHARS + 1), ..letter() }), Err("text-too-long"));
+        assert_eq!(reply(Letter { next_steps: "a\u{7}b".into(), ..letter() }), Err("control-characters"));
+        let ok =
+            reply(Letter { verification: String::new(), handling: " 已清理 ".into(), next_steps: "每周复查\n并回访".into() }).unwrap();
+        assert_eq!(ok.reply_letter.unwrap().handling, "已清理");
+    }
+
+    #[test]
+    fn a_supervisor_acts_for_the_centre_and_escalation_is_not_repeated() {
+        let c = case();
+        let moved = c.apply(Actor::Supervisor, &Action::Transfer { to: "dept-water".into(), reason: "职责".into() }, at(1, 0), R).unwrap();
+        assert_eq!(moved.owner.as_deref(), Some("dept-water"));
+        let escalated = c.apply(Actor::Centre, &Action::Escalate { leader: "leader-li".into() }, at(1, 0), R).unwrap();
+        assert_eq!(
+            escalated.apply(Actor::System, &Action::Escalate { leader: "leader-li".into() }, at(1, 0), R).unwrap_err().rule,
+            "already-escalated"
+        );
+        assert_eq!(
+            escalated.apply(Actor::Centre, &Action::Escalate { leader: "leader-wang".into() }, at(1, 0), R).unwrap().leader.as_deref(),
+            Some("leader-wang")
+        );
+        assert_eq!(
+            c.apply(Actor::Leader("leader-li"), &Action::Escalate { leader: "leader-li".into() }, at(1, 0), R).unwrap_err().rule,
+            "centre-only"
+        );
+    }
+
+    #[test]
+    fn the_state_survives_a_round_trip_through_storage() {
+        let c = walk(
+            case(),
+            &[
+                (UNIT, Action::Accept),
+                (Actor::Centre, Action::AddAssisting { unit: "dept-housing".into(), deadline: t0() + Duration::days(2) }),
+                (UNIT, Action::RequestExtension { until: t0() + Duration::days(9), reason: "协调".into() }),
+                (Actor::Centre, Action::Escalate { leader: "leader-li".into() }),
+                (Actor::Supervisor, Action::Supervise { note: "督办".into() }),
+            ],
+        );
+        let json = serde_json::to_string(&c).unwrap();
+        assert_eq!(serde_json::from_str::<Case>(&json).unwrap(), c);
+    }
+
+    #[test]
+    fn refusals_say_what_kind_they_are() {
+        let c = case();
+        let forbidden = c.apply(Actor::Unit("st-xinan"), &Action::Accept, at(1, 0), R).unwrap_err();
+        assert!(forbidden.is_forbidden() && !forbidden.is_bad_input());
+        assert_eq!(forbidden.to_string(), format!("{} [not-owner]", forbidden.why));
+        let bad = c.apply(Actor::Centre, &Action::Supervise { note: "".into() }, at(1, 0), R).unwrap_err();
+        assert!(bad.is_bad_input() && !bad.is_forbidden());
+        let state = c.apply(UNIT, &Action::Resolve, at(1, 0), R).unwrap_err();
+        assert!(!state.is_bad_input() && !state.is_forbidden());
+    }
+
+    #[test]
     fn steps_cannot_be_skipped_or_taken_by_others() {
         let c = case();
         assert_eq!(c.apply(UNIT, &Action::Contact, at(1, 0), R).unwrap_err().rule, "wrong-stage");

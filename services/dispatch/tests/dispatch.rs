@@ -308,8 +308,12 @@ async fn the_centre_previews_a_route_and_sees_the_rule_that_decided() {
     let client = DispatchServiceClient::new(h.channel().await);
     let preview = |role: Role, unit: Option<&str>, sub_item: &str, street: &str, community: &str| {
         let mut client = client.clone();
-        let mut req =
-            tonic::Request::new(PreviewRouteRequest { sub_item: sub_item.into(), street: street.into(), community: community.into() });
+        let mut req = tonic::Request::new(PreviewRouteRequest {
+            sub_item: sub_item.into(),
+            street: street.into(),
+            community: community.into(),
+            at: None,
+        });
         req.metadata_mut().insert("authorization", jiesu_testkit::bearer(&signer, "u-1", role, unit));
         async move { client.preview_route(req).await.map(|r| r.into_inner()) }
     };

@@ -15,6 +15,7 @@ use jiesu_proto::v1::{
     ReviewReturnRequest, SlaBreached, SuperviseRequest, TransferRequest, Urgency, VerifyRequest, case_ref::Ref,
     dispatch_service_client::DispatchServiceClient,
 };
+use jiesu_proto::v1::{CaseReopened, GetOrganisationRequest};
 use jiesu_testkit::{Backend, Harness, TestBed, event_meta};
 use tonic::{Code, Request, Status, transport::Channel};
 
@@ -130,6 +131,7 @@ async fn every_rule_of_the_workflow(backend: Backend) {
     escalation_supervision_and_leaders(&mut d, c.clone()).await;
     the_manual_queue_transfers_and_unreasonable_requests(&mut d, c.clone()).await;
     sla_breaches_supervise_and_escalate(&mut d, c.clone()).await;
+    repeated_complaints_and_the_organisation(&mut d, c.clone()).await;
     counts_for_the_dashboard(&mut d, c).await;
     let dead = d.h.db.count("SELECT COUNT(*) FROM dead_letters").await.unwrap();
     assert_eq!(dead, 0, "nothing dead-lettered");
@@ -509,12 +511,56 @@ async fn sla_breaches_supervise_and_escalate(d: &mut Desk, mut c: DispatchServic
     bad(c.list_cases(d.req(As::Centre, ListCasesRequest { colour: "purple".into(), ..Default::default() })).await, "purple");
 }
 
+/// 重办 counted per unit; a case reopened twice goes to the leader overseeing its unit. The
+/// organisation as the desk reads it.
+async fn repeated_complaints_and_the_organisation(d: &mut Desk, mut c: DispatchServiceClient<Channel>) {
+    d.clock.set(monday_morning());
+    let id = d.classified("03.01", "cm-lizhi").await;
+    let unit = As::Unit("dept-water");
+    let case_no = d.view(&id).await.case_no;
+    c.accept(d.req(unit, AcceptRequest { case: case(&id), ..Default::default() })).await.unwrap();
+    for round in 2..=3 {
+        c.contact(d.req(unit, ContactRequest { case: case(&id), ..Default::default() })).await.unwrap();
+        c.resolve(d.req(unit, ResolveRequest { case: case(&id), reply: format!("第{}轮已处理", round - 1), ..Default::default() }))
+            .await
+            .unwrap();
+        let event_id = uuid::Uuid::now_v7().to_string();
+        let reopened = CaseReopened {
+            meta: Some(event_meta(&event_id, &id, &case_no)),
+            reason: "回访不满意".into(),
+            revisit_id: format!("rv-{round}"),
+            round,
+        };
+        d.h.publish(&reopened).await;
+        d.h.handled(&event_id).await.unwrap();
+        let v = d.view(&id).await;
+        assert_eq!((v.status(), v.round), (CaseStatus::Reopened, round));
+        assert_eq!(v.leader_id.is_empty(), round < 3, "escalated after the second reopening, not before");
+    }
+    let escalated = d.events::<CaseEscalated>(&id).await;
+    assert_eq!((escalated[0].leader_id.as_str(), escalated[0].escalated_by.as_str()), ("leader-wang", "system"));
+    let counts = c.count_cases(d.req(As::Centre, CountCasesRequest::default())).await.unwrap().into_inner();
+    let water = counts.reopens.iter().find(|r| r.unit_id == "dept-water").expect("dept-water's reopenings");
+    assert_eq!(water.reopens, 2);
+
+    // The organisation, with its edition, duty contacts and leaders; not for a channel.
+    let org = c.get_organisation(d.req(unit, GetOrganisationRequest {})).await.unwrap().into_inner();
+    assert_eq!(org.version, "2026-12");
+    let water = org.units.iter().find(|u| u.id == "dept-water").unwrap();
+    assert_eq!((water.name.as_str(), water.kind.as_str(), water.parent.as_str()), ("水务局", "department", "district"));
+    assert!(!water.duty.is_empty() && !water.duty[0].phone.is_empty());
+    assert!(org.leaders.iter().any(|l| l.id == "leader-wang" && l.oversees.contains(&"dept-water".to_string())));
+    let mut channel = Request::new(GetOrganisationRequest {});
+    channel.metadata_mut().insert("authorization", jiesu_testkit::bearer(&d.signer, "hotline", Role::ChannelIntegrator, None));
+    assert_eq!(c.get_organisation(channel).await.unwrap_err().code(), Code::PermissionDenied);
+}
+
 async fn counts_for_the_dashboard(d: &mut Desk, mut c: DispatchServiceClient<Channel>) {
     let all = c.count_cases(d.req(As::Centre, CountCasesRequest::default())).await.unwrap().into_inner();
     let total: u32 = all.counts.iter().map(|c| c.count).sum();
     let listed = c.list_cases(d.req(As::Centre, ListCasesRequest { limit: 500, ..Default::default() })).await.unwrap().into_inner().cases;
     assert_eq!(total as usize, listed.len());
-    assert_eq!((all.escalated, all.red), (2, 1));
+    assert_eq!((all.escalated, all.red), (3, 1));
     assert!(all.return_pending == 0 && all.supervised >= 2);
     // A unit counts only its own.
     let water = c.count_cases(d.req(As::Unit("dept-water"), CountCasesRequest::default())).await.unwrap().into_inner();

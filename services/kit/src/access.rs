@@ -140,7 +140,15 @@ pub const SERVICES: &[ServiceAccess] = &[
         answers: false,
         consumers: &[Durable {
             name: "notification",
-            reads: Reads::Events(&[CaseReceived::TYPE, CaseDispatched::TYPE, SlaBreached::TYPE]),
+            reads: Reads::Events(&[
+                CaseReceived::TYPE,
+                CaseDispatched::TYPE,
+                SlaBreached::TYPE,
+                CaseAssistAdded::TYPE,
+                CaseReturned::TYPE,
+                CaseEscalated::TYPE,
+                CaseClosed::TYPE,
+            ]),
         }],
     },
     ServiceAccess {

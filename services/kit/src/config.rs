@@ -190,6 +190,11 @@ impl<S> ServiceConfig<S> {
     }
 
     /// The raw text of a reference file, for parsers that validate their own input.
+    /// Where the reference file `name` is, for messages that must name it.
+    pub fn reference_file(&self, name: &str) -> Option<std::path::PathBuf> {
+        self.reference.get(name).and_then(|v| v.as_str()).map(|file| self.base_dir.join(file))
+    }
+
     pub fn reference_text(&self, name: &str) -> Result<Option<String>, Error> {
         let Some(file) = self.reference.get(name).and_then(|v| v.as_str()) else { return Ok(None) };
         let path = self.base_dir.join(file);

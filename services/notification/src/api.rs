@@ -53,6 +53,7 @@ impl NotificationApi {
         let kind = r.kind()?;
         let recipient_name = match kind {
             RecipientKind::Unit | RecipientKind::Supervisor => self.units.name_or(&r.recipient, "").to_string(),
+            RecipientKind::Leader => self.units.leader(&r.recipient).map_or_else(|| r.recipient.clone(), |l| l.name.clone()),
             RecipientKind::Citizen => r.recipient.clone(),
         };
         Ok(DeliveryFacts {
@@ -60,6 +61,7 @@ impl NotificationApi {
             recipient_kind: kind,
             recipient_name,
             case_no: r.case_no.clone(),
+            template: r.template.clone(),
             sink: r.sink()?,
             status: r.status()?,
             attempts: r.attempts.clamp(0, u32::MAX as i64) as u32,

@@ -9,7 +9,7 @@ use crate::Notifier;
 
 jiesu_kit::consumes! {
     /// The events of notification's durable consumer.
-    pub enum Consumed { CaseReceived, CaseDispatched, SlaBreached }
+    pub enum Consumed { CaseReceived, CaseDispatched, SlaBreached, CaseAssistAdded, CaseReturned, CaseEscalated, CaseClosed }
 }
 
 /// Notification's handler of the events stream; wakes the delivery worker after each commit.
@@ -27,6 +27,10 @@ impl Handler for Events {
             Consumed::CaseReceived(e) => n.on_received(work, &e).await?,
             Consumed::CaseDispatched(e) => n.on_dispatched(work, &e).await?,
             Consumed::SlaBreached(e) => n.on_breached(work, &e).await?,
+            Consumed::CaseAssistAdded(e) => n.on_assist_added(work, &e).await?,
+            Consumed::CaseReturned(e) => n.on_returned(work, &e).await?,
+            Consumed::CaseEscalated(e) => n.on_escalated(work, &e).await?,
+            Consumed::CaseClosed(e) => n.on_closed(work, &e).await?,
         }
         Ok(())
     }

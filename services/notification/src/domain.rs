@@ -6,7 +6,7 @@ use std::{fmt, time::Duration};
 use chrono::{DateTime, Utc};
 
 /// The placeholders templates may use. Any other `{name}` is left in the text as written.
-pub const PLACEHOLDERS: [&str; 6] = ["district", "case_no", "title", "unit_name", "milestone", "deadline"];
+pub const PLACEHOLDERS: [&str; 7] = ["district", "case_no", "title", "unit_name", "milestone", "deadline", "text"];
 
 /// Fills `{name}` placeholders from `vars`. A placeholder without a value — unknown, or not known
 /// for this event — stays as written, so a template mistake is visible instead of silently empty.
@@ -101,8 +101,10 @@ pub enum RecipientKind {
     Citizen,
     /// The handling unit (承办单位) the case was dispatched to.
     Unit,
-    /// The supervisors (督办人员) who chase breached limits.
+    /// The supervisors (督办人员) who chase breached limits and review returns.
     Supervisor,
+    /// A district leader a case is escalated to (包案领导).
+    Leader,
 }
 
 impl RecipientKind {
@@ -111,11 +113,12 @@ impl RecipientKind {
             Self::Citizen => "citizen",
             Self::Unit => "unit",
             Self::Supervisor => "supervisor",
+            Self::Leader => "leader",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Citizen, Self::Unit, Self::Supervisor].into_iter().find(|k| k.as_str() == s)
+        [Self::Citizen, Self::Unit, Self::Supervisor, Self::Leader].into_iter().find(|k| k.as_str() == s)
     }
 }
 
@@ -193,6 +196,8 @@ pub struct DeliveryFacts {
     /// For a unit: its name, already looked up.
     pub recipient_name: String,
     pub case_no: String,
+    /// Which notification it is (`case_dispatched`, `assist_added`, …).
+    pub template: String,
     pub sink: Sink,
     pub status: Status,
     pub attempts: u32,
@@ -224,10 +229,14 @@ pub fn timeline(deliveries: &[DeliveryFacts]) -> Vec<TimelineItem> {
     let mut items: Vec<TimelineItem> = chosen
         .into_iter()
         .map(|d| {
-            let (event, action) = match d.recipient_kind {
-                RecipientKind::Citizen => ("citizen_notified", format!("短信告知市民受理编号{}", d.case_no)),
-                RecipientKind::Unit => ("unit_notified", format!("通知承办单位{}", d.recipient_name)),
-                RecipientKind::Supervisor => ("supervisor_alerted", "向督办人员发送超时警报".to_string()),
+            let (event, action) = match (d.recipient_kind, d.template.as_str()) {
+                (RecipientKind::Citizen, "closed_unreasonable") => ("citizen_notified", "短信向市民说明不合理诉求的处理".to_string()),
+                (RecipientKind::Citizen, _) => ("citizen_notified", format!("短信告知市民受理编号{}", d.case_no)),
+                (RecipientKind::Unit, "assist_added") => ("unit_notified", format!("通知协办单位{}", d.recipient_name)),
+                (RecipientKind::Unit, _) => ("unit_notified", format!("通知承办单位{}", d.recipient_name)),
+                (RecipientKind::Supervisor, "case_returned") => ("supervisor_alerted", "通知中心审核退回".to_string()),
+                (RecipientKind::Supervisor, _) => ("supervisor_alerted", "向督办人员发送超时警报".to_string()),
+                (RecipientKind::Leader, _) => ("leader_notified", format!("通知包案领导{}", d.recipient_name)),
             };
             let detail = match d.status {
                 Status::Sent => format!("已{action}"),
@@ -257,9 +266,10 @@ mod tests {
             ("unit_name", "东门街道"),
             ("milestone", "签收"),
             ("deadline", "2026-11-23 10:10"),
+            ("text", "属于物业管理范围"),
         ];
-        let t = "{district}|{case_no}|{title}|{unit_name}|{milestone}|{deadline}";
-        assert_eq!(render(t, &vars), "示范区|DM2026112300007|油烟扰民|东门街道|签收|2026-11-23 10:10");
+        let t = "{district}|{case_no}|{title}|{unit_name}|{milestone}|{deadline}|{text}";
+        assert_eq!(render(t, &vars), "示范区|DM2026112300007|油烟扰民|东门街道|签收|2026-11-23 10:10|属于物业管理范围");
         for name in PLACEHOLDERS {
             assert!(vars.iter().any(|(k, _)| *k == name), "test covers {name}");
         }
@@ -334,7 +344,7 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for k in [RecipientKind::Citizen, RecipientKind::Unit, RecipientKind::Supervisor] {
+        for k in [RecipientKind::Citizen, RecipientKind::Unit, RecipientKind::Supervisor, RecipientKind::Leader] {
             assert_eq!(RecipientKind::parse(k.as_str()), Some(k));
         }
         for s in [Sink::Log, Sink::Webhook] {
@@ -352,6 +362,7 @@ mod tests {
             recipient_kind: kind,
             recipient_name: "东门街道".into(),
             case_no: "DM1".into(),
+            template: String::new(),
             sink,
             status,
             attempts,

@@ -74,7 +74,8 @@ fn default_backoff() -> Vec<Duration> {
 }
 
 /// `[notification.templates]`: the texts people receive (Chinese), with `{placeholders}`:
-/// `{district}`, `{case_no}`, `{title}`, `{unit_name}`, `{milestone}`, `{deadline}`.
+/// `{district}`, `{case_no}`, `{title}`, `{unit_name}`, `{milestone}`, `{deadline}`, `{text}` (the
+/// reason of a return, the explanation of an unreasonable request).
 /// An empty template turns that notification off.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
@@ -85,6 +86,14 @@ pub struct Templates {
     pub case_dispatched: String,
     /// To the supervisor, on `sla.breached` (超时警报).
     pub sla_breached: String,
+    /// To an assisting unit called in, on `case.assist_added` (协办通知).
+    pub assist_added: String,
+    /// To the supervisor (the centre's desk), on `case.returned` (退回待审).
+    pub case_returned: String,
+    /// To the leader, on `case.escalated` (包案通知).
+    pub case_escalated: String,
+    /// To the citizen, when the centre closes a request as unreasonable (不合理诉求说明).
+    pub closed_unreasonable: String,
 }
 
 impl Default for Templates {
@@ -93,6 +102,10 @@ impl Default for Templates {
             case_received: "【{district}】您反映的诉求已受理，受理编号{case_no}。我们将按时限办理并答复您，请保持电话畅通。".into(),
             case_dispatched: "【派单】{unit_name}：新诉求{case_no}（{title}）已派至你单位，请及时签收办理。".into(),
             sla_breached: "【超时警报】诉求{case_no}的“{milestone}”环节已超过时限（{deadline}），承办单位：{unit_name}。请督办。".into(),
+            assist_added: "【协办】{unit_name}：诉求{case_no}需你单位协办，请于{deadline}前答复主办单位。".into(),
+            case_returned: "【退回待审】{unit_name}申请退回诉求{case_no}：{text}。请审核。".into(),
+            case_escalated: "【领导包案】诉求{case_no}（承办单位：{unit_name}）已提级由您包案：{text}".into(),
+            closed_unreasonable: "【{district}】关于您反映的诉求（受理编号{case_no}）：{text}".into(),
         }
     }
 }

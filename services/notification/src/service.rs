@@ -7,7 +7,7 @@ use std::sync::Arc;
 use jiesu_kit::{Work, time::from_proto};
 use jiesu_proto::{
     Event,
-    v1::{CaseDispatched, CaseReceived, EventMeta, SlaBreached},
+    v1::{CaseAssistAdded, CaseClosed, CaseDispatched, CaseEscalated, CaseReceived, CaseReturned, EventMeta, SlaBreached},
 };
 use jiesu_reference::{Organisation, milestone_zh};
 
@@ -81,6 +81,54 @@ impl Notifier {
         let notice =
             Notice { meta, kind: RecipientKind::Supervisor, recipient: self.settings.supervisor.clone(), template: "sla_breached", text };
         self.record(work, notice, &t.sla_breached).await
+    }
+
+    /// 协办通知: an assisting unit called in hears what is asked of it and by when.
+    pub async fn on_assist_added(&self, work: &mut Work<'_>, e: &CaseAssistAdded) -> Result<(), Error> {
+        let (district, t, meta) = (self.district_name.as_str(), &self.settings.templates, meta(e));
+        let Some(part) = e.part.as_ref().filter(|p| !p.unit_id.trim().is_empty()) else {
+            return Err(Error::BadEvent(format!("case.assist_added {} names no assisting unit", meta.event_id)));
+        };
+        let unit_name = self.units.name_or(&part.unit_id, &part.unit_name);
+        let deadline = part.deadline.as_ref().and_then(from_proto).map(|d| domain::local_minute(d, self.timezone)).unwrap_or_default();
+        let vars = [("district", district), ("case_no", &meta.case_no), ("unit_name", unit_name), ("deadline", &deadline)];
+        let text = domain::render(&t.assist_added, &vars);
+        let notice = Notice { meta, kind: RecipientKind::Unit, recipient: part.unit_id.clone(), template: "assist_added", text };
+        self.record(work, notice, &t.assist_added).await
+    }
+
+    /// 退回待审: the centre's desk hears a unit returned a case.
+    pub async fn on_returned(&self, work: &mut Work<'_>, e: &CaseReturned) -> Result<(), Error> {
+        let (district, t, meta) = (self.district_name.as_str(), &self.settings.templates, meta(e));
+        let unit_name = self.units.name_or(&e.unit_id, "");
+        let vars = [("district", district), ("case_no", &meta.case_no), ("unit_name", unit_name), ("text", &e.text)];
+        let text = domain::render(&t.case_returned, &vars);
+        let notice =
+            Notice { meta, kind: RecipientKind::Supervisor, recipient: self.settings.supervisor.clone(), template: "case_returned", text };
+        self.record(work, notice, &t.case_returned).await
+    }
+
+    /// 包案通知: the leader hears a case is theirs now.
+    pub async fn on_escalated(&self, work: &mut Work<'_>, e: &CaseEscalated) -> Result<(), Error> {
+        let (district, t, meta) = (self.district_name.as_str(), &self.settings.templates, meta(e));
+        let unit_name = self.units.name_or(&e.unit_id, "");
+        let vars = [("district", district), ("case_no", &meta.case_no), ("unit_name", unit_name), ("text", &e.reason)];
+        let text = domain::render(&t.case_escalated, &vars);
+        let notice = Notice { meta, kind: RecipientKind::Leader, recipient: e.leader_id.clone(), template: "case_escalated", text };
+        self.record(work, notice, &t.case_escalated).await
+    }
+
+    /// 不合理诉求说明: a citizen whose request the centre closed as unreasonable is told why. A
+    /// case closed after its revisit needs no message: the revisit was the conversation.
+    pub async fn on_closed(&self, work: &mut Work<'_>, e: &CaseClosed) -> Result<(), Error> {
+        if !e.unreasonable {
+            return Ok(());
+        }
+        let (district, t, meta) = (self.district_name.as_str(), &self.settings.templates, meta(e));
+        let vars = [("district", district), ("case_no", &meta.case_no), ("text", &e.explanation)];
+        let text = domain::render(&t.closed_unreasonable, &vars);
+        let notice = Notice { meta, kind: RecipientKind::Citizen, recipient: meta.case_id.clone(), template: "closed_unreasonable", text };
+        self.record(work, notice, &t.closed_unreasonable).await
     }
 
     /// Records one pending delivery per sink; an empty template means the district turned this

@@ -353,3 +353,92 @@ async fn a_delivery_that_keeps_failing_is_given_up_after_max_attempts() {
 
     notification.shutdown().await;
 }
+
+/// The workflow's notices (issue 7): an assisting unit called in, a return for the centre to
+/// review, a leader given a case, and the citizen told why an unreasonable request was closed;
+/// a case closed after its revisit needs no message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_workflow_tells_whoever_must_act() {
+    use jiesu_proto::v1::{AssistingPart, CaseAssistAdded, CaseClosed, CaseEscalated, CaseReturned, ReturnReason};
+    let mut bed = TestBed::new(demo_config(), &["intake", "notification"]);
+    let clock = ManualClock::new(Utc::now());
+    bed.provision().await;
+    let intake = jiesu_intake::start(&bed.config, Arc::new(clock.clone())).await.expect("intake starts");
+    bed.config.set("notification.intake_url", format!("http://{}", intake.grpc_addr));
+    let notification = jiesu_notification::start(&bed.config, Arc::new(clock.clone())).await.expect("notification starts");
+    let mut intake_client = IntakeServiceClient::new(grpc_channel(intake.grpc_addr).await);
+    let client = NotificationServiceClient::new(grpc_channel(notification.grpc_addr).await);
+    let js = bed.jetstream().await.unwrap();
+    let case = intake_client.submit(submission("hotline", "h-workflow", PHONE)).await.unwrap().into_inner();
+    let m = || Some(meta(&case.case_id, &case.case_no));
+
+    let part_deadline = Utc.with_ymd_and_hms(2026, 12, 9, 10, 0, 0).unwrap();
+    let part = AssistingPart { unit_id: "dept-housing".into(), deadline: Some(to_proto(part_deadline)), ..Default::default() };
+    publish_event(
+        &js,
+        &bed.subjects,
+        &CaseAssistAdded { meta: m(), lead_unit_id: "st-dongmen".into(), part: Some(part), added_by: "王五".into() },
+    )
+    .await;
+    let returned = CaseReturned {
+        meta: m(),
+        unit_id: "st-dongmen".into(),
+        returned_by: "王五".into(),
+        reason: ReturnReason::NotOurRemit as i32,
+        text: "属于物业管理范围".into(),
+        returns: 1,
+    };
+    publish_event(&js, &bed.subjects, &returned).await;
+    let escalated = CaseEscalated {
+        meta: m(),
+        unit_id: "st-dongmen".into(),
+        leader_id: "leader-li".into(),
+        reason: "群众反映强烈".into(),
+        ..Default::default()
+    };
+    publish_event(&js, &bed.subjects, &escalated).await;
+    publish_event(&js, &bed.subjects, &CaseClosed { meta: m(), round: 1, ..Default::default() }).await;
+    let explanation = "您的诉求属于民事纠纷，建议通过人民调解解决";
+    publish_event(
+        &js,
+        &bed.subjects,
+        &CaseClosed { meta: m(), round: 1, unreasonable: true, explanation: explanation.into(), unit_id: String::new() },
+    )
+    .await;
+
+    let all = eventually("the workflow's notices", WAIT, || {
+        let mut client = client.clone();
+        let r = Ref::CaseId(case.case_id.clone());
+        async move {
+            let resp = list(&mut client, r).await;
+            let sent = |t: &str| resp.deliveries.iter().any(|d| d.template == t && d.status == "sent");
+            ["case_received", "assist_added", "case_returned", "case_escalated", "closed_unreasonable"]
+                .iter()
+                .all(|t| sent(t))
+                .then_some(resp)
+        }
+    })
+    .await
+    .unwrap();
+    let text = |t: &str| all.deliveries.iter().find(|d| d.template == t).map(|d| d.text.clone()).unwrap();
+    assert_eq!(
+        text("assist_added"),
+        format!("【协办】住房和城乡建设委员会：诉求{}需你单位协办，请于2026-12-09 18:00前答复主办单位。", case.case_no)
+    );
+    assert_eq!(text("case_returned"), format!("【退回待审】东门街道申请退回诉求{}：属于物业管理范围。请审核。", case.case_no));
+    assert_eq!(text("case_escalated"), format!("【领导包案】诉求{}（承办单位：东门街道）已提级由您包案：群众反映强烈", case.case_no));
+    assert_eq!(text("closed_unreasonable"), format!("【示范区】关于您反映的诉求（受理编号{}）：{explanation}", case.case_no));
+    let to = |t: &str| all.deliveries.iter().find(|d| d.template == t).map(|d| (d.recipient_kind.clone(), d.recipient.clone())).unwrap();
+    assert_eq!(to("assist_added"), ("unit".into(), "dept-housing".into()));
+    assert_eq!(to("case_returned"), ("supervisor".into(), "centre".into()));
+    assert_eq!(to("case_escalated"), ("leader".into(), "leader-li".into()));
+    assert_eq!(to("closed_unreasonable"), ("citizen".into(), MASKED.into()));
+    assert_eq!(all.deliveries.len(), 5, "one each, and none for the case closed after its revisit: {:?}", all.deliveries);
+    let details: Vec<&str> = all.timeline.iter().map(|t| t.detail.as_str()).collect();
+    for line in ["已通知协办单位住房和城乡建设委员会", "已通知中心审核退回", "已通知包案领导李副区长", "已短信向市民说明不合理诉求的处理"]
+    {
+        assert!(details.contains(&line), "{line} in {details:?}");
+    }
+    notification.shutdown().await;
+    intake.shutdown().await;
+}

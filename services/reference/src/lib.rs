@@ -14,7 +14,7 @@ mod organisation;
 pub mod time;
 mod urgency;
 
-pub use organisation::{Leader, Organisation, Unit, UnitKind};
+pub use organisation::{DutyContact, Leader, Organisation, Unit, UnitKind};
 pub use urgency::{Urgency, UrgencyError};
 
 /// The Chinese name of a case's status (办理状态).

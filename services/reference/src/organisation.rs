@@ -21,6 +21,20 @@ pub enum UnitKind {
     Grid,
 }
 
+impl UnitKind {
+    /// The name in the organisation file and the API.
+    pub fn key(self) -> &'static str {
+        match self {
+            UnitKind::District => "district",
+            UnitKind::Centre => "centre",
+            UnitKind::Street => "street",
+            UnitKind::Community => "community",
+            UnitKind::Department => "department",
+            UnitKind::Grid => "grid",
+        }
+    }
+}
+
 /// One unit (单位) of the district's organisation tree.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Unit {
@@ -32,6 +46,20 @@ pub struct Unit {
     /// The unit above it (a community's street), if any.
     #[serde(default)]
     pub parent: Option<String>,
+    /// Who answers for the unit today (值班联系人): the centre calls them for an emergency.
+    #[serde(default)]
+    pub duty: Vec<DutyContact>,
+}
+
+/// A unit's duty contact (值班联系人). Staff data: shown to staff, never written to logs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DutyContact {
+    pub name: String,
+    pub phone: String,
+    /// When they answer, as people say it: "工作日 8:30–17:30", "24小时".
+    #[serde(default)]
+    pub hours: String,
 }
 
 /// A district leader (区领导) who takes escalated cases (领导包案) and the units they oversee
@@ -50,9 +78,13 @@ pub struct Leader {
     pub oversees: Vec<String>,
 }
 
-/// The organisation reference file (`[[units]]`, `[[leaders]]`).
+/// The organisation reference file (`version`, `[[units]]`, `[[leaders]]`).
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Organisation {
+    /// Which edition of the organisation this is (e.g. "2026-12"): shown with every answer about
+    /// it, so that a case's unit can be read against the tree it was dispatched under.
+    #[serde(default)]
+    pub version: String,
     #[serde(default)]
     pub units: Vec<Unit>,
     #[serde(default)]
@@ -96,6 +128,15 @@ impl Organisation {
             }
             if let Some(parent) = u.parent.as_deref().filter(|p| !self.contains(p)) {
                 problems.push(format!("units[{i}] {:?}: parent {parent:?} is not a unit", u.id));
+            }
+            if u.name.trim().is_empty() {
+                problems.push(format!("units[{i}] {:?}: name is empty", u.id));
+            }
+            for (j, d) in u.duty.iter().enumerate() {
+                let digits = d.phone.chars().filter(char::is_ascii_digit).count();
+                if d.name.trim().is_empty() || !(5..=15).contains(&digits) {
+                    problems.push(format!("units[{i}] {:?}: duty[{j}] needs a name and a phone number of 5 to 15 digits", u.id));
+                }
             }
         }
         for (i, l) in self.leaders.iter().enumerate() {
@@ -145,8 +186,8 @@ mod tests {
     #[test]
     fn names_fall_back_to_what_an_event_carried_then_to_the_id() {
         let org = Organisation {
-            units: vec![Unit { id: "st-dongmen".into(), name: "东门街道".into(), kind: UnitKind::Street, parent: None }],
-            leaders: vec![],
+            units: vec![Unit { id: "st-dongmen".into(), name: "东门街道".into(), kind: UnitKind::Street, parent: None, duty: vec![] }],
+            ..Default::default()
         };
         assert_eq!(org.name_or("st-dongmen", "x"), "东门街道");
         assert_eq!(org.name_or("dept-x", "某局"), "某局");
@@ -167,6 +208,7 @@ mod tests {
             id = "a"
             name = "乙"
             kind = "street"
+            duty = [{ name = "值班员", phone = "12" }]
             [[leaders]]
             id = "leader-li"
             name = "李副区长"
@@ -178,6 +220,7 @@ mod tests {
         assert!(problems.contains(r#"units[0] "a": parent "nowhere""#), "{problems}");
         assert!(problems.contains(r#"units[1]: id "a" is used twice"#), "{problems}");
         assert!(problems.contains(r#"leaders[0] "leader-li": oversees "ghost""#), "{problems}");
+        assert!(problems.contains(r#"units[1] "a": duty[0] needs a name and a phone number"#), "{problems}");
         assert_eq!(org.leader("leader-li").unwrap().name, "李副区长");
     }
 }

@@ -6,6 +6,7 @@
 //! `deploy/districts/demo/jiesu.toml`) — so it works beside a deployed district without a copy
 //! of its file.
 
+mod act;
 mod nats;
 mod tls;
 
@@ -121,40 +122,48 @@ enum Command {
         street: String,
         #[arg(long, default_value = "")]
         community: String,
+        /// The moment to route at ("2027-01-01 09:00"): responsibility rules have effective dates.
+        #[arg(long)]
+        at: Option<String>,
     },
     /// Look at cases.
     Case {
         #[command(subcommand)]
         command: CaseCommand,
     },
-    /// A unit signs for a case (签收).
+    /// A unit signs for a case (签收). With a token, the unit and the person are the token's.
     Accept {
         case: String,
-        #[arg(long)]
+        /// Only without a token: the unit signing.
+        #[arg(long, default_value = "")]
         unit: String,
-        #[arg(long = "by")]
+        /// Only without a token: the person signing.
+        #[arg(long = "by", default_value = "")]
         by: String,
     },
     /// A unit reports that it reached the citizen (联系).
     Contact {
         case: String,
-        #[arg(long)]
+        #[arg(long, default_value = "")]
         unit: String,
-        #[arg(long = "by")]
+        #[arg(long = "by", default_value = "")]
         by: String,
         #[arg(long, default_value = "")]
         note: String,
     },
-    /// A unit closes a case with its reply to the citizen (办结).
+    /// A unit closes its handling with its reply to the citizen (办结); the reply is the written
+    /// response's handling unless `reply` gave the whole response first.
     Resolve {
         case: String,
-        #[arg(long)]
+        #[arg(long, default_value = "")]
         unit: String,
-        #[arg(long = "by")]
+        #[arg(long = "by", default_value = "")]
         by: String,
-        #[arg(long)]
+        #[arg(long, default_value = "")]
         reply: String,
     },
+    #[command(flatten)]
+    Workflow(act::WorkflowCommand),
     /// Record the citizen's answer at the revisit (回访登记).
     Revisit {
         case: String,
@@ -215,12 +224,19 @@ enum TokenCommand {
 enum CaseCommand {
     /// A case's state and its timeline, gathered from every service.
     Show { case: String },
-    /// Cases as dispatch sees them.
+    /// Cases as dispatch sees them: a unit's (owned or assisted), or a desk's queue.
     List {
         #[arg(long, default_value = "")]
         unit: String,
         #[arg(long, default_value_t = 50)]
         limit: u32,
+        #[command(flatten)]
+        filter: act::ListFilter,
+    },
+    /// How many cases each unit holds in each status, and the flags (a dashboard's figures).
+    Count {
+        #[arg(long, default_value = "")]
+        unit: String,
     },
 }
 
@@ -402,10 +418,13 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Nats { command } => nats::run(d.config.as_ref(), &d.path, command).await,
         Command::Tls { command } => tls::run(d.config.as_ref(), &d.path, command),
         Command::Case { command: CaseCommand::Show { case } } => show(&d, &case).await,
-        Command::Case { command: CaseCommand::List { unit, limit } } => list(&d, unit, limit).await,
-        Command::Route { sub_item, street, community } => {
+        Command::Case { command: CaseCommand::List { unit, limit, filter } } => list(&d, filter.request(unit, limit)).await,
+        Command::Case { command: CaseCommand::Count { unit } } => act::count(&d, unit).await,
+        Command::Workflow(command) => act::run(&d, command).await,
+        Command::Route { sub_item, street, community, at } => {
             let mut c = DispatchServiceClient::new(d.channel("dispatch").await?);
-            let r = c.preview_route(pb::PreviewRouteRequest { sub_item, street, community }).await.map_err(status)?.into_inner();
+            let at = at.map(|t| act::moment(&d, "at", &t)).transpose()?;
+            let r = c.preview_route(pb::PreviewRouteRequest { sub_item, street, community, at }).await.map_err(status)?.into_inner();
             println!("主办单位 {}（{}）", r.lead_unit_name, r.lead_unit_id);
             if !r.assisting_unit_ids.is_empty() {
                 println!("协办单位 {}", r.assisting_unit_ids.join("、"));
@@ -421,7 +440,7 @@ async fn run(cli: Cli) -> Result<()> {
             let mut c = DispatchServiceClient::new(d.channel("dispatch").await?);
             let v =
                 c.accept(AcceptRequest { case: Some(case_ref(&case)), unit_id: unit, accepted_by: by }).await.map_err(status)?.into_inner();
-            println!("{} 已签收（{}）", v.case_no, case_status_zh(v.status()));
+            act::print_case(&d, "已签收", &v);
             Ok(())
         }
         Command::Contact { case, unit, by, note } => {
@@ -431,7 +450,7 @@ async fn run(cli: Cli) -> Result<()> {
                 .await
                 .map_err(status)?
                 .into_inner();
-            println!("{} 已登记联系市民（{}）", v.case_no, case_status_zh(v.status()));
+            act::print_case(&d, "已登记联系市民", &v);
             Ok(())
         }
         Command::Resolve { case, unit, by, reply } => {
@@ -441,7 +460,7 @@ async fn run(cli: Cli) -> Result<()> {
                 .await
                 .map_err(status)?
                 .into_inner();
-            println!("{} 已办结（{}）", v.case_no, case_status_zh(v.status()));
+            act::print_case(&d, "已办结", &v);
             Ok(())
         }
         Command::Revisit { case, satisfaction, solved, by, comment } => {
@@ -603,13 +622,34 @@ async fn show(d: &District, case: &str) -> Result<()> {
         Ok(c) => {
             let c = c.into_inner();
             lines.insert("1 状态", case_status_zh(c.status()).to_string());
-            let assisting = if c.assisting_unit_ids.is_empty() {
-                String::new()
-            } else {
-                format!("（协办：{}）", c.assisting_unit_ids.join("、"))
-            };
-            lines.insert("3 承办单位", format!("{} {}{assisting}", c.unit_name, c.unit_id));
+            let owner = if c.manual_queue { "中心待人工派单".to_string() } else { format!("{} {}", c.unit_name, c.unit_id) };
+            lines.insert("3 承办单位", owner);
             lines.insert("4 办理轮次", c.round.to_string());
+            lines.insert("41 办结时限", d.local(c.deadline.as_ref()));
+            for p in &c.parts {
+                let state = if p.answered {
+                    "已答复"
+                } else if p.accepted {
+                    "已签收"
+                } else {
+                    "待签收"
+                };
+                lines.insert(
+                    "42 协办",
+                    format!(
+                        "{}{}（{}）{state}",
+                        lines.get("42 协办").map(|l| format!("{l}；")).unwrap_or_default(),
+                        p.unit_name,
+                        p.unit_id
+                    ),
+                );
+            }
+            if !c.leader_id.is_empty() {
+                lines.insert("43 包案领导", c.leader_id.clone());
+            }
+            if c.supervised {
+                lines.insert("44 督办", c.supervision_notes.join("；"));
+            }
             timeline.extend(c.timeline);
         }
         Err(e) if e.code() == tonic::Code::NotFound => {
@@ -652,17 +692,43 @@ async fn show(d: &District, case: &str) -> Result<()> {
     Ok(())
 }
 
-async fn list(d: &District, unit: String, limit: u32) -> Result<()> {
+async fn list(d: &District, request: pb::ListCasesRequest) -> Result<()> {
     let mut c = DispatchServiceClient::new(d.channel("dispatch").await?);
-    let cases = c.list_cases(pb::ListCasesRequest { unit_id: unit, limit, ..Default::default() }).await.map_err(status)?.into_inner().cases;
+    let cases = c.list_cases(request).await.map_err(status)?.into_inner().cases;
     for c in &cases {
+        let mut flags = Vec::new();
+        if c.manual_queue {
+            flags.push("待人工派单".to_string());
+        }
+        if c.pending_return.is_some() {
+            flags.push("退回待审".into());
+        }
+        if c.pending_extension.is_some() {
+            flags.push("延期待批".into());
+        }
+        if !c.leader_id.is_empty() {
+            flags.push(format!("包案:{}", c.leader_id));
+        }
+        if c.supervised {
+            flags.push("督办".into());
+        }
+        if c.overdue {
+            flags.push("超期".into());
+        }
+        match c.colour.as_str() {
+            "yellow" => flags.push("黄灯".into()),
+            "red" => flags.push("红灯".into()),
+            _ => {}
+        }
         println!(
-            "{}  {:<6} {:<10} {:<6} {}",
+            "{}  {:<6} {:<10} {:<6} 时限 {}  {} {}",
             c.case_no,
             case_status_zh(c.status()),
-            c.unit_name,
+            if c.unit_name.is_empty() { "-" } else { &c.unit_name },
             c.sub_item,
-            if c.title.is_empty() { "（无标题）" } else { &c.title }
+            d.local(c.deadline.as_ref()),
+            if c.title.is_empty() { "（无标题）" } else { &c.title },
+            flags.join(" ")
         );
     }
     if cases.is_empty() {
