@@ -522,7 +522,8 @@ impl Dispatch {
 
     /// An assisting unit signs for its part; again, nothing changes.
     pub async fn accept_assist(&self, work: &mut Work<'_>, key: &CaseKey, who: Who<'_>) -> Result<String, Error> {
-        let step = self.act(work, key, who, &Action::AcceptAssist, Stamp::None).await?;
+        let detail = format!("协办单位{}已签收", self.name_of(&unit_of(who)));
+        let step = self.act_with(work, key, who, &Action::AcceptAssist, Stamp::None, Some(detail)).await?;
         if step.changed {
             work.emit(step.ids(), CaseAssistAccepted { meta: None, unit_id: unit_of(who), accepted_by: who.name.into() });
         }
@@ -531,8 +532,9 @@ impl Dispatch {
 
     /// An assisting unit answers its part.
     pub async fn answer_assist(&self, work: &mut Work<'_>, key: &CaseKey, who: Who<'_>, answer: &str) -> Result<String, Error> {
-        let step = self.act(work, key, who, &Action::AnswerAssist { answer: answer.into() }, Stamp::None).await?;
         let unit = unit_of(who);
+        let detail = format!("协办单位{}答复：{}", self.name_of(&unit), answer.trim());
+        let step = self.act_with(work, key, who, &Action::AnswerAssist { answer: answer.into() }, Stamp::None, Some(detail)).await?;
         let answer = step.after.assisting.iter().find(|p| p.unit == unit).and_then(|p| p.answer.clone()).unwrap_or_default();
         let all_answered = step.after.assisting.iter().all(|p| p.answer.is_some());
         work.emit(step.ids(), CaseAssistAnswered { meta: None, unit_id: unit, answered_by: who.name.into(), answer, all_answered });

@@ -156,7 +156,7 @@ pub async fn insert_case(tx: &mut Tx, c: &NewCase<'_>) -> Result<bool, Error> {
         .bind(case.deadline.timestamp_millis())
         .execute(conn).await.map(|r| r.rows_affected()))?;
     if inserted == 1 {
-        write_units(tx, c.case_id, case).await?;
+        write_units(tx, c.case_id, case, true).await?;
     }
     Ok(inserted == 1)
 }
@@ -217,17 +217,38 @@ pub async fn save(
     if rows != 1 {
         return Err(Error::Conflict(from.case_id.clone()));
     }
-    write_units(tx, &from.case_id, case).await
+    if units_changed(from, case) {
+        write_units(tx, &from.case_id, case, false).await?;
+    }
+    Ok(())
 }
 
-/// The units working on the case: its owner and each assisting unit.
-async fn write_units(tx: &mut Tx, case_id: &str, case: &workflow::Case) -> Result<(), Error> {
-    with_tx!(tx, conn => sqlx::query("DELETE FROM case_units WHERE case_id = $1").bind(case_id).execute(conn).await.map(|_| ()))?;
-    let units = case.owner.iter().map(|o| (o.as_str(), true)).chain(case.assisting.iter().map(|p| (p.unit.as_str(), false)));
-    for (unit, lead) in units {
-        with_tx!(tx, conn => sqlx::query("INSERT INTO case_units (case_id, unit_id, lead) VALUES ($1, $2, $3)")
-            .bind(case_id).bind(unit).bind(lead).execute(conn).await.map(|_| ()))?;
+/// Whether the owner or the assisting units differ from the stored row's.
+fn units_changed(from: &CaseRow, case: &workflow::Case) -> bool {
+    case.owner.as_deref().unwrap_or_default() != from.unit_id || assisting_json(case) != from.assisting
+}
+
+/// The units working on the case: its owner and each assisting unit. `fresh`: the case was just
+/// created, so there is nothing to clear. One statement for all the rows: on PostgreSQL every
+/// statement is a round trip inside the dispatch transaction.
+async fn write_units(tx: &mut Tx, case_id: &str, case: &workflow::Case, fresh: bool) -> Result<(), Error> {
+    if !fresh {
+        with_tx!(tx, conn => sqlx::query("DELETE FROM case_units WHERE case_id = $1").bind(case_id).execute(conn).await.map(|_| ()))?;
     }
+    let units: Vec<(&str, bool)> =
+        case.owner.iter().map(|o| (o.as_str(), true)).chain(case.assisting.iter().map(|p| (p.unit.as_str(), false))).collect();
+    if units.is_empty() {
+        return Ok(());
+    }
+    let values: Vec<String> = (0..units.len()).map(|i| format!("($1, ${}, ${})", 2 * i + 2, 2 * i + 3)).collect();
+    let sql = format!("INSERT INTO case_units (case_id, unit_id, lead) VALUES {}", values.join(", "));
+    with_tx!(tx, conn => {
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(case_id);
+        for (unit, lead) in &units {
+            q = q.bind(*unit).bind(*lead);
+        }
+        q.execute(conn).await.map(|_| ())
+    })?;
     Ok(())
 }
 
