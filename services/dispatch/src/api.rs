@@ -332,7 +332,7 @@ impl DispatchService for DispatchApi {
 
     /// Cases ordered by case id, without their timelines (ask `GetCase` for one).
     async fn list_cases(&self, request: Request<ListCasesRequest>) -> Result<Response<ListCasesResponse>, Status> {
-        let (unit_id, leader_id) = scope(&request, &request.get_ref().unit_id, &request.get_ref().leader_id)?;
+        let (unit_id, leader_id) = self.scope(&request, &request.get_ref().unit_id, &request.get_ref().leader_id)?;
         let req = request.into_inner();
         let limit = match req.limit {
             0 => DEFAULT_LIMIT,
@@ -369,7 +369,7 @@ impl DispatchService for DispatchApi {
     }
 
     async fn count_cases(&self, request: Request<CountCasesRequest>) -> Result<Response<CountCasesResponse>, Status> {
-        let (unit_id, leader_id) = scope(&request, &request.get_ref().unit_id, "")?;
+        let (unit_id, leader_id) = self.scope(&request, &request.get_ref().unit_id, "")?;
         let filter = store::Filter { unit_id, leader_id, now: to_millis(self.clock.now()), ..Default::default() };
         let (rows, flags, reopens) = store::count(&self.db, &filter).await?;
         let n = |v: i64| u32::try_from(v).unwrap_or(u32::MAX);
@@ -454,16 +454,24 @@ impl DispatchService for DispatchApi {
     }
 }
 
-/// The unit and the leader a list or a count is narrowed to, given what the caller may see: a
-/// unit its own cases, a leader those escalated to them, the centre anything it asks for.
-fn scope<T>(request: &Request<T>, unit_id: &str, leader_id: &str) -> Result<(String, String), Error> {
-    let leader_id = leader_id.trim().to_string();
-    match auth::caller(request) {
-        Some(who) => {
-            let unit = policy::list_scope(who, unit_id)?.unwrap_or_default();
-            let leader = policy::leader_scope(who).map(str::to_string).unwrap_or(leader_id);
-            Ok((unit, leader))
+impl DispatchApi {
+    /// The unit and the leader a list or a count is narrowed to, given what the caller may see: a
+    /// unit its own cases, a leader those escalated to them (or a unit's they oversee), the centre
+    /// anything it asks for.
+    fn scope<T>(&self, request: &Request<T>, unit_id: &str, leader_id: &str) -> Result<(String, String), Error> {
+        let leader_id = leader_id.trim().to_string();
+        match auth::caller(request) {
+            Some(who) => {
+                let unit = policy::list_scope(who, unit_id)?.unwrap_or_default();
+                let oversees = self.dispatch.org.leader(&who.subject).map(|l| l.oversees.as_slice()).unwrap_or_default();
+                let leader = match policy::leader_scope(who, &unit, oversees) {
+                    Some(me) => me.to_string(),
+                    None if policy::leader_scope(who, "", &[]).is_some() => String::new(),
+                    None => leader_id,
+                };
+                Ok((unit, leader))
+            }
+            None => Ok((unit_id.trim().to_string(), leader_id)),
         }
-        None => Ok((unit_id.trim().to_string(), leader_id)),
     }
 }

@@ -59,9 +59,13 @@ pub fn actor(who: &Identity) -> Result<Actor<'_>, Refusal> {
     }
 }
 
-/// The leader scope of a list: a leader lists the cases escalated to them, whatever they ask.
-pub fn leader_scope(who: &Identity) -> Option<&str> {
-    (who.has(Role::Leader) && !sees_every_case(who) && !is_unit(who)).then_some(who.subject.as_str())
+/// The leader scope of a list or a count: a leader sees the cases escalated to them, and all the
+/// cases of a unit they oversee (分管单位) when they ask for that unit; `None` for anyone else.
+pub fn leader_scope<'a>(who: &'a Identity, requested_unit: &str, oversees: &[String]) -> Option<&'a str> {
+    let leader = who.has(Role::Leader) && !sees_every_case(who) && !is_unit(who);
+    let requested_unit = requested_unit.trim();
+    let overseen = !requested_unit.is_empty() && oversees.iter().any(|u| u == requested_unit);
+    (leader && !overseen).then_some(who.subject.as_str())
 }
 
 /// Which unit's cases `who` may list, given the unit the request asks for: `None` for every unit.
@@ -190,7 +194,10 @@ mod tests {
         assert!(may_view(&leader, escalated).is_ok());
         assert!(may_view(&leader, others).is_err());
         assert!(may_view(&leader, Parties { leader: "", ..escalated }).is_err());
-        assert_eq!(leader_scope(&leader), Some("leader-li"));
+        assert_eq!(leader_scope(&leader, "", &[]), Some("leader-li"));
+        let oversees = vec!["st-xinan".to_string()];
+        assert_eq!(leader_scope(&leader, "st-xinan", &oversees), None, "a unit they oversee: all its cases");
+        assert_eq!(leader_scope(&leader, "st-dongmen", &oversees), Some("leader-li"), "another unit: only what is escalated to them");
         // A unit handler named like a leader is not one.
         let handler = Identity { subject: "leader-li".into(), ..who(Role::UnitHandler, Some("st-dongmen")) };
         assert!(may_view(&handler, escalated).is_err());

@@ -376,6 +376,12 @@ async fn escalation_supervision_and_leaders(d: &mut Desk, mut c: DispatchService
     let mine = c.list_cases(d.req(As::Leader("leader-wang"), ListCasesRequest::default())).await.unwrap().into_inner().cases;
     assert_eq!(mine.iter().map(|c| c.case_id.as_str()).collect::<Vec<_>>(), [id.as_str()]);
     assert!(c.list_cases(d.req(As::Leader("leader-li"), ListCasesRequest::default())).await.unwrap().into_inner().cases.is_empty());
+    // A leader's own units' figures: every case of a unit they oversee, and no other unit's.
+    let overseen = ListCasesRequest { unit_id: "dept-water".into(), ..Default::default() };
+    let water = c.list_cases(d.req(As::Leader("leader-wang"), overseen.clone())).await.unwrap().into_inner().cases;
+    assert!(water.len() > 1 && water.iter().all(|c| c.unit_id == "dept-water"), "{} cases", water.len());
+    let not_overseen = c.list_cases(d.req(As::Leader("leader-li"), overseen)).await.unwrap().into_inner().cases;
+    assert!(not_overseen.is_empty(), "leader-li does not oversee 水务局 and has none of its cases escalated");
     // The unit keeps working it.
     c.accept(d.req(As::Unit("dept-water"), AcceptRequest { case: case(&id), ..Default::default() })).await.unwrap();
 
