@@ -16,6 +16,17 @@ use serde::{Deserialize, Serialize};
 /// The longest free text of an action (a reason, a note, a section of the response).
 pub const MAX_TEXT_CHARS: usize = 2_000;
 
+/// How far ahead a date of an action may lie (an extension, a next check, a part's deadline):
+/// a year; anything later is a typo, and staged completion is checked again within it.
+pub const MAX_HORIZON_DAYS: i64 = 366;
+
+fn within_horizon(what: &str, at: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), Refusal> {
+    if at > now + chrono::Duration::days(MAX_HORIZON_DAYS) {
+        return Err(refuse("too-far", format!("{what} is more than {MAX_HORIZON_DAYS} days ahead")));
+    }
+    Ok(())
+}
+
 /// How far a case has been handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -273,7 +284,13 @@ impl Refusal {
     pub fn is_bad_input(&self) -> bool {
         matches!(
             self.rule,
-            "missing-text" | "text-too-long" | "control-characters" | "next-check-past" | "deadline-past" | "extension-not-later"
+            "missing-text"
+                | "text-too-long"
+                | "control-characters"
+                | "next-check-past"
+                | "deadline-past"
+                | "extension-not-later"
+                | "too-far"
         )
     }
 
@@ -391,6 +408,7 @@ impl Case {
                 if *next_check <= moment.now {
                     return Err(refuse("next-check-past", "the next check must be in the future"));
                 }
+                within_horizon("the next check", *next_check, moment.now)?;
                 next.stage = StagedResolved;
                 next.next_check = Some(*next_check);
             }
@@ -464,6 +482,7 @@ impl Case {
                 if *deadline <= moment.now {
                     return Err(refuse("deadline-past", "an assisting part's deadline must be in the future"));
                 }
+                within_horizon("the part's deadline", *deadline, moment.now)?;
                 next.assisting.push(Part { unit, deadline: *deadline, accepted: false, answer: None });
             }
             Action::AcceptAssist | Action::AnswerAssist { .. } => {
@@ -495,6 +514,7 @@ impl Case {
                 if *until <= self.deadline {
                     return Err(refuse("extension-not-later", "the new deadline must be later than the one in force"));
                 }
+                within_horizon("the new deadline", *until, moment.now)?;
                 next.pending_extension = Some(PendingExtension { until: *until, reason: text("the reason", reason)? });
             }
             Action::DecideExtension { approve } => {
@@ -800,6 +820,18 @@ mod tests {
         assert_eq!((approved.deadline, approved.original_deadline), (until, c.deadline));
         let refused = asked.apply(Actor::Centre, &Action::DecideExtension { approve: false }, at(2, 0), R).unwrap();
         assert_eq!(refused.deadline, c.deadline);
+    }
+
+    #[test]
+    fn dates_more_than_a_year_ahead_are_refused() {
+        let c = walk(case(), &[(UNIT, Action::Accept)]);
+        let far = t0() + Duration::days(MAX_HORIZON_DAYS + 2);
+        let refused = |a: Action, actor: Actor<'_>| c.apply(actor, &a, at(1, 0), R).unwrap_err().rule;
+        assert_eq!(refused(Action::RequestExtension { until: far, reason: "x".into() }, UNIT), "too-far");
+        assert_eq!(refused(Action::AddAssisting { unit: "dept-water".into(), deadline: far }, Actor::Centre), "too-far");
+        let replied = walk(c.clone(), &[(UNIT, Action::Contact), (UNIT, Action::Reply { letter: letter() })]);
+        let staged = replied.apply(UNIT, &Action::StageResolve { next_check: far }, at(1, 0), R).unwrap_err();
+        assert!(staged.is_bad_input() && staged.rule == "too-far");
     }
 
     #[test]
