@@ -394,7 +394,7 @@ mod tests {
     use super::*;
 
     fn unit(id: &str, name: &str, kind: UnitKind, parent: Option<&str>) -> Unit {
-        Unit { id: id.into(), name: name.into(), kind, parent: parent.map(Into::into), duty: vec![] }
+        Unit { id: id.into(), name: name.into(), kind, parent: parent.map(Into::into), duty: vec![], hours: None }
     }
 
     fn org() -> Organisation {

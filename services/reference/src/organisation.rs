@@ -49,6 +49,10 @@ pub struct Unit {
     /// Who answers for the unit today (值班联系人): the centre calls them for an emergency.
     #[serde(default)]
     pub duty: Vec<DutyContact>,
+    /// The business hours its working-hour limits count on (`[sla_timer.business_hours]`: a set
+    /// such as "office" or "always"); the district's default when absent.
+    #[serde(default)]
+    pub hours: Option<String>,
 }
 
 /// A unit's duty contact (值班联系人). Staff data: shown to staff, never written to logs.
@@ -186,7 +190,14 @@ mod tests {
     #[test]
     fn names_fall_back_to_what_an_event_carried_then_to_the_id() {
         let org = Organisation {
-            units: vec![Unit { id: "st-dongmen".into(), name: "东门街道".into(), kind: UnitKind::Street, parent: None, duty: vec![] }],
+            units: vec![Unit {
+                id: "st-dongmen".into(),
+                name: "东门街道".into(),
+                kind: UnitKind::Street,
+                parent: None,
+                duty: vec![],
+                hours: None,
+            }],
             ..Default::default()
         };
         assert_eq!(org.name_or("st-dongmen", "x"), "东门街道");

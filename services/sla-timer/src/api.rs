@@ -1,12 +1,19 @@
-//! `jiesu.v1.SlaService`: a case's clocks and what happened to them.
+//! `jiesu.v1.SlaService`: a case's clocks and what happened to them, and what a limit would come
+//! to (`PreviewDeadline`).
 
 use chrono_tz::Tz;
 use jiesu_kit::{
     CaseKey, Db,
     time::{from_millis, millis_to_proto},
 };
-use jiesu_proto::v1::{CaseRef, ClockView, ListClocksResponse, TimelineEntry, sla_service_server::SlaService};
-use jiesu_reference::milestone_zh;
+use jiesu_proto::v1::{
+    CaseRef, ClockView, ListClocksResponse, PreviewDeadlineRequest, PreviewDeadlineResponse, TimelineEntry, sla_service_server::SlaService,
+};
+use jiesu_reference::{
+    Organisation, milestone_zh,
+    time::{HoursBook, Limit},
+};
+use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use crate::{
@@ -20,6 +27,21 @@ pub struct SlaApi {
     pub db: Db,
     /// The district's time zone, in which the timeline shows times.
     pub timezone: Tz,
+    pub preview: Arc<Preview>,
+    pub clock: jiesu_kit::clock::SharedClock,
+}
+
+/// What `PreviewDeadline` computes with: the same calendar and policy the clocks use, the
+/// district's business hours and each unit's.
+pub struct Preview {
+    pub calendar: crate::domain::Calendar,
+    pub policy: crate::domain::Policy,
+    pub hours: HoursBook,
+    pub units: Organisation,
+}
+
+fn invalid(message: String) -> Status {
+    Status::invalid_argument(message)
 }
 
 #[tonic::async_trait]
@@ -39,6 +61,53 @@ impl SlaService for SlaApi {
         Ok(Response::new(ListClocksResponse {
             clocks: rows.iter().map(view).collect(),
             timeline: history.iter().map(|h| timeline_entry(h, self.timezone)).collect(),
+        }))
+    }
+
+    async fn preview_deadline(&self, request: Request<PreviewDeadlineRequest>) -> Result<Response<PreviewDeadlineResponse>, Status> {
+        let req = request.into_inner();
+        let p = &self.preview;
+        let limit: Limit = req.limit.parse().map_err(|e: jiesu_reference::time::TimeError| invalid(format!("limit: {e}")))?;
+        let start = match req.start.as_ref() {
+            None => self.clock.now(),
+            Some(t) => jiesu_kit::time::from_proto(t).ok_or_else(|| invalid("start is not a valid instant".into()))?,
+        };
+        let fraction = match req.warn_at {
+            0.0 => p.policy.warn_at,
+            f if f > 0.0 && f < 1.0 => f,
+            f => return Err(invalid(format!("warn_at {f} must be strictly between 0 and 1 (a fraction of the span)"))),
+        };
+        let unit_id = req.unit_id.trim();
+        let (name, hours) = if unit_id.is_empty() {
+            p.hours.default_hours()
+        } else {
+            let unit = p
+                .units
+                .unit(unit_id)
+                .ok_or_else(|| invalid(format!("unit_id {unit_id:?} is not a unit of the district's organisation")))?;
+            match unit.hours.as_deref() {
+                Some(name) => (name, p.hours.get(name).expect("checked at start")),
+                None => p.hours.default_hours(),
+            }
+        };
+        let deadline = p.calendar.deadline_in(start, limit, hours);
+        if deadline == chrono::DateTime::<chrono::Utc>::MAX_UTC {
+            return Err(invalid(format!("limit {limit} from {start} runs past any date this calendar can count")));
+        }
+        let warn_at = crate::domain::warning_point(start, deadline, fraction);
+        let local = |t: chrono::DateTime<chrono::Utc>| t.with_timezone(&self.timezone).format("%Y-%m-%d %H:%M:%S").to_string();
+        let uncovered = p.calendar.uncovered_years(start, deadline);
+        if !uncovered.is_empty() && matches!(limit, Limit::WorkingDays(_) | Limit::WorkingHours(_)) {
+            tracing::warn!(?uncovered, %limit, "a deadline was counted across years without an official holiday schedule");
+        }
+        Ok(Response::new(PreviewDeadlineResponse {
+            deadline: Some(jiesu_kit::time::to_proto(deadline)),
+            warn_at: Some(jiesu_kit::time::to_proto(warn_at)),
+            limit: limit.to_string(),
+            hours: if matches!(limit, Limit::WorkingHours(_)) { format!("{name}（{hours}）") } else { String::new() },
+            local_deadline: local(deadline),
+            local_warn_at: local(warn_at),
+            uncovered_years: if matches!(limit, Limit::WorkingDays(_) | Limit::WorkingHours(_)) { uncovered } else { Vec::new() },
         }))
     }
 }

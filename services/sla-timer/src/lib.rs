@@ -34,6 +34,11 @@ use jiesu_kit::{
 use serde::Deserialize;
 use tokio::sync::Notify;
 
+use jiesu_reference::{
+    Organisation,
+    time::{HoursBook, HoursEntry},
+};
+
 use crate::domain::{Calendar, Policy};
 pub use error::Error;
 
@@ -47,6 +52,22 @@ pub struct Settings {
     /// defaults to the seeds' figures.
     #[serde(default)]
     pub policy: Policy,
+    /// `[sla_timer.business_hours]`: named business hours (办公时间) for limits in working hours,
+    /// besides the built-in "office" (5×8 with a lunch break) and "always" (24×7).
+    #[serde(default)]
+    pub business_hours: HoursSettings,
+}
+
+/// `[sla_timer.business_hours]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HoursSettings {
+    /// The set units without their own `hours` count on; "office" when absent.
+    #[serde(default)]
+    pub default: Option<String>,
+    /// `[sla_timer.business_hours.sets.<name>]`: `days` and `periods`.
+    #[serde(default)]
+    pub sets: std::collections::BTreeMap<String, HoursEntry>,
 }
 
 pub type Config = jiesu_kit::ServiceConfig<Settings>;
@@ -61,6 +82,25 @@ pub struct Rules {
 /// The district's calendar (`[reference] calendar = "…"`), else China's built-in schedule.
 pub fn load_calendar(config: &Config) -> Result<Calendar, Error> {
     Calendar::from_reference(config.reference_text("calendar")?.as_deref()).map_err(|e| Error::Calendar(e.to_string()))
+}
+
+/// The district's business hours and the organisation's units with theirs; every problem at
+/// once, naming the entry.
+pub fn load_hours(config: &Config) -> Result<(HoursBook, Organisation), Error> {
+    let hours = &config.settings.business_hours;
+    let book =
+        HoursBook::new(&hours.sets, hours.default.as_deref()).map_err(|e| Error::Calendar(format!("[sla_timer.business_hours]: {e}")))?;
+    let org: Organisation = config.reference("organisation")?.unwrap_or_default();
+    let problems: Vec<String> = org
+        .units
+        .iter()
+        .filter_map(|u| u.hours.as_deref().filter(|h| book.get(h).is_none()).map(|h| (u, h)))
+        .map(|(u, h)| format!("unit {:?} keeps hours {h:?}, which [sla_timer.business_hours] does not define", u.id))
+        .collect();
+    if !problems.is_empty() {
+        return Err(Error::Calendar(problems.join("; ")));
+    }
+    Ok((book, org))
 }
 
 /// Says so when the calendar does not know this year's holidays (or, in December, next year's,
@@ -102,6 +142,12 @@ pub async fn start(district: &DistrictConfig, clock: SharedClock) -> Result<Runn
     let timer = timer::Timer { commands: host.commands(), db: host.db.clone(), clock, wake: timer_wake, metrics };
     host.spawn("sla timer", move |cancel| timer.run(cancel));
 
-    let api = api::SlaApi { db: host.db.clone(), timezone: config.timezone() };
+    let (hours, units) = load_hours(&config)?;
+    let api = api::SlaApi {
+        db: host.db.clone(),
+        timezone: config.timezone(),
+        preview: Arc::new(api::Preview { calendar: load_calendar(&config)?, policy: config.settings.policy.clone(), hours, units }),
+        clock: host.clock.clone(),
+    };
     Ok(host.serve(jiesu_proto::v1::sla_service_server::SlaServiceServer::new(api))?)
 }

@@ -291,3 +291,66 @@ async fn reopening_rearms_resolve_and_closing_stops_everything() {
     assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err}");
     h.h.stop().await;
 }
+
+/// `PreviewDeadline` (时限预演): what a clock would compute, across the 2024–2026 holidays, on a
+/// unit's business hours, with every bad input named.
+#[tokio::test(flavor = "multi_thread")]
+async fn previews_a_deadline_across_the_holidays() {
+    use jiesu_proto::v1::PreviewDeadlineRequest;
+    let mut bed = TestBed::new(demo_config(), &["sla_timer"]);
+    // A district's own set of hours, beside the built-in ones.
+    bed.config.set("sla_timer.business_hours.sets.duty.days", "every");
+    bed.config.set("sla_timer.business_hours.sets.duty.periods", vec!["00:00-24:00"]);
+    let h =
+        Harness::start_on(bed, "sla_timer", Arc::new(ManualClock::new(at(0))), |c, k| async move { jiesu_sla_timer::start(&c, k).await })
+            .await;
+    let mut c = client(h.running()).await;
+    let bj = |s: &str| {
+        use chrono::TimeZone;
+        chrono_tz::Asia::Shanghai
+            .from_local_datetime(&chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").unwrap())
+            .unwrap()
+            .to_utc()
+    };
+    let preview = |start: &str, limit: &str, unit: &str| PreviewDeadlineRequest {
+        start: Some(to_proto(bj(start))),
+        limit: limit.into(),
+        unit_id: unit.into(),
+        warn_at: 0.0,
+    };
+    let mut ask = async |r: PreviewDeadlineRequest| c.preview_deadline(r).await.map(|r| r.into_inner());
+
+    // 3 working days from the Thursday before 春节 2024 (2-10..17 off, Sunday 2-18 at work).
+    let r = ask(preview("2024-02-08 10:00", "3wd", "")).await.unwrap();
+    assert_eq!(r.local_deadline, "2024-02-19 10:00:00");
+    assert!(r.uncovered_years.is_empty());
+    // 国庆 2025 with 中秋 (10-01..08 off, Saturday 10-11 at work).
+    assert_eq!(ask(preview("2025-09-30 16:00", "2wd", "")).await.unwrap().local_deadline, "2025-10-10 16:00:00");
+    // 8 working hours on an office's hours, across the weekend: Friday 17:00 → Monday 18:00 of the
+    // next working week, the lunch break left out…
+    let r = ask(preview("2026-12-11 17:00", "8wh", "dept-water")).await.unwrap();
+    assert_eq!((r.local_deadline.as_str(), r.limit.as_str()), ("2026-12-14 18:00:00", "8wh"));
+    assert!(r.hours.starts_with("office"), "{}", r.hours);
+    // …and the yellow point at the policy's 80 % of the span.
+    assert_eq!(r.local_warn_at, "2026-12-14 03:24:00");
+    // The centre keeps hours around the clock (its unit in the organisation): Saturday 01:00.
+    let r = ask(preview("2026-12-11 17:00", "8wh", "centre")).await.unwrap();
+    assert_eq!(r.local_deadline, "2026-12-12 01:00:00");
+    assert!(r.hours.starts_with("always"), "{}", r.hours);
+    // Elapsed hours ignore the calendar.
+    assert_eq!(ask(preview("2026-09-30 16:00", "72h", "")).await.unwrap().local_deadline, "2026-10-03 16:00:00");
+    // A year the calendar does not know is named, not silently counted Monday to Friday.
+    let r = ask(preview("2026-12-30 10:00", "3wd", "")).await.unwrap();
+    assert_eq!(r.uncovered_years, vec![2027]);
+    // Bad input, each named.
+    for (req, words) in [
+        (preview("2026-12-07 09:00", "3 days", ""), "limit"),
+        (preview("2026-12-07 09:00", "8wh", "st-nowhere"), "st-nowhere"),
+        (PreviewDeadlineRequest { warn_at: 1.5, ..preview("2026-12-07 09:00", "1h", "") }, "warn_at"),
+    ] {
+        let err = ask(req).await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+        assert!(err.message().contains(words), "{words}: {}", err.message());
+    }
+    h.db.close().await;
+}

@@ -191,6 +191,20 @@ pub fn moment(d: &District, field: &str, text: &str) -> Result<prost_types::Time
     Ok(jiesu_kit::time::to_proto(at.to_utc()))
 }
 
+/// A start written in the district's time: "2026-12-20 09:00", or a day meaning its first minute.
+pub fn moment_from(d: &District, field: &str, text: &str) -> Result<prost_types::Timestamp> {
+    let text = text.trim();
+    let local = match NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M") {
+        Ok(t) => t,
+        Err(_) => NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .map_err(|_| anyhow!("--{field} {text:?}: write \"2026-12-20 09:00\" or \"2026-12-20\""))?
+            .and_hms_opt(0, 0, 0)
+            .expect("a valid time"),
+    };
+    let at = d.timezone.from_local_datetime(&local).earliest().ok_or_else(|| anyhow!("--{field} {text:?} does not exist here"))?;
+    Ok(jiesu_kit::time::to_proto(at.to_utc()))
+}
+
 /// One line about the case as it now stands.
 pub fn print_case(d: &District, what: &str, v: &pb::CaseView) {
     let owner = if v.manual_queue { "中心待人工派单".to_string() } else { format!("{}（{}）", v.unit_name, v.unit_id) };

@@ -126,6 +126,18 @@ enum Command {
         #[arg(long)]
         at: Option<String>,
     },
+    /// What a time limit comes to (时限预演): its deadline and yellow point on the district's
+    /// working-day calendar, as the clocks would compute them; nothing is armed.
+    Deadline {
+        /// "10m", "72h", "4d" (elapsed), "3wd" (working days), "8wh" (working hours).
+        limit: String,
+        /// When it starts, in district time: "2026-12-20 09:00"; now when absent.
+        #[arg(long)]
+        from: Option<String>,
+        /// Count working hours on this unit's business hours.
+        #[arg(long, default_value = "")]
+        unit: String,
+    },
     /// Look at cases.
     Case {
         #[command(subcommand)]
@@ -421,6 +433,23 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Case { command: CaseCommand::List { unit, limit, filter } } => list(&d, filter.request(unit, limit)).await,
         Command::Case { command: CaseCommand::Count { unit } } => act::count(&d, unit).await,
         Command::Workflow(command) => act::run(&d, command).await,
+        Command::Deadline { limit, from, unit } => {
+            let start = from.map(|t| act::moment_from(&d, "from", &t)).transpose()?;
+            let mut c = SlaServiceClient::new(d.channel("sla_timer").await?);
+            let r = c
+                .preview_deadline(pb::PreviewDeadlineRequest { start, limit, unit_id: unit, warn_at: 0.0 })
+                .await
+                .map_err(status)?
+                .into_inner();
+            println!("时限     {}{}", r.limit, if r.hours.is_empty() { String::new() } else { format!("，按{}计", r.hours) });
+            println!("截止     {}", r.local_deadline);
+            println!("预警(黄) {}", r.local_warn_at);
+            if !r.uncovered_years.is_empty() {
+                let years: Vec<String> = r.uncovered_years.iter().map(i32::to_string).collect();
+                println!("注意     工作日历缺少{}年的法定节假日安排，这些年份按周一至周五计算", years.join("、"));
+            }
+            Ok(())
+        }
         Command::Route { sub_item, street, community, at } => {
             let mut c = DispatchServiceClient::new(d.channel("dispatch").await?);
             let at = at.map(|t| act::moment(&d, "at", &t)).transpose()?;

@@ -4,7 +4,7 @@ use chrono::{DateTime, Datelike, LocalResult, NaiveDate, NaiveDateTime, NaiveTim
 use chrono_tz::Tz;
 use serde::Deserialize;
 
-use super::{Limit, TimeError};
+use super::{BusinessHours, Limit, TimeError};
 
 /// The calendar built into the service, so that a district without its own still counts China's
 /// holidays; it is the same file the demo district deploys.
@@ -135,9 +135,18 @@ impl Calendar {
     /// it is read with the offset from before the gap, i.e. as far past the gap as it was into
     /// it; if it exists twice, the earlier one counts. Results beyond chrono's range saturate at
     /// [`DateTime::<Utc>::MAX_UTC`] rather than panic.
+    ///
+    /// Working hours (`wh`) count office hours ([`BusinessHours::office`]); [`Self::deadline_in`]
+    /// counts them on a unit's own hours.
     pub fn deadline(&self, start: DateTime<Utc>, limit: Limit) -> DateTime<Utc> {
+        self.deadline_in(start, limit, &BusinessHours::office())
+    }
+
+    /// [`Self::deadline`] with working hours counted on `hours` (a unit's business hours).
+    pub fn deadline_in(&self, start: DateTime<Utc>, limit: Limit, hours: &BusinessHours) -> DateTime<Utc> {
         match limit {
             Limit::WorkingDays(n) => self.add_working_days(start, n).unwrap_or(DateTime::<Utc>::MAX_UTC),
+            Limit::WorkingHours(n) => self.add_work(start, u64::from(n) * 3600, hours).unwrap_or(DateTime::<Utc>::MAX_UTC),
             elapsed => elapsed.elapsed().and_then(|span| start.checked_add_signed(span)).unwrap_or(DateTime::<Utc>::MAX_UTC),
         }
     }
@@ -166,7 +175,7 @@ impl Calendar {
         Some(day)
     }
 
-    fn to_utc(&self, local: NaiveDateTime) -> Option<DateTime<Utc>> {
+    pub(super) fn to_utc(&self, local: NaiveDateTime) -> Option<DateTime<Utc>> {
         match self.timezone.from_local_datetime(&local) {
             LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => Some(t.to_utc()),
             LocalResult::None => {
@@ -426,11 +435,13 @@ mod tests {
     #[test]
     fn uncovered_years_fall_back_to_monday_to_friday() {
         let c = china();
-        assert!(!c.covers(2024) && !c.covers(2027));
+        assert!(!c.covers(2023) && !c.covers(2027) && c.covers(2024));
         assert!(c.is_working_day(date("2027-01-01"))); // a Friday; its holiday is not configured
-        assert!(c.is_working_day(date("2024-10-01")));
+        assert!(c.is_working_day(date("2023-10-02"))); // a Monday of 国庆 2023, not configured
         assert!(!c.is_working_day(date("2027-01-02")));
-        assert!(!c.is_working_day(date("2024-12-29")));
+        assert!(!c.is_working_day(date("2023-12-31")));
+        // 2024 is configured: 国庆 off, the make-up Saturday at work.
+        assert!(!c.is_working_day(date("2024-10-01")) && c.is_working_day(date("2024-10-12")));
     }
 
     #[test]

@@ -29,6 +29,8 @@ pub enum Limit {
     Days(u32),
     /// Working days (`wd`, 工作日) of the district's calendar.
     WorkingDays(u32),
+    /// Working hours (`wh`, 工作小时) on a unit's business hours (办公时间).
+    WorkingHours(u32),
 }
 
 impl Limit {
@@ -38,7 +40,7 @@ impl Limit {
     /// The number in front of the unit.
     pub fn amount(self) -> u32 {
         match self {
-            Limit::Minutes(n) | Limit::Hours(n) | Limit::Days(n) | Limit::WorkingDays(n) => n,
+            Limit::Minutes(n) | Limit::Hours(n) | Limit::Days(n) | Limit::WorkingDays(n) | Limit::WorkingHours(n) => n,
         }
     }
 
@@ -47,14 +49,15 @@ impl Limit {
         self.amount() == 0
     }
 
-    /// The limit as elapsed time, or `None` for working days, whose length depends on the start.
+    /// The limit as elapsed time, or `None` for working days and hours, whose length depends on
+    /// the start.
     pub fn elapsed(self) -> Option<TimeDelta> {
         let n = i64::from(self.amount());
         match self {
             Limit::Minutes(_) => Some(TimeDelta::minutes(n)),
             Limit::Hours(_) => Some(TimeDelta::hours(n)),
             Limit::Days(_) => Some(TimeDelta::days(n)),
-            Limit::WorkingDays(_) => None,
+            Limit::WorkingDays(_) | Limit::WorkingHours(_) => None,
         }
     }
 
@@ -64,13 +67,14 @@ impl Limit {
             Limit::Hours(_) => "h",
             Limit::Days(_) => "d",
             Limit::WorkingDays(_) => "wd",
+            Limit::WorkingHours(_) => "wh",
         }
     }
 
     fn max_amount(self) -> u32 {
         match self {
             Limit::Minutes(_) => MAX_DAYS * 24 * 60,
-            Limit::Hours(_) => MAX_DAYS * 24,
+            Limit::Hours(_) | Limit::WorkingHours(_) => MAX_DAYS * 24,
             Limit::Days(_) | Limit::WorkingDays(_) => MAX_DAYS,
         }
     }
@@ -106,13 +110,14 @@ impl FromStr for Limit {
             "h" => Limit::Hours(n),
             "d" => Limit::Days(n),
             "wd" => Limit::WorkingDays(n),
+            "wh" => Limit::WorkingHours(n),
             "" if n == 0 => Limit::IMMEDIATE,
-            "" => return Err(invalid("missing unit (m, h, d or wd)")),
+            "" => return Err(invalid("missing unit (m, h, d, wd or wh)")),
             u if u.starts_with(['.', ',']) => {
                 return Err(invalid("fractions are not supported, use a smaller unit"));
             }
             u => {
-                return Err(invalid(&format!("unknown unit {u:?} (expected m, h, d or wd)")));
+                return Err(invalid(&format!("unknown unit {u:?} (expected m, h, d, wd or wh)")));
             }
         };
         if n > limit.max_amount() {
@@ -221,7 +226,7 @@ mod tests {
             }
         }
         let shown = "10x".parse::<Limit>().unwrap_err().to_string();
-        assert_eq!(shown, "invalid time limit \"10x\": unknown unit \"x\" (expected m, h, d or wd)");
+        assert_eq!(shown, "invalid time limit \"10x\": unknown unit \"x\" (expected m, h, d, wd or wh)");
     }
 
     #[test]

@@ -1,12 +1,15 @@
 //! Time as the district counts it (时限与工作日): the working-day calendar with China's official
 //! holidays and make-up working days (法定节假日, 调休), and the time limits (时限) configured as
 //! `"10m"`, `"72h"`, `"3wd"`. Shared by dispatch (the return window, the deadline in force) and
-//! the SLA timer (every clock), so both count a working day the same way.
+//! the SLA timer (every clock), so both count a working day the same way; and business hours
+//! (办公时间) for limits in working hours (`"8wh"`).
 
 mod calendar;
+mod hours;
 mod limit;
 
 pub use calendar::{Calendar, CalendarFile, CalendarYear};
+pub use hours::{BusinessHours, HoursBook, HoursEntry, OpenDays};
 pub use limit::Limit;
 
 use serde::{Deserialize, Serialize};

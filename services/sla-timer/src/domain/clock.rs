@@ -213,7 +213,7 @@ impl Clock {
 /// `start + fraction × (deadline − start)`, in whole seconds. The fraction is taken to a
 /// millionth and the product computed in integers, because in binary floating point
 /// 0.41 × 600 s is 245.999…, which would round down to 245 s instead of 246 s.
-fn warning_point(start: DateTime<Utc>, deadline: DateTime<Utc>, fraction: f64) -> DateTime<Utc> {
+pub fn warning_point(start: DateTime<Utc>, deadline: DateTime<Utc>, fraction: f64) -> DateTime<Utc> {
     let fraction = if fraction.is_nan() { 1.0 } else { fraction.clamp(0.0, 1.0) };
     let micro = (fraction * 1e6).round() as i64;
     let span = (deadline - start).num_seconds().max(0);

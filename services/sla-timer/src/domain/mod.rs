@@ -8,7 +8,7 @@ mod clock;
 mod lifecycle;
 mod policy;
 
-pub use clock::{Clock, ClockState, Firing, Level};
+pub use clock::{Clock, ClockState, Firing, Level, warning_point};
 pub use jiesu_reference::time::{Calendar, CalendarFile, CalendarYear, Limit, ResolveLimits, TimeError};
 pub use lifecycle::{CaseEvent, Change, StopReason, Tracked, plan};
 pub use policy::{Milestone, Policy, Urgency};
