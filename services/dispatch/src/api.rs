@@ -108,7 +108,9 @@ impl DispatchApi {
         let row = store::get(&self.db, key).await?.ok_or_else(|| Error::NotFound(key.describe()))?;
         if let Some(who) = who {
             let assisting = row.assisting_ids();
-            policy::may_view(who, policy::Parties { owner: &row.unit_id, assisting: &assisting, leader: &row.leader_id })?;
+            let overseen = self.dispatch.org.leader(&who.subject).map(|l| l.oversees.as_slice()).unwrap_or_default();
+            let overseen = if who.has(jiesu_kit::auth::Role::Leader) { overseen } else { &[] };
+            policy::may_view(who, policy::Parties { owner: &row.unit_id, assisting: &assisting, leader: &row.leader_id, overseen })?;
         }
         let history = store::history(&self.db, &row.case_id).await?;
         self.case_view(row, &history)

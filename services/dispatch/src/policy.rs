@@ -24,6 +24,8 @@ pub struct Parties<'a> {
     pub assisting: &'a [String],
     /// The leader it is escalated to; empty when none.
     pub leader: &'a str,
+    /// The units the calling leader oversees (分管单位), if the caller is a leader.
+    pub overseen: &'a [String],
 }
 
 fn is_unit(who: &Identity) -> bool {
@@ -32,7 +34,7 @@ fn is_unit(who: &Identity) -> bool {
 
 /// May `who` read this case? (The kit's [`may_see_case`] over its owner and assisting units.)
 pub fn may_view(who: &Identity, case: Parties<'_>) -> Result<(), Refusal> {
-    if who.has(Role::Leader) && !case.leader.is_empty() && who.subject == case.leader {
+    if who.has(Role::Leader) && ((!case.leader.is_empty() && who.subject == case.leader) || case.overseen.iter().any(|u| u == case.owner)) {
         return Ok(());
     }
     may_see_case(who, std::iter::once(case.owner).chain(case.assisting.iter().map(String::as_str)))
@@ -135,10 +137,10 @@ mod tests {
 
     #[test]
     fn who_sees_a_case_for_every_role() {
-        let owned = Parties { owner: "st-dongmen", assisting: ASSISTING, leader: "" };
+        let owned = Parties { owner: "st-dongmen", assisting: ASSISTING, leader: "", overseen: &[] };
         let assisting = vec!["st-dongmen".to_string()];
-        let assisted = Parties { owner: "dept-urban-management", assisting: &assisting, leader: "" };
-        let foreign = Parties { owner: "st-xinan", assisting: ASSISTING, leader: "" };
+        let assisted = Parties { owner: "dept-urban-management", assisting: &assisting, leader: "", overseen: &[] };
+        let foreign = Parties { owner: "st-xinan", assisting: ASSISTING, leader: "", overseen: &[] };
         for role in Role::ALL {
             let caller = who(role, unit_of(role));
             let all = matches!(role, Role::CentreAgent | Role::CentreSupervisor | Role::Auditor | Role::Administrator | Role::Service);
@@ -189,11 +191,14 @@ mod tests {
     #[test]
     fn a_leader_sees_the_cases_escalated_to_them_only() {
         let leader = Identity { subject: "leader-li".into(), ..who(Role::Leader, None) };
-        let escalated = Parties { owner: "st-xinan", assisting: ASSISTING, leader: "leader-li" };
-        let others = Parties { owner: "st-xinan", assisting: ASSISTING, leader: "leader-wang" };
+        let escalated = Parties { owner: "st-xinan", assisting: ASSISTING, leader: "leader-li", overseen: &[] };
+        let others = Parties { owner: "st-xinan", assisting: ASSISTING, leader: "leader-wang", overseen: &[] };
         assert!(may_view(&leader, escalated).is_ok());
         assert!(may_view(&leader, others).is_err());
         assert!(may_view(&leader, Parties { leader: "", ..escalated }).is_err());
+        // A case of a unit the leader oversees, escalated or not.
+        let xinan = vec!["st-xinan".to_string()];
+        assert!(may_view(&leader, Parties { overseen: &xinan, ..others }).is_ok());
         assert_eq!(leader_scope(&leader, "", &[]), Some("leader-li"));
         let oversees = vec!["st-xinan".to_string()];
         assert_eq!(leader_scope(&leader, "st-xinan", &oversees), None, "a unit they oversee: all its cases");

@@ -360,14 +360,15 @@ async fn extensions_keep_the_original_deadline(d: &mut Desk, mut c: DispatchServ
 /// working it; supervisors, the centre and the case's leader supervise.
 async fn escalation_supervision_and_leaders(d: &mut Desk, mut c: DispatchServiceClient<Channel>) {
     d.clock.set(monday_morning());
-    let id = d.classified("03.01", "cm-lizhi").await;
+    // 08.01 → 市场监管局, a unit no leader oversees: only an escalation shows it to one.
+    let id = d.classified("08.01", "cm-lizhi").await;
     let esc = |leader: &str| EscalateRequest { case: case(&id), leader_id: leader.into(), reason: "群众反映强烈".into() };
-    refused(c.escalate(d.req(As::Unit("dept-water"), esc("leader-wang"))).await, Code::PermissionDenied, "centre-only");
+    refused(c.escalate(d.req(As::Unit("dept-market"), esc("leader-wang"))).await, Code::PermissionDenied, "centre-only");
     bad(c.escalate(d.req(As::Centre, esc("mayor"))).await, "not a leader");
     // A leader sees nothing before the case is escalated to them.
     assert_eq!(c.get_case(d.req(As::Leader("leader-wang"), by_id(&id))).await.unwrap_err().code(), Code::PermissionDenied);
     let v = c.escalate(d.req(As::Centre, esc("leader-wang"))).await.unwrap().into_inner();
-    assert_eq!((v.leader_id.as_str(), v.unit_id.as_str()), ("leader-wang", "dept-water"));
+    assert_eq!((v.leader_id.as_str(), v.unit_id.as_str()), ("leader-wang", "dept-market"));
     let escalated = d.events::<CaseEscalated>(&id).await;
     assert_eq!((escalated[0].leader_id.as_str(), escalated[0].leader_name.as_str()), ("leader-wang", "王副区长"));
     // The leader sees it and lists it; another leader does not.
@@ -380,14 +381,17 @@ async fn escalation_supervision_and_leaders(d: &mut Desk, mut c: DispatchService
     let overseen = ListCasesRequest { unit_id: "dept-water".into(), ..Default::default() };
     let water = c.list_cases(d.req(As::Leader("leader-wang"), overseen.clone())).await.unwrap().into_inner().cases;
     assert!(water.len() > 1 && water.iter().all(|c| c.unit_id == "dept-water"), "{} cases", water.len());
+    let one = &water.iter().find(|c| c.leader_id.is_empty()).expect("a case not escalated").case_id;
+    assert_eq!(c.get_case(d.req(As::Leader("leader-wang"), by_id(one))).await.unwrap().into_inner().case_id, *one);
+    assert_eq!(c.get_case(d.req(As::Leader("leader-li"), by_id(one))).await.unwrap_err().code(), Code::PermissionDenied);
     let not_overseen = c.list_cases(d.req(As::Leader("leader-li"), overseen)).await.unwrap().into_inner().cases;
     assert!(not_overseen.is_empty(), "leader-li does not oversee 水务局 and has none of its cases escalated");
     // The unit keeps working it.
-    c.accept(d.req(As::Unit("dept-water"), AcceptRequest { case: case(&id), ..Default::default() })).await.unwrap();
+    c.accept(d.req(As::Unit("dept-market"), AcceptRequest { case: case(&id), ..Default::default() })).await.unwrap();
 
     // Supervision: the leader of the case, a supervisor; not a unit, not another leader.
     let note = |n: &str| SuperviseRequest { case: case(&id), note: n.into() };
-    refused(c.supervise(d.req(As::Unit("dept-water"), note("x"))).await, Code::PermissionDenied, "not-supervisor");
+    refused(c.supervise(d.req(As::Unit("dept-market"), note("x"))).await, Code::PermissionDenied, "not-supervisor");
     refused(c.supervise(d.req(As::Leader("leader-li"), note("x"))).await, Code::PermissionDenied, "not-supervisor");
     c.supervise(d.req(As::Leader("leader-wang"), note("请三日内办结并报告"))).await.unwrap();
     let v = c.supervise(d.req(As::Supervisor, note("已电话督促"))).await.unwrap().into_inner();
