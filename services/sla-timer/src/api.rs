@@ -124,6 +124,7 @@ fn view(r: &ClockRow) -> ClockView {
         deadline: Some(millis_to_proto(r.deadline)),
         stopped_at: r.stopped_at.map(millis_to_proto),
         unit_id: r.unit_id.clone(),
+        original_deadline: r.original_deadline.map(millis_to_proto),
     }
 }
 
@@ -158,6 +159,7 @@ fn describe(h: &HistoryRow, tz: Tz) -> String {
     match h.event.as_str() {
         "armed" if h.version > 1 => format!("{name}时限重新起算（第{}次），截止 {deadline}", h.version),
         "armed" => format!("{name}时限已启动，截止 {deadline}"),
+        "moved" => format!("{name}时限经批准延期至 {deadline}"),
         "warning" => format!("{name}时限预警（黄），截止 {deadline}"),
         "breached" => format!("{name}超时（红），截止 {deadline}"),
         "met" if h.happened_at < h.deadline => format!("{name}按时完成"),

@@ -20,10 +20,22 @@ use crate::{
 
 jiesu_kit::consumes! {
     /// The case events that start, restart, hand over and stop clocks.
-    pub enum Consumed { CaseReceived, CaseDispatched, CaseAccepted, CaseContacted, CaseResolved, CaseReopened, CaseClosed }
+    pub enum Consumed {
+        CaseReceived,
+        CaseDispatched,
+        CaseAccepted,
+        CaseContacted,
+        CaseReplied,
+        CaseStaged,
+        CaseExtensionDecided,
+        CaseResolved,
+        CaseReopened,
+        CaseClosed,
+    }
 }
 
-/// Consumes `case.received`, `.dispatched`, `.accepted`, `.resolved`, `.reopened` and `.closed`.
+/// Consumes `case.received`, `.dispatched`, `.accepted`, `.contacted`, `.replied`, `.staged`,
+/// `.extension_decided`, `.resolved`, `.reopened` and `.closed`.
 /// Emits nothing itself: alerts come from the [`timer`](crate::timer), which it wakes after each
 /// commit so that a newly armed clock is in the firing window at once.
 pub struct Events {
@@ -36,6 +48,8 @@ impl Handler for Events {
 
     async fn handle(&self, work: &mut Work<'_>, msg: Consumed) -> Result<(), HandlerError> {
         let (meta, event) = decode(msg);
+        // A refused extension changes no clock.
+        let Some(event) = event else { return Ok(()) };
         let case_id = meta.case_id.trim();
         let at = match meta.occurred_at.as_ref().and_then(from_proto) {
             Some(t) => t,
@@ -99,6 +113,17 @@ impl Step<'_> {
                     tracing::info!(case_id, %milestone, version, reason = reason.as_str(), %level, "clock stopped");
                 }
             }
+            Change::Move { milestone, version, clock } => {
+                let id = store::clock_id(case_id, *milestone);
+                if store::move_deadline(tx, &id, *version, clock, self.now_ms).await? {
+                    let t =
+                        existing.iter().find(|t| t.clock.milestone == *milestone).map(|t| Tracked { clock: clock.clone(), ..t.clone() });
+                    if let Some(t) = t {
+                        self.history(tx, &t, "moved", self.at_ms).await?;
+                    }
+                    tracing::info!(case_id, %milestone, version = clock.version, deadline = %clock.deadline, "clock moved by an extension");
+                }
+            }
             Change::Reassign { milestone, version, unit_id } => {
                 let id = store::clock_id(case_id, *milestone);
                 if store::reassign(tx, &id, *version, unit_id, self.now_ms).await? {
@@ -124,21 +149,27 @@ impl Step<'_> {
     }
 }
 
-/// The event's metadata and what it means for the clocks.
-fn decode(msg: Consumed) -> (EventMeta, CaseEvent) {
+/// The event's metadata and what it means for the clocks (nothing, for a refused extension).
+fn decode(msg: Consumed) -> (EventMeta, Option<CaseEvent>) {
     fn meta(e: &impl Event) -> EventMeta {
         e.meta().cloned().unwrap_or_default()
     }
     match msg {
-        Consumed::CaseReceived(e) => (meta(&e), CaseEvent::Received),
+        Consumed::CaseReceived(e) => (meta(&e), Some(CaseEvent::Received)),
         Consumed::CaseDispatched(e) => {
             let urgency = Urgency::from_proto(e.urgency());
-            (meta(&e), CaseEvent::Dispatched { round: e.round, unit_id: e.unit_id, urgency })
+            (meta(&e), Some(CaseEvent::Dispatched { round: e.round, unit_id: e.unit_id, urgency }))
         }
-        Consumed::CaseAccepted(e) => (meta(&e), CaseEvent::Accepted { round: e.round }),
-        Consumed::CaseContacted(e) => (meta(&e), CaseEvent::Contacted { round: e.round }),
-        Consumed::CaseResolved(e) => (meta(&e), CaseEvent::Resolved { round: e.round }),
-        Consumed::CaseReopened(e) => (meta(&e), CaseEvent::Reopened { round: e.round }),
-        Consumed::CaseClosed(e) => (meta(&e), CaseEvent::Closed),
+        Consumed::CaseAccepted(e) => (meta(&e), Some(CaseEvent::Accepted { round: e.round })),
+        Consumed::CaseContacted(e) => (meta(&e), Some(CaseEvent::Contacted { round: e.round })),
+        Consumed::CaseReplied(e) => (meta(&e), Some(CaseEvent::Replied { round: e.round })),
+        Consumed::CaseStaged(e) => (meta(&e), Some(CaseEvent::Staged { round: e.round })),
+        Consumed::CaseExtensionDecided(e) => {
+            let deadline = e.deadline.as_ref().and_then(from_proto).filter(|_| e.approved);
+            (meta(&e), deadline.map(|deadline| CaseEvent::ExtensionApproved { deadline }))
+        }
+        Consumed::CaseResolved(e) => (meta(&e), Some(CaseEvent::Resolved { round: e.round })),
+        Consumed::CaseReopened(e) => (meta(&e), Some(CaseEvent::Reopened { round: e.round })),
+        Consumed::CaseClosed(e) => (meta(&e), Some(CaseEvent::Closed)),
     }
 }

@@ -39,10 +39,16 @@ pub struct ClockRow {
     pub next_fire_at: Option<i64>,
     pub armed_by: String,
     pub updated_at: i64,
+    /// The deadline before an extension moved it; `None` when it never moved.
+    pub original_deadline: Option<i64>,
 }
 
 const COLUMNS: &str = "clock_id, case_id, case_no, milestone, version, round, state, started_at, warn_at, \
     deadline, stopped_at, unit_id, urgency, next_fire_at, armed_by, updated_at";
+
+/// What a read returns: the written columns and the original deadline an extension kept.
+const READ_COLUMNS: &str = "clock_id, case_id, case_no, milestone, version, round, state, started_at, warn_at, \
+    deadline, stopped_at, unit_id, urgency, next_fire_at, armed_by, updated_at, original_deadline";
 
 impl ClockRow {
     /// The domain's view of the row; a row the domain cannot read is reported, never guessed at.
@@ -67,7 +73,7 @@ impl ClockRow {
 
 /// Every clock of a case, locked for the handler that is about to change them.
 pub async fn case_clocks(tx: &mut Tx, case_id: &str) -> Result<Vec<ClockRow>, Error> {
-    let sql = format!("SELECT {COLUMNS} FROM clocks WHERE case_id = $1 ORDER BY clock_id{}", tx.backend().lock_clause(false));
+    let sql = format!("SELECT {READ_COLUMNS} FROM clocks WHERE case_id = $1 ORDER BY clock_id{}", tx.backend().lock_clause(false));
     let rows = with_tx!(tx, conn => sqlx::query_as::<_, ClockRow>(sqlx::AssertSqlSafe(sql))
         .bind(case_id).fetch_all(conn).await)?;
     Ok(rows)
@@ -76,7 +82,7 @@ pub async fn case_clocks(tx: &mut Tx, case_id: &str) -> Result<Vec<ClockRow>, Er
 /// Claims one clock for firing. `None` when it is gone, or on PostgreSQL when another process
 /// is firing it right now (it holds the row lock; skipping beats waiting to find nothing to do).
 pub async fn claim_clock(tx: &mut Tx, clock_id: &str) -> Result<Option<ClockRow>, Error> {
-    let sql = format!("SELECT {COLUMNS} FROM clocks WHERE clock_id = $1{}", tx.backend().lock_clause(true));
+    let sql = format!("SELECT {READ_COLUMNS} FROM clocks WHERE clock_id = $1{}", tx.backend().lock_clause(true));
     let row = with_tx!(tx, conn => sqlx::query_as::<_, ClockRow>(sqlx::AssertSqlSafe(sql))
         .bind(clock_id).fetch_optional(conn).await)?;
     Ok(row)
@@ -93,7 +99,7 @@ pub async fn arm(tx: &mut Tx, case_id: &str, case_no: &str, t: &Tracked, armed_b
              state = excluded.state, started_at = excluded.started_at, warn_at = excluded.warn_at,
              deadline = excluded.deadline, stopped_at = NULL, unit_id = excluded.unit_id,
              urgency = excluded.urgency, next_fire_at = excluded.next_fire_at,
-             armed_by = excluded.armed_by, updated_at = excluded.updated_at
+             armed_by = excluded.armed_by, updated_at = excluded.updated_at, original_deadline = NULL
          WHERE clocks.version < excluded.version"
     );
     let n = with_tx!(tx, conn => sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -122,6 +128,20 @@ pub async fn reassign(tx: &mut Tx, clock_id: &str, version: u32, unit_id: &str, 
     let n = with_tx!(tx, conn => sqlx::query(
         "UPDATE clocks SET unit_id = $1, updated_at = $2 WHERE clock_id = $3 AND version = $4 AND state <> 'stopped'")
         .bind(unit_id).bind(now_ms).bind(clock_id).bind(i64::from(version))
+        .execute(conn).await.map(|r| r.rows_affected()))?;
+    Ok(n == 1)
+}
+
+/// Moves the running clock of `version` to `clock` (an approved extension): one version up, the
+/// new deadline and yellow point, the deadline it had kept as the original (the first one, if
+/// it moves twice). `false` when it was stopped, breached or re-armed meanwhile.
+pub async fn move_deadline(tx: &mut Tx, clock_id: &str, version: u32, clock: &Clock, now_ms: i64) -> Result<bool, Error> {
+    let n = with_tx!(tx, conn => sqlx::query(
+        "UPDATE clocks SET version = $1, warn_at = $2, deadline = $3, next_fire_at = $4,
+             original_deadline = COALESCE(original_deadline, deadline), updated_at = $5
+         WHERE clock_id = $6 AND version = $7 AND state IN ('armed', 'warned')")
+        .bind(i64::from(clock.version)).bind(to_millis(clock.warn_at)).bind(to_millis(clock.deadline))
+        .bind(clock.next_wake().map(to_millis)).bind(now_ms).bind(clock_id).bind(i64::from(version))
         .execute(conn).await.map(|r| r.rows_affected()))?;
     Ok(n == 1)
 }
@@ -196,7 +216,7 @@ pub async fn count_running(db: &Db) -> Result<Vec<(String, i64)>, Error> {
 
 /// Every clock of a case, by case id or case number, in the order they started.
 pub async fn list(db: &Db, key: &CaseKey) -> Result<Vec<ClockRow>, Error> {
-    Ok(db.rows_of_case(&format!("SELECT {COLUMNS} FROM clocks"), key, "ORDER BY started_at, clock_id").await?)
+    Ok(db.rows_of_case(&format!("SELECT {READ_COLUMNS} FROM clocks"), key, "ORDER BY started_at, clock_id").await?)
 }
 
 /// What happened to a case's clocks, oldest first.

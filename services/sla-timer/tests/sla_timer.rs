@@ -354,3 +354,58 @@ async fn previews_a_deadline_across_the_holidays() {
     }
     h.db.close().await;
 }
+
+/// 延期: an approved extension moves the resolve clock (one version up), keeps the original
+/// deadline for the statistics, and the old deadline passes without a breach; a refused one
+/// changes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_approved_extension_moves_the_resolve_deadline_and_keeps_the_original() {
+    use jiesu_proto::v1::CaseExtensionDecided;
+    let h = Timer::start().await;
+    let case_id = uuid::Uuid::now_v7().to_string();
+    let case_no = "DM20261123-0042";
+    let dispatched = CaseDispatched {
+        meta: Some(meta(&case_id, case_no, at(0))),
+        unit_id: "st-dongmen".into(),
+        urgency: Urgency::Normal as i32,
+        round: 1,
+        ..Default::default()
+    };
+    h.publish(&dispatched).await;
+    let r = clocks_until(h.running(), &case_id, "the resolve clock", |c| state_of(c, "resolve").as_deref() == Some("armed")).await;
+    let old = clock(&r.clocks, "resolve").unwrap().deadline;
+    assert_eq!(old, ts(at(24 * 60)), "一般: 24 hours");
+
+    // Refused: nothing moves.
+    let decided = |approved: bool, until: DateTime<Utc>| CaseExtensionDecided {
+        meta: Some(meta(&case_id, case_no, at(60))),
+        unit_id: "st-dongmen".into(),
+        approved,
+        deadline: ts(until),
+        original_deadline: old,
+        ..Default::default()
+    };
+    h.publish(&decided(false, at(24 * 60))).await;
+    let until = at(8 * 24 * 60);
+    h.publish(&decided(true, until)).await;
+    let r = clocks_until(h.running(), &case_id, "the moved resolve clock", |c| clock(c, "resolve").is_some_and(|r| r.version == 2)).await;
+    let resolve = clock(&r.clocks, "resolve").unwrap();
+    assert_eq!((resolve.deadline, resolve.original_deadline, resolve.started_at), (ts(until), old, ts(at(0))));
+    assert!(r.timeline.iter().any(|t| t.event == "resolve.moved" && t.detail.contains("延期至")), "{:?}", r.timeline);
+
+    // The old deadline passes: no alert for resolve.
+    h.clock.set(at(24 * 60 + 1));
+    tokio::time::sleep(QUIET).await;
+    let resolve_alerts =
+        |alerts: Vec<(String, String, SlaBreached)>| alerts.into_iter().filter(|a| a.2.milestone == "resolve").collect::<Vec<_>>();
+    assert!(resolve_alerts(h.alerts().await).is_empty(), "nothing fires at the old deadline");
+    // The new one: the breach, once, of the moved version.
+    h.clock.set(until + TimeDelta::minutes(1));
+    eventually("the breach at the new deadline", WAIT, || async { (!resolve_alerts(h.alerts().await).is_empty()).then_some(()) })
+        .await
+        .unwrap();
+    tokio::time::sleep(QUIET).await;
+    let alerts = resolve_alerts(h.alerts().await);
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert_eq!((alerts[0].0.as_str(), alerts[0].2.version, alerts[0].2.deadline), ("sla.breached", 2, ts(until)));
+}

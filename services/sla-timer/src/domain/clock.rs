@@ -151,6 +151,22 @@ impl Clock {
         Ok(Clock::arm(self.milestone, version, start, policy, urgency, calendar))
     }
 
+    /// The same clock moved to a later `deadline` (an approved extension, 延期), one version up so
+    /// that a firing planned for the old deadline is recognised as stale; the yellow point is
+    /// recomputed over the whole span, and a clock already yellow stays yellow (it never warns
+    /// twice). `None` when the deadline is not later, or the clock is not running short of red.
+    pub fn moved_to(&self, deadline: DateTime<Utc>, warn_fraction: f64) -> Option<Clock> {
+        if deadline <= self.deadline || !matches!(self.state, ClockState::Armed | ClockState::Warned) {
+            return None;
+        }
+        Some(Clock {
+            version: self.version.checked_add(1)?,
+            warn_at: warning_point(self.started_at, deadline, warn_fraction),
+            deadline,
+            ..self.clone()
+        })
+    }
+
     /// What should fire at `now`, if anything.
     ///
     /// Past the deadline it is always the breach, even if the warning never fired (the service

@@ -23,6 +23,13 @@ pub enum CaseEvent {
     Accepted { round: u32 },
     /// `case.contacted`: the unit reached the citizen (联系); the contact clock stops.
     Contacted { round: u32 },
+    /// `case.replied`: the written response is given (答复); the reply clock stops.
+    Replied { round: u32 },
+    /// `case.staged`: handled as far as possible now (阶段性办结); reply and resolve are met for
+    /// this round, to be checked again on the date the unit gave.
+    Staged { round: u32 },
+    /// `case.extension_decided`, approved (延期): the resolve clock now runs to `deadline`.
+    ExtensionApproved { deadline: DateTime<Utc> },
     /// `case.resolved`: the unit closed it with a reply (办结); every clock of the round stops.
     Resolved { round: u32 },
     /// `case.reopened`: the revisit found it unsolved; the resolve clock starts again (重新计时)
@@ -84,6 +91,10 @@ pub enum Change {
     /// The running clock now answers to another unit; its times do not change, because a case
     /// handed on (转办) must not win its handler a fresh limit (no 转圈 to hide delay).
     Reassign { milestone: Milestone, version: u32, unit_id: String },
+    /// An approved extension: the running clock of `version` becomes `clock` (one version up, the
+    /// same start, the new deadline and yellow point, its colour so far kept); the deadline it had
+    /// is kept as the original for the statistics.
+    Move { milestone: Milestone, version: u32, clock: Clock },
 }
 
 /// What `event`, which happened at `at`, does to a case whose clocks are `existing`.
@@ -185,6 +196,28 @@ pub fn plan(existing: &[Tracked], event: &CaseEvent, at: DateTime<Utc>, policy: 
                 changes.extend(stop(t, StopReason::Met));
             }
         }
+        CaseEvent::Replied { round } => {
+            for m in [Milestone::Contact, Milestone::Reply] {
+                if let Some(t) = find(m).filter(|t| t.is_running() && concerns(t, *round)) {
+                    changes.extend(stop(t, StopReason::Met));
+                }
+            }
+        }
+        CaseEvent::Staged { round } => {
+            for m in [Milestone::Contact, Milestone::Reply, Milestone::Resolve] {
+                if let Some(t) = find(m).filter(|t| t.is_running() && concerns(t, *round)) {
+                    changes.extend(stop(t, StopReason::Met));
+                }
+            }
+        }
+        CaseEvent::ExtensionApproved { deadline } => {
+            // A clock already red stays red: the extension came after the limit was missed.
+            if let Some(t) = find(Milestone::Resolve).filter(|t| matches!(t.clock.state, ClockState::Armed | ClockState::Warned))
+                && let Some(clock) = t.clock.moved_to(*deadline, policy.warn_at)
+            {
+                changes.push(Change::Move { milestone: Milestone::Resolve, version: t.clock.version, clock });
+            }
+        }
         CaseEvent::Resolved { round } => {
             for m in [Milestone::Dispatch, Milestone::Accept, Milestone::Contact, Milestone::Reply, Milestone::Resolve, Milestone::Escalate]
             {
@@ -256,6 +289,7 @@ mod tests {
                         self.get_mut(*milestone).clock.state = ClockState::Stopped;
                     }
                     Change::Reassign { milestone, unit_id, .. } => self.get_mut(*milestone).unit_id = unit_id.clone(),
+                    Change::Move { milestone, clock, .. } => self.get_mut(*milestone).clock = clock.clone(),
                 }
             }
             changes
@@ -504,5 +538,40 @@ mod tests {
                 (Milestone::Resolve, StopReason::Closed, Level::Green),
             ]
         );
+    }
+
+    #[test]
+    fn the_written_response_meets_the_reply_clock_and_staged_completion_the_resolve_clock() {
+        let mut case = Case::new();
+        case.on(CaseEvent::Received, mins(0));
+        case.on(dispatched(1, "a", Urgency::Normal), mins(10));
+        case.on(CaseEvent::Accepted { round: 1 }, mins(15));
+        let changes = case.on(CaseEvent::Replied { round: 1 }, mins(25));
+        assert_eq!(
+            stopped(&changes),
+            vec![(Milestone::Contact, StopReason::Met, Level::Green), (Milestone::Reply, StopReason::Met, Level::Green)]
+        );
+        assert!(case.get(Milestone::Resolve).is_running(), "resolving is still to come");
+        let changes = case.on(CaseEvent::Staged { round: 1 }, mins(120));
+        assert_eq!(stopped(&changes), vec![(Milestone::Resolve, StopReason::Met, Level::Green)]);
+        assert!(case.get(Milestone::Escalate).is_running(), "a staged case can still be escalated");
+    }
+
+    #[test]
+    fn an_approved_extension_moves_the_resolve_clock_one_version_up() {
+        let mut case = Case::new();
+        case.on(dispatched(1, "a", Urgency::Normal), mins(0));
+        let before = case.get(Milestone::Resolve).clock.clone();
+        // An earlier deadline is no extension; nothing moves.
+        assert!(case.on(CaseEvent::ExtensionApproved { deadline: before.deadline - TimeDelta::hours(1) }, mins(5)).is_empty());
+        let until = before.deadline + TimeDelta::days(7);
+        let changes = case.on(CaseEvent::ExtensionApproved { deadline: until }, mins(30));
+        assert!(matches!(&changes[..], [Change::Move { milestone: Milestone::Resolve, version: 1, .. }]), "{changes:?}");
+        let after = &case.get(Milestone::Resolve).clock;
+        assert_eq!((after.version, after.started_at, after.deadline, after.state), (2, before.started_at, until, ClockState::Armed));
+        assert!(after.warn_at > before.warn_at && after.warn_at < until);
+        // A clock already red is not moved: the limit was missed before the extension came.
+        case.get_mut(Milestone::Resolve).clock.state = ClockState::Breached;
+        assert!(case.on(CaseEvent::ExtensionApproved { deadline: until + TimeDelta::days(1) }, mins(40)).is_empty());
     }
 }
