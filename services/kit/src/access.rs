@@ -146,6 +146,7 @@ pub const SERVICES: &[ServiceAccess] = &[
             reads: Reads::Events(&[
                 CaseReceived::TYPE,
                 CaseDispatched::TYPE,
+                SlaWarning::TYPE,
                 SlaBreached::TYPE,
                 CaseAssistAdded::TYPE,
                 CaseReturned::TYPE,

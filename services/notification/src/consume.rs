@@ -9,7 +9,7 @@ use crate::Notifier;
 
 jiesu_kit::consumes! {
     /// The events of notification's durable consumer.
-    pub enum Consumed { CaseReceived, CaseDispatched, SlaBreached, CaseAssistAdded, CaseReturned, CaseEscalated, CaseClosed }
+    pub enum Consumed { CaseReceived, CaseDispatched, SlaWarning, SlaBreached, CaseAssistAdded, CaseReturned, CaseEscalated, CaseClosed }
 }
 
 /// Notification's handler of the events stream; wakes the delivery worker after each commit.
@@ -26,7 +26,11 @@ impl Handler for Events {
         match msg {
             Consumed::CaseReceived(e) => n.on_received(work, &e).await?,
             Consumed::CaseDispatched(e) => n.on_dispatched(work, &e).await?,
-            Consumed::SlaBreached(e) => n.on_breached(work, &e).await?,
+            Consumed::SlaWarning(e) => n.on_sla_for_unit(work, &as_alert(e), true).await?,
+            Consumed::SlaBreached(e) => {
+                n.on_breached(work, &e).await?;
+                n.on_sla_for_unit(work, &e, false).await?;
+            }
             Consumed::CaseAssistAdded(e) => n.on_assist_added(work, &e).await?,
             Consumed::CaseReturned(e) => n.on_returned(work, &e).await?,
             Consumed::CaseEscalated(e) => n.on_escalated(work, &e).await?,
@@ -37,5 +41,19 @@ impl Handler for Events {
 
     fn committed(&self, _msg: &Incoming) {
         self.wake.notify_one();
+    }
+}
+
+/// `sla.warning` and `sla.breached` have the same fields, tag for tag (events.proto): one shape
+/// serves both.
+fn as_alert(e: jiesu_proto::v1::SlaWarning) -> jiesu_proto::v1::SlaBreached {
+    jiesu_proto::v1::SlaBreached {
+        meta: e.meta,
+        clock_id: e.clock_id,
+        milestone: e.milestone,
+        version: e.version,
+        deadline: e.deadline,
+        unit_id: e.unit_id,
+        level: e.level,
     }
 }

@@ -233,6 +233,8 @@ pub fn timeline(deliveries: &[DeliveryFacts]) -> Vec<TimelineItem> {
                 (RecipientKind::Citizen, "closed_unreasonable") => ("citizen_notified", "短信向市民说明不合理诉求的处理".to_string()),
                 (RecipientKind::Citizen, _) => ("citizen_notified", format!("短信告知市民受理编号{}", d.case_no)),
                 (RecipientKind::Unit, "assist_added") => ("unit_notified", format!("通知协办单位{}", d.recipient_name)),
+                (RecipientKind::Unit, "sla_warning_unit") => ("unit_warned", format!("向{}发送时限预警", d.recipient_name)),
+                (RecipientKind::Unit, "sla_breached_unit") => ("unit_alerted", format!("向{}发送超时警报", d.recipient_name)),
                 (RecipientKind::Unit, _) => ("unit_notified", format!("通知承办单位{}", d.recipient_name)),
                 (RecipientKind::Supervisor, "case_returned") => ("supervisor_alerted", "通知中心审核退回".to_string()),
                 (RecipientKind::Supervisor, _) => ("supervisor_alerted", "向督办人员发送超时警报".to_string()),

@@ -86,6 +86,10 @@ pub struct Templates {
     pub case_dispatched: String,
     /// To the supervisor, on `sla.breached` (超时警报).
     pub sla_breached: String,
+    /// To the answerable unit, on `sla.warning` (预警黄): the limit is near.
+    pub sla_warning_unit: String,
+    /// To the answerable unit, on `sla.breached` (警报红): the limit has passed.
+    pub sla_breached_unit: String,
     /// To an assisting unit called in, on `case.assist_added` (协办通知).
     pub assist_added: String,
     /// To the supervisor (the centre's desk), on `case.returned` (退回待审).
@@ -102,6 +106,9 @@ impl Default for Templates {
             case_received: "【{district}】您反映的诉求已受理，受理编号{case_no}。我们将按时限办理并答复您，请保持电话畅通。".into(),
             case_dispatched: "【派单】{unit_name}：新诉求{case_no}（{title}）已派至你单位，请及时签收办理。".into(),
             sla_breached: "【超时警报】诉求{case_no}的“{milestone}”环节已超过时限（{deadline}），承办单位：{unit_name}。请督办。".into(),
+            sla_warning_unit: "【预警】{unit_name}：诉求{case_no}的“{milestone}”环节将于{deadline}到期，请抓紧办理。".into(),
+            sla_breached_unit: "【超时】{unit_name}：诉求{case_no}的“{milestone}”环节已超过时限（{deadline}），请立即办理并说明原因。"
+                .into(),
             assist_added: "【协办】{unit_name}：诉求{case_no}需你单位协办，请于{deadline}前答复主办单位。".into(),
             case_returned: "【退回待审】{unit_name}申请退回诉求{case_no}：{text}。请审核。".into(),
             case_escalated: "【领导包案】诉求{case_no}（承办单位：{unit_name}）已提级由您包案：{text}".into(),

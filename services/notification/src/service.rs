@@ -83,6 +83,30 @@ impl Notifier {
         self.record(work, notice, &t.sla_breached).await
     }
 
+    /// The escalation ladder's first rungs (预警/超时): the answerable unit hears of a limit turning
+    /// yellow or red; a red one goes to the supervisor too ([`Self::on_breached`]). A clock
+    /// before dispatch has no unit to tell.
+    pub async fn on_sla_for_unit(&self, work: &mut Work<'_>, e: &SlaBreached, warning: bool) -> Result<(), Error> {
+        let (district, t, meta) = (self.district_name.as_str(), &self.settings.templates, meta(e));
+        if e.unit_id.trim().is_empty() {
+            return Ok(());
+        }
+        let unit_name = self.units.name_or(&e.unit_id, "");
+        let deadline = e.deadline.as_ref().and_then(from_proto).map(|d| domain::local_minute(d, self.timezone)).unwrap_or_default();
+        let vars = [
+            ("district", district),
+            ("case_no", meta.case_no.as_str()),
+            ("unit_name", unit_name),
+            ("milestone", milestone_zh(&e.milestone)),
+            ("deadline", deadline.as_str()),
+        ];
+        let (template, name) =
+            if warning { (&t.sla_warning_unit, "sla_warning_unit") } else { (&t.sla_breached_unit, "sla_breached_unit") };
+        let text = domain::render(template, &vars);
+        let notice = Notice { meta, kind: RecipientKind::Unit, recipient: e.unit_id.clone(), template: name, text };
+        self.record(work, notice, template).await
+    }
+
     /// 协办通知: an assisting unit called in hears what is asked of it and by when.
     pub async fn on_assist_added(&self, work: &mut Work<'_>, e: &CaseAssistAdded) -> Result<(), Error> {
         let (district, t, meta) = (self.district_name.as_str(), &self.settings.templates, meta(e));

@@ -260,15 +260,28 @@ async fn events_become_deliveries_sent_once_with_retries_and_no_stored_phone() {
     })
     .await
     .unwrap();
-    assert_eq!(all.deliveries.len(), 2 + 2 + 2 + 2, "citizen, unit and two alerts, each to the log and the webhook");
+    assert_eq!(
+        all.deliveries.len(),
+        2 + 2 + 4 + 4,
+        "citizen, unit, and each of two alerts to the supervisor and to the unit, each to the log and the webhook"
+    );
     let alerts_to_gateway = gateway.received().iter().filter(|(_, b)| b["recipient_kind"] == "supervisor").count();
     assert_eq!(alerts_to_gateway, 2);
+    let to_unit: Vec<String> =
+        all.deliveries.iter().filter(|d| d.template == "sla_breached_unit" && d.sink == "log").map(|d| d.text.clone()).collect();
+    assert_eq!(to_unit.len(), 2);
+    assert_eq!(
+        to_unit[0],
+        format!("【超时】东门街道：诉求{}的“签收”环节已超过时限（2026-11-23 10:10），请立即办理并说明原因。", case.case_no)
+    );
 
     // The timeline: one line per notification, in Chinese.
     let details: Vec<&str> = all.timeline.iter().map(|t| t.detail.as_str()).collect();
     assert_eq!(details[0], format!("已短信告知市民受理编号{}", case.case_no));
     assert_eq!(details[1], "已通知承办单位东门街道");
-    assert_eq!(details[2..], ["已向督办人员发送超时警报", "已向督办人员发送超时警报"]);
+    assert_eq!(details.iter().filter(|d| **d == "已向督办人员发送超时警报").count(), 2);
+    assert_eq!(details.iter().filter(|d| **d == "已向东门街道发送超时警报").count(), 2);
+    assert_eq!(details.len(), 6);
     assert!(all.timeline.iter().all(|t| t.service == "notification"));
 
     // No phone, no text; an empty reference is refused.
@@ -398,6 +411,16 @@ async fn the_workflow_tells_whoever_must_act() {
     };
     publish_event(&js, &bed.subjects, &escalated).await;
     publish_event(&js, &bed.subjects, &CaseClosed { meta: m(), round: 1, ..Default::default() }).await;
+    let warning = jiesu_proto::v1::SlaWarning {
+        meta: m(),
+        clock_id: format!("{}:resolve", case.case_id),
+        milestone: "resolve".into(),
+        version: 1,
+        deadline: Some(to_proto(part_deadline)),
+        unit_id: "st-dongmen".into(),
+        level: "yellow".into(),
+    };
+    publish_event(&js, &bed.subjects, &warning).await;
     let explanation = "您的诉求属于民事纠纷，建议通过人民调解解决";
     publish_event(
         &js,
@@ -433,7 +456,11 @@ async fn the_workflow_tells_whoever_must_act() {
     assert_eq!(to("case_returned"), ("supervisor".into(), "centre".into()));
     assert_eq!(to("case_escalated"), ("leader".into(), "leader-li".into()));
     assert_eq!(to("closed_unreasonable"), ("citizen".into(), MASKED.into()));
-    assert_eq!(all.deliveries.len(), 5, "one each, and none for the case closed after its revisit: {:?}", all.deliveries);
+    assert_eq!(
+        text("sla_warning_unit"),
+        format!("【预警】东门街道：诉求{}的“办结”环节将于2026-12-09 18:00到期，请抓紧办理。", case.case_no)
+    );
+    assert_eq!(all.deliveries.len(), 6, "one each, and none for the case closed after its revisit: {:?}", all.deliveries);
     let details: Vec<&str> = all.timeline.iter().map(|t| t.detail.as_str()).collect();
     for line in ["已通知协办单位住房和城乡建设委员会", "已通知中心审核退回", "已通知包案领导李副区长", "已短信向市民说明不合理诉求的处理"]
     {
