@@ -7,7 +7,8 @@ use jiesu_kit::{
     time::{from_millis, millis_to_proto},
 };
 use jiesu_proto::v1::{
-    CaseRef, ClockView, ListClocksResponse, PreviewDeadlineRequest, PreviewDeadlineResponse, TimelineEntry, sla_service_server::SlaService,
+    CaseRef, ClockView, ListClocksResponse, MilestoneFigures, OnTimeFiguresRequest, OnTimeFiguresResponse, PreviewDeadlineRequest,
+    PreviewDeadlineResponse, TimelineEntry, sla_service_server::SlaService,
 };
 use jiesu_reference::{
     Organisation, milestone_zh,
@@ -62,6 +63,63 @@ impl SlaService for SlaApi {
             clocks: rows.iter().map(view).collect(),
             timeline: history.iter().map(|h| timeline_entry(h, self.timezone)).collect(),
         }))
+    }
+
+    async fn on_time_figures(&self, request: Request<OnTimeFiguresRequest>) -> Result<Response<OnTimeFiguresResponse>, Status> {
+        let requested = request.get_ref().unit_id.trim().to_string();
+        // A unit sees its own figures; the centre, leaders, auditors and services any unit's.
+        let unit_id = match jiesu_kit::auth::caller(&request) {
+            Some(who) if !jiesu_kit::auth::sees_every_case(who) && !who.has(jiesu_kit::auth::Role::Leader) => match &who.unit {
+                Some(unit) if requested.is_empty() || requested == *unit => unit.clone(),
+                Some(unit) => {
+                    return Err(Status::permission_denied(format!(
+                        "{} may see only the figures of its own unit {unit}, not of {requested}",
+                        who.describe()
+                    )));
+                }
+                None => return Err(Status::permission_denied(format!("{} may not see on-time figures", who.describe()))),
+            },
+            _ => requested,
+        };
+        let req = request.into_inner();
+        let instant = |field: &str, t: Option<&jiesu_proto::Timestamp>| {
+            t.map(|t| jiesu_kit::time::from_proto(t).ok_or_else(|| invalid(format!("{field} is not a valid instant")))).transpose()
+        };
+        let from = instant("from", req.from.as_ref())?.ok_or_else(|| invalid("from is required: the start of the period".into()))?;
+        let to = instant("to", req.to.as_ref())?.unwrap_or_else(|| self.clock.now());
+        if to <= from {
+            return Err(invalid(format!("to ({to}) must be after from ({from})")));
+        }
+        let (met, open) = store::on_time(&self.db, from.timestamp_millis(), to.timestamp_millis(), &unit_id).await?;
+        let n = |v: i64| u32::try_from(v).unwrap_or(u32::MAX);
+        let mut figures: Vec<MilestoneFigures> = met
+            .into_iter()
+            .map(|m| MilestoneFigures {
+                on_time_rate: if m.on_time + m.late > 0 { m.on_time as f64 / (m.on_time + m.late) as f64 } else { 0.0 },
+                milestone: m.milestone,
+                unit_id: m.unit_id,
+                met_on_time: n(m.on_time),
+                met_late: n(m.late),
+                extended: n(m.extended),
+                met_within_original: n(m.within_original),
+                ..Default::default()
+            })
+            .collect();
+        for o in open {
+            let i = match figures.iter().position(|f| f.milestone == o.milestone && f.unit_id == o.unit_id) {
+                Some(i) => i,
+                None => {
+                    figures.push(MilestoneFigures { milestone: o.milestone.clone(), unit_id: o.unit_id.clone(), ..Default::default() });
+                    figures.len() - 1
+                }
+            };
+            match o.state.as_str() {
+                "warned" => figures[i].open_yellow += n(o.n),
+                _ => figures[i].open_red += n(o.n),
+            }
+        }
+        figures.sort_by(|a, b| (&a.unit_id, milestone_rank(&a.milestone)).cmp(&(&b.unit_id, milestone_rank(&b.milestone))));
+        Ok(Response::new(OnTimeFiguresResponse { figures }))
     }
 
     async fn preview_deadline(&self, request: Request<PreviewDeadlineRequest>) -> Result<Response<PreviewDeadlineResponse>, Status> {

@@ -132,6 +132,46 @@ pub async fn reassign(tx: &mut Tx, clock_id: &str, version: u32, unit_id: &str, 
     Ok(n == 1)
 }
 
+/// Met stops in a period, per milestone and unit.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MetFigures {
+    pub milestone: String,
+    pub unit_id: String,
+    pub on_time: i64,
+    pub late: i64,
+    pub extended: i64,
+    pub within_original: i64,
+}
+
+/// Running clocks per milestone, unit and colour.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OpenFigures {
+    pub milestone: String,
+    pub unit_id: String,
+    pub state: String,
+    pub n: i64,
+}
+
+/// The milestones met in [`from`, `to`) and the clocks yellow and red now, of `unit_id` (`""`: all).
+pub async fn on_time(db: &Db, from: i64, to: i64, unit_id: &str) -> Result<(Vec<MetFigures>, Vec<OpenFigures>), Error> {
+    let met = with_pool!(db, pool => sqlx::query_as::<_, MetFigures>(
+        "SELECT c.milestone AS milestone, c.unit_id AS unit_id,
+             SUM(CASE WHEN h.happened_at <= h.deadline THEN 1 ELSE 0 END) AS on_time,
+             SUM(CASE WHEN h.happened_at > h.deadline THEN 1 ELSE 0 END) AS late,
+             SUM(CASE WHEN c.original_deadline IS NOT NULL THEN 1 ELSE 0 END) AS extended,
+             SUM(CASE WHEN h.happened_at <= COALESCE(c.original_deadline, h.deadline) THEN 1 ELSE 0 END) AS within_original
+         FROM clock_history h JOIN clocks c ON c.clock_id = h.clock_id
+         WHERE h.event = 'met' AND h.happened_at >= $1 AND h.happened_at < $2 AND ($3 = '' OR c.unit_id = $3)
+         GROUP BY c.milestone, c.unit_id ORDER BY c.unit_id, c.milestone")
+        .bind(from).bind(to).bind(unit_id).fetch_all(pool).await)?;
+    let open = with_pool!(db, pool => sqlx::query_as::<_, OpenFigures>(
+        "SELECT milestone, unit_id, state, COUNT(*) AS n FROM clocks
+         WHERE state IN ('warned', 'breached') AND ($1 = '' OR unit_id = $1)
+         GROUP BY milestone, unit_id, state")
+        .bind(unit_id).fetch_all(pool).await)?;
+    Ok((met, open))
+}
+
 /// Moves the running clock of `version` to `clock` (an approved extension): one version up, the
 /// new deadline and yellow point, the deadline it had kept as the original (the first one, if
 /// it moves twice). `false` when it was stopped, breached or re-armed meanwhile.

@@ -409,3 +409,68 @@ async fn an_approved_extension_moves_the_resolve_deadline_and_keeps_the_original
     assert_eq!(alerts.len(), 1, "{alerts:#?}");
     assert_eq!((alerts[0].0.as_str(), alerts[0].2.version, alerts[0].2.deadline), ("sla.breached", 2, ts(until)));
 }
+
+/// 按时率: milestones met on time and late in a period, per unit, and what is yellow or red now.
+#[tokio::test(flavor = "multi_thread")]
+async fn on_time_figures_per_milestone_and_unit() {
+    use jiesu_proto::v1::OnTimeFiguresRequest;
+    let h = Timer::start().await;
+    // Two cases of 东门街道: one signed for in 5 minutes, one in 20 (the limit is 10).
+    for (i, signed_at) in [5, 20].into_iter().enumerate() {
+        let case_id = uuid::Uuid::now_v7().to_string();
+        let case_no = format!("DM20261123-01{i:02}");
+        let dispatched = CaseDispatched {
+            meta: Some(meta(&case_id, &case_no, at(0))),
+            unit_id: "st-dongmen".into(),
+            urgency: Urgency::Normal as i32,
+            round: 1,
+            ..Default::default()
+        };
+        h.publish(&dispatched).await;
+        clocks_until(h.running(), &case_id, "armed", |c| state_of(c, "accept").is_some()).await;
+        h.publish(&CaseAccepted {
+            meta: Some(meta(&case_id, &case_no, at(signed_at))),
+            unit_id: "st-dongmen".into(),
+            round: 1,
+            ..Default::default()
+        })
+        .await;
+        clocks_until(h.running(), &case_id, "the accept clock stopped", |c| state_of(c, "accept").as_deref() == Some("stopped")).await;
+    }
+    // Half a day on, both resolve clocks (24 h) are past their yellow point? Not yet: 80 % is
+    // 19.2 h. At 20 h they are yellow.
+    h.clock.set(at(20 * 60));
+    eventually("two yellow resolve clocks", WAIT, || async {
+        let figures = client(h.running())
+            .await
+            .on_time_figures(OnTimeFiguresRequest { from: ts(at(-60)), to: ts(at(60)), unit_id: String::new() })
+            .await
+            .ok()?
+            .into_inner()
+            .figures;
+        figures.iter().any(|f| f.milestone == "resolve" && f.open_yellow == 2).then_some(())
+    })
+    .await
+    .unwrap();
+    let figures = client(h.running())
+        .await
+        .on_time_figures(OnTimeFiguresRequest { from: ts(at(-60)), to: ts(at(60)), unit_id: "st-dongmen".into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .figures;
+    let accept = figures.iter().find(|f| f.milestone == "accept").unwrap();
+    assert_eq!((accept.unit_id.as_str(), accept.met_on_time, accept.met_late, accept.on_time_rate), ("st-dongmen", 1, 1, 0.5));
+    // Another period: nothing met in it.
+    let later = client(h.running())
+        .await
+        .on_time_figures(OnTimeFiguresRequest { from: ts(at(120)), to: ts(at(180)), unit_id: String::new() })
+        .await
+        .unwrap()
+        .into_inner()
+        .figures;
+    assert!(later.iter().all(|f| f.met_on_time + f.met_late == 0), "{later:?}");
+    let err =
+        client(h.running()).await.on_time_figures(OnTimeFiguresRequest { from: None, to: None, unit_id: String::new() }).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+}
