@@ -69,6 +69,7 @@ impl Handler for Events {
         };
         let armed_by = meta.event_id.as_str();
         let changes = plan(&existing, &event, at, &self.rules.policy, &self.rules.calendar);
+        self.warn_of_uncovered_years(case_id, &changes);
         let step = Step { case_id, case_no, armed_by, at_ms: to_millis(at), now_ms };
         for change in &changes {
             step.apply(tx, change, &existing).await?;
@@ -78,6 +79,28 @@ impl Handler for Events {
 
     fn committed(&self, _msg: &Incoming) {
         self.timer_wake.notify_one();
+    }
+}
+
+impl Events {
+    /// A working-day limit counted across a year the calendar has no official schedule for is
+    /// counted Monday to Friday, which is likely wrong: said loudly, with the year to add.
+    fn warn_of_uncovered_years(&self, case_id: &str, changes: &[Change]) {
+        for change in changes {
+            let Change::Arm(t) = change else { continue };
+            let limit = self.rules.policy.limit(t.clock.milestone, t.urgency);
+            if !matches!(limit, crate::domain::Limit::WorkingDays(_) | crate::domain::Limit::WorkingHours(_)) {
+                continue;
+            }
+            let years = self.rules.calendar.uncovered_years(t.clock.started_at, t.clock.deadline);
+            if !years.is_empty() {
+                tracing::warn!(
+                    case_id, milestone = %t.clock.milestone, ?years,
+                    "a working-day deadline runs into years without an official holiday schedule and is counted Monday to Friday there: \
+                     add them to the calendar file"
+                );
+            }
+        }
     }
 }
 

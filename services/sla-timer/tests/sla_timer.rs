@@ -12,7 +12,15 @@ use jiesu_proto::v1::{
     CaseAccepted, CaseClosed, CaseDispatched, CaseReceived, CaseRef, CaseReopened, CaseResolved, ClockView, EventMeta, ListClocksResponse,
     SlaBreached, Urgency, case_ref::Ref, sla_service_client::SlaServiceClient,
 };
-use jiesu_testkit::{Harness, TestBed, demo_config, eventually, grpc_channel, http_get};
+use jiesu_testkit::{Backend, Harness, TestBed, demo_config, eventually, grpc_channel, http_get};
+
+jiesu_testkit::on_both_backends!(
+    clocks_fire_once_and_survive_restarts,
+    reopening_rearms_resolve_and_closing_stops_everything,
+    previews_a_deadline_across_the_holidays,
+    an_approved_extension_moves_the_resolve_deadline_and_keeps_the_original,
+    on_time_figures_per_milestone_and_unit
+);
 use prost::Message;
 
 /// Monday 23 November 2026, 10:00 in Beijing.
@@ -36,11 +44,13 @@ struct Timer {
 }
 
 impl Timer {
-    async fn start() -> Self {
+    async fn start(backend: Backend) -> Self {
         let clock = ManualClock::new(at(0));
         let bed = TestBed::new(demo_config(), &["sla_timer"]);
-        let h =
-            Harness::start_on(bed, "sla_timer", Arc::new(clock.clone()), |c, k| async move { jiesu_sla_timer::start(&c, k).await }).await;
+        let h = Harness::start_on_backend(bed, "sla_timer", backend, Arc::new(clock.clone()), |c, k| async move {
+            jiesu_sla_timer::start(&c, k).await
+        })
+        .await;
         Self { h, clock }
     }
 
@@ -126,9 +136,8 @@ async fn metrics(running: &Running) -> String {
     http_get(running.admin_addr, "/metrics").await.expect("the admin port answers").1
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn clocks_fire_once_and_survive_restarts() {
-    let mut h = Timer::start().await;
+async fn clocks_fire_once_and_survive_restarts(backend: Backend) {
+    let mut h = Timer::start(backend).await;
     let case_id = uuid::Uuid::now_v7().to_string();
     let case_no = "DM20261123-0001";
 
@@ -237,9 +246,8 @@ async fn clocks_fire_once_and_survive_restarts() {
     h.h.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn reopening_rearms_resolve_and_closing_stops_everything() {
-    let mut h = Timer::start().await;
+async fn reopening_rearms_resolve_and_closing_stops_everything(backend: Backend) {
+    let mut h = Timer::start(backend).await;
     let case_id = uuid::Uuid::now_v7().to_string();
     let case_no = "DM20261123-0002";
 
@@ -294,16 +302,16 @@ async fn reopening_rearms_resolve_and_closing_stops_everything() {
 
 /// `PreviewDeadline` (时限预演): what a clock would compute, across the 2024–2026 holidays, on a
 /// unit's business hours, with every bad input named.
-#[tokio::test(flavor = "multi_thread")]
-async fn previews_a_deadline_across_the_holidays() {
+async fn previews_a_deadline_across_the_holidays(backend: Backend) {
     use jiesu_proto::v1::PreviewDeadlineRequest;
     let mut bed = TestBed::new(demo_config(), &["sla_timer"]);
     // A district's own set of hours, beside the built-in ones.
     bed.config.set("sla_timer.business_hours.sets.duty.days", "every");
     bed.config.set("sla_timer.business_hours.sets.duty.periods", vec!["00:00-24:00"]);
-    let h =
-        Harness::start_on(bed, "sla_timer", Arc::new(ManualClock::new(at(0))), |c, k| async move { jiesu_sla_timer::start(&c, k).await })
-            .await;
+    let h = Harness::start_on_backend(bed, "sla_timer", backend, Arc::new(ManualClock::new(at(0))), |c, k| async move {
+        jiesu_sla_timer::start(&c, k).await
+    })
+    .await;
     let mut c = client(h.running()).await;
     let bj = |s: &str| {
         use chrono::TimeZone;
@@ -358,10 +366,9 @@ async fn previews_a_deadline_across_the_holidays() {
 /// 延期: an approved extension moves the resolve clock (one version up), keeps the original
 /// deadline for the statistics, and the old deadline passes without a breach; a refused one
 /// changes nothing.
-#[tokio::test(flavor = "multi_thread")]
-async fn an_approved_extension_moves_the_resolve_deadline_and_keeps_the_original() {
+async fn an_approved_extension_moves_the_resolve_deadline_and_keeps_the_original(backend: Backend) {
     use jiesu_proto::v1::CaseExtensionDecided;
-    let h = Timer::start().await;
+    let h = Timer::start(backend).await;
     let case_id = uuid::Uuid::now_v7().to_string();
     let case_no = "DM20261123-0042";
     let dispatched = CaseDispatched {
@@ -411,10 +418,9 @@ async fn an_approved_extension_moves_the_resolve_deadline_and_keeps_the_original
 }
 
 /// 按时率: milestones met on time and late in a period, per unit, and what is yellow or red now.
-#[tokio::test(flavor = "multi_thread")]
-async fn on_time_figures_per_milestone_and_unit() {
+async fn on_time_figures_per_milestone_and_unit(backend: Backend) {
     use jiesu_proto::v1::OnTimeFiguresRequest;
-    let h = Timer::start().await;
+    let h = Timer::start(backend).await;
     // Two cases of 东门街道: one signed for in 5 minutes, one in 20 (the limit is 10).
     for (i, signed_at) in [5, 20].into_iter().enumerate() {
         let case_id = uuid::Uuid::now_v7().to_string();

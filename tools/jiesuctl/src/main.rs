@@ -138,6 +138,17 @@ enum Command {
         #[arg(long, default_value = "")]
         unit: String,
     },
+    /// On-time figures (按时率) per milestone and unit over a period, and what is yellow and red now.
+    Figures {
+        /// The period's first day or moment, district time: "2026-12-01" or "2026-12-01 09:00".
+        #[arg(long)]
+        from: String,
+        /// Its end (exclusive); now when absent.
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long, default_value = "")]
+        unit: String,
+    },
     /// Look at cases.
     Case {
         #[command(subcommand)]
@@ -433,6 +444,33 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Case { command: CaseCommand::List { unit, limit, filter } } => list(&d, filter.request(unit, limit)).await,
         Command::Case { command: CaseCommand::Count { unit } } => act::count(&d, unit).await,
         Command::Workflow(command) => act::run(&d, command).await,
+        Command::Figures { from, to, unit } => {
+            let from = Some(act::moment_from(&d, "from", &from)?);
+            let to = to.map(|t| act::moment_from(&d, "to", &t)).transpose()?;
+            let mut c = SlaServiceClient::new(d.channel("sla_timer").await?);
+            let r = c.on_time_figures(pb::OnTimeFiguresRequest { from, to, unit_id: unit }).await.map_err(status)?.into_inner();
+            println!(
+                "  {:<24} {:<8} {:>6} {:>6} {:>8} {:>6} {:>6} {:>6}",
+                "单位", "环节", "按时", "逾期", "按时率", "延期", "黄灯", "红灯"
+            );
+            for f in &r.figures {
+                println!(
+                    "  {:<24} {:<8} {:>6} {:>6} {:>7.1}% {:>6} {:>6} {:>6}",
+                    if f.unit_id.is_empty() { "（未派单）" } else { &f.unit_id },
+                    milestone_zh(&f.milestone),
+                    f.met_on_time,
+                    f.met_late,
+                    f.on_time_rate * 100.0,
+                    f.extended,
+                    f.open_yellow,
+                    f.open_red
+                );
+            }
+            if r.figures.is_empty() {
+                println!("（这段时间没有时限记录）");
+            }
+            Ok(())
+        }
         Command::Deadline { limit, from, unit } => {
             let start = from.map(|t| act::moment_from(&d, "from", &t)).transpose()?;
             let mut c = SlaServiceClient::new(d.channel("sla_timer").await?);
