@@ -7,8 +7,8 @@ use jiesu_kit::{
     time::{from_millis, millis_to_proto},
 };
 use jiesu_proto::v1::{
-    CaseRef, ClockView, ListClocksResponse, MilestoneFigures, OnTimeFiguresRequest, OnTimeFiguresResponse, PreviewDeadlineRequest,
-    PreviewDeadlineResponse, TimelineEntry, sla_service_server::SlaService,
+    CaseRef, ClockView, ListAtRiskRequest, ListAtRiskResponse, ListClocksResponse, MilestoneFigures, OnTimeFiguresRequest,
+    OnTimeFiguresResponse, PreviewDeadlineRequest, PreviewDeadlineResponse, TimelineEntry, sla_service_server::SlaService,
 };
 use jiesu_reference::{
     Organisation, milestone_zh,
@@ -65,22 +65,26 @@ impl SlaService for SlaApi {
         }))
     }
 
-    async fn on_time_figures(&self, request: Request<OnTimeFiguresRequest>) -> Result<Response<OnTimeFiguresResponse>, Status> {
-        let requested = request.get_ref().unit_id.trim().to_string();
-        // A unit sees its own figures; the centre, leaders, auditors and services any unit's.
-        let unit_id = match jiesu_kit::auth::caller(&request) {
-            Some(who) if !jiesu_kit::auth::sees_every_case(who) && !who.has(jiesu_kit::auth::Role::Leader) => match &who.unit {
-                Some(unit) if requested.is_empty() || requested == *unit => unit.clone(),
-                Some(unit) => {
-                    return Err(Status::permission_denied(format!(
-                        "{} may see only the figures of its own unit {unit}, not of {requested}",
-                        who.describe()
-                    )));
-                }
-                None => return Err(Status::permission_denied(format!("{} may not see on-time figures", who.describe()))),
-            },
-            _ => requested,
+    async fn list_at_risk(&self, request: Request<ListAtRiskRequest>) -> Result<Response<ListAtRiskResponse>, Status> {
+        let unit_id = unit_scope(&request, &request.get_ref().unit_id)?;
+        let req = request.into_inner();
+        let states = match req.colour.trim() {
+            "" => ("warned", "breached"),
+            "yellow" => ("warned", "warned"),
+            "red" => ("breached", "breached"),
+            other => return Err(invalid(format!("colour {other:?} is not yellow or red (or empty for both)"))),
         };
+        let limit = match req.limit {
+            0 => 100,
+            n if n > 1000 => return Err(invalid(format!("limit {n} is over the maximum of 1000"))),
+            n => n,
+        };
+        let rows = store::at_risk(&self.db, &unit_id, states, limit).await?;
+        Ok(Response::new(ListAtRiskResponse { clocks: rows.iter().map(view).collect() }))
+    }
+
+    async fn on_time_figures(&self, request: Request<OnTimeFiguresRequest>) -> Result<Response<OnTimeFiguresResponse>, Status> {
+        let unit_id = unit_scope(&request, &request.get_ref().unit_id)?;
         let req = request.into_inner();
         let instant = |field: &str, t: Option<&jiesu_proto::Timestamp>| {
             t.map(|t| jiesu_kit::time::from_proto(t).ok_or_else(|| invalid(format!("{field} is not a valid instant")))).transpose()
@@ -170,6 +174,23 @@ impl SlaService for SlaApi {
     }
 }
 
+/// The unit a query of figures or risks is narrowed to: a unit sees its own; the centre,
+/// leaders, auditors and services any unit's (`""`: all).
+fn unit_scope<T>(request: &Request<T>, requested: &str) -> Result<String, Status> {
+    let requested = requested.trim().to_string();
+    match jiesu_kit::auth::caller(request) {
+        Some(who) if !jiesu_kit::auth::sees_every_case(who) && !who.has(jiesu_kit::auth::Role::Leader) => match &who.unit {
+            Some(unit) if requested.is_empty() || requested == *unit => Ok(unit.clone()),
+            Some(unit) => Err(Status::permission_denied(format!(
+                "{} may see only the figures of its own unit {unit}, not of {requested}",
+                who.describe()
+            ))),
+            None => Err(Status::permission_denied(format!("{} may not see the units' time limits", who.describe()))),
+        },
+        _ => Ok(requested),
+    }
+}
+
 fn view(r: &ClockRow) -> ClockView {
     ClockView {
         clock_id: r.clock_id.clone(),
@@ -183,6 +204,7 @@ fn view(r: &ClockRow) -> ClockView {
         stopped_at: r.stopped_at.map(millis_to_proto),
         unit_id: r.unit_id.clone(),
         original_deadline: r.original_deadline.map(millis_to_proto),
+        case_no: r.case_no.clone(),
     }
 }
 

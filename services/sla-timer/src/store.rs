@@ -132,6 +132,18 @@ pub async fn reassign(tx: &mut Tx, clock_id: &str, version: u32, unit_id: &str, 
     Ok(n == 1)
 }
 
+/// Running clocks past their yellow point (`warned`) or deadline (`breached`) of `unit_id`
+/// (`""`: all), the nearest deadline first.
+pub async fn at_risk(db: &Db, unit_id: &str, states: (&str, &str), limit: u32) -> Result<Vec<ClockRow>, Error> {
+    let (a, b) = states;
+    let sql = format!(
+        "SELECT {READ_COLUMNS} FROM clocks WHERE state IN ($1, $2) AND ($3 = '' OR unit_id = $3) ORDER BY deadline, clock_id LIMIT $4"
+    );
+    let rows = with_pool!(db, pool => sqlx::query_as::<_, ClockRow>(sqlx::AssertSqlSafe(sql))
+        .bind(a).bind(b).bind(unit_id).bind(i64::from(limit)).fetch_all(pool).await)?;
+    Ok(rows)
+}
+
 /// Met stops in a period, per milestone and unit.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MetFigures {

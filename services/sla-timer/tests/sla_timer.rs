@@ -476,6 +476,30 @@ async fn on_time_figures_per_milestone_and_unit(backend: Backend) {
         .into_inner()
         .figures;
     assert!(later.iter().all(|f| f.met_on_time + f.met_late == 0), "{later:?}");
+    // The same clocks at risk, the nearest deadline first.
+    let risky = client(h.running())
+        .await
+        .list_at_risk(jiesu_proto::v1::ListAtRiskRequest { unit_id: "st-dongmen".into(), colour: "yellow".into(), limit: 0 })
+        .await
+        .unwrap()
+        .into_inner()
+        .clocks;
+    assert_eq!(risky.iter().map(|c| c.milestone.as_str()).collect::<Vec<_>>(), ["resolve", "resolve"]);
+    assert!(
+        risky.iter().all(|c| c.state == "warned" && c.case_no.starts_with("DM"))
+            && risky[0].deadline.as_ref().map(|t| t.seconds) <= risky[1].deadline.as_ref().map(|t| t.seconds)
+    );
+    let none = client(h.running())
+        .await
+        .list_at_risk(jiesu_proto::v1::ListAtRiskRequest { unit_id: "st-xinan".into(), colour: String::new(), limit: 0 })
+        .await
+        .unwrap()
+        .into_inner()
+        .clocks;
+    assert!(none.is_empty());
+    let bad =
+        client(h.running()).await.list_at_risk(jiesu_proto::v1::ListAtRiskRequest { colour: "blue".into(), ..Default::default() }).await;
+    assert_eq!(bad.unwrap_err().code(), tonic::Code::InvalidArgument);
     let err =
         client(h.running()).await.on_time_figures(OnTimeFiguresRequest { from: None, to: None, unit_id: String::new() }).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);

@@ -149,6 +149,16 @@ enum Command {
         #[arg(long, default_value = "")]
         unit: String,
     },
+    /// Time limits at risk now (预警/超时): yellow or red clocks, the nearest deadline first.
+    AtRisk {
+        #[arg(long, default_value = "")]
+        unit: String,
+        /// yellow or red; both when absent.
+        #[arg(long, default_value = "")]
+        colour: String,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
     /// Look at cases.
     Case {
         #[command(subcommand)]
@@ -444,6 +454,24 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Case { command: CaseCommand::List { unit, limit, filter } } => list(&d, filter.request(unit, limit)).await,
         Command::Case { command: CaseCommand::Count { unit } } => act::count(&d, unit).await,
         Command::Workflow(command) => act::run(&d, command).await,
+        Command::AtRisk { unit, colour, limit } => {
+            let mut c = SlaServiceClient::new(d.channel("sla_timer").await?);
+            let r = c.list_at_risk(pb::ListAtRiskRequest { unit_id: unit, colour, limit }).await.map_err(status)?.into_inner();
+            for k in &r.clocks {
+                println!(
+                    "  {}  {:<8} {:<24} {:<8} 截止 {}",
+                    k.case_no,
+                    milestone_zh(&k.milestone),
+                    if k.unit_id.is_empty() { "（未派单）" } else { &k.unit_id },
+                    clock_state_zh(&k.state),
+                    d.local(k.deadline.as_ref())
+                );
+            }
+            if r.clocks.is_empty() {
+                println!("（没有预警或超时的时限）");
+            }
+            Ok(())
+        }
         Command::Figures { from, to, unit } => {
             let from = Some(act::moment_from(&d, "from", &from)?);
             let to = to.map(|t| act::moment_from(&d, "to", &t)).transpose()?;
