@@ -138,7 +138,7 @@ impl Clock {
             milestone,
             version,
             started_at: start,
-            warn_at: warning_point(start, deadline, policy.warn_at),
+            warn_at: policy.yellow_at(milestone, start, deadline),
             deadline,
             state: ClockState::Armed,
         }
@@ -155,13 +155,13 @@ impl Clock {
     /// that a firing planned for the old deadline is recognised as stale; the yellow point is
     /// recomputed over the whole span, and a clock already yellow stays yellow (it never warns
     /// twice). `None` when the deadline is not later, or the clock is not running short of red.
-    pub fn moved_to(&self, deadline: DateTime<Utc>, warn_fraction: f64) -> Option<Clock> {
+    pub fn moved_to(&self, deadline: DateTime<Utc>, policy: &Policy) -> Option<Clock> {
         if deadline <= self.deadline || !matches!(self.state, ClockState::Armed | ClockState::Warned) {
             return None;
         }
         Some(Clock {
             version: self.version.checked_add(1)?,
-            warn_at: warning_point(self.started_at, deadline, warn_fraction),
+            warn_at: policy.yellow_at(self.milestone, self.started_at, deadline),
             deadline,
             ..self.clone()
         })

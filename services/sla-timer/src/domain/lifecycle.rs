@@ -213,7 +213,7 @@ pub fn plan(existing: &[Tracked], event: &CaseEvent, at: DateTime<Utc>, policy: 
         CaseEvent::ExtensionApproved { deadline } => {
             // A clock already red stays red: the extension came after the limit was missed.
             if let Some(t) = find(Milestone::Resolve).filter(|t| matches!(t.clock.state, ClockState::Armed | ClockState::Warned))
-                && let Some(clock) = t.clock.moved_to(*deadline, policy.warn_at)
+                && let Some(clock) = t.clock.moved_to(*deadline, policy)
             {
                 changes.push(Change::Move { milestone: Milestone::Resolve, version: t.clock.version, clock });
             }

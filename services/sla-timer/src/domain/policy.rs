@@ -3,7 +3,11 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use super::{DomainError, Limit, ResolveLimits};
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+use super::{DomainError, Limit, ResolveLimits, TimeError, warning_point};
 
 /// A milestone (节点) of a case that has its own clock: from the event that starts it to the event
 /// that meets it.
@@ -78,6 +82,76 @@ pub struct Policy {
     pub escalate: Limit,
     /// Dispatched → resolved (办结), by urgency.
     pub resolve: ResolveLimits,
+    /// `[sla_timer.policy.yellow]`: a milestone's own yellow point (预警点), instead of `warn_at`:
+    /// a fraction (`"0.5"`) or a time before the deadline (`"2h before"`, `"30m before"`).
+    pub yellow: BTreeMap<Milestone, YellowPoint>,
+}
+
+/// When a clock turns yellow (预警点).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum YellowPoint {
+    /// This fraction of the span, strictly between 0 and 1.
+    Fraction(f64),
+    /// This long before the deadline (elapsed time); at the start if the span is shorter.
+    Before(Limit),
+}
+
+impl FromStr for YellowPoint {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        if let Some(span) = text.strip_suffix("before").map(str::trim) {
+            let limit: Limit = span.parse().map_err(|e: TimeError| e.to_string())?;
+            return match limit.elapsed() {
+                Some(_) if !limit.is_immediate() => Ok(YellowPoint::Before(limit)),
+                Some(_) => Err(format!("{text:?}: a yellow point at the deadline itself is no warning")),
+                None => Err(format!("{text:?}: the time before the deadline is elapsed time (m, h, d), not working time")),
+            };
+        }
+        match text.parse::<f64>() {
+            Ok(f) if f > 0.0 && f < 1.0 => Ok(YellowPoint::Fraction(f)),
+            _ => Err(format!("{text:?} is neither a fraction strictly between 0 and 1 nor a time \"before\" the deadline (\"2h before\")")),
+        }
+    }
+}
+
+impl TryFrom<String> for YellowPoint {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<YellowPoint> for String {
+    fn from(y: YellowPoint) -> String {
+        match y {
+            YellowPoint::Fraction(f) => f.to_string(),
+            YellowPoint::Before(l) => format!("{l} before"),
+        }
+    }
+}
+
+impl Serialize for YellowPoint {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&String::from(*self))
+    }
+}
+
+impl<'de> Deserialize<'de> for YellowPoint {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // A bare number (yellow.accept = 0.5) is as welcome as a string.
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(f64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Number(f) => f.to_string().parse().map_err(serde::de::Error::custom),
+            Raw::Text(t) => t.parse().map_err(serde::de::Error::custom),
+        }
+    }
 }
 
 impl Default for Policy {
@@ -90,6 +164,7 @@ impl Default for Policy {
             reply: Limit::Hours(72),
             escalate: Limit::WorkingDays(50),
             resolve: ResolveLimits::default(),
+            yellow: BTreeMap::new(),
         }
     }
 }
@@ -104,6 +179,19 @@ impl Policy {
             Milestone::Reply => self.reply,
             Milestone::Escalate => self.escalate,
             Milestone::Resolve => self.resolve.of(urgency),
+        }
+    }
+
+    /// When the clock of `milestone` spanning `start`..`deadline` turns yellow: its own yellow
+    /// point, else `warn_at` of the span; never before the start nor after the deadline.
+    pub fn yellow_at(&self, milestone: Milestone, start: DateTime<Utc>, deadline: DateTime<Utc>) -> DateTime<Utc> {
+        match self.yellow.get(&milestone) {
+            Some(YellowPoint::Fraction(f)) => warning_point(start, deadline, *f),
+            Some(YellowPoint::Before(span)) => {
+                let span = span.elapsed().unwrap_or_default();
+                deadline.checked_sub_signed(span).unwrap_or(start).clamp(start, deadline)
+            }
+            None => warning_point(start, deadline, self.warn_at),
         }
     }
 
@@ -130,6 +218,22 @@ impl Policy {
         for (key, limit) in limits {
             if limit.is_immediate() {
                 problems.push(format!("{key} is {limit}: its clock would be red as soon as it starts"));
+            }
+        }
+        // A yellow point as long before the deadline as the whole limit would be yellow at once.
+        for (milestone, point) in &self.yellow {
+            let YellowPoint::Before(before) = point else { continue };
+            for urgency in [Urgency::Emergency, Urgency::Normal, Urgency::Complex] {
+                let limit = self.limit(*milestone, urgency);
+                if let (Some(span), Some(ahead)) = (limit.elapsed(), before.elapsed())
+                    && ahead >= span
+                {
+                    problems.push(format!(
+                        "yellow.{milestone} \"{before} before\" is not shorter than the {milestone} limit {limit}{}: the clock would be yellow at once",
+                        if *milestone == Milestone::Resolve { format!(" ({})", urgency.key()) } else { String::new() }
+                    ));
+                    break;
+                }
             }
         }
         if problems.is_empty() { Ok(()) } else { Err(DomainError::InvalidPolicy(problems)) }
@@ -272,5 +376,46 @@ mod tests {
         assert!(problems[1].starts_with("accept is 0m"));
         assert!(problems[2].starts_with("resolve.emergency is 0m"));
         assert!(err.to_string().starts_with("invalid SLA policy: warn_at must be"));
+    }
+
+    #[test]
+    fn a_milestone_may_have_its_own_yellow_point() {
+        let p: Policy = toml::from_str(
+            r#"
+            [yellow]
+            accept = "2m before"
+            resolve = 0.5
+            "#,
+        )
+        .unwrap();
+        let t = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        let (start, end) = (t("2026-03-02T01:00:00Z"), t("2026-03-02T01:10:00Z"));
+        assert_eq!(p.yellow_at(Milestone::Accept, start, end), t("2026-03-02T01:08:00Z"));
+        assert_eq!(p.yellow_at(Milestone::Resolve, start, end), t("2026-03-02T01:05:00Z"));
+        assert_eq!(p.yellow_at(Milestone::Contact, start, end), t("2026-03-02T01:08:00Z"), "warn_at 0.8 for the rest");
+        // A span shorter than the time before: yellow at once.
+        let short = YellowPoint::Before(Limit::Hours(1));
+        let q = Policy { yellow: BTreeMap::from([(Milestone::Accept, short)]), ..Policy::default() };
+        assert_eq!(q.yellow_at(Milestone::Accept, start, end), start);
+        for (text, ok) in [
+            ("0.25", true),
+            ("30m before", true),
+            ("1d before", true),
+            ("1.5", false),
+            ("0", false),
+            ("3wd before", false),
+            ("0m before", false),
+            ("soon", false),
+        ] {
+            assert_eq!(text.parse::<YellowPoint>().is_ok(), ok, "{text}");
+        }
+        let err = toml::from_str::<Policy>("[yellow]\nnowhere = 0.5\n").unwrap_err().to_string();
+        assert!(err.contains("nowhere"), "{err}");
+        assert_eq!(String::from(YellowPoint::Before(Limit::Minutes(30))), "30m before");
+        // As long before the deadline as an emergency's whole resolve limit: refused at start.
+        let p: Policy = toml::from_str("[yellow]\nresolve = \"4h before\"\n").unwrap();
+        let err = p.validate().unwrap_err().to_string();
+        assert!(err.contains("yellow.resolve \"4h before\" is not shorter than the resolve limit 2h (emergency)"), "{err}");
+        assert!(Policy::default().validate().is_ok());
     }
 }
