@@ -108,8 +108,7 @@ impl DispatchApi {
         let row = store::get(&self.db, key).await?.ok_or_else(|| Error::NotFound(key.describe()))?;
         if let Some(who) = who {
             let assisting = row.assisting_ids();
-            let overseen = self.dispatch.org.leader(&who.subject).map(|l| l.oversees.as_slice()).unwrap_or_default();
-            let overseen = if who.has(jiesu_kit::auth::Role::Leader) { overseen } else { &[] };
+            let overseen = self.overseen_by(who);
             policy::may_view(who, policy::Parties { owner: &row.unit_id, assisting: &assisting, leader: &row.leader_id, overseen })?;
         }
         let history = store::history(&self.db, &row.case_id).await?;
@@ -457,6 +456,14 @@ impl DispatchService for DispatchApi {
 }
 
 impl DispatchApi {
+    /// The units `who` oversees as a leader (分管单位); none for anyone else.
+    fn overseen_by(&self, who: &Identity) -> &[String] {
+        match self.dispatch.org.leader(&who.subject) {
+            Some(l) if who.has(jiesu_kit::auth::Role::Leader) => &l.oversees,
+            _ => &[],
+        }
+    }
+
     /// The unit and the leader a list or a count is narrowed to, given what the caller may see: a
     /// unit its own cases, a leader those escalated to them (or a unit's they oversee), the centre
     /// anything it asks for.
@@ -465,10 +472,9 @@ impl DispatchApi {
         match auth::caller(request) {
             Some(who) => {
                 let unit = policy::list_scope(who, unit_id)?.unwrap_or_default();
-                let oversees = self.dispatch.org.leader(&who.subject).map(|l| l.oversees.as_slice()).unwrap_or_default();
-                let leader = match policy::leader_scope(who, &unit, oversees) {
+                let leader = match policy::leader_scope(who, &unit, self.overseen_by(who)) {
                     Some(me) => me.to_string(),
-                    None if policy::leader_scope(who, "", &[]).is_some() => String::new(),
+                    None if policy::acts_as_leader(who) => String::new(),
                     None => leader_id,
                 };
                 Ok((unit, leader))

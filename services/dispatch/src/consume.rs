@@ -5,11 +5,7 @@ use std::sync::Arc;
 
 use jiesu_kit::{Handler, HandlerError, Work};
 
-use crate::Dispatch;
-
-fn case_of(ev: &impl jiesu_proto::Event) -> String {
-    ev.meta().map(|m| m.case_id.trim().to_string()).unwrap_or_default()
-}
+use crate::{Dispatch, service::event_case_id};
 
 jiesu_kit::consumes! {
     /// The events of dispatch's durable consumer.
@@ -30,8 +26,8 @@ impl Handler for Events {
             Consumed::CaseClassified(ev) => d.dispatch_classified(work, &ev).await?,
             Consumed::CaseReopened(ev) => d.reopen(work, &ev).await?,
             Consumed::RevisitRecorded(ev) => d.on_revisit(work, &ev).await?,
-            Consumed::SlaWarning(ev) => d.on_sla(work, &case_of(&ev), &ev.milestone, "yellow").await?,
-            Consumed::SlaBreached(ev) => d.on_sla(work, &case_of(&ev), &ev.milestone, "red").await?,
+            Consumed::SlaWarning(ev) => d.on_sla(work, &event_case_id(&ev), &ev.milestone, "yellow").await?,
+            Consumed::SlaBreached(ev) => d.on_sla(work, &event_case_id(&ev), &ev.milestone, "red").await?,
         }
         Ok(())
     }

@@ -14,8 +14,6 @@ use crate::workflow::{Action, ReturnReason, Ruling, Stage};
 pub const AT_STREET: &str = "@street";
 /// A matrix entry's wildcard: any sub-item, any street.
 pub const ANY: &str = "*";
-/// Longest reply to the citizen (答复内容) a unit may file, in characters.
-pub const MAX_REPLY_CHARS: usize = 2_000;
 /// Longest note a unit may add when it reports contacting the citizen, in characters.
 pub const MAX_NOTE_CHARS: usize = 500;
 /// Longest name of the person who signs for or resolves a case, in characters.
@@ -282,17 +280,13 @@ pub fn accepted_detail(unit_name: &str, accepted_by: &str) -> String {
     format!("{unit_name}已签收（签收人：{accepted_by}）")
 }
 
-/// "已办结，答复：…"
+/// "已联系市民（联系人：王五）：约定上门核实"
 pub fn contacted_detail(contacted_by: &str, note: &str) -> String {
     if note.is_empty() {
         format!("已联系市民（联系人：{contacted_by}）")
     } else {
         format!("已联系市民（联系人：{contacted_by}）：{note}")
     }
-}
-
-pub fn resolved_detail(reply: &str) -> String {
-    format!("已办结，答复：{reply}")
 }
 
 /// "回访不满意，重新办理（第2轮）"; `reason` is the revisit's, e.g. "回访不满意".
@@ -687,7 +681,6 @@ mod tests {
         assert_eq!(dispatched_detail("东门街道", &["城市管理委员会", "海滨社区"]), "派单至东门街道（协办：城市管理委员会、海滨社区）");
         assert_eq!(dispatched_detail("水务局", &[]), "派单至水务局");
         assert_eq!(accepted_detail("东门街道", "王五"), "东门街道已签收（签收人：王五）");
-        assert_eq!(resolved_detail("已清理"), "已办结，答复：已清理");
         assert_eq!(reopened_detail("", 2), "回访不满意，重新办理（第2轮）");
         assert_eq!(reopened_detail("回访基本满意但问题未解决", 3), "回访基本满意但问题未解决，重新办理（第3轮）");
         assert_eq!(closed_detail(Satisfaction::Satisfied), "回访满意，已结案");

@@ -61,10 +61,15 @@ pub fn actor(who: &Identity) -> Result<Actor<'_>, Refusal> {
     }
 }
 
+/// Whether `who` sees cases as a leader does: a leader who is neither of the centre nor a unit.
+pub fn acts_as_leader(who: &Identity) -> bool {
+    who.has(Role::Leader) && !sees_every_case(who) && !is_unit(who)
+}
+
 /// The leader scope of a list or a count: a leader sees the cases escalated to them, and all the
 /// cases of a unit they oversee (分管单位) when they ask for that unit; `None` for anyone else.
 pub fn leader_scope<'a>(who: &'a Identity, requested_unit: &str, oversees: &[String]) -> Option<&'a str> {
-    let leader = who.has(Role::Leader) && !sees_every_case(who) && !is_unit(who);
+    let leader = acts_as_leader(who);
     let requested_unit = requested_unit.trim();
     let overseen = !requested_unit.is_empty() && oversees.iter().any(|u| u == requested_unit);
     (leader && !overseen).then_some(who.subject.as_str())

@@ -368,18 +368,8 @@ impl Dispatch {
 
     /// 办结. With a `letter`, the written response is given in the same step.
     pub async fn resolve(&self, work: &mut Work<'_>, key: &CaseKey, who: Who<'_>, letter: Option<Letter>) -> Result<String, Error> {
-        match letter {
-            Some(letter) => {
-                self.reply(work, key, who, letter).await?;
-            }
-            None => {
-                let case = self.case_of(&find_case(work.tx, key).await?)?;
-                if matches!(case.stage, Stage::Contacted | Stage::Verified | Stage::StagedResolved) {
-                    return Err(Error::Invalid(
-                        "reply is required: the answer to the citizen (答复内容), unless the written response was given with Reply".into(),
-                    ));
-                }
-            }
+        if let Some(letter) = letter {
+            self.reply(work, key, who, letter).await?;
         }
         let step = self.act(work, key, who, &Action::Resolve, Stamp::Resolved).await?;
         let reply = step.after.reply_letter.as_ref().map(|l| l.handling.clone()).unwrap_or_default();
@@ -507,8 +497,6 @@ impl Dispatch {
     ) -> Result<String, Error> {
         self.check_handling_unit("unit_id", unit)?;
         let note = crate::workflow::optional_text("the note", note)?;
-        let row = find_case(work.tx, key).await?;
-        let deadline = deadline.unwrap_or(self.case_of(&row)?.deadline);
         let action = Action::AddAssisting { unit: unit.trim().into(), deadline };
         let mut detail = domain::action_detail(&action, &|id| self.name_of(id), self.timezone);
         if !note.is_empty() {
@@ -766,6 +754,6 @@ async fn find_case(tx: &mut Tx, key: &CaseKey) -> Result<CaseRow, Error> {
 }
 
 /// The case an event is about (its meta was checked by the kit).
-fn event_case_id(ev: &impl Event) -> String {
+pub(crate) fn event_case_id(ev: &impl Event) -> String {
     ev.meta().map(|m| m.case_id.trim().to_string()).unwrap_or_default()
 }

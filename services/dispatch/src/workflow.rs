@@ -186,7 +186,8 @@ pub enum Action {
     },
     AddAssisting {
         unit: String,
-        deadline: DateTime<Utc>,
+        /// The part's own deadline; the case's deadline in force when `None`.
+        deadline: Option<DateTime<Utc>>,
     },
     AcceptAssist,
     AnswerAssist {
@@ -414,6 +415,12 @@ impl Case {
             }
             Action::Resolve => {
                 self.owner_only(actor)?;
+                if matches!(self.stage, Contacted | Verified | StagedResolved) {
+                    return Err(refuse(
+                        "missing-text",
+                        "reply is required: the answer to the citizen (答复内容), unless the written response was given with Reply",
+                    ));
+                }
                 self.at_stage(&[Replied], "resolving")?;
                 if let Some(part) = self.assisting.iter().find(|p| p.answer.is_none()) {
                     return Err(refuse("assist-unanswered", format!("assisting unit {} has not answered its part", part.unit)));
@@ -479,11 +486,12 @@ impl Case {
                 if self.owner.as_deref() == Some(unit.as_str()) || self.assisting.iter().any(|p| p.unit == unit) {
                     return Err(refuse("already-involved", format!("{unit} already works on the case")));
                 }
-                if *deadline <= moment.now {
+                let deadline = deadline.unwrap_or(self.deadline);
+                if deadline <= moment.now {
                     return Err(refuse("deadline-past", "an assisting part's deadline must be in the future"));
                 }
-                within_horizon("the part's deadline", *deadline, moment.now)?;
-                next.assisting.push(Part { unit, deadline: *deadline, accepted: false, answer: None });
+                within_horizon("the part's deadline", deadline, moment.now)?;
+                next.assisting.push(Part { unit, deadline, accepted: false, answer: None });
             }
             Action::AcceptAssist | Action::AnswerAssist { .. } => {
                 let Actor::Unit(unit) = actor else { return Err(refuse("not-assisting", "only an assisting unit answers its part")) };
@@ -724,7 +732,7 @@ mod tests {
             case(),
             &[
                 (UNIT, Action::Accept),
-                (Actor::Centre, Action::AddAssisting { unit: "dept-housing".into(), deadline: t0() + Duration::days(2) }),
+                (Actor::Centre, Action::AddAssisting { unit: "dept-housing".into(), deadline: Some(t0() + Duration::days(2)) }),
                 (UNIT, Action::RequestExtension { until: t0() + Duration::days(9), reason: "协调".into() }),
                 (Actor::Centre, Action::Escalate { leader: "leader-li".into() }),
                 (Actor::Supervisor, Action::Supervise { note: "督办".into() }),
@@ -791,8 +799,8 @@ mod tests {
             case(),
             &[
                 (UNIT, Action::Accept),
-                (Actor::Centre, Action::AddAssisting { unit: "dept-urban-management".into(), deadline }),
-                (UNIT, Action::AddAssisting { unit: "dept-housing".into(), deadline }),
+                (Actor::Centre, Action::AddAssisting { unit: "dept-urban-management".into(), deadline: Some(deadline) }),
+                (UNIT, Action::AddAssisting { unit: "dept-housing".into(), deadline: Some(deadline) }),
                 (UNIT, Action::Contact),
                 (UNIT, Action::Verify),
                 (UNIT, Action::Reply { letter: letter() }),
@@ -828,7 +836,7 @@ mod tests {
         let far = t0() + Duration::days(MAX_HORIZON_DAYS + 2);
         let refused = |a: Action, actor: Actor<'_>| c.apply(actor, &a, at(1, 0), R).unwrap_err().rule;
         assert_eq!(refused(Action::RequestExtension { until: far, reason: "x".into() }, UNIT), "too-far");
-        assert_eq!(refused(Action::AddAssisting { unit: "dept-water".into(), deadline: far }, Actor::Centre), "too-far");
+        assert_eq!(refused(Action::AddAssisting { unit: "dept-water".into(), deadline: Some(far) }, Actor::Centre), "too-far");
         let replied = walk(c.clone(), &[(UNIT, Action::Contact), (UNIT, Action::Reply { letter: letter() })]);
         let staged = replied.apply(UNIT, &Action::StageResolve { next_check: far }, at(1, 0), R).unwrap_err();
         assert!(staged.is_bad_input() && staged.rule == "too-far");
@@ -899,7 +907,7 @@ mod tests {
                     8 => Action::ReviewReturn(Ruling::SendBack { reason: "属地".into() }),
                     9 => Action::Dispatch { to: unit.into() },
                     10 => Action::Transfer { to: unit.into(), reason: "职责调整".into() },
-                    11 => Action::AddAssisting { unit: unit.into(), deadline: later },
+                    11 => Action::AddAssisting { unit: unit.into(), deadline: Some(later) },
                     12 => Action::AnswerAssist { answer: "已处理".into() },
                     13 => Action::RequestExtension { until: later, reason: "协调".into() },
                     14 => Action::DecideExtension { approve: g.next(2) == 0 },

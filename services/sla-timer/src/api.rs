@@ -35,8 +35,7 @@ pub struct SlaApi {
 /// What `PreviewDeadline` computes with: the same calendar and policy the clocks use, the
 /// district's business hours and each unit's.
 pub struct Preview {
-    pub calendar: crate::domain::Calendar,
-    pub policy: crate::domain::Policy,
+    pub rules: Arc<crate::Rules>,
     pub hours: HoursBook,
     pub units: Organisation,
 }
@@ -135,7 +134,7 @@ impl SlaService for SlaApi {
             Some(t) => jiesu_kit::time::from_proto(t).ok_or_else(|| invalid("start is not a valid instant".into()))?,
         };
         let fraction = match req.warn_at {
-            0.0 => p.policy.warn_at,
+            0.0 => p.rules.policy.warn_at,
             f if f > 0.0 && f < 1.0 => f,
             f => return Err(invalid(format!("warn_at {f} must be strictly between 0 and 1 (a fraction of the span)"))),
         };
@@ -152,14 +151,15 @@ impl SlaService for SlaApi {
                 None => p.hours.default_hours(),
             }
         };
-        let deadline = p.calendar.deadline_in(start, limit, hours);
+        let deadline = p.rules.calendar.deadline_in(start, limit, hours);
         if deadline == chrono::DateTime::<chrono::Utc>::MAX_UTC {
             return Err(invalid(format!("limit {limit} from {start} runs past any date this calendar can count")));
         }
         let warn_at = crate::domain::warning_point(start, deadline, fraction);
         let local = |t: chrono::DateTime<chrono::Utc>| t.with_timezone(&self.timezone).format("%Y-%m-%d %H:%M:%S").to_string();
-        let uncovered = p.calendar.uncovered_years(start, deadline);
-        if !uncovered.is_empty() && matches!(limit, Limit::WorkingDays(_) | Limit::WorkingHours(_)) {
+        // Only working time depends on the holidays: elapsed limits cross any year safely.
+        let uncovered = if limit.elapsed().is_none() { p.rules.calendar.uncovered_years(start, deadline) } else { Vec::new() };
+        if !uncovered.is_empty() {
             tracing::warn!(?uncovered, %limit, "a deadline was counted across years without an official holiday schedule");
         }
         Ok(Response::new(PreviewDeadlineResponse {
@@ -169,7 +169,7 @@ impl SlaService for SlaApi {
             hours: if matches!(limit, Limit::WorkingHours(_)) { format!("{name}（{hours}）") } else { String::new() },
             local_deadline: local(deadline),
             local_warn_at: local(warn_at),
-            uncovered_years: if matches!(limit, Limit::WorkingDays(_) | Limit::WorkingHours(_)) { uncovered } else { Vec::new() },
+            uncovered_years: uncovered,
         }))
     }
 }

@@ -89,8 +89,8 @@ impl Events {
         for change in changes {
             let Change::Arm(t) = change else { continue };
             let limit = self.rules.policy.limit(t.clock.milestone, t.urgency);
-            if !matches!(limit, crate::domain::Limit::WorkingDays(_) | crate::domain::Limit::WorkingHours(_)) {
-                continue;
+            if limit.elapsed().is_some() {
+                continue; // elapsed time does not depend on the holidays
             }
             let years = self.rules.calendar.uncovered_years(t.clock.started_at, t.clock.deadline);
             if !years.is_empty() {

@@ -137,7 +137,7 @@ pub async fn start(district: &DistrictConfig, clock: SharedClock) -> Result<Runn
     let timer_wake = Arc::new(Notify::new());
     let metrics = timer::TimerMetrics::register(&host.metrics);
 
-    host.consume(Arc::new(consume::Events { rules, timer_wake: timer_wake.clone() }));
+    host.consume(Arc::new(consume::Events { rules: rules.clone(), timer_wake: timer_wake.clone() }));
 
     let timer = timer::Timer { commands: host.commands(), db: host.db.clone(), clock, wake: timer_wake, metrics };
     host.spawn("sla timer", move |cancel| timer.run(cancel));
@@ -146,7 +146,7 @@ pub async fn start(district: &DistrictConfig, clock: SharedClock) -> Result<Runn
     let api = api::SlaApi {
         db: host.db.clone(),
         timezone: config.timezone(),
-        preview: Arc::new(api::Preview { calendar: load_calendar(&config)?, policy: config.settings.policy.clone(), hours, units }),
+        preview: Arc::new(api::Preview { rules, hours, units }),
         clock: host.clock.clone(),
     };
     Ok(host.serve(jiesu_proto::v1::sla_service_server::SlaServiceServer::new(api))?)

@@ -2,7 +2,7 @@
 //! the caller's token (`--token`, `JIESU_TOKEN`), plus the queues and counts of a desk.
 
 use anyhow::{Result, anyhow, bail};
-use chrono::{NaiveDate, NaiveDateTime, TimeZone};
+use chrono::{NaiveDate, NaiveDateTime, NaiveTime, TimeZone};
 use clap::{Subcommand, ValueEnum};
 use jiesu_proto::v1::{self as pb, dispatch_service_client::DispatchServiceClient};
 use jiesu_reference::case_status_zh;
@@ -179,27 +179,22 @@ impl ReturnReasonArg {
 
 /// A moment written in the district's time: "2026-12-20 18:00", or a day meaning its end.
 pub fn moment(d: &District, field: &str, text: &str) -> Result<prost_types::Timestamp> {
+    local_moment(d, field, text, NaiveTime::from_hms_opt(23, 59, 59).expect("a valid time"))
+}
+
+/// A start written in the district's time: "2026-12-20 09:00", or a day meaning its first minute.
+pub fn moment_from(d: &District, field: &str, text: &str) -> Result<prost_types::Timestamp> {
+    local_moment(d, field, text, NaiveTime::MIN)
+}
+
+/// "2026-12-20 18:00" in the district's time, or a day at `day_time`.
+fn local_moment(d: &District, field: &str, text: &str, day_time: NaiveTime) -> Result<prost_types::Timestamp> {
     let text = text.trim();
     let local = match NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M") {
         Ok(t) => t,
         Err(_) => NaiveDate::parse_from_str(text, "%Y-%m-%d")
             .map_err(|_| anyhow!("--{field} {text:?}: write \"2026-12-20\" or \"2026-12-20 18:00\""))?
-            .and_hms_opt(23, 59, 59)
-            .expect("a valid time"),
-    };
-    let at = d.timezone.from_local_datetime(&local).earliest().ok_or_else(|| anyhow!("--{field} {text:?} does not exist here"))?;
-    Ok(jiesu_kit::time::to_proto(at.to_utc()))
-}
-
-/// A start written in the district's time: "2026-12-20 09:00", or a day meaning its first minute.
-pub fn moment_from(d: &District, field: &str, text: &str) -> Result<prost_types::Timestamp> {
-    let text = text.trim();
-    let local = match NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M") {
-        Ok(t) => t,
-        Err(_) => NaiveDate::parse_from_str(text, "%Y-%m-%d")
-            .map_err(|_| anyhow!("--{field} {text:?}: write \"2026-12-20 09:00\" or \"2026-12-20\""))?
-            .and_hms_opt(0, 0, 0)
-            .expect("a valid time"),
+            .and_time(day_time),
     };
     let at = d.timezone.from_local_datetime(&local).earliest().ok_or_else(|| anyhow!("--{field} {text:?} does not exist here"))?;
     Ok(jiesu_kit::time::to_proto(at.to_utc()))
