@@ -78,6 +78,7 @@ contract! {
         CaseClosed => "case.closed",
         SlaWarning => "sla.warning",
         SlaBreached => "sla.breached",
+        SlaEscalationDue => "sla.escalation_due",
         RevisitRecorded => "revisit.recorded",
     }
     answers {

@@ -82,6 +82,8 @@ impl Classifier {
             fallback: view.fallback,
             title: received.title.clone(),
             location: received.location.clone(),
+            // The keyword classifier does not tell the kind of request: not decided.
+            request_type: String::new(),
         };
         tracing::info!(case_id = %meta.case_id, sub_item = %row.sub_item, urgency = %row.urgency, "case classified");
         work.emit(CaseIds { case_id: &meta.case_id, case_no: &meta.case_no }, event);

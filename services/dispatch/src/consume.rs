@@ -9,7 +9,7 @@ use crate::{Dispatch, service::event_case_id};
 
 jiesu_kit::consumes! {
     /// The events of dispatch's durable consumer.
-    pub enum Consumed { CaseClassified, CaseReopened, RevisitRecorded, SlaWarning, SlaBreached }
+    pub enum Consumed { CaseClassified, CaseReopened, RevisitRecorded, SlaWarning, SlaBreached, SlaEscalationDue }
 }
 
 /// Dispatch's handler of the events stream.
@@ -28,6 +28,7 @@ impl Handler for Events {
             Consumed::RevisitRecorded(ev) => d.on_revisit(work, &ev).await?,
             Consumed::SlaWarning(ev) => d.on_sla(work, &event_case_id(&ev), &ev.milestone, "yellow").await?,
             Consumed::SlaBreached(ev) => d.on_sla(work, &event_case_id(&ev), &ev.milestone, "red").await?,
+            Consumed::SlaEscalationDue(ev) => d.on_sla(work, &event_case_id(&ev), &ev.milestone, "escalate").await?,
         }
         Ok(())
     }

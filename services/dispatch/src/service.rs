@@ -699,8 +699,8 @@ impl Dispatch {
     }
 
     /// An SLA alert: the case's colour rises; a breached resolve limit puts the case under
-    /// supervision (超时督办), a breached escalation limit hands it to the leader overseeing its
-    /// unit (超期提级).
+    /// supervision (超时督办), a breached escalation limit or the ladder's last rung (`level`
+    /// "escalate": red for the district's time) hands it to the leader overseeing its unit (超期提级).
     pub async fn on_sla(&self, work: &mut Work<'_>, case_id: &str, milestone: &str, level: &str) -> Result<(), Error> {
         let key = CaseKey::Id(case_id.to_string());
         // An alert about a case dispatch does not hold (still being classified) colours nothing.
@@ -708,7 +708,7 @@ impl Dispatch {
             tracing::info!(case_id, milestone, "SLA alert for a case dispatch does not hold yet; nothing to colour");
             return Ok(());
         };
-        let colour = if level == "red" { "red" } else { "yellow" };
+        let colour = if level == "yellow" { "yellow" } else { "red" };
         store::raise_colour(work.tx, &row.case_id, colour).await?;
         if colour != "red" {
             return Ok(());
@@ -718,6 +718,14 @@ impl Dispatch {
             return Ok(());
         }
         let who = Who { actor: Actor::System, name: "sla" };
+        if level == "escalate" {
+            // The ladder's last rung: red for as long as the district allows (红灯提级).
+            if case.leader.is_none() {
+                let reason = format!("{}超时后仍未办理，按时限阶梯自动提级", jiesu_reference::milestone_zh(milestone));
+                self.escalate_to_overseer(work, &key, &case, who, &reason).await?;
+            }
+            return Ok(());
+        }
         match milestone {
             "resolve" if !case.supervised => {
                 let note = format!("{}时限已超，系统自动督办", jiesu_reference::milestone_zh(milestone));

@@ -46,6 +46,7 @@ fn classified(event_id: &str) -> CaseClassified {
         fallback: false,
         title: "小区门口占道经营".into(),
         location: Some(Location { street: "st-dongmen".into(), community: "cm-lizhi".into(), ..Default::default() }),
+        request_type: "complaint".into(),
     }
 }
 

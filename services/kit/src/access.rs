@@ -27,7 +27,8 @@ use jiesu_proto::{
     v1::{
         CaseAccepted, CaseAssistAccepted, CaseAssistAdded, CaseAssistAnswered, CaseClassified, CaseClosed, CaseContacted, CaseDispatched,
         CaseEscalated, CaseExtensionDecided, CaseExtensionRequested, CaseQueued, CaseReceived, CaseReopened, CaseReplied, CaseResolved,
-        CaseReturnReviewed, CaseReturned, CaseStaged, CaseSupervised, CaseVerified, RevisitRecorded, SlaBreached, SlaWarning,
+        CaseReturnReviewed, CaseReturned, CaseStaged, CaseSupervised, CaseVerified, RevisitRecorded, SlaBreached, SlaEscalationDue,
+        SlaWarning,
     },
 };
 
@@ -114,23 +115,38 @@ pub const SERVICES: &[ServiceAccess] = &[
         answers: false,
         consumers: &[Durable {
             name: "dispatch",
-            reads: Reads::Events(&[CaseClassified::TYPE, CaseReopened::TYPE, RevisitRecorded::TYPE, SlaWarning::TYPE, SlaBreached::TYPE]),
+            reads: Reads::Events(&[
+                CaseClassified::TYPE,
+                CaseReopened::TYPE,
+                RevisitRecorded::TYPE,
+                SlaWarning::TYPE,
+                SlaBreached::TYPE,
+                SlaEscalationDue::TYPE,
+            ]),
         }],
     },
     ServiceAccess {
         service: "sla_timer",
-        publishes: &[SlaWarning::TYPE, SlaBreached::TYPE],
+        publishes: &[SlaWarning::TYPE, SlaBreached::TYPE, SlaEscalationDue::TYPE],
         answers: false,
         consumers: &[Durable {
             name: "sla_timer",
             reads: Reads::Events(&[
                 CaseReceived::TYPE,
+                CaseClassified::TYPE,
                 CaseDispatched::TYPE,
                 CaseAccepted::TYPE,
                 CaseContacted::TYPE,
+                CaseVerified::TYPE,
                 CaseReplied::TYPE,
                 CaseStaged::TYPE,
+                CaseReturned::TYPE,
+                CaseReturnReviewed::TYPE,
+                CaseExtensionRequested::TYPE,
                 CaseExtensionDecided::TYPE,
+                CaseAssistAdded::TYPE,
+                CaseAssistAnswered::TYPE,
+                CaseEscalated::TYPE,
                 CaseResolved::TYPE,
                 CaseReopened::TYPE,
                 CaseClosed::TYPE,

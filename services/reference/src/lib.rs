@@ -41,6 +41,8 @@ pub fn clock_state_zh(state: &str) -> &str {
         "armed" => "绿",
         "warned" => "黄·预警",
         "breached" => "红·超时",
+        "escalated" => "红·已提级",
+        "paused" => "暂停计时",
         "stopped" => "已停止",
         other => other,
     }
@@ -57,6 +59,7 @@ pub fn milestone_zh(milestone: &str) -> &str {
         "resolve" => "办结",
         "response_document" => "处理意见书",
         "escalate" => "包案",
+        "assist" => "协办",
         other => other,
     }
 }

@@ -6,12 +6,13 @@ use jiesu_proto::v1::Urgency as Proto;
 use serde::{Deserialize, Serialize};
 
 /// How urgent a case is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Urgency {
     /// 紧急: gas, fire, no water or power, danger to people — handled at once (快处).
     Emergency,
     /// 一般: the ordinary case.
+    #[default]
     Normal,
     /// 复杂: several departments, a history, or needs research — a longer limit, may be
     /// escalated (提级办理).

@@ -58,8 +58,9 @@ impl SlaService for SlaApi {
         rows.sort_by_key(|r| (milestone_rank(&r.milestone), r.started_at));
         let mut history = store::history(&self.db, &case_id).await?;
         history.sort_by_key(|h| (h.happened_at, event_rank(&h.event), milestone_rank(&h.milestone)));
+        let now_ms = self.clock.now().timestamp_millis();
         Ok(Response::new(ListClocksResponse {
-            clocks: rows.iter().map(view).collect(),
+            clocks: rows.iter().map(|r| view(r, now_ms)).collect(),
             timeline: history.iter().map(|h| timeline_entry(h, self.timezone)).collect(),
         }))
     }
@@ -68,9 +69,9 @@ impl SlaService for SlaApi {
         let unit_id = unit_scope(&request, &request.get_ref().unit_id)?;
         let req = request.into_inner();
         let states = match req.colour.trim() {
-            "" => ("warned", "breached"),
-            "yellow" => ("warned", "warned"),
-            "red" => ("breached", "breached"),
+            "" => ["warned", "breached", "escalated"],
+            "yellow" => ["warned", "warned", "warned"],
+            "red" => ["breached", "escalated", "escalated"],
             other => return Err(invalid(format!("colour {other:?} is not yellow or red (or empty for both)"))),
         };
         let limit = match req.limit {
@@ -79,7 +80,8 @@ impl SlaService for SlaApi {
             n => n,
         };
         let rows = store::at_risk(&self.db, &unit_id, states, limit).await?;
-        Ok(Response::new(ListAtRiskResponse { clocks: rows.iter().map(view).collect() }))
+        let now_ms = self.clock.now().timestamp_millis();
+        Ok(Response::new(ListAtRiskResponse { clocks: rows.iter().map(|r| view(r, now_ms)).collect() }))
     }
 
     async fn on_time_figures(&self, request: Request<OnTimeFiguresRequest>) -> Result<Response<OnTimeFiguresResponse>, Status> {
@@ -191,7 +193,19 @@ fn unit_scope<T>(request: &Request<T>, requested: &str) -> Result<String, Status
     }
 }
 
-fn view(r: &ClockRow) -> ClockView {
+/// A running clock's colour now; a paused one keeps the colour it had when it paused.
+fn colour(r: &ClockRow, now_ms: i64) -> &'static str {
+    let at = r.paused_at.unwrap_or(now_ms);
+    match r.state.as_str() {
+        "stopped" => "",
+        "breached" | "escalated" => "red",
+        _ if at >= r.deadline => "red",
+        _ if at >= r.warn_at || r.state == "warned" => "yellow",
+        _ => "green",
+    }
+}
+
+fn view(r: &ClockRow, now_ms: i64) -> ClockView {
     ClockView {
         clock_id: r.clock_id.clone(),
         case_id: r.case_id.clone(),
@@ -205,19 +219,24 @@ fn view(r: &ClockRow) -> ClockView {
         unit_id: r.unit_id.clone(),
         original_deadline: r.original_deadline.map(millis_to_proto),
         case_no: r.case_no.clone(),
+        round: u32::try_from(r.round).unwrap_or(0),
+        part: r.part.clone(),
+        paused_at: r.paused_at.map(millis_to_proto),
+        escalate_at: r.escalate_at.map(millis_to_proto),
+        colour: colour(r, now_ms).to_string(),
     }
 }
 
 /// The case's life order, so a timeline reads naturally when several things happen at once.
 fn milestone_rank(m: &str) -> usize {
-    Milestone::ALL.iter().position(|x| x.as_str() == m).unwrap_or(Milestone::ALL.len())
+    Milestone::BUILT_IN.iter().position(|x| x.as_str() == m).unwrap_or(Milestone::BUILT_IN.len())
 }
 
 /// At one instant a clock stops before the next one starts (dispatch met, then accept armed).
 fn event_rank(event: &str) -> u8 {
     match event {
         "met" | "closed" | "superseded" => 0,
-        "warning" | "breached" => 1,
+        "warning" | "breached" | "escalation" | "paused" | "resumed" | "refitted" => 1,
         _ => 2,
     }
 }
@@ -237,9 +256,13 @@ fn describe(h: &HistoryRow, tz: Tz) -> String {
     let name = milestone_zh(&h.milestone);
     let deadline = from_millis(h.deadline).with_timezone(&tz).format("%Y-%m-%d %H:%M");
     match h.event.as_str() {
-        "armed" if h.version > 1 => format!("{name}时限重新起算（第{}次），截止 {deadline}", h.version),
+        "armed" if h.version > 1 => format!("{name}时限重新起算，截止 {deadline}"),
         "armed" => format!("{name}时限已启动，截止 {deadline}"),
         "moved" => format!("{name}时限经批准延期至 {deadline}"),
+        "paused" => format!("{name}暂停计时"),
+        "refitted" => format!("{name}时限按诉求分类调整，截止 {deadline}"),
+        "resumed" => format!("{name}恢复计时，截止顺延至 {deadline}"),
+        "escalation" => format!("{name}超时未办，已提级（截止 {deadline}）"),
         "warning" => format!("{name}时限预警（黄），截止 {deadline}"),
         "breached" => format!("{name}超时（红），截止 {deadline}"),
         "met" if h.happened_at < h.deadline => format!("{name}按时完成"),
@@ -272,7 +295,7 @@ mod tests {
         let tz = chrono_tz::Asia::Shanghai;
         let d = |m, e, v, at| describe(&h(m, e, v, at, "2026-11-23T02:10:00Z"), tz);
         assert_eq!(d("accept", "armed", 1, "2026-11-23T02:00:00Z"), "签收时限已启动，截止 2026-11-23 10:10");
-        assert_eq!(d("resolve", "armed", 2, "2026-11-23T02:00:00Z"), "办结时限重新起算（第2次），截止 2026-11-23 10:10");
+        assert_eq!(d("resolve", "armed", 2, "2026-11-23T02:00:00Z"), "办结时限重新起算，截止 2026-11-23 10:10");
         assert_eq!(d("resolve", "warning", 1, "2026-11-23T02:08:00Z"), "办结时限预警（黄），截止 2026-11-23 10:10");
         assert_eq!(d("accept", "breached", 1, "2026-11-23T02:10:00Z"), "签收超时（红），截止 2026-11-23 10:10");
         assert_eq!(d("contact", "met", 1, "2026-11-23T02:09:59Z"), "联系按时完成");
@@ -282,7 +305,7 @@ mod tests {
 
     #[test]
     fn every_milestone_has_a_chinese_name() {
-        for m in Milestone::ALL {
+        for m in Milestone::BUILT_IN {
             assert_ne!(milestone_zh(m.as_str()), m.as_str());
         }
     }

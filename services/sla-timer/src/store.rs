@@ -15,9 +15,10 @@ use crate::{
     domain::{Clock, ClockState, Milestone, Tracked},
 };
 
-/// The id of a case's clock of `milestone`: `<case_id>:<milestone>`.
-pub fn clock_id(case_id: &str, milestone: Milestone) -> String {
-    format!("{case_id}:{milestone}")
+/// The id of a case's clock of `milestone`: `<case_id>:<milestone>`, and for an assisting
+/// part `<case_id>:assist:<unit_id>`.
+pub fn clock_id(case_id: &str, milestone: Milestone, part: &str) -> String {
+    if part.is_empty() { format!("{case_id}:{milestone}") } else { format!("{case_id}:{milestone}:{part}") }
 }
 
 /// A clock as stored.
@@ -41,14 +42,18 @@ pub struct ClockRow {
     pub updated_at: i64,
     /// The deadline before an extension moved it; `None` when it never moved.
     pub original_deadline: Option<i64>,
+    /// The assisting unit whose part it times; empty for the case's own clocks.
+    pub part: String,
+    pub paused_at: Option<i64>,
+    pub escalate_at: Option<i64>,
 }
 
 const COLUMNS: &str = "clock_id, case_id, case_no, milestone, version, round, state, started_at, warn_at, \
-    deadline, stopped_at, unit_id, urgency, next_fire_at, armed_by, updated_at";
+    deadline, stopped_at, unit_id, urgency, next_fire_at, armed_by, updated_at, part, paused_at, escalate_at";
 
 /// What a read returns: the written columns and the original deadline an extension kept.
 const READ_COLUMNS: &str = "clock_id, case_id, case_no, milestone, version, round, state, started_at, warn_at, \
-    deadline, stopped_at, unit_id, urgency, next_fire_at, armed_by, updated_at, original_deadline";
+    deadline, stopped_at, unit_id, urgency, next_fire_at, armed_by, updated_at, part, paused_at, escalate_at, original_deadline";
 
 impl ClockRow {
     /// The domain's view of the row; a row the domain cannot read is reported, never guessed at.
@@ -63,7 +68,10 @@ impl ClockRow {
                 warn_at: from_millis(self.warn_at),
                 deadline: from_millis(self.deadline),
                 state: self.state.parse().map_err(|e: crate::domain::DomainError| corrupt(e.to_string()))?,
+                escalate_at: self.escalate_at.map(from_millis),
+                paused_at: self.paused_at.map(from_millis),
             },
+            part: self.part.clone(),
             round: number("round", self.round)?,
             unit_id: self.unit_id.clone(),
             urgency: self.urgency.parse().map_err(|e: jiesu_reference::UrgencyError| corrupt(e.to_string()))?,
@@ -93,21 +101,22 @@ pub async fn claim_clock(tx: &mut Tx, clock_id: &str) -> Result<Option<ClockRow>
 pub async fn arm(tx: &mut Tx, case_id: &str, case_no: &str, t: &Tracked, armed_by: &str, now_ms: i64) -> Result<bool, Error> {
     let c = &t.clock;
     let sql = format!(
-        "INSERT INTO clocks ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, $11, $12, $13, $14, $15)
+        "INSERT INTO clocks ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, $11, $12, $13, $14, $15, $16, $17, $18)
          ON CONFLICT (clock_id) DO UPDATE SET
              case_no = excluded.case_no, version = excluded.version, round = excluded.round,
              state = excluded.state, started_at = excluded.started_at, warn_at = excluded.warn_at,
              deadline = excluded.deadline, stopped_at = NULL, unit_id = excluded.unit_id,
              urgency = excluded.urgency, next_fire_at = excluded.next_fire_at,
-             armed_by = excluded.armed_by, updated_at = excluded.updated_at, original_deadline = NULL
+             armed_by = excluded.armed_by, updated_at = excluded.updated_at, original_deadline = NULL,
+             paused_at = excluded.paused_at, escalate_at = excluded.escalate_at
          WHERE clocks.version < excluded.version"
     );
     let n = with_tx!(tx, conn => sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(clock_id(case_id, c.milestone)).bind(case_id).bind(case_no).bind(c.milestone.as_str())
+        .bind(clock_id(case_id, c.milestone, &t.part)).bind(case_id).bind(case_no).bind(c.milestone.as_str())
         .bind(i64::from(c.version)).bind(i64::from(t.round)).bind(c.state.as_str())
         .bind(to_millis(c.started_at)).bind(to_millis(c.warn_at)).bind(to_millis(c.deadline))
         .bind(&t.unit_id).bind(t.urgency.key()).bind(c.next_wake().map(to_millis))
-        .bind(armed_by).bind(now_ms)
+        .bind(armed_by).bind(now_ms).bind(&t.part).bind(c.paused_at.map(to_millis)).bind(c.escalate_at.map(to_millis))
         .execute(conn).await.map(|r| r.rows_affected()))?;
     Ok(n == 1)
 }
@@ -132,15 +141,15 @@ pub async fn reassign(tx: &mut Tx, clock_id: &str, version: u32, unit_id: &str, 
     Ok(n == 1)
 }
 
-/// Running clocks past their yellow point (`warned`) or deadline (`breached`) of `unit_id`
-/// (`""`: all), the nearest deadline first.
-pub async fn at_risk(db: &Db, unit_id: &str, states: (&str, &str), limit: u32) -> Result<Vec<ClockRow>, Error> {
-    let (a, b) = states;
+/// Running clocks past their yellow point (`warned`) or deadline (`breached`, `escalated`) of
+/// `unit_id` (`""`: all), the nearest deadline first.
+pub async fn at_risk(db: &Db, unit_id: &str, states: [&str; 3], limit: u32) -> Result<Vec<ClockRow>, Error> {
+    let [a, b, c] = states;
     let sql = format!(
-        "SELECT {READ_COLUMNS} FROM clocks WHERE state IN ($1, $2) AND ($3 = '' OR unit_id = $3) ORDER BY deadline, clock_id LIMIT $4"
+        "SELECT {READ_COLUMNS} FROM clocks WHERE state IN ($1, $2, $3) AND ($4 = '' OR unit_id = $4) ORDER BY deadline, clock_id LIMIT $5"
     );
     let rows = with_pool!(db, pool => sqlx::query_as::<_, ClockRow>(sqlx::AssertSqlSafe(sql))
-        .bind(a).bind(b).bind(unit_id).bind(i64::from(limit)).fetch_all(pool).await)?;
+        .bind(a).bind(b).bind(c).bind(unit_id).bind(i64::from(limit)).fetch_all(pool).await)?;
     Ok(rows)
 }
 
@@ -178,22 +187,28 @@ pub async fn on_time(db: &Db, from: i64, to: i64, unit_id: &str) -> Result<(Vec<
         .bind(from).bind(to).bind(unit_id).fetch_all(pool).await)?;
     let open = with_pool!(db, pool => sqlx::query_as::<_, OpenFigures>(
         "SELECT milestone, unit_id, state, COUNT(*) AS n FROM clocks
-         WHERE state IN ('warned', 'breached') AND ($1 = '' OR unit_id = $1)
+         WHERE state IN ('warned', 'breached', 'escalated') AND ($1 = '' OR unit_id = $1)
          GROUP BY milestone, unit_id, state")
         .bind(unit_id).fetch_all(pool).await)?;
     Ok((met, open))
 }
 
-/// Moves the running clock of `version` to `clock` (an approved extension): one version up, the
-/// new deadline and yellow point, the deadline it had kept as the original (the first one, if
-/// it moves twice). `false` when it was stopped, breached or re-armed meanwhile.
-pub async fn move_deadline(tx: &mut Tx, clock_id: &str, version: u32, clock: &Clock, now_ms: i64) -> Result<bool, Error> {
-    let n = with_tx!(tx, conn => sqlx::query(
-        "UPDATE clocks SET version = $1, warn_at = $2, deadline = $3, next_fire_at = $4,
-             original_deadline = COALESCE(original_deadline, deadline), updated_at = $5
-         WHERE clock_id = $6 AND version = $7 AND state IN ('armed', 'warned')")
+/// Gives the running clock of `version` the times of `clock` (one version up): an approved
+/// extension (`extension`: the deadline it had is kept as the original, the first one if it
+/// moves twice; only before red), a pause or a resume. `false` when it was stopped or re-armed
+/// meanwhile.
+pub async fn retime(tx: &mut Tx, clock_id: &str, version: u32, clock: &Clock, extension: bool, now_ms: i64) -> Result<bool, Error> {
+    let states = if extension { "('armed', 'warned')" } else { "('armed', 'warned', 'breached', 'escalated')" };
+    let original = if extension { "COALESCE(original_deadline, deadline)" } else { "original_deadline" };
+    let sql = format!(
+        "UPDATE clocks SET version = $1, warn_at = $2, deadline = $3, next_fire_at = $4, paused_at = $5, escalate_at = $6,
+             original_deadline = {original}, updated_at = $7
+         WHERE clock_id = $8 AND version = $9 AND state IN {states}"
+    );
+    let n = with_tx!(tx, conn => sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(i64::from(clock.version)).bind(to_millis(clock.warn_at)).bind(to_millis(clock.deadline))
-        .bind(clock.next_wake().map(to_millis)).bind(now_ms).bind(clock_id).bind(i64::from(version))
+        .bind(clock.next_wake().map(to_millis)).bind(clock.paused_at.map(to_millis)).bind(clock.escalate_at.map(to_millis))
+        .bind(now_ms).bind(clock_id).bind(i64::from(version))
         .execute(conn).await.map(|r| r.rows_affected()))?;
     Ok(n == 1)
 }
@@ -278,4 +293,32 @@ pub async fn history(db: &Db, case_id: &str) -> Result<Vec<HistoryRow>, Error> {
          WHERE case_id = $1 ORDER BY happened_at, clock_id, version")
         .bind(case_id).fetch_all(pool).await)?;
     Ok(rows)
+}
+
+/// What the policy chooses a case's limits by, as stored.
+#[derive(Debug, Clone, Default, sqlx::FromRow)]
+pub struct FactsRow {
+    pub channel: String,
+    pub urgency: String,
+    pub request_type: String,
+    pub category: String,
+}
+
+/// The case's facts so far (all empty, normal urgency, for a case not heard of).
+pub async fn facts(tx: &mut Tx, case_id: &str) -> Result<FactsRow, Error> {
+    let row = with_tx!(tx, conn => sqlx::query_as::<_, FactsRow>(
+        "SELECT channel, urgency, request_type, category FROM case_facts WHERE case_id = $1")
+        .bind(case_id).fetch_optional(conn).await)?;
+    Ok(row.unwrap_or_else(|| FactsRow { urgency: "normal".into(), ..FactsRow::default() }))
+}
+
+/// Stores the case's facts.
+pub async fn save_facts(tx: &mut Tx, case_id: &str, f: &FactsRow, now_ms: i64) -> Result<(), Error> {
+    with_tx!(tx, conn => sqlx::query(
+        "INSERT INTO case_facts (case_id, channel, urgency, request_type, category, updated_at) VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (case_id) DO UPDATE SET channel = excluded.channel, urgency = excluded.urgency,
+             request_type = excluded.request_type, category = excluded.category, updated_at = excluded.updated_at")
+        .bind(case_id).bind(&f.channel).bind(&f.urgency).bind(&f.request_type).bind(&f.category).bind(now_ms)
+        .execute(conn).await.map(|r| r.rows_affected()))?;
+    Ok(())
 }

@@ -20,7 +20,7 @@ use std::{
 
 use chrono::TimeDelta;
 use jiesu_kit::{CaseIds, Commands, Db, clock::SharedClock, metrics::Metrics, time::to_millis};
-use jiesu_proto::v1::{SlaBreached, SlaWarning};
+use jiesu_proto::v1::{SlaBreached, SlaEscalationDue, SlaWarning};
 use prometheus_client::metrics::{counter::Counter, family::Family, gauge::Gauge};
 use tokio::{sync::Notify, time::Instant};
 use tokio_util::sync::CancellationToken;
@@ -52,20 +52,28 @@ pub struct TimerMetrics {
     pub warnings: Counter,
     /// `sla.breached` alerts fired.
     pub breaches: Counter,
+    /// `sla.escalation_due` alerts fired (the ladder's last rung).
+    pub escalations: Counter,
 }
 
 impl TimerMetrics {
     /// Creates the metrics and registers them with the service's registry.
     pub fn register(metrics: &Metrics) -> Self {
-        let m = TimerMetrics { clocks: Family::default(), warnings: Counter::default(), breaches: Counter::default() };
+        let m = TimerMetrics {
+            clocks: Family::default(),
+            warnings: Counter::default(),
+            breaches: Counter::default(),
+            escalations: Counter::default(),
+        };
         metrics.register("sla_clocks", "Milestone clocks not yet stopped, by state", m.clocks.clone());
         metrics.register("sla_warnings_fired", "Warnings (预警黄) the timer fired", m.warnings.clone());
         metrics.register("sla_breaches_fired", "Breaches (警报红) the timer fired", m.breaches.clone());
+        metrics.register("sla_escalations_fired", "Escalations (红灯提级) the timer fired", m.escalations.clone());
         m
     }
 
     fn set_counts(&self, counts: &[(String, i64)]) {
-        for state in [ClockState::Armed, ClockState::Warned, ClockState::Breached] {
+        for state in [ClockState::Armed, ClockState::Warned, ClockState::Breached, ClockState::Escalated] {
             let n = counts.iter().find(|(s, _)| s == state.as_str()).map_or(0, |(_, n)| *n);
             self.clocks.get_or_create(&vec![("state", state.as_str().to_string())]).set(n);
         }
@@ -233,6 +241,7 @@ impl Timer {
             let (history, level) = match firing {
                 Firing::Warning => ("warning", Level::Yellow),
                 Firing::Breach => ("breached", Level::Red),
+                Firing::Escalation => ("escalation", Level::Red),
             };
             let history_row = HistoryRow {
                 clock_id: clock_id.to_string(),
@@ -256,11 +265,13 @@ impl Timer {
             match firing {
                 Firing::Warning => work.emit(case, alert(level).warning()),
                 Firing::Breach => work.emit(case, alert(level).breached()),
+                Firing::Escalation => work.emit(case, alert(level).escalation_due()),
             };
             command.commit().await?;
             match firing {
                 Firing::Warning => self.metrics.warnings.inc(),
                 Firing::Breach => self.metrics.breaches.inc(),
+                Firing::Escalation => self.metrics.escalations.inc(),
             };
             tracing::info!(milestone = %row.milestone, version = clock.version, deadline = %clock.deadline,
                 unit_id = %row.unit_id, level = level.as_str(), "clock fired: {history}");
@@ -290,6 +301,11 @@ impl Alert {
     fn breached(self) -> SlaBreached {
         let Alert { clock_id, milestone, version, deadline, unit_id, level } = self;
         SlaBreached { meta: None, clock_id, milestone, version, deadline, unit_id, level }
+    }
+
+    fn escalation_due(self) -> SlaEscalationDue {
+        let Alert { clock_id, milestone, version, deadline, unit_id, level } = self;
+        SlaEscalationDue { meta: None, clock_id, milestone, version, red_since: deadline, deadline, unit_id, level }
     }
 }
 

@@ -19,7 +19,9 @@ jiesu_testkit::on_both_backends!(
     reopening_rearms_resolve_and_closing_stops_everything,
     previews_a_deadline_across_the_holidays,
     an_approved_extension_moves_the_resolve_deadline_and_keeps_the_original,
-    on_time_figures_per_milestone_and_unit
+    on_time_figures_per_milestone_and_unit,
+    a_paused_clock_fires_nothing_even_across_a_restart,
+    assisting_parts_the_ladder_and_rules_by_channel
 );
 use prost::Message;
 
@@ -45,8 +47,14 @@ struct Timer {
 
 impl Timer {
     async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, |_| {}).await
+    }
+
+    /// Started on the demo district with `policy` changed first.
+    async fn start_with(backend: Backend, policy: impl FnOnce(&mut TestBed)) -> Self {
         let clock = ManualClock::new(at(0));
-        let bed = TestBed::new(demo_config(), &["sla_timer"]);
+        let mut bed = TestBed::new(demo_config(), &["sla_timer"]);
+        policy(&mut bed);
         let h = Harness::start_on_backend(bed, "sla_timer", backend, Arc::new(clock.clone()), |c, k| async move {
             jiesu_sla_timer::start(&c, k).await
         })
@@ -230,16 +238,19 @@ async fn clocks_fire_once_and_survive_restarts(backend: Backend) {
     assert_eq!((contact.started_at, contact.deadline, contact.unit_id.as_str()), (ts(at(20)), ts(at(50)), "st-dongmen"));
     assert!(r.timeline.iter().any(|e| e.detail == "签收逾期完成（截止 2026-11-23 10:15）"));
 
-    // Down while the contact clock passes both its warning point and its deadline: on start-up
-    // it fires the breach only.
+    // The verify clock (核实, 30 min) started with the signature too.
+    let verify = clock(&r.clocks, "verify").unwrap();
+    assert_eq!((verify.started_at, verify.deadline), (ts(at(20)), ts(at(50))));
+
+    // Down while the contact and verify clocks pass both their warning points and deadlines: on
+    // start-up each fires its breach only.
     h.h.stop().await;
     h.clock.set(at(60));
     h.h.restart().await;
-    let alerts = h.exactly_alerts(3).await;
-    let (kind, _, alert) = &alerts[2];
-    assert_eq!(kind.as_str(), ev::SlaBreached::TYPE);
-    assert_eq!((alert.milestone.as_str(), alert.deadline), ("contact", ts(at(50))));
-    assert!(!alerts.iter().any(|(k, _, a)| k == ev::SlaWarning::TYPE && a.milestone == "contact"));
+    let alerts = h.exactly_alerts(4).await;
+    let mut late: Vec<_> = alerts[2..].iter().map(|(k, _, a)| (k.as_str(), a.milestone.as_str(), a.deadline)).collect();
+    late.sort_by_key(|(_, m, _)| *m);
+    assert_eq!(late, [(ev::SlaBreached::TYPE, "contact", ts(at(50))), (ev::SlaBreached::TYPE, "verify", ts(at(50)))]);
     let r = list(h.running(), Ref::CaseId(case_id.clone())).await.unwrap();
     assert_eq!(state_of(&r.clocks, "contact").as_deref(), Some("breached"));
     assert_eq!(state_of(&r.clocks, "resolve").as_deref(), Some("armed"));
@@ -267,7 +278,14 @@ async fn reopening_rearms_resolve_and_closing_stops_everything(backend: Backend)
 
     let m = meta(&case_id, case_no, at(30));
     h.publish(&CaseResolved { meta: Some(m.clone()), round: 1, ..Default::default() }).await;
-    clocks_until(h.running(), &case_id, "every clock stopped", |c| c.iter().all(|c| c.state == "stopped")).await;
+    // Every clock stopped, and the demo district's own milestone started: the callback (回访)
+    // within 2 working days of resolution.
+    let r = clocks_until(h.running(), &case_id, "every clock stopped", |c| {
+        c.iter().all(|c| c.state == "stopped" || c.milestone == "callback") && clock(c, "callback").is_some()
+    })
+    .await;
+    let callback = clock(&r.clocks, "callback").unwrap();
+    assert_eq!((callback.state.as_str(), callback.started_at, callback.deadline), ("armed", ts(at(30)), ts(at(30 + 2 * 24 * 60))));
 
     // The revisit found it unsolved: resolve starts again, one version up, still an emergency.
     h.clock.set(at(600));
@@ -278,7 +296,8 @@ async fn reopening_rearms_resolve_and_closing_stops_everything(backend: Backend)
     let resolve = clock(&r.clocks, "resolve").unwrap();
     assert_eq!((resolve.state.as_str(), resolve.started_at, resolve.deadline), ("armed", ts(at(600)), ts(at(720))));
     assert_eq!((resolve.unit_id.as_str(), resolve.stopped_at), ("dept-water", None));
-    assert!(r.timeline.iter().any(|e| e.detail == "办结时限重新起算（第2次），截止 2026-11-23 22:00"), "{:?}", r.timeline);
+    assert_eq!(state_of(&r.clocks, "callback").as_deref(), Some("stopped"), "met by the reopening");
+    assert!(r.timeline.iter().any(|e| e.detail == "办结时限重新起算，截止 2026-11-23 22:00"), "{:?}", r.timeline);
 
     // Closed: nothing runs, so nothing fires however late it gets.
     let m = meta(&case_id, case_no, at(601));
@@ -291,7 +310,9 @@ async fn reopening_rearms_resolve_and_closing_stops_everything(backend: Backend)
 
     // Looked up by case number; an unknown case and an empty reference are told apart.
     let by_no = list(h.running(), Ref::CaseNo(case_no.into())).await.unwrap();
-    assert_eq!(by_no.clocks.len(), 5);
+    // dispatch, accept, reply, resolve, the written response (处理意见书), escalate and callback.
+    assert_eq!(by_no.clocks.len(), 7);
+    assert_eq!(clock(&by_no.clocks, "resolve").unwrap().round, 2, "reopened once");
     assert_eq!(clock(&by_no.clocks, "escalate").unwrap().version, 2, "resumed on reopening, then closed");
     let err = list(h.running(), Ref::CaseNo("DM-none".into())).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::NotFound, "{err}");
@@ -503,4 +524,156 @@ async fn on_time_figures_per_milestone_and_unit(backend: Backend) {
     let err =
         client(h.running()).await.on_time_figures(OnTimeFiguresRequest { from: None, to: None, unit_id: String::new() }).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
+}
+
+fn dispatched_to(case_id: &str, case_no: &str, unit: &str, minute: i64) -> CaseDispatched {
+    CaseDispatched {
+        meta: Some(meta(case_id, case_no, at(minute))),
+        unit_id: unit.into(),
+        urgency: Urgency::Normal as i32,
+        round: 1,
+        ..Default::default()
+    }
+}
+
+/// 挂起: a district that stops the resolve clock while a return is under review. Paused, the
+/// clock fires nothing — not at its old deadline, not after a restart — and resumed, its
+/// deadline has moved by the time the review took.
+async fn a_paused_clock_fires_nothing_even_across_a_restart(backend: Backend) {
+    use jiesu_proto::v1::{CaseReturnReviewed, CaseReturned};
+    let mut h = Timer::start_with(backend, |bed| {
+        bed.config.set("sla_timer.policy.milestones.resolve.pause", vec!["returned"]);
+        bed.config.set("sla_timer.policy.milestones.resolve.resume", vec!["return_reviewed"]);
+    })
+    .await;
+    let case_id = uuid::Uuid::now_v7().to_string();
+    let case_no = "DM20261123-0077";
+    h.publish(&dispatched_to(&case_id, case_no, "st-dongmen", 0)).await;
+    clocks_until(h.running(), &case_id, "the resolve clock", |c| state_of(c, "resolve").is_some()).await;
+
+    h.clock.set(at(60));
+    h.publish(&CaseReturned { meta: Some(meta(&case_id, case_no, at(60))), unit_id: "st-dongmen".into(), ..Default::default() }).await;
+    let r = clocks_until(h.running(), &case_id, "the resolve clock paused", |c| clock(c, "resolve").is_some_and(|r| r.paused_at.is_some()))
+        .await;
+    let resolve = clock(&r.clocks, "resolve").unwrap();
+    assert_eq!((resolve.paused_at, resolve.version, resolve.colour.as_str()), (ts(at(60)), 2, "green"));
+    assert!(clock(&r.clocks, "accept").unwrap().paused_at.is_none(), "only the milestones the policy names pause");
+    assert!(r.timeline.iter().any(|e| e.event == "resolve.paused" && e.detail == "办结暂停计时"), "{:?}", r.timeline);
+
+    // Down past the old deadline, then up again: the paused clock stays silent.
+    h.h.stop().await;
+    h.clock.set(at(26 * 60));
+    h.h.restart().await;
+    tokio::time::sleep(QUIET).await;
+    assert!(h.alerts().await.iter().all(|(_, _, a)| a.milestone != "resolve"), "a paused clock fires nothing");
+
+    // The centre rules 26 hours after the return began: the deadline moves by 25 hours.
+    h.publish(&CaseReturnReviewed { meta: Some(meta(&case_id, case_no, at(26 * 60))), unit_id: "st-dongmen".into(), ..Default::default() })
+        .await;
+    let r = clocks_until(h.running(), &case_id, "the resolve clock resumed", |c| clock(c, "resolve").is_some_and(|r| r.version == 3)).await;
+    let resolve = clock(&r.clocks, "resolve").unwrap();
+    assert_eq!((resolve.paused_at, resolve.deadline, resolve.state.as_str()), (None, ts(at(24 * 60 + 25 * 60)), "armed"));
+    assert!(r.timeline.iter().any(|e| e.event == "resolve.resumed" && e.detail.contains("截止顺延至")), "{:?}", r.timeline);
+    // At the moved deadline, one breach of the resumed version.
+    h.clock.set(at(49 * 60));
+    eventually("the resolve breach", WAIT, || async {
+        h.alerts().await.iter().any(|(k, _, a)| k == ev::SlaBreached::TYPE && a.milestone == "resolve").then_some(())
+    })
+    .await
+    .unwrap();
+    let breaches: Vec<_> = h.alerts().await.into_iter().filter(|(_, _, a)| a.milestone == "resolve").collect();
+    assert_eq!(breaches.len(), 1, "past the deadline, the breach only: {breaches:#?}");
+    assert_eq!((breaches[0].2.version, breaches[0].2.deadline), (3, ts(at(49 * 60))));
+    h.h.stop().await;
+}
+
+/// 协办 and the ladder: an assisting part has its own clock, answerable by its own unit; a
+/// resolve clock red for one working day more climbs the ladder's last rung
+/// (`sla.escalation_due`); and a rule gives the hotline's cases another dispatch limit.
+async fn assisting_parts_the_ladder_and_rules_by_channel(backend: Backend) {
+    use jiesu_proto::v1::{AssistingPart, CaseAssistAdded, CaseAssistAnswered};
+    let mut h = Timer::start_with(backend, |bed| {
+        bed.config.set("sla_timer.policy.milestones.resolve.escalate_after_red", "1wd");
+        let rules: toml::Value = toml::from_str::<toml::Table>(
+            "rules = [{ when = { channel = \"hotline\" }, limits = { dispatch = \"20m\" } }]",
+        )
+        .unwrap()["rules"]
+            .clone();
+        bed.config.set("sla_timer.policy.rules", rules);
+    })
+    .await;
+    let case_id = uuid::Uuid::now_v7().to_string();
+    let case_no = "DM20261123-0088";
+    h.publish(&CaseReceived { meta: Some(meta(&case_id, case_no, at(0))), channel: "hotline".into(), ..Default::default() }).await;
+    let r = clocks_until(h.running(), &case_id, "the dispatch clock", |c| state_of(c, "dispatch").is_some()).await;
+    assert_eq!(clock(&r.clocks, "dispatch").unwrap().deadline, ts(at(20)), "the hotline's own dispatch limit");
+    h.publish(&dispatched_to(&case_id, case_no, "st-dongmen", 5)).await;
+    clocks_until(h.running(), &case_id, "the resolve clock", |c| state_of(c, "resolve").is_some()).await;
+
+    // Two assisting units, each with its own deadline.
+    for (unit, minutes) in [("dept-water", 120), ("dept-housing", 600)] {
+        let part = AssistingPart { unit_id: unit.into(), deadline: ts(at(minutes)), ..Default::default() };
+        h.publish(&CaseAssistAdded {
+            meta: Some(meta(&case_id, case_no, at(10))),
+            lead_unit_id: "st-dongmen".into(),
+            part: Some(part),
+            ..Default::default()
+        })
+        .await;
+    }
+    let r = clocks_until(h.running(), &case_id, "two part clocks", |c| c.iter().filter(|c| c.milestone == "assist").count() == 2).await;
+    let water = r.clocks.iter().find(|c| c.part == "dept-water").unwrap();
+    assert_eq!(
+        (water.clock_id.clone(), water.unit_id.as_str(), water.deadline),
+        (format!("{case_id}:assist:dept-water"), "dept-water", ts(at(120)))
+    );
+    h.publish(&CaseAssistAnswered { meta: Some(meta(&case_id, case_no, at(100))), unit_id: "dept-housing".into(), ..Default::default() })
+        .await;
+    clocks_until(h.running(), &case_id, "the housing part answered", |c| {
+        c.iter().any(|c| c.part == "dept-housing" && c.state == "stopped")
+    })
+    .await;
+    // The water part is late: its breach names the assisting unit.
+    h.clock.set(at(121));
+    eventually("the part's breach", WAIT, || async {
+        h.alerts().await.iter().any(|(k, _, a)| k == ev::SlaBreached::TYPE && a.milestone == "assist").then_some(())
+    })
+    .await
+    .unwrap();
+    let part_alerts: Vec<_> = h.alerts().await.into_iter().filter(|(_, _, a)| a.milestone == "assist").collect();
+    assert!(
+        part_alerts.iter().all(|(_, _, a)| a.unit_id == "dept-water" && a.clock_id.ends_with(":assist:dept-water")),
+        "{part_alerts:#?}"
+    );
+
+    // Resolve: 24 h, red at Tuesday 10:05; one working day later, Wednesday 10:05, escalation due.
+    h.clock.set(at(5 + 24 * 60));
+    eventually("the resolve breach", WAIT, || async {
+        h.alerts().await.iter().any(|(k, _, a)| k == ev::SlaBreached::TYPE && a.milestone == "resolve").then_some(())
+    })
+    .await
+    .unwrap();
+    let r = list(h.running(), Ref::CaseId(case_id.clone())).await.unwrap();
+    let resolve = clock(&r.clocks, "resolve").unwrap();
+    assert_eq!((resolve.escalate_at, resolve.colour.as_str()), (ts(at(5 + 48 * 60)), "red"));
+    async fn due(h: &Timer) -> Vec<(String, String, SlaBreached)> {
+        h.alerts().await.into_iter().filter(|(k, _, _)| k == ev::SlaEscalationDue::TYPE).collect()
+    }
+    assert!(due(&h).await.is_empty());
+    // Down over the rung: on restart it fires at once, once.
+    h.h.stop().await;
+    h.clock.set(at(5 + 48 * 60 + 30));
+    h.h.restart().await;
+    eventually("escalation due", WAIT, || async { (!due(&h).await.is_empty()).then_some(()) }).await.unwrap();
+    tokio::time::sleep(QUIET).await;
+    let escalations = due(&h).await;
+    assert_eq!(escalations.len(), 1, "{escalations:#?}");
+    let payload = &escalations[0].2;
+    assert_eq!((payload.milestone.as_str(), payload.unit_id.as_str(), payload.level.as_str()), ("resolve", "st-dongmen", "red"));
+    let r = list(h.running(), Ref::CaseId(case_id.clone())).await.unwrap();
+    assert_eq!(state_of(&r.clocks, "resolve").as_deref(), Some("escalated"));
+    assert!(r.timeline.iter().any(|e| e.event == "resolve.escalation" && e.detail.contains("已提级")), "{:?}", r.timeline);
+    let text = metrics(h.running()).await;
+    assert!(text.contains("jiesu_sla_escalations_fired_total{service=\"sla_timer\"} 1"), "{text}");
+    h.h.stop().await;
 }

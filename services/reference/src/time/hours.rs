@@ -7,7 +7,7 @@ use std::{collections::BTreeMap, fmt};
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, Timelike, Utc, Weekday};
 use serde::Deserialize;
 
-use super::{Calendar, TimeError};
+use super::{Calendar, Limit, TimeError};
 
 const DAY_SECONDS: u32 = 24 * 60 * 60;
 
@@ -44,6 +44,11 @@ impl BusinessHours {
     /// Around the clock, every day (24×7): a hotline, the centre's duty desk.
     pub fn always() -> Self {
         BusinessHours { days: OpenDays::Every, periods: vec![(0, DAY_SECONDS)] }
+    }
+
+    /// The whole of every working day, 00:00–24:00: how working-day limits (`wd`) count time.
+    pub fn working_days() -> Self {
+        BusinessHours { days: OpenDays::Working, periods: vec![(0, DAY_SECONDS)] }
     }
 
     /// An office on working days, 09:00–12:00 and 14:00–18:00 (5×8 with a lunch break).
@@ -227,6 +232,30 @@ impl Calendar {
         None
     }
 
+    /// Where `deadline`, counted in `limit`, lies once a pause from `paused` to `resumed` is
+    /// taken out (挂起): the time the limit would have counted during the pause is added back,
+    /// so an elapsed limit moves by the whole pause, a working-day limit by the working days in
+    /// it (a pause over a weekend costs nothing), a working-hour limit by the work on `hours`.
+    pub fn after_pause(
+        &self,
+        deadline: DateTime<Utc>,
+        paused: DateTime<Utc>,
+        resumed: DateTime<Utc>,
+        limit: Limit,
+        hours: &BusinessHours,
+    ) -> DateTime<Utc> {
+        if resumed <= paused {
+            return deadline;
+        }
+        let counted = match limit {
+            Limit::WorkingDays(_) => BusinessHours::working_days(),
+            Limit::WorkingHours(_) => hours.clone(),
+            _ => return deadline.checked_add_signed(resumed - paused).unwrap_or(DateTime::<Utc>::MAX_UTC),
+        };
+        let lost = self.work_between(paused, resumed, &counted);
+        self.add_work(deadline, lost, &counted).unwrap_or(DateTime::<Utc>::MAX_UTC)
+    }
+
     /// Seconds of work under `hours` between `a` and `b` (0 when `b` is not later).
     pub fn work_between(&self, a: DateTime<Utc>, b: DateTime<Utc>, hours: &BusinessHours) -> u64 {
         if b <= a {
@@ -383,6 +412,65 @@ mod tests {
         assert_eq!(book.default_hours().0, "office");
         assert_eq!(book.get("always"), Some(&BusinessHours::always()));
         assert_eq!(BusinessHours::office().to_string(), "工作日 09:00–12:00、14:00–18:00");
+    }
+
+    #[test]
+    fn a_pause_gives_back_what_the_limit_would_have_counted() {
+        let c = china();
+        let office = BusinessHours::office();
+        // Elapsed limits move by the whole pause.
+        let d = c.after_pause(bj("2026-03-03 09:00"), bj("2026-03-02 10:00"), bj("2026-03-02 12:30"), Limit::Hours(24), &office);
+        assert_eq!(d, bj("2026-03-03 11:30"));
+        // Working days: a pause over a weekend costs nothing…
+        let d = c.after_pause(bj("2026-03-10 09:00"), bj("2026-03-07 10:00"), bj("2026-03-08 20:00"), Limit::WorkingDays(3), &office);
+        assert_eq!(d, bj("2026-03-10 09:00"));
+        let d = c.after_pause(bj("2026-03-10 09:00"), bj("2026-03-06 18:00"), bj("2026-03-09 00:00"), Limit::WorkingDays(3), &office);
+        assert_eq!(d, bj("2026-03-10 15:00"), "Friday 18:00–24:00 is six hours of a working day");
+        // …a whole working day costs one, and a holiday in the way is skipped (清明 4–6 April 2026).
+        let d = c.after_pause(bj("2026-04-03 10:00"), bj("2026-04-02 10:00"), bj("2026-04-03 10:00"), Limit::WorkingDays(2), &office);
+        assert_eq!(d, bj("2026-04-07 10:00"));
+        // Working hours on the unit's hours: a lunch-time pause costs nothing.
+        let d = c.after_pause(bj("2026-03-02 17:00"), bj("2026-03-02 12:00"), bj("2026-03-02 14:00"), Limit::WorkingHours(4), &office);
+        assert_eq!(d, bj("2026-03-02 17:00"));
+        let d = c.after_pause(bj("2026-03-02 17:00"), bj("2026-03-02 11:00"), bj("2026-03-02 15:00"), Limit::WorkingHours(4), &office);
+        assert_eq!(d, bj("2026-03-03 10:00"), "two hours of work paused: 17:00 + 2 wh crosses the night");
+        // A resume not after the pause changes nothing.
+        assert_eq!(
+            c.after_pause(bj("2026-03-02 17:00"), bj("2026-03-02 12:00"), bj("2026-03-02 12:00"), Limit::Hours(1), &office),
+            bj("2026-03-02 17:00")
+        );
+    }
+
+    #[test]
+    fn a_pause_keeps_the_work_left_property() {
+        // Against the minute-by-minute reference: the work between start and the new deadline,
+        // less the work paused, is the work the limit gave.
+        let c = china();
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let base = bj("2025-12-20 00:00");
+        for _ in 0..60 {
+            let start = base + Duration::minutes(next(60 * 24 * 30) as i64);
+            let (hours, limit) = match next(2) {
+                0 => (BusinessHours::office(), Limit::WorkingHours(1 + next(20) as u32)),
+                _ => (BusinessHours::working_days(), Limit::WorkingDays(1 + next(4) as u32)),
+            };
+            let deadline = c.deadline_in(start, limit, &hours);
+            let paused = start + Duration::minutes(next(60 * 24 * 3) as i64);
+            let resumed = paused + Duration::minutes(next(60 * 24 * 5) as i64);
+            if paused >= deadline {
+                continue;
+            }
+            let moved = c.after_pause(deadline, paused, resumed, limit, &hours);
+            let given = brute_between(&c, &hours, start, deadline);
+            let lost = brute_between(&c, &hours, paused, resumed);
+            assert_eq!(brute_between(&c, &hours, start, moved) - lost, given, "{limit} from {start}, paused {paused}..{resumed}");
+        }
     }
 
     #[test]

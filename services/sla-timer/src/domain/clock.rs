@@ -4,7 +4,9 @@ use std::str::FromStr;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Calendar, DomainError, Milestone, Policy, Urgency};
+use jiesu_reference::time::BusinessHours;
+
+use super::{Calendar, DomainError, Facts, Limit, Milestone, Policy, Urgency};
 
 /// Where a milestone clock (计时器) stands; persisted with the clock, so each firing happens once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -16,13 +18,16 @@ pub enum ClockState {
     Warned,
     /// The deadline has passed and the breach has fired (red, 警报红).
     Breached,
+    /// Red for as long as the ladder allows, and escalated to a leader (红灯提级).
+    Escalated,
     /// The milestone was met or the clock cancelled; nothing fires any more.
     Stopped,
 }
 
 impl ClockState {
     /// Every state, in the order a clock can pass through them.
-    pub const ALL: [ClockState; 4] = [ClockState::Armed, ClockState::Warned, ClockState::Breached, ClockState::Stopped];
+    pub const ALL: [ClockState; 5] =
+        [ClockState::Armed, ClockState::Warned, ClockState::Breached, ClockState::Escalated, ClockState::Stopped];
 
     /// The `snake_case` name used in storage.
     pub fn as_str(self) -> &'static str {
@@ -30,6 +35,7 @@ impl ClockState {
             ClockState::Armed => "armed",
             ClockState::Warned => "warned",
             ClockState::Breached => "breached",
+            ClockState::Escalated => "escalated",
             ClockState::Stopped => "stopped",
         }
     }
@@ -86,6 +92,8 @@ pub enum Firing {
     Warning,
     /// The deadline has passed (超时 / 超期).
     Breach,
+    /// Red for the ladder's time and still not met: escalate to a leader (提级).
+    Escalation,
 }
 
 impl Firing {
@@ -94,6 +102,7 @@ impl Firing {
         match self {
             Firing::Warning => "warning",
             Firing::Breach => "breach",
+            Firing::Escalation => "escalation",
         }
     }
 }
@@ -122,6 +131,10 @@ pub struct Clock {
     pub deadline: DateTime<Utc>,
     /// What has fired so far.
     pub state: ClockState,
+    /// When a red clock still not met is escalated (the ladder's last rung), if the policy says.
+    pub escalate_at: Option<DateTime<Utc>>,
+    /// Since when the clock is paused (挂起); nothing fires while it is.
+    pub paused_at: Option<DateTime<Utc>>,
 }
 
 impl Clock {
@@ -133,7 +146,25 @@ impl Clock {
     /// `policy` should have passed [`Policy::validate`]; a fraction outside [0, 1] is clamped and
     /// NaN means no warning before the deadline.
     pub fn arm(milestone: Milestone, version: u32, start: DateTime<Utc>, policy: &Policy, urgency: Urgency, calendar: &Calendar) -> Clock {
-        let deadline = calendar.deadline(start, policy.limit(milestone, urgency));
+        Clock::arm_for(milestone, version, start, policy, &Facts::of(urgency), calendar)
+    }
+
+    /// [`Clock::arm`] with the limit the policy chooses for a case with these `facts`.
+    pub fn arm_for(milestone: Milestone, version: u32, start: DateTime<Utc>, policy: &Policy, facts: &Facts, calendar: &Calendar) -> Clock {
+        let deadline = calendar.deadline(start, policy.limit_for(milestone, facts));
+        Clock::arm_until(milestone, version, start, deadline.max(start), policy, calendar)
+    }
+
+    /// A clock running from `start` to a `deadline` given by someone else (an assisting part's
+    /// deadline, set by the lead unit).
+    pub fn arm_until(
+        milestone: Milestone,
+        version: u32,
+        start: DateTime<Utc>,
+        deadline: DateTime<Utc>,
+        policy: &Policy,
+        calendar: &Calendar,
+    ) -> Clock {
         Clock {
             milestone,
             version,
@@ -141,7 +172,36 @@ impl Clock {
             warn_at: policy.yellow_at(milestone, start, deadline),
             deadline,
             state: ClockState::Armed,
+            escalate_at: policy.escalate_after_red(milestone).map(|l| calendar.deadline(deadline, l)),
+            paused_at: None,
         }
+    }
+
+    /// The same clock paused at `at` (挂起), one version up so that a firing planned before is
+    /// stale. `None` if it is stopped or already paused.
+    pub fn paused(&self, at: DateTime<Utc>) -> Option<Clock> {
+        if self.state == ClockState::Stopped || self.paused_at.is_some() {
+            return None;
+        }
+        Some(Clock { version: self.version.checked_add(1)?, paused_at: Some(at), ..self.clone() })
+    }
+
+    /// The paused clock running again from `at`, one version up, its yellow point, deadline and
+    /// escalation moved by the time its `limit` would have counted during the pause. `None` if
+    /// it is not paused.
+    pub fn resumed(&self, at: DateTime<Utc>, limit: Limit, policy: &Policy, calendar: &Calendar) -> Option<Clock> {
+        let paused = self.paused_at?;
+        let hours = BusinessHours::office();
+        let shift = |t: DateTime<Utc>| calendar.after_pause(t, paused, at, limit, &hours);
+        let deadline = shift(self.deadline);
+        Some(Clock {
+            version: self.version.checked_add(1)?,
+            warn_at: shift(self.warn_at).min(deadline),
+            deadline,
+            escalate_at: policy.escalate_after_red(self.milestone).map(|l| calendar.deadline(deadline, l)),
+            paused_at: None,
+            ..self.clone()
+        })
     }
 
     /// The clock for the same milestone of a reopened case (重新计时), one version up, armed
@@ -163,6 +223,7 @@ impl Clock {
             version: self.version.checked_add(1)?,
             warn_at: policy.yellow_at(self.milestone, self.started_at, deadline),
             deadline,
+            escalate_at: self.escalate_at.map(|at| at + (deadline - self.deadline)),
             ..self.clone()
         })
     }
@@ -172,9 +233,13 @@ impl Clock {
     /// Past the deadline it is always the breach, even if the warning never fired (the service
     /// was down): a warning about a deadline already missed would only mislead.
     pub fn due(&self, now: DateTime<Utc>) -> Option<Firing> {
+        if self.paused_at.is_some() {
+            return None;
+        }
         match self.state {
             ClockState::Armed | ClockState::Warned if now >= self.deadline => Some(Firing::Breach),
             ClockState::Armed if now >= self.warn_at => Some(Firing::Warning),
+            ClockState::Breached if self.escalate_at.is_some_and(|at| now >= at) => Some(Firing::Escalation),
             _ => None,
         }
     }
@@ -188,6 +253,7 @@ impl Clock {
         let next = match (self.state, firing) {
             (ClockState::Armed, Firing::Warning) => ClockState::Warned,
             (ClockState::Armed | ClockState::Warned, Firing::Breach) => ClockState::Breached,
+            (ClockState::Breached, Firing::Escalation) => ClockState::Escalated,
             (state, firing) => return Err(DomainError::InvalidTransition { state, firing }),
         };
         self.state = next;
@@ -207,10 +273,14 @@ impl Clock {
     /// The next instant at which [`due`](Self::due) may return something; `None` once nothing
     /// more can fire. It may lie in the past (the service was down): then the clock is due now.
     pub fn next_wake(&self) -> Option<DateTime<Utc>> {
+        if self.paused_at.is_some() {
+            return None;
+        }
         match self.state {
             ClockState::Armed => Some(self.warn_at),
             ClockState::Warned => Some(self.deadline),
-            ClockState::Breached | ClockState::Stopped => None,
+            ClockState::Breached => self.escalate_at,
+            ClockState::Escalated | ClockState::Stopped => None,
         }
     }
 
@@ -447,7 +517,7 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for (s, name) in ClockState::ALL.into_iter().zip(["armed", "warned", "breached", "stopped"]) {
+        for (s, name) in ClockState::ALL.into_iter().zip(["armed", "warned", "breached", "escalated", "stopped"]) {
             assert_eq!(s.as_str(), name);
             assert_eq!(s.to_string(), name);
             assert_eq!(name.parse::<ClockState>(), Ok(s));

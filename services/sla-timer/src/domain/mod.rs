@@ -11,7 +11,7 @@ mod policy;
 pub use clock::{Clock, ClockState, Firing, Level, warning_point};
 pub use jiesu_reference::time::{Calendar, CalendarFile, CalendarYear, Limit, ResolveLimits, TimeError};
 pub use lifecycle::{CaseEvent, Change, StopReason, Tracked, plan};
-pub use policy::{Milestone, Policy, Urgency, YellowPoint};
+pub use policy::{Facts, LimitRule, Milestone, MilestoneSpec, Policy, Selector, Trigger, Urgency, YellowPoint};
 
 /// Everything the domain rules can reject.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

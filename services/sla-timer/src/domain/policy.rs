@@ -10,9 +10,9 @@ use chrono::{DateTime, Utc};
 use super::{DomainError, Limit, ResolveLimits, TimeError, warning_point};
 
 /// A milestone (节点) of a case that has its own clock: from the event that starts it to the event
-/// that meets it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// that meets it. The built-in ones are the seeds' (DOMAIN.md); a district adds its own as data
+/// (`[sla_timer.policy.milestones.<name>]`), which are [`Milestone::Custom`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Milestone {
     /// Received → dispatched to a handling unit (分拨).
     Dispatch,
@@ -20,18 +20,35 @@ pub enum Milestone {
     Accept,
     /// Accepted → citizen contacted (联系).
     Contact,
+    /// Accepted → facts verified on site (核实, the "30" of "1030").
+    Verify,
     /// Dispatched → first reply to the citizen (回复).
     Reply,
-    /// Dispatched → resolved (办结); the only milestone whose limit depends on [`Urgency`].
+    /// Dispatched → resolved (办结); its limit depends on [`Urgency`].
     Resolve,
+    /// Dispatched → the written response filed (处理意见书: verification, handling, next steps).
+    Response,
     /// Received → still unresolved after the escalation limit, handed to a leader (包案).
     Escalate,
+    /// An assisting unit's part (协办): one clock per part, to the deadline the lead unit gave.
+    Assist,
+    /// A milestone the district defined, by its name.
+    Custom(&'static str),
 }
 
 impl Milestone {
-    /// Every milestone, in the order of the case's life.
-    pub const ALL: [Milestone; 6] =
-        [Milestone::Dispatch, Milestone::Accept, Milestone::Contact, Milestone::Reply, Milestone::Resolve, Milestone::Escalate];
+    /// The built-in milestones, in the order of the case's life.
+    pub const BUILT_IN: [Milestone; 9] = [
+        Milestone::Dispatch,
+        Milestone::Accept,
+        Milestone::Contact,
+        Milestone::Verify,
+        Milestone::Reply,
+        Milestone::Resolve,
+        Milestone::Response,
+        Milestone::Escalate,
+        Milestone::Assist,
+    ];
 
     /// The `snake_case` name used in storage, events and configuration.
     pub fn as_str(self) -> &'static str {
@@ -39,11 +56,34 @@ impl Milestone {
             Milestone::Dispatch => "dispatch",
             Milestone::Accept => "accept",
             Milestone::Contact => "contact",
+            Milestone::Verify => "verify",
             Milestone::Reply => "reply",
             Milestone::Resolve => "resolve",
+            Milestone::Response => "response_document",
             Milestone::Escalate => "escalate",
+            Milestone::Assist => "assist",
+            Milestone::Custom(name) => name,
         }
     }
+
+    /// Whether the clock follows its own rules in [`plan`](super::plan) (dispatch, accept,
+    /// contact, reply, resolve, escalate, assist); the others follow their start and stop events.
+    pub fn has_own_rules(self) -> bool {
+        !matches!(self, Milestone::Verify | Milestone::Response | Milestone::Custom(_))
+    }
+}
+
+/// Names of district milestones, kept for the life of the process so that [`Milestone`] stays
+/// `Copy`: there are as many as the policy and the table name, a handful.
+fn intern(name: &str) -> &'static str {
+    static NAMES: std::sync::OnceLock<std::sync::Mutex<std::collections::BTreeSet<&'static str>>> = std::sync::OnceLock::new();
+    let mut names = NAMES.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(known) = names.get(name) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
+    names.insert(leaked);
+    leaked
 }
 
 impl fmt::Display for Milestone {
@@ -55,16 +95,187 @@ impl fmt::Display for Milestone {
 impl FromStr for Milestone {
     type Err = DomainError;
 
+    /// A built-in name, or a district's: lower-case letters, digits and `_`, starting with a
+    /// letter, at most 32 characters.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Milestone::ALL.into_iter().find(|m| m.as_str() == s).ok_or_else(|| DomainError::UnknownMilestone(s.to_owned()))
+        if let Some(m) = Milestone::BUILT_IN.into_iter().find(|m| m.as_str() == s) {
+            return Ok(m);
+        }
+        let well_formed = (1..=32).contains(&s.len())
+            && s.starts_with(|c: char| c.is_ascii_lowercase())
+            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if well_formed { Ok(Milestone::Custom(intern(s))) } else { Err(DomainError::UnknownMilestone(s.to_owned())) }
+    }
+}
+
+impl Serialize for Milestone {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Milestone {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A case event a milestone can start, stop, pause or resume on (`start = ["accepted"]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    /// `case.received` (受理).
+    Received,
+    /// `case.dispatched`, also a transfer or a re-dispatch (派单).
+    Dispatched,
+    /// `case.accepted` (签收).
+    Accepted,
+    /// `case.contacted` (联系).
+    Contacted,
+    /// `case.verified` (核实).
+    Verified,
+    /// `case.replied`: the written response (答复, 处理意见书).
+    Replied,
+    /// `case.staged` (阶段性办结).
+    Staged,
+    /// `case.resolved` (办结).
+    Resolved,
+    /// `case.reopened` (重办).
+    Reopened,
+    /// `case.returned`: the unit sent it back (退回).
+    Returned,
+    /// `case.return_reviewed`: the centre ruled on the return (退回审核).
+    ReturnReviewed,
+    /// `case.extension_requested` (延期申请).
+    ExtensionRequested,
+    /// `case.extension_decided`, approved or refused (延期审批).
+    ExtensionDecided,
+    /// `case.escalated` (包案, 提级).
+    Escalated,
+    /// `case.closed` (结案).
+    Closed,
+}
+
+impl Trigger {
+    /// The name used in configuration: the event's name after `case.`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Received => "received",
+            Trigger::Dispatched => "dispatched",
+            Trigger::Accepted => "accepted",
+            Trigger::Contacted => "contacted",
+            Trigger::Verified => "verified",
+            Trigger::Replied => "replied",
+            Trigger::Staged => "staged",
+            Trigger::Resolved => "resolved",
+            Trigger::Reopened => "reopened",
+            Trigger::Returned => "returned",
+            Trigger::ReturnReviewed => "return_reviewed",
+            Trigger::ExtensionRequested => "extension_requested",
+            Trigger::ExtensionDecided => "extension_decided",
+            Trigger::Escalated => "escalated",
+            Trigger::Closed => "closed",
+        }
+    }
+}
+
+/// The facts about a case that choose its limits (channel × urgency × request type × category).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Facts {
+    /// The channel it came by (`hotline`, `secretary_mailbox`, …); empty if not yet known.
+    pub channel: String,
+    pub urgency: Urgency,
+    /// 咨询 / 求助 / 投诉 / 举报 / 建议, as the classifier's key; empty if not known.
+    pub request_type: String,
+    /// The sub-item (`"01.03"`) or, failing that, the category (`"01"`); empty if not known.
+    pub category: String,
+}
+
+impl Facts {
+    /// An ordinary case of `urgency` whose other facts are not known.
+    pub fn of(urgency: Urgency) -> Facts {
+        Facts { urgency, ..Facts::default() }
+    }
+}
+
+/// `[sla_timer.policy.milestones.<name>]`: a built-in milestone's own settings, or a new one.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MilestoneSpec {
+    /// The limit; for a built-in milestone, instead of the flat key.
+    pub limit: Option<Limit>,
+    /// The events that arm the clock (again, one version up, once it has stopped in an
+    /// earlier round). Only for milestones without rules of their own.
+    pub start: Vec<Trigger>,
+    /// The events that meet it.
+    pub stop: Vec<Trigger>,
+    /// The events that pause it (挂起): its time does not count until one of `resume`.
+    pub pause: Vec<Trigger>,
+    /// The events that resume a paused clock; its deadline moves by the time the limit would
+    /// have counted meanwhile.
+    pub resume: Vec<Trigger>,
+    /// Its own yellow point (预警点), like `[sla_timer.policy.yellow]`.
+    pub yellow: Option<YellowPoint>,
+    /// Red for this long without being met → escalated to a leader (红灯后 N 个工作日提级).
+    pub escalate_after_red: Option<Limit>,
+    /// `false` switches the milestone off: no clock is armed for it.
+    pub enabled: Option<bool>,
+}
+
+/// `[[sla_timer.policy.rules]]`: other limits for the cases a selector picks.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitRule {
+    /// Which cases; an empty selector picks every case.
+    #[serde(default)]
+    pub when: Selector,
+    /// Milestone name → limit, for those cases.
+    pub limits: BTreeMap<Milestone, Limit>,
+}
+
+/// Which cases a [`LimitRule`] applies to; a key left out matches anything.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Selector {
+    pub channel: Option<String>,
+    pub urgency: Option<Urgency>,
+    pub request_type: Option<String>,
+    /// A category (`"01"`, all its sub-items) or one sub-item (`"01.03"`).
+    pub category: Option<String>,
+}
+
+impl Selector {
+    /// How specific the selector is when it matches `facts`, or `None` if it does not: one
+    /// point per key, and one more for a sub-item over its category.
+    pub fn specificity(&self, facts: &Facts) -> Option<u32> {
+        let mut score = 0;
+        if let Some(c) = &self.channel {
+            (c == &facts.channel).then_some(())?;
+            score += 2;
+        }
+        if let Some(u) = self.urgency {
+            (u == facts.urgency).then_some(())?;
+            score += 2;
+        }
+        if let Some(t) = &self.request_type {
+            (t == &facts.request_type).then_some(())?;
+            score += 2;
+        }
+        if let Some(c) = &self.category {
+            let of_category = facts.category == *c || facts.category.strip_prefix(c.as_str()).is_some_and(|rest| rest.starts_with('.'));
+            of_category.then_some(())?;
+            score += if c.contains('.') { 3 } else { 2 };
+        }
+        Some(score)
     }
 }
 
 pub use jiesu_reference::Urgency;
 
-/// The SLA policy (时限标准) of a district: one limit per milestone, and the moment clocks turn
-/// yellow. Read from `[sla_timer.policy]`; every key is optional and defaults to the figures in
-/// the seeds (Dongmen "1030", Xin'an, the 50-working-day 包案 rule).
+/// The SLA policy (时限标准) of a district: one limit per milestone, the moment clocks turn
+/// yellow, the milestones a district adds, and other limits for the cases rules select. Read
+/// from `[sla_timer.policy]`; every key is optional and defaults to the figures in the seeds
+/// (Dongmen "1030", Xin'an, the 3-working-day written response, the 50-working-day 包案 rule).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Policy {
@@ -76,8 +287,12 @@ pub struct Policy {
     pub accept: Limit,
     /// Accepted → citizen contacted (联系).
     pub contact: Limit,
+    /// Accepted → facts verified (核实).
+    pub verify: Limit,
     /// Dispatched → first reply (回复).
     pub reply: Limit,
+    /// Dispatched → written response filed (处理意见书).
+    pub response_document: Limit,
     /// Received → escalated to a leader if still unresolved (包案).
     pub escalate: Limit,
     /// Dispatched → resolved (办结), by urgency.
@@ -85,6 +300,12 @@ pub struct Policy {
     /// `[sla_timer.policy.yellow]`: a milestone's own yellow point (预警点), instead of `warn_at`:
     /// a fraction (`"0.5"`) or a time before the deadline (`"2h before"`, `"30m before"`).
     pub yellow: BTreeMap<Milestone, YellowPoint>,
+    /// `[sla_timer.policy.milestones.<name>]`: the built-in milestones' pauses, ladders and
+    /// switches, and the district's own milestones.
+    pub milestones: BTreeMap<Milestone, MilestoneSpec>,
+    /// `[[sla_timer.policy.rules]]`: other limits for the cases a selector picks; the most
+    /// specific matching rule wins, the earlier one on a tie.
+    pub rules: Vec<LimitRule>,
 }
 
 /// When a clock turns yellow (预警点).
@@ -161,32 +382,104 @@ impl Default for Policy {
             dispatch: Limit::Hours(1),
             accept: Limit::Minutes(10),
             contact: Limit::Minutes(30),
+            verify: Limit::Minutes(30),
             reply: Limit::Hours(72),
+            response_document: Limit::WorkingDays(3),
             escalate: Limit::WorkingDays(50),
             resolve: ResolveLimits::default(),
             yellow: BTreeMap::new(),
+            milestones: BTreeMap::new(),
+            rules: Vec::new(),
         }
     }
 }
 
 impl Policy {
-    /// The limit of `milestone` for a case of `urgency` (urgency only matters for resolve).
+    /// The limit of `milestone` for a case of `urgency` whose other facts are not known.
     pub fn limit(&self, milestone: Milestone, urgency: Urgency) -> Limit {
+        self.limit_for(milestone, &Facts::of(urgency))
+    }
+
+    /// The limit of `milestone` for a case with these `facts`: the most specific rule that
+    /// names the milestone, else the milestone's own limit, else the flat key.
+    pub fn limit_for(&self, milestone: Milestone, facts: &Facts) -> Limit {
+        let mut best: Option<(u32, Limit)> = None;
+        for rule in &self.rules {
+            let (Some(limit), Some(score)) = (rule.limits.get(&milestone), rule.when.specificity(facts)) else { continue };
+            if best.is_none_or(|(s, _)| score > s) {
+                best = Some((score, *limit));
+            }
+        }
+        if let Some((_, limit)) = best {
+            return limit;
+        }
+        if let Some(limit) = self.milestones.get(&milestone).and_then(|s| s.limit) {
+            return limit;
+        }
         match milestone {
             Milestone::Dispatch => self.dispatch,
             Milestone::Accept => self.accept,
             Milestone::Contact => self.contact,
+            Milestone::Verify => self.verify,
             Milestone::Reply => self.reply,
+            Milestone::Response => self.response_document,
             Milestone::Escalate => self.escalate,
-            Milestone::Resolve => self.resolve.of(urgency),
+            // An assisting part normally has the deadline the lead gave it; without one it has
+            // the case's own.
+            Milestone::Resolve | Milestone::Assist => self.resolve.of(facts.urgency),
+            // Validation makes sure a district milestone has a limit.
+            Milestone::Custom(_) => Limit::IMMEDIATE,
         }
+    }
+
+    /// Whether clocks are armed for `milestone`: a built-in one unless switched off, a
+    /// district's if defined and not switched off.
+    pub fn enabled(&self, milestone: Milestone) -> bool {
+        match self.milestones.get(&milestone) {
+            Some(spec) => spec.enabled.unwrap_or(true),
+            None => !matches!(milestone, Milestone::Custom(_)),
+        }
+    }
+
+    /// The milestones without rules of their own that are switched on, in order: verify,
+    /// response, then the district's.
+    pub fn event_driven(&self) -> impl Iterator<Item = Milestone> + '_ {
+        [Milestone::Verify, Milestone::Response]
+            .into_iter()
+            .chain(self.milestones.keys().copied().filter(|m| matches!(m, Milestone::Custom(_))))
+            .filter(|m| self.enabled(*m))
+    }
+
+    /// The events that start and stop `milestone` (only meaningful without rules of its own):
+    /// the district's lists, else the built-in ones of verify and response.
+    pub fn start_stop(&self, milestone: Milestone) -> (Vec<Trigger>, Vec<Trigger>) {
+        use Trigger::*;
+        let spec = self.milestones.get(&milestone);
+        let (default_start, default_stop) = match milestone {
+            Milestone::Verify => (vec![Accepted], vec![Verified, Replied, Staged, Resolved]),
+            Milestone::Response => (vec![Dispatched, Reopened], vec![Replied, Staged, Resolved]),
+            _ => (Vec::new(), Vec::new()),
+        };
+        let pick = |own: Option<&Vec<Trigger>>, default: Vec<Trigger>| own.filter(|v| !v.is_empty()).cloned().unwrap_or(default);
+        (pick(spec.map(|s| &s.start), default_start), pick(spec.map(|s| &s.stop), default_stop))
+    }
+
+    /// Whether `trigger` pauses, resp. resumes, the clocks of `milestone`.
+    pub fn pauses(&self, milestone: Milestone, trigger: Trigger) -> (bool, bool) {
+        self.milestones.get(&milestone).map_or((false, false), |s| (s.pause.contains(&trigger), s.resume.contains(&trigger)))
+    }
+
+    /// How long after its deadline an unmet clock of `milestone` is escalated, if it is.
+    pub fn escalate_after_red(&self, milestone: Milestone) -> Option<Limit> {
+        self.milestones.get(&milestone).and_then(|s| s.escalate_after_red)
     }
 
     /// When the clock of `milestone` spanning `start`..`deadline` turns yellow: its own yellow
     /// point, else `warn_at` of the span; never before the start nor after the deadline.
     pub fn yellow_at(&self, milestone: Milestone, start: DateTime<Utc>, deadline: DateTime<Utc>) -> DateTime<Utc> {
-        match self.yellow.get(&milestone) {
-            Some(YellowPoint::Fraction(f)) => warning_point(start, deadline, *f),
+        let own = self.milestones.get(&milestone).and_then(|s| s.yellow).or_else(|| self.yellow.get(&milestone).copied());
+        match own {
+            Some(YellowPoint::Fraction(f)) => warning_point(start, deadline, f),
             Some(YellowPoint::Before(span)) => {
                 let span = span.elapsed().unwrap_or_default();
                 deadline.checked_sub_signed(span).unwrap_or(start).clamp(start, deadline)
@@ -205,38 +498,102 @@ impl Policy {
         if !(self.warn_at > 0.0 && self.warn_at < 1.0) {
             problems.push(format!("warn_at must be strictly between 0 and 1, not {}", self.warn_at));
         }
-        let limits = [
-            ("dispatch", self.dispatch),
-            ("accept", self.accept),
-            ("contact", self.contact),
-            ("reply", self.reply),
-            ("escalate", self.escalate),
-            ("resolve.emergency", self.resolve.emergency),
-            ("resolve.normal", self.resolve.normal),
-            ("resolve.complex", self.resolve.complex),
+        let mut limits = vec![
+            ("dispatch".to_string(), self.dispatch),
+            ("accept".to_string(), self.accept),
+            ("contact".to_string(), self.contact),
+            ("verify".to_string(), self.verify),
+            ("reply".to_string(), self.reply),
+            ("response_document".to_string(), self.response_document),
+            ("escalate".to_string(), self.escalate),
+            ("resolve.emergency".to_string(), self.resolve.emergency),
+            ("resolve.normal".to_string(), self.resolve.normal),
+            ("resolve.complex".to_string(), self.resolve.complex),
         ];
+        for (m, spec) in &self.milestones {
+            let key = format!("milestones.{m}");
+            limits.extend(spec.limit.map(|l| (format!("{key}.limit"), l)));
+            limits.extend(spec.escalate_after_red.map(|l| (format!("{key}.escalate_after_red"), l)));
+            problems.extend(spec.problems(&key, *m));
+        }
+        for (i, rule) in self.rules.iter().enumerate() {
+            let key = format!("rules[{i}]");
+            for (m, limit) in &rule.limits {
+                limits.push((format!("{key}.limits.{m}"), *limit));
+                if !self.enabled(*m) && matches!(m, Milestone::Custom(_)) {
+                    problems.push(format!("{key} sets a limit for \"{m}\", which is no milestone of this policy"));
+                }
+            }
+            if rule.limits.is_empty() {
+                problems.push(format!("{key} sets no limits"));
+            }
+            if let Some(j) = self.rules[..i].iter().position(|r| r.when == rule.when) {
+                problems.push(format!("{key} selects the same cases as rules[{j}]: merge them"));
+            }
+            for (name, value) in
+                [("channel", &rule.when.channel), ("request_type", &rule.when.request_type), ("category", &rule.when.category)]
+            {
+                if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                    problems.push(format!("{key}.when.{name} is empty: leave it out to match every case"));
+                }
+            }
+        }
+        for m in self.yellow.keys().filter(|m| matches!(m, Milestone::Custom(_)) && !self.milestones.contains_key(m)) {
+            problems.push(format!("yellow.{m}: \"{m}\" is no milestone of this policy"));
+        }
         for (key, limit) in limits {
             if limit.is_immediate() {
                 problems.push(format!("{key} is {limit}: its clock would be red as soon as it starts"));
             }
         }
         // A yellow point as long before the deadline as the whole limit would be yellow at once.
-        for (milestone, point) in &self.yellow {
+        let own_yellow = self.milestones.iter().filter_map(|(m, s)| s.yellow.map(|y| (*m, y)));
+        for (milestone, point) in self.yellow.iter().map(|(m, y)| (*m, *y)).chain(own_yellow) {
             let YellowPoint::Before(before) = point else { continue };
             for urgency in [Urgency::Emergency, Urgency::Normal, Urgency::Complex] {
-                let limit = self.limit(*milestone, urgency);
+                let limit = self.limit(milestone, urgency);
                 if let (Some(span), Some(ahead)) = (limit.elapsed(), before.elapsed())
                     && ahead >= span
                 {
                     problems.push(format!(
                         "yellow.{milestone} \"{before} before\" is not shorter than the {milestone} limit {limit}{}: the clock would be yellow at once",
-                        if *milestone == Milestone::Resolve { format!(" ({})", urgency.key()) } else { String::new() }
+                        if milestone == Milestone::Resolve { format!(" ({})", urgency.key()) } else { String::new() }
                     ));
                     break;
                 }
             }
         }
         if problems.is_empty() { Ok(()) } else { Err(DomainError::InvalidPolicy(problems)) }
+    }
+}
+
+impl MilestoneSpec {
+    fn problems(&self, key: &str, milestone: Milestone) -> Vec<String> {
+        let mut problems = Vec::new();
+        let custom = matches!(milestone, Milestone::Custom(_));
+        if milestone.has_own_rules() && !(self.start.is_empty() && self.stop.is_empty()) {
+            problems.push(format!("{key}: {milestone} starts and stops by rules of its own; only its limit, pause, resume, yellow, escalate_after_red and enabled can be set"));
+        }
+        if custom {
+            if self.limit.is_none() {
+                problems.push(format!("{key} has no limit"));
+            }
+            if self.start.is_empty() || self.stop.is_empty() {
+                problems.push(format!("{key} needs the events that start and stop it (start = [\"accepted\"], stop = [\"verified\"])"));
+            }
+        }
+        if self.pause.is_empty() != self.resume.is_empty() {
+            problems.push(format!("{key}: a clock that pauses must have events that resume it, and the other way round"));
+        }
+        let lists = [("start", &self.start), ("stop", &self.stop), ("pause", &self.pause), ("resume", &self.resume)];
+        for (i, (a, la)) in lists.iter().enumerate() {
+            for (b, lb) in &lists[i + 1..] {
+                if let Some(t) = la.iter().find(|t| lb.contains(t)) {
+                    problems.push(format!("{key}: {:?} is both in {a} and in {b}", t.as_str()));
+                }
+            }
+        }
+        problems
     }
 }
 
@@ -249,7 +606,9 @@ mod tests {
         dispatch = "1h"
         accept = "10m"
         contact = "30m"
+        verify = "30m"
         reply = "72h"
+        response_document = "3wd"
         escalate = "50wd"
         [resolve]
         emergency = "2h"
@@ -263,17 +622,25 @@ mod tests {
         struct T {
             m: Milestone,
         }
-        let names = ["dispatch", "accept", "contact", "reply", "resolve", "escalate"];
-        for (m, name) in Milestone::ALL.into_iter().zip(names) {
+        let names = ["dispatch", "accept", "contact", "verify", "reply", "resolve", "response_document", "escalate", "assist"];
+        assert_eq!(names.len(), Milestone::BUILT_IN.len());
+        for (m, name) in Milestone::BUILT_IN.into_iter().zip(names) {
             assert_eq!(m.as_str(), name);
             assert_eq!(m.to_string(), name);
             assert_eq!(name.parse::<Milestone>().unwrap(), m);
             let t: T = toml::from_str(&format!("m = \"{name}\"")).unwrap();
             assert_eq!(t.m, m, "serde and as_str agree");
         }
-        for bad in ["", "Dispatch", "resolved", " dispatch"] {
+        for bad in ["", "Dispatch", "1st", " dispatch", "call-back", "a_name_that_is_far_too_long_for_one"] {
             assert_eq!(bad.parse::<Milestone>(), Err(DomainError::UnknownMilestone(bad.to_owned())));
         }
+        // A district's own name, interned once.
+        let a: Milestone = "callback".parse().unwrap();
+        assert_eq!(a, Milestone::Custom("callback"));
+        assert_eq!((a.as_str(), a.has_own_rules()), ("callback", false));
+        let Milestone::Custom(again) = "callback".parse::<Milestone>().unwrap() else { panic!() };
+        let Milestone::Custom(first) = a else { panic!() };
+        assert!(std::ptr::eq(first, again));
     }
 
     #[test]
@@ -409,8 +776,8 @@ mod tests {
         ] {
             assert_eq!(text.parse::<YellowPoint>().is_ok(), ok, "{text}");
         }
-        let err = toml::from_str::<Policy>("[yellow]\nnowhere = 0.5\n").unwrap_err().to_string();
-        assert!(err.contains("nowhere"), "{err}");
+        let err = toml::from_str::<Policy>("[yellow]\nnowhere = 0.5\n").unwrap().validate().unwrap_err().to_string();
+        assert!(err.contains("yellow.nowhere: \"nowhere\" is no milestone"), "{err}");
         assert_eq!(String::from(YellowPoint::Before(Limit::Minutes(30))), "30m before");
         // As long before the deadline as an emergency's whole resolve limit: refused at start.
         let p: Policy = toml::from_str("[yellow]\nresolve = \"4h before\"\n").unwrap();
