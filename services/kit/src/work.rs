@@ -227,26 +227,42 @@ impl Command {
     }
 
     /// Writes the emitted events into the outbox, commits, and wakes the relay.
-    /// The events are written under a span of their case's trace (see [`crate::case_trace`]).
+    /// The events are written under a span of their case's trace (see [`crate::case_trace`]);
+    /// a command about several cases (a batch of timer firings) writes each case's events
+    /// under that case's own trace.
     pub async fn commit(mut self) -> Result<(), Error> {
-        let case_id = self.out.iter().map(|o| o.case_id.as_str()).find(|c| !c.is_empty()).map(str::to_string);
-        let case_trace = match &case_id {
-            Some(case_id) => crate::case_trace::recall(&mut self.tx, case_id).await?,
-            None => None,
-        };
         let now_ms = to_millis(self.now);
-        match (case_id, case_trace) {
-            (Some(case_id), Some(trace)) => {
-                let span = crate::case_trace::command_span(self.commands.emitter.service, &case_id, &trace);
-                outbox::write(&mut self.tx, &self.out, now_ms).instrument(span).await?;
+        let out = std::mem::take(&mut self.out);
+        let mut cases: Vec<&str> = out.iter().map(|o| o.case_id.as_str()).collect();
+        cases.sort_unstable();
+        cases.dedup();
+        if cases.len() <= 1 {
+            self.write_outbox(cases.first().copied().unwrap_or_default(), &out, now_ms).await?;
+        } else {
+            for case_id in cases {
+                let of_case: Vec<Outgoing> = out.iter().filter(|o| o.case_id == case_id).cloned().collect();
+                self.write_outbox(case_id, &of_case, now_ms).await?;
             }
-            _ => outbox::write(&mut self.tx, &self.out, now_ms).await?,
         }
         self.tx.commit().await?;
-        if !self.out.is_empty() {
+        if !out.is_empty() {
             self.commands.relay_wake.notify_one();
         }
         Ok(())
+    }
+
+    async fn write_outbox(&mut self, case_id: &str, out: &[Outgoing], now_ms: i64) -> Result<(), Error> {
+        let trace = match case_id {
+            "" => None,
+            case_id => crate::case_trace::recall(&mut self.tx, case_id).await?,
+        };
+        match trace {
+            Some(trace) => {
+                let span = crate::case_trace::command_span(self.commands.emitter.service, case_id, &trace);
+                outbox::write(&mut self.tx, out, now_ms).instrument(span).await
+            }
+            None => outbox::write(&mut self.tx, out, now_ms).await,
+        }
     }
 }
 

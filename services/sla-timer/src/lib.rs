@@ -139,6 +139,8 @@ pub async fn start(district: &DistrictConfig, clock: SharedClock) -> Result<Runn
 
     host.consume(Arc::new(consume::Events { rules: rules.clone(), timer_wake: timer_wake.clone() }));
 
+    let (db, gauges) = (host.db.clone(), metrics.clone());
+    host.spawn("sla clock gauges", move |cancel| timer::count_clocks(db, gauges, cancel));
     let timer = timer::Timer { commands: host.commands(), db: host.db.clone(), clock, wake: timer_wake, metrics };
     host.spawn("sla timer", move |cancel| timer.run(cancel));
 

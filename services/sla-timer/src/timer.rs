@@ -24,7 +24,6 @@ use jiesu_proto::v1::{SlaBreached, SlaEscalationDue, SlaWarning};
 use prometheus_client::metrics::{counter::Counter, family::Family, gauge::Gauge};
 use tokio::{sync::Notify, time::Instant};
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
 
 use crate::{
     Error,
@@ -40,6 +39,11 @@ pub const HORIZON: TimeDelta = TimeDelta::minutes(10);
 pub const MAX_SLEEP: Duration = Duration::from_secs(1);
 /// The window is rebuilt from the table at least this often, even if nothing woke the loop.
 pub const RESYNC: Duration = Duration::from_secs(30);
+/// How many due clocks fire in one transaction at most. Each firing is its own compare-and-set
+/// and its own alert with its own id; sharing the commit (one disk flush) is what lets the timer
+/// keep up when thousands fall due each second, and a batch holds only what is due already, so
+/// a lone clock is not kept waiting for company.
+pub const BATCH: usize = 200;
 /// The pause after a database error before trying again.
 const RETRY: Duration = Duration::from_secs(1);
 
@@ -110,6 +114,11 @@ impl Window {
         }
     }
 
+    /// Up to `max` due clocks, the earliest first.
+    fn pop_due_batch(&mut self, now_ms: i64, max: usize) -> Vec<String> {
+        std::iter::from_fn(|| self.pop_due(now_ms)).take(max).collect()
+    }
+
     fn insert(&mut self, at: i64, clock_id: String) {
         if at <= self.covered_until {
             self.entries.insert((at, clock_id));
@@ -138,7 +147,6 @@ impl Timer {
         let mut window = Window::empty();
         let mut stale = true;
         let mut synced_at = Instant::now();
-        let mut counted_at: Option<Instant> = None;
         tracing::info!(window = WINDOW, horizon_minutes = HORIZON.num_minutes(), "SLA timer running");
         loop {
             let now = to_millis(self.clock.now());
@@ -157,17 +165,23 @@ impl Timer {
                     }
                 }
             }
-            self.count(&mut counted_at).await;
-            while let Some(clock_id) = window.pop_due(to_millis(self.clock.now())) {
+            loop {
+                let due = window.pop_due_batch(to_millis(self.clock.now()), BATCH);
+                if due.is_empty() {
+                    break;
+                }
                 if cancel.is_cancelled() {
                     return Ok(());
                 }
-                match self.fire(&clock_id).await {
-                    Ok(Some(next)) => window.insert(next, clock_id),
-                    Ok(None) => {}
+                match self.fire(&due).await {
+                    Ok(next) => {
+                        for (clock_id, at) in next {
+                            window.insert(at, clock_id);
+                        }
+                    }
                     Err(e) => {
-                        // The row is still due in the table: the next load brings it back.
-                        tracing::error!(clock_id = %clock_id, error = %e, "SLA timer cannot fire a clock; will retry");
+                        // The rows are still due in the table: the next load brings them back.
+                        tracing::error!(clocks = due.len(), first = %due[0], error = %e, "SLA timer cannot fire; will retry");
                         stale = true;
                         trouble = true;
                         break;
@@ -197,46 +211,29 @@ impl Timer {
         Ok(Window::load(rows, horizon_end))
     }
 
-    /// Refreshes the clock gauges. Counting scans the table, so it runs every [`RESYNC`], not
-    /// on every wake-up.
-    async fn count(&self, counted_at: &mut Option<Instant>) {
-        if counted_at.is_some_and(|t| t.elapsed() < RESYNC) {
-            return;
-        }
-        match store::count_running(&self.db).await {
-            Ok(counts) => {
-                self.metrics.set_counts(&counts);
-                *counted_at = Some(Instant::now());
-            }
-            Err(e) => tracing::warn!(error = %e, "SLA timer cannot count the clocks"),
-        }
-    }
-
-    /// Fires one clock if it is due. Returns when it may fire next, if it may.
-    async fn fire(&self, clock_id: &str) -> Result<Option<i64>, Error> {
-        let mut command = self.commands.begin_with_key(format!("sla:{clock_id}"), String::new()).await?;
-        let work = command.work();
-        let Some(row) = store::claim_clock(work.tx, clock_id).await? else { return Ok(None) };
-        let now = work.now();
-        let mut clock = row.tracked()?.clock;
-        let Some(firing) = clock.due(now) else {
-            // Re-armed or stopped since the window was loaded: keep it in view if it is still
-            // to fire (dropping the command rolls back the read).
-            return Ok(row.next_fire_at.filter(|at| *at > to_millis(now)));
-        };
-        // The alert's id derives from the clock, its version and the firing: however often the
-        // firing is attempted, JetStream and every inbox see one alert.
-        command.set_cause(alert_key(clock_id, clock.version, firing), row.armed_by.clone());
-        let span = tracing::info_span!("sla.fire", case_id = %row.case_id, clock_id, firing = firing.as_str());
-        async move {
-            let mut work = command.work();
+    /// Fires the clocks of `ids` that are due, in one transaction. Returns, for each that may
+    /// fire again (or was changed since the window was loaded but is still to fire), when.
+    async fn fire(&self, ids: &[String]) -> Result<Vec<(String, i64)>, Error> {
+        let mut command = self.commands.begin_with_key(String::new(), String::new()).await?;
+        let now = command.now();
+        let now_ms = to_millis(now);
+        let mut next = Vec::new();
+        let mut fired: Vec<(Firing, String, String)> = Vec::new();
+        for clock_id in ids {
+            let work = command.work();
+            let Some(row) = store::claim_clock(work.tx, clock_id).await? else { continue };
+            let mut clock = row.tracked()?.clock;
+            let Some(firing) = clock.due(now) else {
+                // Re-armed, paused or stopped since the window was loaded: keep it in view if it
+                // is still to fire.
+                next.extend(row.next_fire_at.filter(|at| *at > now_ms).map(|at| (clock_id.clone(), at)));
+                continue;
+            };
             let from = clock.state;
             let to = clock.apply(firing)?;
-            let next = clock.next_wake().map(to_millis);
-            let now_ms = to_millis(now);
-            if !store::advance(work.tx, clock_id, clock.version, from, to, next, now_ms).await? {
-                tracing::info!("clock changed meanwhile; not firing");
-                return Ok(None);
+            let wake = clock.next_wake().map(to_millis);
+            if !store::advance(work.tx, clock_id, clock.version, from, to, wake, now_ms).await? {
+                continue; // changed meanwhile (another process fired it): nothing to do
             }
             let (history, level) = match firing {
                 Firing::Warning => ("warning", Level::Yellow),
@@ -253,8 +250,13 @@ impl Timer {
                 deadline: to_millis(clock.deadline),
             };
             store::record_history(work.tx, &history_row).await?;
+            drop(work);
+            // The alert's id derives from the clock, its version and the firing: however often
+            // the firing is attempted, JetStream and every inbox see one alert.
+            command.set_cause(alert_key(clock_id, clock.version, firing), row.armed_by.clone());
+            let mut work = command.work();
             let case = CaseIds { case_id: &row.case_id, case_no: &row.case_no };
-            let alert = |level: Level| Alert {
+            let alert = Alert {
                 clock_id: row.clock_id.clone(),
                 milestone: row.milestone.clone(),
                 version: clock.version,
@@ -263,22 +265,41 @@ impl Timer {
                 level: level.as_str().to_string(),
             };
             match firing {
-                Firing::Warning => work.emit(case, alert(level).warning()),
-                Firing::Breach => work.emit(case, alert(level).breached()),
-                Firing::Escalation => work.emit(case, alert(level).escalation_due()),
+                Firing::Warning => work.emit(case, alert.warning()),
+                Firing::Breach => work.emit(case, alert.breached()),
+                Firing::Escalation => work.emit(case, alert.escalation_due()),
             };
-            command.commit().await?;
+            next.extend(wake.map(|at| (clock_id.clone(), at)));
+            fired.push((firing, row.case_id.clone(), format!("{} v{} {}", row.milestone, clock.version, row.unit_id)));
+        }
+        if fired.is_empty() {
+            return Ok(next); // nothing written: dropping the command rolls the reads back
+        }
+        command.commit().await?;
+        for (firing, case_id, what) in &fired {
             match firing {
                 Firing::Warning => self.metrics.warnings.inc(),
                 Firing::Breach => self.metrics.breaches.inc(),
                 Firing::Escalation => self.metrics.escalations.inc(),
             };
-            tracing::info!(milestone = %row.milestone, version = clock.version, deadline = %clock.deadline,
-                unit_id = %row.unit_id, level = level.as_str(), "clock fired: {history}");
-            Ok(next)
+            tracing::info!(case_id = %case_id, firing = firing.as_str(), clock = %what, "clock fired");
         }
-        .instrument(span)
-        .await
+        Ok(next)
+    }
+}
+
+/// Keeps the clock gauges up to date, every [`RESYNC`], beside the firing loop: counting scans
+/// the running clocks, which at city scale takes longer than a firing may wait.
+pub async fn count_clocks(db: Db, metrics: TimerMetrics, cancel: CancellationToken) -> Result<(), jiesu_kit::Error> {
+    loop {
+        match store::count_running(&db).await {
+            Ok(counts) => metrics.set_counts(&counts),
+            Err(e) => tracing::warn!(error = %e, "SLA timer cannot count the clocks"),
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(RESYNC) => {}
+        }
     }
 }
 

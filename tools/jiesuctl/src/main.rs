@@ -758,7 +758,12 @@ async fn show(d: &District, case: &str) -> Result<()> {
             .clocks
             .iter()
             .filter(|k| k.state != "stopped")
-            .map(|k| format!("{}（{}） 截止{}", milestone_zh(&k.milestone), clock_state_zh(&k.state), d.local(k.deadline.as_ref())))
+            .map(|k| {
+                let name = if k.part.is_empty() { milestone_zh(&k.milestone).to_string() } else { format!("{}·{}", milestone_zh(&k.milestone), k.part) };
+                let state = if k.paused_at.is_some() { clock_state_zh("paused") } else { clock_state_zh(&k.state) };
+                let round = if k.round > 1 { format!("，第{}轮", k.round) } else { String::new() };
+                format!("{name}（{state}{round}） 截止{}", d.local(k.deadline.as_ref()))
+            })
             .collect();
         lines.insert("5 时限", if running.is_empty() { "无进行中的时限".into() } else { running.join("；") });
         timeline.extend(c.timeline);

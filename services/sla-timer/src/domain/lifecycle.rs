@@ -426,14 +426,19 @@ impl Planner<'_> {
                     }
                 }
             }
+            CaseEvent::Escalated => {
+                // Escalated already (by a person, or by a red rung): the 包案 clock has done its work.
+                if let Some(e) = find(Milestone::Escalate).filter(|t| t.is_running()) {
+                    changes.extend(self.stop(e, StopReason::Met));
+                }
+            }
             CaseEvent::Verified { .. }
             | CaseEvent::Returned
             | CaseEvent::ReturnReviewed
             | CaseEvent::ExtensionRequested
             | CaseEvent::ExtensionRefused
             | CaseEvent::AssistAdded { .. }
-            | CaseEvent::AssistAnswered { .. }
-            | CaseEvent::Escalated => {}
+            | CaseEvent::AssistAnswered { .. } => {}
         }
         changes
     }
@@ -1108,6 +1113,17 @@ mod tests {
         assert_eq!((d.version, d.started_at, d.deadline, d.state), (2, t0(), mins(15), ClockState::Armed));
         // Nothing else changed, and the same classification again changes nothing.
         assert!(case.on(CaseEvent::Classified, mins(6)).is_empty());
+    }
+
+    #[test]
+    fn an_escalated_case_meets_its_escalation_clock() {
+        let mut case = Case::new();
+        case.on(CaseEvent::Received, t0());
+        case.on(dispatched(1, "a", Urgency::Normal), mins(5));
+        let c = case.on(CaseEvent::Escalated, mins(60));
+        assert_eq!(stopped(&c), [(Milestone::Escalate, StopReason::Met, Level::Green)]);
+        assert!(case.get(Milestone::Resolve).is_running(), "the unit keeps working it");
+        assert!(case.on(CaseEvent::Escalated, mins(61)).is_empty());
     }
 
     #[test]
