@@ -519,6 +519,29 @@ async fn sla_breaches_supervise_and_escalate(d: &mut Desk, mut c: DispatchServic
         c.list_cases(d.req(As::Centre, ListCasesRequest { colour: "red".into(), ..Default::default() })).await.unwrap().into_inner().cases;
     assert_eq!(red.iter().map(|c| c.case_id.as_str()).collect::<Vec<_>>(), [id.as_str()]);
     bad(c.list_cases(d.req(As::Centre, ListCasesRequest { colour: "purple".into(), ..Default::default() })).await, "purple");
+
+    // The ladder's last rung (红灯提级): another case red for the district's time goes to the
+    // leader overseeing its unit, with the reason given.
+    let other = d.classified("01.03", "cm-lizhi").await;
+    let case_no = d.view(&other).await.case_no;
+    let event_id = uuid::Uuid::now_v7().to_string();
+    let due = jiesu_proto::v1::SlaEscalationDue {
+        meta: Some(event_meta(&event_id, &other, &case_no)),
+        clock_id: format!("{other}:resolve"),
+        milestone: "resolve".into(),
+        version: 1,
+        unit_id: "st-dongmen".into(),
+        level: "red".into(),
+        ..Default::default()
+    };
+    d.h.publish(&due).await;
+    d.h.handled(&event_id).await.unwrap();
+    let v = d.view(&other).await;
+    assert_eq!((v.leader_id.as_str(), v.colour.as_str()), ("leader-li", "red"));
+    let escalated = d.events::<CaseEscalated>(&other).await;
+    assert_eq!(escalated.len(), 1);
+    assert_eq!(escalated[0].escalated_by, "sla");
+    assert!(escalated[0].reason.contains("按时限阶梯自动提级"), "{}", escalated[0].reason);
 }
 
 /// 重办 counted per unit; a case reopened twice goes to the leader overseeing its unit. The
@@ -570,7 +593,7 @@ async fn counts_for_the_dashboard(d: &mut Desk, mut c: DispatchServiceClient<Cha
     let total: u32 = all.counts.iter().map(|c| c.count).sum();
     let listed = c.list_cases(d.req(As::Centre, ListCasesRequest { limit: 500, ..Default::default() })).await.unwrap().into_inner().cases;
     assert_eq!(total as usize, listed.len());
-    assert_eq!((all.escalated, all.red), (3, 1));
+    assert_eq!((all.escalated, all.red), (4, 2));
     assert!(all.return_pending == 0 && all.supervised >= 2);
     // A unit counts only its own.
     let water = c.count_cases(d.req(As::Unit("dept-water"), CountCasesRequest::default())).await.unwrap().into_inner();

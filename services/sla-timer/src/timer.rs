@@ -114,6 +114,11 @@ impl Window {
         }
     }
 
+    /// Empty, and what it covered is past: clocks beyond it may be due already.
+    fn exhausted(&self, now_ms: i64) -> bool {
+        self.entries.is_empty() && now_ms >= self.covered_until
+    }
+
     /// Up to `max` due clocks, the earliest first.
     fn pop_due_batch(&mut self, now_ms: i64, max: usize) -> Vec<String> {
         std::iter::from_fn(|| self.pop_due(now_ms)).take(max).collect()
@@ -190,6 +195,8 @@ impl Timer {
             }
             let wait = match window.earliest() {
                 _ if trouble => RETRY,
+                // A full window fired to its end: more may be due behind it, read them at once.
+                None if window.exhausted(to_millis(self.clock.now())) => continue,
                 None => MAX_SLEEP,
                 Some(at) => {
                     let until = u64::try_from(at - to_millis(self.clock.now())).unwrap_or(0);
@@ -219,13 +226,21 @@ impl Timer {
         let now_ms = to_millis(now);
         let mut next = Vec::new();
         let mut fired: Vec<(Firing, String, String)> = Vec::new();
+        let mut corrected = 0;
         for clock_id in ids {
             let work = command.work();
             let Some(row) = store::claim_clock(work.tx, clock_id).await? else { continue };
             let mut clock = row.tracked()?.clock;
             let Some(firing) = clock.due(now) else {
                 // Re-armed, paused or stopped since the window was loaded: keep it in view if it
-                // is still to fire.
+                // is still to fire. A row that says it is due when its clock is not would come
+                // back on every load: its next firing is put right.
+                let wake = clock.next_wake().map(to_millis);
+                if row.next_fire_at.is_some_and(|at| at <= now_ms) && wake != row.next_fire_at {
+                    tracing::warn!(clock_id, "a clock's next firing did not match its state; corrected");
+                    store::advance(work.tx, clock_id, clock.version, clock.state, clock.state, wake, now_ms).await?;
+                    corrected += 1;
+                }
                 next.extend(row.next_fire_at.filter(|at| *at > now_ms).map(|at| (clock_id.clone(), at)));
                 continue;
             };
@@ -250,7 +265,6 @@ impl Timer {
                 deadline: to_millis(clock.deadline),
             };
             store::record_history(work.tx, &history_row).await?;
-            drop(work);
             // The alert's id derives from the clock, its version and the firing: however often
             // the firing is attempted, JetStream and every inbox see one alert.
             command.set_cause(alert_key(clock_id, clock.version, firing), row.armed_by.clone());
@@ -272,7 +286,7 @@ impl Timer {
             next.extend(wake.map(|at| (clock_id.clone(), at)));
             fired.push((firing, row.case_id.clone(), format!("{} v{} {}", row.milestone, clock.version, row.unit_id)));
         }
-        if fired.is_empty() {
+        if fired.is_empty() && corrected == 0 {
             return Ok(next); // nothing written: dropping the command rolls the reads back
         }
         command.commit().await?;
@@ -364,6 +378,20 @@ mod tests {
         let rows = (0..WINDOW as i64).map(|i| due(&format!("c{i}"), i)).collect();
         let w = Window::load(rows, 1_000_000);
         assert_eq!(w.covered_until, WINDOW as i64 - 1);
+    }
+
+    #[test]
+    fn due_clocks_come_in_batches_and_a_full_window_asks_for_more() {
+        let rows = (0..WINDOW as i64).map(|i| due(&format!("c{i}"), i)).collect();
+        let mut w = Window::load(rows, 1_000_000);
+        assert_eq!(w.pop_due_batch(99, BATCH).len(), 100, "only what is due");
+        assert_eq!(w.pop_due_batch(5_000, BATCH).len(), BATCH);
+        while !w.pop_due_batch(5_000, BATCH).is_empty() {}
+        assert!(w.exhausted(5_000), "a full window fired to its end: read on at once");
+        // A partial window covers the horizon: nothing more before it.
+        let w = Window::load(vec![], 1_000_000);
+        assert!(!w.exhausted(5_000));
+        assert!(w.exhausted(1_000_000));
     }
 
     #[test]

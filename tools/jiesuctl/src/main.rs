@@ -759,7 +759,11 @@ async fn show(d: &District, case: &str) -> Result<()> {
             .iter()
             .filter(|k| k.state != "stopped")
             .map(|k| {
-                let name = if k.part.is_empty() { milestone_zh(&k.milestone).to_string() } else { format!("{}·{}", milestone_zh(&k.milestone), k.part) };
+                let name = if k.part.is_empty() {
+                    milestone_zh(&k.milestone).to_string()
+                } else {
+                    format!("{}·{}", milestone_zh(&k.milestone), k.part)
+                };
                 let state = if k.paused_at.is_some() { clock_state_zh("paused") } else { clock_state_zh(&k.state) };
                 let round = if k.round > 1 { format!("，第{}轮", k.round) } else { String::new() };
                 format!("{name}（{state}{round}） 截止{}", d.local(k.deadline.as_ref()))
