@@ -51,6 +51,7 @@ fn as_alert(e: jiesu_proto::v1::SlaWarning) -> jiesu_proto::v1::SlaBreached {
         meta: e.meta,
         clock_id: e.clock_id,
         milestone: e.milestone,
+        milestone_name: e.milestone_name,
         version: e.version,
         deadline: e.deadline,
         unit_id: e.unit_id,

@@ -72,7 +72,7 @@ impl Notifier {
             ("district", district),
             ("case_no", meta.case_no.as_str()),
             ("unit_name", unit_name),
-            ("milestone", milestone_zh(&e.milestone)),
+            ("milestone", if e.milestone_name.is_empty() { milestone_zh(&e.milestone) } else { &e.milestone_name }),
         ];
         if let Some(d) = &deadline {
             vars.push(("deadline", d));
@@ -97,7 +97,7 @@ impl Notifier {
             ("district", district),
             ("case_no", meta.case_no.as_str()),
             ("unit_name", unit_name),
-            ("milestone", milestone_zh(&e.milestone)),
+            ("milestone", if e.milestone_name.is_empty() { milestone_zh(&e.milestone) } else { &e.milestone_name }),
             ("deadline", deadline.as_str()),
         ];
         let (template, name) =

@@ -80,6 +80,7 @@ fn breach(case_id: &str, case_no: &str) -> SlaBreached {
         meta: Some(meta(case_id, case_no)),
         clock_id: uuid::Uuid::now_v7().to_string(),
         milestone: "accept".into(),
+        milestone_name: String::new(), // an alert of an older timer: the built-in name is used
         version: 1,
         deadline: Some(to_proto(Utc.with_ymd_and_hms(2026, 11, 23, 2, 10, 0).unwrap())),
         unit_id: "st-dongmen".into(),
@@ -415,6 +416,7 @@ async fn the_workflow_tells_whoever_must_act() {
         meta: m(),
         clock_id: format!("{}:resolve", case.case_id),
         milestone: "resolve".into(),
+        milestone_name: "办结".into(),
         version: 1,
         deadline: Some(to_proto(part_deadline)),
         unit_id: "st-dongmen".into(),

@@ -11,7 +11,7 @@ use jiesu_proto::v1::{
     OnTimeFiguresResponse, PreviewDeadlineRequest, PreviewDeadlineResponse, TimelineEntry, sla_service_server::SlaService,
 };
 use jiesu_reference::{
-    Organisation, milestone_zh,
+    Organisation,
     time::{HoursBook, Limit},
 };
 use std::sync::Arc;
@@ -19,7 +19,7 @@ use tonic::{Request, Response, Status};
 
 use crate::{
     SERVICE,
-    domain::Milestone,
+    domain::{Milestone, Policy},
     store::{self, ClockRow, HistoryRow},
 };
 
@@ -60,8 +60,8 @@ impl SlaService for SlaApi {
         history.sort_by_key(|h| (h.happened_at, event_rank(&h.event), milestone_rank(&h.milestone)));
         let now_ms = self.clock.now().timestamp_millis();
         Ok(Response::new(ListClocksResponse {
-            clocks: rows.iter().map(|r| view(r, now_ms)).collect(),
-            timeline: history.iter().map(|h| timeline_entry(h, self.timezone)).collect(),
+            clocks: rows.iter().map(|r| view(r, now_ms, &self.preview.rules.policy)).collect(),
+            timeline: history.iter().map(|h| timeline_entry(h, self.timezone, &self.preview.rules.policy)).collect(),
         }))
     }
 
@@ -81,7 +81,7 @@ impl SlaService for SlaApi {
         };
         let rows = store::at_risk(&self.db, &unit_id, states, limit).await?;
         let now_ms = self.clock.now().timestamp_millis();
-        Ok(Response::new(ListAtRiskResponse { clocks: rows.iter().map(|r| view(r, now_ms)).collect() }))
+        Ok(Response::new(ListAtRiskResponse { clocks: rows.iter().map(|r| view(r, now_ms, &self.preview.rules.policy)).collect() }))
     }
 
     async fn on_time_figures(&self, request: Request<OnTimeFiguresRequest>) -> Result<Response<OnTimeFiguresResponse>, Status> {
@@ -205,7 +205,7 @@ fn colour(r: &ClockRow, now_ms: i64) -> &'static str {
     }
 }
 
-fn view(r: &ClockRow, now_ms: i64) -> ClockView {
+fn view(r: &ClockRow, now_ms: i64, policy: &Policy) -> ClockView {
     ClockView {
         clock_id: r.clock_id.clone(),
         case_id: r.case_id.clone(),
@@ -224,6 +224,7 @@ fn view(r: &ClockRow, now_ms: i64) -> ClockView {
         paused_at: r.paused_at.map(millis_to_proto),
         escalate_at: r.escalate_at.map(millis_to_proto),
         colour: colour(r, now_ms).to_string(),
+        milestone_name: policy.display_name(&r.milestone).to_string(),
     }
 }
 
@@ -241,19 +242,18 @@ fn event_rank(event: &str) -> u8 {
     }
 }
 
-fn timeline_entry(h: &HistoryRow, tz: Tz) -> TimelineEntry {
+fn timeline_entry(h: &HistoryRow, tz: Tz, policy: &Policy) -> TimelineEntry {
     TimelineEntry {
         at: Some(millis_to_proto(h.happened_at)),
         service: SERVICE.into(),
         event: format!("{}.{}", h.milestone, h.event),
-        detail: describe(h, tz),
+        detail: describe(h, tz, policy.display_name(&h.milestone)),
         actor: String::new(),
     }
 }
 
 /// What a clerk reads in the case's timeline.
-fn describe(h: &HistoryRow, tz: Tz) -> String {
-    let name = milestone_zh(&h.milestone);
+fn describe(h: &HistoryRow, tz: Tz, name: &str) -> String {
     let deadline = from_millis(h.deadline).with_timezone(&tz).format("%Y-%m-%d %H:%M");
     match h.event.as_str() {
         "armed" if h.version > 1 => format!("{name}时限重新起算，截止 {deadline}"),
@@ -276,6 +276,7 @@ fn describe(h: &HistoryRow, tz: Tz) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use jiesu_reference::milestone_zh;
 
     fn h(milestone: &str, event: &str, version: i64, happened_at: &str, deadline: &str) -> HistoryRow {
         let ms = |s: &str| s.parse::<chrono::DateTime<chrono::Utc>>().unwrap().timestamp_millis();
@@ -293,7 +294,7 @@ mod tests {
     #[test]
     fn timeline_details_are_chinese_in_the_district_time_zone() {
         let tz = chrono_tz::Asia::Shanghai;
-        let d = |m, e, v, at| describe(&h(m, e, v, at, "2026-11-23T02:10:00Z"), tz);
+        let d = |m, e, v, at| describe(&h(m, e, v, at, "2026-11-23T02:10:00Z"), tz, milestone_zh(m));
         assert_eq!(d("accept", "armed", 1, "2026-11-23T02:00:00Z"), "签收时限已启动，截止 2026-11-23 10:10");
         assert_eq!(d("resolve", "armed", 2, "2026-11-23T02:00:00Z"), "办结时限重新起算，截止 2026-11-23 10:10");
         assert_eq!(d("resolve", "warning", 1, "2026-11-23T02:08:00Z"), "办结时限预警（黄），截止 2026-11-23 10:10");

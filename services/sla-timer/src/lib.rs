@@ -141,7 +141,8 @@ pub async fn start(district: &DistrictConfig, clock: SharedClock) -> Result<Runn
 
     let (db, gauges) = (host.db.clone(), metrics.clone());
     host.spawn("sla clock gauges", move |cancel| timer::count_clocks(db, gauges, cancel));
-    let timer = timer::Timer { commands: host.commands(), db: host.db.clone(), clock, wake: timer_wake, metrics };
+    let policy = Arc::new(rules.policy.clone());
+    let timer = timer::Timer { commands: host.commands(), db: host.db.clone(), clock, policy, wake: timer_wake, metrics };
     host.spawn("sla timer", move |cancel| timer.run(cancel));
 
     let (hours, units) = load_hours(&config)?;

@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     Error,
-    domain::{ClockState, Firing, Level},
+    domain::{ClockState, Firing, Level, Policy},
     store::{self, HistoryRow},
 };
 
@@ -141,6 +141,8 @@ pub struct Timer {
     pub commands: Commands,
     pub db: Db,
     pub clock: SharedClock,
+    /// The district's policy, for the milestones' names.
+    pub policy: Arc<Policy>,
     /// Notified by the consumer after it armed or stopped clocks.
     pub wake: Arc<Notify>,
     pub metrics: TimerMetrics,
@@ -273,6 +275,7 @@ impl Timer {
             let alert = Alert {
                 clock_id: row.clock_id.clone(),
                 milestone: row.milestone.clone(),
+                milestone_name: self.policy.display_name(&row.milestone).to_string(),
                 version: clock.version,
                 deadline: Some(jiesu_kit::time::millis_to_proto(row.deadline)),
                 unit_id: row.unit_id.clone(),
@@ -321,6 +324,7 @@ pub async fn count_clocks(db: Db, metrics: TimerMetrics, cancel: CancellationTok
 struct Alert {
     clock_id: String,
     milestone: String,
+    milestone_name: String,
     version: u32,
     deadline: Option<jiesu_proto::Timestamp>,
     unit_id: String,
@@ -329,18 +333,18 @@ struct Alert {
 
 impl Alert {
     fn warning(self) -> SlaWarning {
-        let Alert { clock_id, milestone, version, deadline, unit_id, level } = self;
-        SlaWarning { meta: None, clock_id, milestone, version, deadline, unit_id, level }
+        let Alert { clock_id, milestone, milestone_name, version, deadline, unit_id, level } = self;
+        SlaWarning { meta: None, clock_id, milestone, milestone_name, version, deadline, unit_id, level }
     }
 
     fn breached(self) -> SlaBreached {
-        let Alert { clock_id, milestone, version, deadline, unit_id, level } = self;
-        SlaBreached { meta: None, clock_id, milestone, version, deadline, unit_id, level }
+        let Alert { clock_id, milestone, milestone_name, version, deadline, unit_id, level } = self;
+        SlaBreached { meta: None, clock_id, milestone, milestone_name, version, deadline, unit_id, level }
     }
 
     fn escalation_due(self) -> SlaEscalationDue {
-        let Alert { clock_id, milestone, version, deadline, unit_id, level } = self;
-        SlaEscalationDue { meta: None, clock_id, milestone, version, red_since: deadline, deadline, unit_id, level }
+        let Alert { clock_id, milestone, milestone_name, version, deadline, unit_id, level } = self;
+        SlaEscalationDue { meta: None, clock_id, milestone, milestone_name, version, red_since: deadline, deadline, unit_id, level }
     }
 }
 

@@ -195,6 +195,7 @@ async fn clocks_fire_once_and_survive_restarts(backend: Backend) {
     assert_eq!(kind, ev::SlaWarning::TYPE);
     assert!(!id.is_empty(), "an alert carries its event id as Nats-Msg-Id");
     assert_eq!((alert.milestone.as_str(), alert.level.as_str(), alert.version), ("accept", "yellow", 1));
+    assert_eq!(alert.milestone_name, "签收", "named as clerks read it");
     assert_eq!((alert.unit_id.as_str(), alert.deadline), ("st-dongmen", ts(at(15))));
     let meta_out = alert.meta.as_ref().unwrap();
     assert_eq!((meta_out.case_id.as_str(), meta_out.case_no.as_str()), (case_id.as_str(), case_no));
@@ -285,6 +286,8 @@ async fn reopening_rearms_resolve_and_closing_stops_everything(backend: Backend)
     })
     .await;
     let callback = clock(&r.clocks, "callback").unwrap();
+    assert_eq!(callback.milestone_name, "回访", "the district's own name for it");
+    assert!(r.timeline.iter().any(|e| e.event == "callback.armed" && e.detail.starts_with("回访时限已启动")), "{:?}", r.timeline);
     assert_eq!((callback.state.as_str(), callback.started_at, callback.deadline), ("armed", ts(at(30)), ts(at(30 + 2 * 24 * 60))));
 
     // The revisit found it unsolved: resolve starts again, one version up, still an emergency.

@@ -461,7 +461,7 @@ async fn run(cli: Cli) -> Result<()> {
                 println!(
                     "  {}  {:<8} {:<24} {:<8} 截止 {}",
                     k.case_no,
-                    milestone_zh(&k.milestone),
+                    if k.milestone_name.is_empty() { milestone_zh(&k.milestone) } else { &k.milestone_name },
                     if k.unit_id.is_empty() { "（未派单）" } else { &k.unit_id },
                     clock_state_zh(&k.state),
                     d.local(k.deadline.as_ref())

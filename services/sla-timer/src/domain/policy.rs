@@ -220,6 +220,8 @@ pub struct MilestoneSpec {
     pub escalate_after_red: Option<Limit>,
     /// `false` switches the milestone off: no clock is armed for it.
     pub enabled: Option<bool>,
+    /// What clerks read (`"回访"`), for a district's own milestone; the built-in ones have theirs.
+    pub name: Option<String>,
 }
 
 /// `[[sla_timer.policy.rules]]`: other limits for the cases a selector picks.
@@ -462,6 +464,13 @@ impl Policy {
         };
         let pick = |own: Option<&Vec<Trigger>>, default: Vec<Trigger>| own.filter(|v| !v.is_empty()).cloned().unwrap_or(default);
         (pick(spec.map(|s| &s.start), default_start), pick(spec.map(|s| &s.stop), default_stop))
+    }
+
+    /// The milestone's name as clerks read it: the district's `name`, else the built-in Chinese
+    /// name, else its key.
+    pub fn display_name<'a>(&'a self, milestone: &'a str) -> &'a str {
+        let own = milestone.parse::<Milestone>().ok().and_then(|m| self.milestones.get(&m)).and_then(|s| s.name.as_deref());
+        own.unwrap_or_else(|| jiesu_reference::milestone_zh(milestone))
     }
 
     /// Whether `trigger` pauses, resp. resumes, the clocks of `milestone`.
