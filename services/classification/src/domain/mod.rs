@@ -5,12 +5,16 @@
 //! always yield the same [`Classification`] — a clerk reviewing a case (人工复核) and a replay
 //! of the event log must agree.
 
+mod classifier;
 mod classify;
+mod emergency;
 mod keywords;
+mod model;
 mod taxonomy;
 
 use std::fmt;
 
+pub use classifier::{Candidate, ClassifierModel, DataError, Decision, Labelled, REQUEST_TYPES, check, emergency_rule, request_type_zh};
 pub use classify::{Classification, classify};
 pub use taxonomy::{Category, DEFAULT_TAXONOMY_TOML, SubItem, Taxonomy, TaxonomyFile, UrgencyRules};
 

@@ -1,0 +1,351 @@
+//! Emergencies (紧急) by rule: where rules are right. A danger to life must be caught however it
+//! is phrased, and a sentence that only imagines one must not be.
+//!
+//! A trigger is either a phrase of the taxonomy's `[urgency] emergency` list, or a pattern of
+//! this module: any word of each group in the same clause ("电梯" + "卡" + "里面有人"), which is
+//! how people describe rather than name a danger ("楼道里一股臭鸡蛋味", "人晕过去了叫不醒").
+//! A trigger does not count when its clause puts it in doubt before it — a hypothesis (万一,
+//! 如果, 要是), a negation (没有, 不是), the past (上周, 以前) — or when the text says the danger is
+//! over (现在好了, 已经恢复).
+
+use super::keywords::SEPARATOR;
+
+/// What a trigger is about: a danger to people, or an essential service lost (which is an
+/// emergency only when it is lost now, not when it is planned, asked about or keeps happening).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Danger,
+    Service,
+}
+
+/// Groups of words that together describe a danger; each group is "any of these". A pattern
+/// may span up to three clauses of one sentence ("电梯卡住了！人在里面！").
+const PATTERNS: &[(Kind, &[&[&str]])] = &[
+    // gas, described: a smell of rotten eggs, of gas; a gas pipe broken
+    (Kind::Danger, &[&["煤气", "燃气", "天然气", "液化气", "臭鸡蛋"], &["味", "泄", "漏", "呛", "熏", "冒气", "嘶嘶", "挖破", "撞"]]),
+    (Kind::Danger, &[&["一股", "好大", "很大", "浓"], &["煤气", "燃气", "天然气", "臭鸡蛋味"]]),
+    // fire and smoke
+    (Kind::Danger, &[&["着火", "起火", "失火", "火灾", "烧起来", "冒烟", "浓烟", "火光", "烧着了", "冒火", "黑烟", "黄烟", "一股烟"]]),
+    (Kind::Danger, &[&["爆炸", "炸了", "爆燃"]]),
+    // people in danger
+    (Kind::Danger, &[&["电梯"], &["卡", "困", "关", "掉", "坠"], &["人", "老人", "孩子", "小孩", "出不来", "里面", "里头"]]),
+    (Kind::Danger, &[&["晕", "昏", "倒地", "倒在", "摔倒"], &["叫不醒", "不醒", "没反应", "没意识", "不省人事", "没气", "不动了", "抽搐"]]),
+    (
+        Kind::Danger,
+        &[&[
+            "叫不醒",
+            "叫不应",
+            "叫她也不应",
+            "叫他也不应",
+            "没有呼吸",
+            "没呼吸",
+            "不省人事",
+            "没意识了",
+            "心脏病",
+            "心梗",
+            "脑梗",
+            "中风",
+            "抽搐",
+            "抽起来",
+            "翻白眼",
+            "口吐白沫",
+            "晕过去",
+            "喘不上气",
+            "喘不过气",
+            "上不来气",
+            "喘气费劲",
+            "呼吸困难",
+            "嘴唇发紫",
+            "嘴唇都紫",
+            "浑身冒冷汗",
+            "瘫在地上",
+            "吐血",
+            "一直在吐",
+            "一直吐",
+            "上吐下泻",
+        ]],
+    ),
+    (
+        Kind::Danger,
+        &[&[
+            "流血",
+            "出血",
+            "血流",
+            "一脸血",
+            "一身血",
+            "满脸是血",
+            "头破血流",
+            "一摊血",
+            "砍伤",
+            "捅伤",
+            "刺伤",
+            "骨折",
+            "受伤",
+            "被砸",
+            "砸伤",
+            "砸到",
+        ]],
+    ),
+    (Kind::Danger, &[&["压着", "压住", "被压", "拽不出来", "卡在下面"], &["人", "腿", "小伙", "老人", "孩子", "骑车"]]),
+    (Kind::Danger, &[&["打架", "斗殴", "打起来", "持刀", "拿刀", "砍人", "动刀", "捅人"]]),
+    (Kind::Danger, &[&["刀"], &["比划", "挥", "砍", "捅", "追"]]),
+    (Kind::Danger, &[&["撬门", "撬锁", "闯进", "翻进"], &["还在", "正在", "躲在", "不敢出声"]]),
+    (Kind::Danger, &[&["跳楼", "轻生", "寻死", "自杀", "不想活", "跳下去", "要跳"]]),
+    (Kind::Danger, &[&["溺水", "掉水里", "掉河里", "落水", "掉进", "掉下去"], &["水", "河", "湖", "井", "坑", "沟", "孩子", "人"]]),
+    (Kind::Danger, &[&["被困", "困住", "出不来", "救命", "快来人", "锁在车里", "关在车里", "困在车里", "落车上"]]),
+    (Kind::Danger, &[&["酒气", "喝多", "喝醉", "醉驾", "酒驾"], &["开车", "车开", "司机", "开得"]]),
+    // infrastructure that endangers people now
+    (Kind::Danger, &[&["井盖"], &["没了", "丢", "缺", "不见", "被偷", "掀", "移位", "塌", "翻", "碎", "空洞", "窟窿"]]),
+    (
+        Kind::Danger,
+        &[&["电线", "高压线", "电缆", "线路"], &["掉", "断", "垂", "耷拉", "冒火", "打火", "火花", "漏电", "裸露", "露出", "着火"]],
+    ),
+    (Kind::Danger, &[&["漏电", "触电", "电到人", "被电"]]),
+    (Kind::Danger, &[&["塌", "坍", "要倒", "快倒", "裂开"], &["房", "楼", "墙", "路", "桥", "地面", "围墙", "屋顶", "天花板"]]),
+    (Kind::Danger, &[&["楼", "房子"], &["在颤", "在晃", "晃动", "摇晃"]]),
+    (Kind::Danger, &[&["随时往下掉", "随时会掉", "随时掉下来", "随时可能掉", "摇摇欲坠"]]),
+    (Kind::Danger, &[&["护栏", "栏杆"], &["撞断", "断了", "没了"]]),
+    (Kind::Danger, &[&["红绿灯", "信号灯"], &["全灭", "灭了", "不亮", "全黑"]]),
+    (Kind::Danger, &[&["喷水", "往外喷", "水柱", "淌成河", "水漫", "漫出来", "水管爆", "爆管", "跑水"]]),
+    // essential services lost now
+    (
+        Kind::Service,
+        &[&["停电", "断电", "没电", "跳闸"], &["整栋", "整个", "整片", "全楼", "全都", "都", "家里", "楼", "单元", "小区", "一片"]],
+    ),
+    (Kind::Service, &[&["黑了", "黑灯", "一片漆黑"], &["整栋", "整个", "全楼", "单元", "小区", "家里"]]),
+    (Kind::Service, &[&["停水", "断水", "没水", "没有水", "无水", "不出水", "一滴水", "一滴都没", "一点水都没", "一点水也没"]]),
+];
+
+/// Words that put what follows in their clause in doubt: a hypothesis, a negation, a worry,
+/// the past, a belief, prevention.
+const DOUBT: &[&str] = &[
+    "万一",
+    "如果",
+    "要是",
+    "假如",
+    "假设",
+    "一旦",
+    "倘若",
+    "若是",
+    "以防",
+    "防止",
+    "避免",
+    "预防",
+    "提醒",
+    "防",
+    "担心",
+    "怕",
+    "恐怕",
+    "会不会",
+    "可能会",
+    "容易",
+    "隐患",
+    "没有",
+    "没",
+    "未",
+    "不是",
+    "并非",
+    "不会",
+    "差点",
+    "以为",
+    "以前",
+    "之前",
+    "上次",
+    "上周",
+    "上礼拜",
+    "上星期",
+    "上个月",
+    "去年",
+    "前年",
+    "前几天",
+    "昨晚",
+    "昨天",
+    "昨儿",
+    "前天",
+    "曾经",
+    "过去",
+    "咨询",
+    "请问",
+    "想问",
+    "听说",
+];
+
+/// Words that make a lost service a matter of planning or of a pattern, not of now.
+const NOT_NOW: &[&str] = &[
+    "接到通知",
+    "发了通知",
+    "通知说",
+    "通知只",
+    "提前通知",
+    "停水的通知",
+    "停电的通知",
+    "计划",
+    "每次",
+    "天天",
+    "隔三差五",
+    "一开",
+    "一到",
+    "每周",
+    "每月",
+    "每年",
+    "经常",
+    "频繁",
+    "三天两头",
+    "动不动",
+    "年年",
+    "老是",
+    "总是",
+    "明天",
+    "后天",
+    "下周",
+    "几点到几点",
+    "要停",
+    "预计",
+    "为啥",
+    "为什么",
+    "多次",
+];
+
+/// Words that say a danger is over.
+const OVER: &[&str] = &[
+    "现在好了",
+    "已经好了",
+    "已经恢复",
+    "已恢复",
+    "已经修好",
+    "已修好",
+    "已经来电",
+    "已经来水",
+    "来电了",
+    "早来了",
+    "已经处理",
+    "已处理好",
+    "已经解决",
+    "没事了",
+    "没啥事",
+    "人没事",
+    "已经出院",
+    "已经回家",
+    "消停了",
+    "已扑灭",
+    "已经扑灭",
+    "已劝止",
+    "已现场劝止",
+    "已制止",
+    "无危险",
+    "没有危险",
+    "暂无危险",
+];
+
+/// Words that make the whole text about dangers rather than a danger: a drill, a talk.
+const ABOUT_DANGER: &[&str] = &["演练", "演习", "宣传", "培训", "讲座", "科普", "知识"];
+
+/// The lost-service words among the taxonomy's phrases.
+const SERVICE_WORDS: &[&str] = &["停水", "断水", "没水", "没有水", "不出水", "停电", "断电", "没电"];
+
+/// Whether `normalized` text (see [`super::keywords::normalize`]) describes an emergency, and
+/// the words that said so.
+pub fn emergency(normalized: &str, phrases: &[String]) -> Option<Vec<String>> {
+    if OVER.iter().chain(ABOUT_DANGER).any(|o| normalized.contains(o)) {
+        return None;
+    }
+    let not_now = NOT_NOW.iter().any(|w| normalized.contains(w));
+    let clauses: Vec<&str> = normalized.split(SEPARATOR).filter(|c| !c.is_empty()).collect();
+    let mut found = Vec::new();
+    for (i, clause) in clauses.iter().enumerate() {
+        let doubted = |text: &str, at: usize, len: usize| {
+            let before = &text[..at];
+            DOUBT.iter().any(|d| before.contains(d))
+                // negated right before ("打不着火", "有没有水"), or told as an experience ("晕倒过")
+                || before.ends_with(['不', '没', '未', '别'])
+                // a degree, not a state: "挤得喘不上气"
+                || before.ends_with('得')
+                || (before.ends_with('有') && text[at..].starts_with('没'))
+                || text[at + len..].starts_with('过')
+        };
+        for phrase in phrases {
+            let service = SERVICE_WORDS.iter().any(|w| phrase.contains(w));
+            if let Some(at) = clause.find(phrase.as_str())
+                && !doubted(clause, at, phrase.len())
+                && !(service && not_now)
+            {
+                found.push(phrase.clone());
+            }
+        }
+        // Up to three clauses of one sentence, starting here.
+        let window = clauses[i..clauses.len().min(i + 3)].concat();
+        for (kind, pattern) in PATTERNS {
+            if *kind == Kind::Service && not_now {
+                continue;
+            }
+            let mut words = Vec::new();
+            let (mut first, mut last) = (usize::MAX, None);
+            let all = pattern.iter().all(|group| {
+                // The earliest word of the group in the window.
+                group.iter().filter_map(|w| window.find(w).map(|at| (at, *w))).min().is_some_and(|(at, w)| {
+                    first = first.min(at);
+                    if last.is_none_or(|(l, _)| at > l) {
+                        last = Some((at, w.len()));
+                    }
+                    words.push(w);
+                    true
+                })
+            });
+            // The pattern must start in this clause (later windows report the others), and
+            // nothing up to its last word may put it in doubt.
+            if let (true, Some((at, len))) = (all, last)
+                && first < clause.len()
+                && !doubted(&window, at, len)
+            {
+                found.push(words.join("+"));
+            }
+        }
+    }
+    found.sort();
+    found.dedup();
+    (!found.is_empty()).then_some(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::keywords::normalize;
+
+    fn is_emergency(text: &str) -> bool {
+        emergency(&normalize(text), &["燃气泄漏".to_string()]).is_some()
+    }
+
+    #[test]
+    fn dangers_described_the_way_people_speak() {
+        for text in [
+            "楼道里一股臭鸡蛋味，呛得人头疼",
+            "老人晕过去了，叫不醒",
+            "整个单元都没电了",
+            "电梯卡在五楼了，里面有个老人出不来",
+            "路口井盖没了，车差点掉进去",
+            "两个人打起来了，一个满脸是血",
+            "我爸心脏病犯了",
+            "三楼窗户冒烟了",
+            "电线掉下来耷拉在人行道上",
+            "燃气泄漏了",
+            "工地上有人站在楼顶说要跳楼",
+        ] {
+            assert!(is_emergency(text), "{text}");
+        }
+    }
+
+    #[test]
+    fn imagined_denied_or_past_dangers_are_not_emergencies() {
+        for text in [
+            "万一着火了，消防车都进不来",
+            "如果停电了电梯怎么办",
+            "上周停过电，现在好了",
+            "没闻到煤气味，但是灶台打不着火",
+            "楼道堆满杂物，担心起火",
+            "想问一下明天是不是要停水",
+            "小区组织了消防演练，讲了着火怎么逃生",
+        ] {
+            assert!(!is_emergency(text), "{text}");
+        }
+    }
+}
