@@ -29,18 +29,7 @@ impl ClassificationService for ClassificationApi {
         if r.title.chars().count() + r.description.chars().count() > MAX_TEXT {
             return Err(Status::invalid_argument(format!("title and description together exceed {MAX_TEXT} characters")));
         }
-        let result = self.classifier.taxonomy.classify(&r.title, &r.description);
-        let row = store::ClassificationRow {
-            case_id: String::new(),
-            case_no: String::new(),
-            category: result.category,
-            sub_item: result.sub_item,
-            urgency: result.urgency.key().to_string(),
-            confidence: f64::from(result.confidence),
-            matched_keywords: serde_json::to_string(&result.matched).expect("json"),
-            fallback: result.fallback,
-            classified_at: 0,
-        };
+        let row = self.classifier.decide(&r.title, &r.description);
         let mut view = self.classifier.view(&row);
         view.timeline.clear();
         Ok(Response::new(view))

@@ -1,9 +1,10 @@
 //! # jiesu-classification — 分类
 //!
 //! Reads each received case and decides its category and sub-item in the district's taxonomy
-//! (分类体系; Jiesu's default: 10 categories, 22 sub-items) and its urgency (紧急/一般/复杂),
-//! by keyword rules, then emits `case.classified` for dispatch. Cases nothing matches go to the
-//! fallback sub-item, flagged for a clerk's review.
+//! (分类体系; Jiesu's default: 10 categories, 22 sub-items), its urgency (紧急/一般/复杂) and the
+//! kind of request (咨询/求助/投诉/举报/建议) with a trained model ([`domain::ClassifierModel`],
+//! emergencies by rule), then emits `case.classified` for dispatch with the model's version.
+//! Without a model for the district's taxonomy it falls back to keyword rules, and says so.
 
 pub mod api;
 pub mod consume;
@@ -21,7 +22,7 @@ use jiesu_kit::{
 };
 use serde::Deserialize;
 
-use domain::Taxonomy;
+use domain::{ClassifierModel, Taxonomy};
 pub use error::Error;
 pub use service::Classifier;
 
@@ -42,11 +43,41 @@ pub fn load_taxonomy(config: &Config) -> Result<Taxonomy, Error> {
     }
 }
 
+/// The model trained on the default taxonomy and the project's labelled requests
+/// (`jiesu-classifier train`), for districts that keep the default taxonomy.
+pub const DEFAULT_MODEL: &[u8] = include_bytes!("../model/classifier.bin");
+
+/// The district's model (`[reference] classifier_model = "…"`), else the built-in one if it was
+/// trained for the district's taxonomy, else none: the keyword rules decide, and a warning says so.
+pub fn load_model(config: &Config, taxonomy: &Taxonomy) -> Result<Option<ClassifierModel>, Error> {
+    if let Some(path) = config.reference_file("classifier_model") {
+        let bytes = std::fs::read(&path).map_err(|e| Error::Model(format!("{}: {e}", path.display())))?;
+        let model = ClassifierModel::from_bytes(&bytes).map_err(|e| Error::Model(format!("{}: {e}", path.display())))?;
+        model.fits(taxonomy).map_err(|e| Error::Model(format!("{}: {e}", path.display())))?;
+        return Ok(Some(model));
+    }
+    let model = ClassifierModel::from_bytes(DEFAULT_MODEL).map_err(Error::Model)?;
+    match model.fits(taxonomy) {
+        Ok(()) => Ok(Some(model)),
+        Err(why) => {
+            tracing::warn!(
+                "the built-in classifier model does not fit the district's taxonomy ({why}): classifying by keyword rules; \
+                 train one with `jiesu-classifier train --taxonomy …` and set [reference] classifier_model"
+            );
+            Ok(None)
+        }
+    }
+}
+
 pub async fn start(district: &DistrictConfig, clock: SharedClock) -> Result<Running, Error> {
     let config: Config = district.service(SERVICE)?;
     let taxonomy = load_taxonomy(&config)?;
+    let model = load_model(&config, &taxonomy)?;
+    if let Some(m) = &model {
+        tracing::info!(model = %m.version, trained_on = m.trained_on, "classifier model loaded");
+    }
     let mut host = Host::start(&config, &jiesu_kit::migrations!(), clock).await?;
-    let classifier = Arc::new(Classifier { taxonomy });
+    let classifier = Arc::new(Classifier { taxonomy, model });
     host.consume(Arc::new(consume::Events { classifier: classifier.clone() }));
     let api = api::ClassificationApi { classifier, db: host.db.clone() };
     Ok(host.serve(jiesu_proto::v1::classification_service_server::ClassificationServiceServer::new(api))?)

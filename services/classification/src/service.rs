@@ -2,14 +2,19 @@
 //! the view of a stored result.
 
 use jiesu_kit::{CaseIds, Work, time::millis_to_proto};
-use jiesu_proto::v1::{CaseClassified, CaseReceived, ClassificationView, TimelineEntry};
+use jiesu_proto::v1::{CaseClassified, CaseReceived, ClassificationCandidate, ClassificationView, TimelineEntry};
 use jiesu_reference::Urgency;
 
-use crate::{Error, SERVICE, domain::Taxonomy, store};
+use crate::{
+    Error, SERVICE,
+    domain::{ClassifierModel, Taxonomy, request_type_zh},
+    store,
+};
 
-/// The taxonomy and what the handlers share.
+/// The taxonomy, the trained model when there is one, and what the handlers share.
 pub struct Classifier {
     pub taxonomy: Taxonomy,
+    pub model: Option<ClassifierModel>,
 }
 
 impl Classifier {
@@ -19,8 +24,17 @@ impl Classifier {
         let sub_item_name = self.taxonomy.sub_item(&row.sub_item).map(|s| s.name.clone()).unwrap_or_default();
         let urgency = Urgency::from_key(&row.urgency);
         let matched: Vec<String> = serde_json::from_str(&row.matched_keywords).unwrap_or_default();
+        let candidates: Vec<(String, f32)> = serde_json::from_str(&row.candidates).unwrap_or_default();
         let detail = if row.fallback {
             format!("未能自动识别，归入“{sub_item_name}”，待人工复核")
+        } else if !row.model_version.is_empty() {
+            format!(
+                "分类为“{category_name} / {sub_item_name}”（置信度{:.0}%），紧急程度：{}，诉求类型：{}（依据：{}）",
+                row.confidence * 100.0,
+                urgency.name_zh(),
+                request_type_zh(&row.request_type),
+                matched.join("、")
+            )
         } else {
             format!("分类为“{category_name} / {sub_item_name}”，紧急程度：{}（命中：{}）", urgency.name_zh(), matched.join("、"))
         };
@@ -34,6 +48,16 @@ impl Classifier {
             confidence: row.confidence as f32,
             matched_keywords: matched,
             fallback: row.fallback,
+            request_type: row.request_type.clone(),
+            model_version: row.model_version.clone(),
+            candidates: candidates
+                .into_iter()
+                .map(|(code, probability)| ClassificationCandidate {
+                    sub_item_name: self.taxonomy.sub_item(&code).map(|s| s.name.clone()).unwrap_or_default(),
+                    sub_item: code,
+                    probability,
+                })
+                .collect(),
             timeline: vec![TimelineEntry {
                 at: Some(millis_to_proto(row.classified_at)),
                 service: SERVICE.into(),
@@ -46,6 +70,56 @@ impl Classifier {
 }
 
 impl Classifier {
+    /// Decides the classification of a text (no case, no time yet): by the model when there is
+    /// one, else by the keyword rules.
+    pub fn decide(&self, title: &str, description: &str) -> store::ClassificationRow {
+        match &self.model {
+            Some(model) => {
+                let text = format!("{title}\n{description}");
+                let d = model.classify(&self.taxonomy, &text);
+                let best = d
+                    .candidates
+                    .first()
+                    .cloned()
+                    .unwrap_or(crate::domain::Candidate { sub_item: self.taxonomy.fallback().code.clone(), probability: 0.0 });
+                let category = self.taxonomy.category_of(&best.sub_item).map(|c| c.code.clone()).unwrap_or_default();
+                let because: Vec<String> = d.emergency_because.iter().chain(&d.reason).cloned().collect();
+                let candidates: Vec<(String, f32)> = d.candidates.iter().map(|c| (c.sub_item.clone(), c.probability)).collect();
+                store::ClassificationRow {
+                    case_id: String::new(),
+                    case_no: String::new(),
+                    category,
+                    sub_item: best.sub_item,
+                    urgency: d.urgency.key().to_string(),
+                    confidence: f64::from(best.probability),
+                    matched_keywords: serde_json::to_string(&because).expect("json"),
+                    fallback: false,
+                    classified_at: 0,
+                    model_version: d.model_version,
+                    request_type: d.request_type,
+                    candidates: serde_json::to_string(&candidates).expect("json"),
+                }
+            }
+            None => {
+                let result = self.taxonomy.classify(title, description);
+                store::ClassificationRow {
+                    case_id: String::new(),
+                    case_no: String::new(),
+                    category: result.category.clone(),
+                    sub_item: result.sub_item.clone(),
+                    urgency: result.urgency.key().to_string(),
+                    confidence: f64::from(result.confidence),
+                    matched_keywords: serde_json::to_string(&result.matched).expect("json"),
+                    fallback: result.fallback,
+                    classified_at: 0,
+                    model_version: String::new(),
+                    request_type: String::new(),
+                    candidates: "[]".into(),
+                }
+            }
+        }
+    }
+
     /// 分类: `case.received` → classify → `case.classified`.
     pub async fn classify_received(&self, work: &mut Work<'_>, received: &CaseReceived) -> Result<(), Error> {
         let meta = received.meta.clone().unwrap_or_default();
@@ -53,17 +127,11 @@ impl Classifier {
         // The channel's own category (a mailbox form's 信件类型) is weaker evidence than the
         // title but better than nothing: read it as part of the description.
         let description = format!("{}\n{}", received.description, received.category_hint);
-        let result = c.taxonomy.classify(&received.title, &description);
         let row = store::ClassificationRow {
             case_id: meta.case_id.clone(),
             case_no: meta.case_no.clone(),
-            category: result.category.clone(),
-            sub_item: result.sub_item.clone(),
-            urgency: result.urgency.key().to_string(),
-            confidence: f64::from(result.confidence),
-            matched_keywords: serde_json::to_string(&result.matched).expect("json"),
-            fallback: result.fallback,
             classified_at: work.now_millis(),
+            ..c.decide(&received.title, &description)
         };
         if !store::record_classification(work.tx, &row).await? {
             // Classified before (a second case.received for the case): nothing new to say.
@@ -82,10 +150,11 @@ impl Classifier {
             fallback: view.fallback,
             title: received.title.clone(),
             location: received.location.clone(),
-            // The keyword classifier does not tell the kind of request: not decided.
-            request_type: String::new(),
+            request_type: view.request_type,
+            model_version: view.model_version,
         };
-        tracing::info!(case_id = %meta.case_id, sub_item = %row.sub_item, urgency = %row.urgency, "case classified");
+        tracing::info!(case_id = %meta.case_id, sub_item = %row.sub_item, urgency = %row.urgency,
+            confidence = row.confidence, model = %row.model_version, "case classified");
         work.emit(CaseIds { case_id: &meta.case_id, case_no: &meta.case_no }, event);
         Ok(())
     }

@@ -47,6 +47,7 @@ fn classified(event_id: &str) -> CaseClassified {
         title: "小区门口占道经营".into(),
         location: Some(Location { street: "st-dongmen".into(), community: "cm-lizhi".into(), ..Default::default() }),
         request_type: "complaint".into(),
+        model_version: String::new(),
     }
 }
 

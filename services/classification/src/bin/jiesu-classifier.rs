@@ -33,7 +33,7 @@ fn args() -> Result<Args> {
         command,
         data: PathBuf::from("services/classification/data/cases"),
         taxonomy: None,
-        out: PathBuf::from("deploy/districts/demo/classifier.json"),
+        out: PathBuf::from("services/classification/model/classifier.bin"),
     };
     while let Some(flag) = it.next() {
         let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
@@ -148,8 +148,7 @@ fn main() -> Result<()> {
                 }
             }
             let model = ClassifierModel::train(&taxonomy, &fit, &calibration)?;
-            let json = serde_json::to_string(&model)?;
-            std::fs::write(&a.out, json).with_context(|| format!("writing {}", a.out.display()))?;
+            std::fs::write(&a.out, model.to_bytes()).with_context(|| format!("writing {}", a.out.display()))?;
             println!("model {} trained on {} requests, written to {}", model.version, model.trained_on, a.out.display());
         }
         "evaluate" => {
@@ -164,7 +163,9 @@ fn main() -> Result<()> {
                     }
                 }
             }
+            // Evaluated as stored: written to bytes and read back, quantised weights and all.
             let model = ClassifierModel::train(&taxonomy, &train, &calibration)?;
+            let model = ClassifierModel::from_bytes(&model.to_bytes()).map_err(anyhow::Error::msg)?;
             println!(
                 "trained on {} requests (calibrated on {}), evaluated on {} held out; model {}",
                 train.len(),

@@ -38,7 +38,7 @@ pub struct Labelled {
 }
 
 /// The model file: three linear models over the same features, and what they were trained on.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ClassifierModel {
     /// `format` of the file; a service refuses a file it cannot read.
     pub format: u32,
@@ -57,6 +57,19 @@ pub struct ClassifierModel {
 
 /// The file format this code reads and writes.
 pub const FORMAT: u32 = 1;
+
+/// How a model file starts.
+const MAGIC: &[u8; 8] = b"JIESUCLF";
+
+/// What the model file says about itself before the weights.
+#[derive(Serialize, Deserialize)]
+struct FileHeader {
+    format: u32,
+    version: String,
+    taxonomy: Vec<String>,
+    trained_on: usize,
+    keywords: Vec<(String, Vec<String>)>,
+}
 
 /// A sub-item the model considers, with its calibrated probability.
 #[derive(Debug, Clone, PartialEq)]
@@ -192,19 +205,29 @@ impl ClassifierModel {
         // Twenty-two sub-items from a few hundred requests: stronger regularisation keeps the
         // model from learning the data set's wording instead of the topics (measured with
         // `jiesu-classifier evaluate`).
+        // …and so is every example the taxonomy gives.
+        for (i, (_, sub)) in taxonomy.sub_items().enumerate() {
+            for example in &sub.examples {
+                let (normalized, grams) = text_features(example);
+                sub_item_rows.push((sub_item_features(&keywords, &normalized, &grams), i));
+            }
+        }
         let mut sub_item = LinearModel::train(codes.clone(), &sub_item_rows, Training { l2: 1e-3, ..settings });
         let mut urgency = LinearModel::train(strings(&URGENCIES), &column(&train_rows, 1), settings);
         let mut request_type = LinearModel::train(strings(&REQUEST_TYPES), &column(&train_rows, 2), settings);
         sub_item.calibrate(&column(&calibration_rows, 0));
         urgency.calibrate(&column(&calibration_rows, 1));
         request_type.calibrate(&column(&calibration_rows, 2));
-        for m in [&mut sub_item, &mut urgency, &mut request_type] {
-            m.prune(1e-3);
-        }
         let mut h = 0xcbf2_9ce4_8422_2325;
         for d in train.iter().chain(calibration) {
             for field in [&d.text, &d.sub_item, &d.urgency, &d.request_type] {
                 h = fnv(field.bytes().chain([0]), h);
+            }
+        }
+        // What the taxonomy teaches counts too: its keywords and examples.
+        for (_, sub) in taxonomy.sub_items() {
+            for text in std::iter::once(&sub.code).chain(&sub.keywords).chain(&sub.examples) {
+                h = fnv(text.bytes().chain([0]), h);
             }
         }
         h = fnv(format!("{settings:?}{FORMAT}").bytes(), h);
@@ -214,6 +237,53 @@ impl ClassifierModel {
             taxonomy: codes,
             trained_on: train.len() + calibration.len(),
             keywords,
+            sub_item,
+            urgency,
+            request_type,
+        })
+    }
+
+    /// The model file's bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let header = FileHeader {
+            format: self.format,
+            version: self.version.clone(),
+            taxonomy: self.taxonomy.clone(),
+            trained_on: self.trained_on,
+            keywords: self.keywords.clone(),
+        };
+        let json = serde_json::to_vec(&header).expect("a header serialises");
+        let mut out = MAGIC.to_vec();
+        out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+        out.extend_from_slice(&json);
+        for m in [&self.sub_item, &self.urgency, &self.request_type] {
+            out.extend(m.to_bytes());
+        }
+        out
+    }
+
+    /// Reads a model file; says what is wrong with one it cannot read.
+    pub fn from_bytes(bytes: &[u8]) -> Result<ClassifierModel, String> {
+        let rest = bytes.strip_prefix(MAGIC.as_slice()).ok_or("not a Jiesu classifier model file")?;
+        let short = || "the model file ends too early".to_string();
+        let len = u64::from_le_bytes(rest.get(..8).ok_or_else(short)?.try_into().map_err(|_| short())?) as usize;
+        let header: FileHeader =
+            serde_json::from_slice(rest.get(8..8 + len).ok_or_else(short)?).map_err(|e| format!("the model file's header: {e}"))?;
+        if header.format != FORMAT {
+            return Err(format!("model format {} is not {FORMAT}: retrain it with this version", header.format));
+        }
+        let (sub_item, rest) = LinearModel::from_bytes(&rest[8 + len..])?;
+        let (urgency, rest) = LinearModel::from_bytes(rest)?;
+        let (request_type, rest) = LinearModel::from_bytes(rest)?;
+        if !rest.is_empty() {
+            return Err("the model file has bytes after its last model".into());
+        }
+        Ok(ClassifierModel {
+            format: header.format,
+            version: header.version,
+            taxonomy: header.taxonomy,
+            trained_on: header.trained_on,
+            keywords: header.keywords,
             sub_item,
             urgency,
             request_type,
