@@ -84,7 +84,7 @@ impl Handler for Events {
             request_type: stored.request_type.clone(),
             category: stored.category.clone(),
         };
-        let changes = plan(&existing, &event, at, &self.rules.policy, &self.rules.calendar, &facts);
+        let changes = plan(&existing, &event, at, &self.rules.policy, &self.rules.calendar, &self.rules.hours, &facts);
         self.warn_of_uncovered_years(case_id, &changes);
         let step = Step { case_id, case_no, armed_by, at_ms: to_millis(at), now_ms };
         for change in &changes {

@@ -39,7 +39,7 @@ use jiesu_reference::{
     time::{HoursBook, HoursEntry},
 };
 
-use crate::domain::{Calendar, Policy};
+use crate::domain::{Calendar, Policy, UnitHours};
 pub use error::Error;
 
 /// The service's name: its config section, durable consumer and database.
@@ -72,11 +72,13 @@ pub struct HoursSettings {
 
 pub type Config = jiesu_kit::ServiceConfig<Settings>;
 
-/// The rules every clock is armed with: the district's policy and working-day calendar.
+/// The rules every clock is armed with: the district's policy, working-day calendar, and each
+/// unit's business hours.
 #[derive(Debug, Clone)]
 pub struct Rules {
     pub policy: Policy,
     pub calendar: Calendar,
+    pub hours: UnitHours,
 }
 
 /// The district's calendar (`[reference] calendar = "…"`), else China's built-in schedule.
@@ -133,7 +135,10 @@ pub async fn start(district: &DistrictConfig, clock: SharedClock) -> Result<Runn
     let calendar = load_calendar(&config)?;
     check_calendar(&calendar, &config, &clock);
     let mut host = Host::start(&config, &jiesu_kit::migrations!(), clock.clone()).await?;
-    let rules = Arc::new(Rules { policy: config.settings.policy.clone(), calendar });
+    let (hours, units) = load_hours(&config)?;
+    let by_unit = units.units.iter().filter_map(|u| u.hours.clone().map(|h| (u.id.clone(), h))).collect();
+    let unit_hours = UnitHours { book: hours.clone(), by_unit };
+    let rules = Arc::new(Rules { policy: config.settings.policy.clone(), calendar, hours: unit_hours });
     let timer_wake = Arc::new(Notify::new());
     let metrics = timer::TimerMetrics::register(&host.metrics);
 
@@ -145,7 +150,6 @@ pub async fn start(district: &DistrictConfig, clock: SharedClock) -> Result<Runn
     let timer = timer::Timer { commands: host.commands(), db: host.db.clone(), clock, policy, wake: timer_wake, metrics };
     host.spawn("sla timer", move |cancel| timer.run(cancel));
 
-    let (hours, units) = load_hours(&config)?;
     let api = api::SlaApi {
         db: host.db.clone(),
         timezone: config.timezone(),

@@ -146,12 +146,21 @@ impl Clock {
     /// `policy` should have passed [`Policy::validate`]; a fraction outside [0, 1] is clamped and
     /// NaN means no warning before the deadline.
     pub fn arm(milestone: Milestone, version: u32, start: DateTime<Utc>, policy: &Policy, urgency: Urgency, calendar: &Calendar) -> Clock {
-        Clock::arm_for(milestone, version, start, policy, &Facts::of(urgency), calendar)
+        Clock::arm_for(milestone, version, start, policy, &Facts::of(urgency), calendar, &BusinessHours::office())
     }
 
-    /// [`Clock::arm`] with the limit the policy chooses for a case with these `facts`.
-    pub fn arm_for(milestone: Milestone, version: u32, start: DateTime<Utc>, policy: &Policy, facts: &Facts, calendar: &Calendar) -> Clock {
-        let deadline = calendar.deadline(start, policy.limit_for(milestone, facts));
+    /// [`Clock::arm`] with the limit the policy chooses for a case with these `facts`, working
+    /// hours counted on `hours` (the answerable unit's).
+    pub fn arm_for(
+        milestone: Milestone,
+        version: u32,
+        start: DateTime<Utc>,
+        policy: &Policy,
+        facts: &Facts,
+        calendar: &Calendar,
+        hours: &BusinessHours,
+    ) -> Clock {
+        let deadline = calendar.deadline_in(start, policy.limit_for(milestone, facts), hours);
         Clock::arm_until(milestone, version, start, deadline.max(start), policy, calendar)
     }
 
@@ -189,10 +198,9 @@ impl Clock {
     /// The paused clock running again from `at`, one version up, its yellow point, deadline and
     /// escalation moved by the time its `limit` would have counted during the pause. `None` if
     /// it is not paused.
-    pub fn resumed(&self, at: DateTime<Utc>, limit: Limit, policy: &Policy, calendar: &Calendar) -> Option<Clock> {
+    pub fn resumed(&self, at: DateTime<Utc>, limit: Limit, policy: &Policy, calendar: &Calendar, hours: &BusinessHours) -> Option<Clock> {
         let paused = self.paused_at?;
-        let hours = BusinessHours::office();
-        let shift = |t: DateTime<Utc>| calendar.after_pause(t, paused, at, limit, &hours);
+        let shift = |t: DateTime<Utc>| calendar.after_pause(t, paused, at, limit, hours);
         let deadline = shift(self.deadline);
         Some(Clock {
             version: self.version.checked_add(1)?,

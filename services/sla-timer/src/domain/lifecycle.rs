@@ -21,7 +21,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Calendar, Clock, ClockState, Facts, Level, Milestone, Policy, Trigger, Urgency};
+use super::{Calendar, Clock, ClockState, Facts, Level, Milestone, Policy, Trigger, UnitHours, Urgency};
 
 /// A case event, as far as the clocks care.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -207,9 +207,10 @@ pub fn plan(
     at: DateTime<Utc>,
     policy: &Policy,
     calendar: &Calendar,
+    hours: &UnitHours,
     facts: &Facts,
 ) -> Vec<Change> {
-    let planner = Planner { existing, at, policy, calendar, facts };
+    let planner = Planner { existing, at, policy, calendar, hours, facts };
     let mut changes = planner.own_rules(event);
     planner.parts(event, &mut changes);
     planner.event_driven(event, &mut changes);
@@ -222,6 +223,7 @@ struct Planner<'a> {
     at: DateTime<Utc>,
     policy: &'a Policy,
     calendar: &'a Calendar,
+    hours: &'a UnitHours,
     facts: &'a Facts,
 }
 
@@ -247,7 +249,7 @@ impl Planner<'_> {
             Some(p) => p.clock.version.checked_add(1)?,
         };
         let facts = Facts { urgency, ..self.facts.clone() };
-        let clock = Clock::arm_for(m, version, start, self.policy, &facts, self.calendar);
+        let clock = Clock::arm_for(m, version, start, self.policy, &facts, self.calendar, self.hours.of(unit_id));
         Some(Change::Arm(Tracked { clock, round, unit_id: unit_id.to_owned(), urgency, part: String::new() }))
     }
 
@@ -417,7 +419,8 @@ impl Planner<'_> {
                 for t in self.existing.iter().filter(|t| t.is_running() && t.part.is_empty() && t.clock.paused_at.is_none()) {
                     let m = t.clock.milestone;
                     let facts = Facts { urgency: if t.unit_id.is_empty() { self.facts.urgency } else { t.urgency }, ..self.facts.clone() };
-                    let fresh = Clock::arm_for(m, t.clock.version, t.clock.started_at, self.policy, &facts, self.calendar);
+                    let hours = self.hours.of(&t.unit_id);
+                    let fresh = Clock::arm_for(m, t.clock.version, t.clock.started_at, self.policy, &facts, self.calendar, hours);
                     if fresh.deadline != t.clock.deadline
                         && let Some(version) = t.clock.version.checked_add(1)
                     {
@@ -459,7 +462,7 @@ impl Planner<'_> {
             let Some(version) = previous.map_or(Some(1), |p| p.clock.version.checked_add(1)) else { return };
             let clock = match deadline {
                 Some(d) => Clock::arm_until(Milestone::Assist, version, self.at, d.max(self.at), self.policy, self.calendar),
-                None => Clock::arm_for(Milestone::Assist, version, self.at, self.policy, self.facts, self.calendar),
+                None => Clock::arm_for(Milestone::Assist, version, self.at, self.policy, self.facts, self.calendar, self.hours.of(unit)),
             };
             let urgency = self.current_unit().1;
             changes.push(Change::Arm(Tracked { clock, round, unit_id: unit.to_owned(), urgency, part: unit.to_owned() }));
@@ -553,7 +556,7 @@ impl Planner<'_> {
                 }
                 (_, true) => {
                     let limit = self.policy.limit_for(milestone, &Facts { urgency: t.urgency, ..self.facts.clone() });
-                    if let Some(clock) = t.clock.resumed(self.at, limit, self.policy, self.calendar) {
+                    if let Some(clock) = t.clock.resumed(self.at, limit, self.policy, self.calendar, self.hours.of(&t.unit_id)) {
                         more.push(Change::Resume { milestone, part, version, clock });
                     }
                 }
@@ -592,6 +595,7 @@ mod tests {
         clocks: Vec<Tracked>,
         policy: Policy,
         facts: Facts,
+        hours: UnitHours,
     }
 
     impl Case {
@@ -601,14 +605,14 @@ mod tests {
 
         fn with(policy: Policy) -> Self {
             policy.validate().unwrap();
-            Case { clocks: Vec::new(), policy, facts: Facts::default() }
+            Case { clocks: Vec::new(), policy, facts: Facts::default(), hours: UnitHours::default() }
         }
 
         fn on(&mut self, event: CaseEvent, at: DateTime<Utc>) -> Vec<Change> {
             if let CaseEvent::Dispatched { urgency, .. } = &event {
                 self.facts.urgency = *urgency;
             }
-            let changes = plan(&self.clocks, &event, at, &self.policy, &Calendar::china_default(), &self.facts);
+            let changes = plan(&self.clocks, &event, at, &self.policy, &Calendar::china_default(), &self.hours, &self.facts);
             for c in &changes {
                 match c {
                     Change::Arm(t) => {
@@ -1178,5 +1182,20 @@ mod tests {
         let err =
             toml::from_str::<Policy>("[[rules]]\nwhen = { colour = \"red\" }\nlimits = { resolve = \"2h\" }\n").unwrap_err().to_string();
         assert!(err.contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn working_hours_count_on_the_answerable_units_hours() {
+        let policy = Policy { accept: Limit::WorkingHours(2), ..own_rules_only() };
+        let hours =
+            UnitHours { book: jiesu_reference::time::HoursBook::default(), by_unit: [("centre".to_string(), "always".to_string())].into() };
+        // Friday 6 March 2026, 17:00 in Beijing.
+        let friday = at("2026-03-06T09:00:00Z");
+        for (unit, deadline) in [("dept-water", "2026-03-09T02:00:00Z"), ("centre", "2026-03-06T11:00:00Z")] {
+            let mut case = Case::with(policy.clone());
+            case.hours = hours.clone();
+            case.on(dispatched(1, unit, Urgency::Normal), friday);
+            assert_eq!(case.get(Milestone::Accept).clock.deadline, at(deadline), "{unit}");
+        }
     }
 }

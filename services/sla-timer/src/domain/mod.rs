@@ -13,6 +13,22 @@ pub use jiesu_reference::time::{Calendar, CalendarFile, CalendarYear, Limit, Res
 pub use lifecycle::{CaseEvent, Change, StopReason, Tracked, plan};
 pub use policy::{Facts, LimitRule, Milestone, MilestoneSpec, Policy, Selector, Trigger, Urgency, YellowPoint};
 
+/// Each unit's business hours (办公时间), on which limits in working hours are counted: the
+/// district's named sets and which set each unit keeps; a unit without one keeps the default.
+#[derive(Debug, Clone, Default)]
+pub struct UnitHours {
+    pub book: jiesu_reference::time::HoursBook,
+    /// Unit id → the name of its set in `book`.
+    pub by_unit: std::collections::BTreeMap<String, String>,
+}
+
+impl UnitHours {
+    /// The hours of `unit_id` (the default set for a unit without its own, or none yet).
+    pub fn of(&self, unit_id: &str) -> &jiesu_reference::time::BusinessHours {
+        self.by_unit.get(unit_id).and_then(|name| self.book.get(name)).unwrap_or_else(|| self.book.default_hours().1)
+    }
+}
+
 /// Everything the domain rules can reject.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DomainError {
