@@ -82,3 +82,34 @@ pub async fn start(district: &DistrictConfig, clock: SharedClock) -> Result<Runn
     let api = api::ClassificationApi { classifier, db: host.db.clone() };
     Ok(host.serve(jiesu_proto::v1::classification_service_server::ClassificationServiceServer::new(api))?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Urgency;
+
+    /// The built-in model, on requests phrased in ways the labelled set does not use.
+    #[test]
+    fn the_built_in_model_decides_sub_item_urgency_and_kind() {
+        let taxonomy = Taxonomy::default_taxonomy();
+        let model = ClassifierModel::from_bytes(DEFAULT_MODEL).unwrap();
+        model.fits(&taxonomy).unwrap();
+        let cases = [
+            ("我们楼门口老有人乱挺车，消防通道都给堵死了", "01.03", Urgency::Normal),
+            ("想问下咱们这片明天是不是要停水，停到几点", "03.01", Urgency::Normal),
+            ("楼道里一股臭鸡蛋味，熏得人头疼，是不是哪家漏了", "03.03", Urgency::Emergency),
+            ("万一着火了，这楼道堆的杂物消防车都进不来", "09.01", Urgency::Normal),
+            ("包工头拖了我们三个月工钱，人都找不着了", "06.01", Urgency::Normal),
+        ];
+        for (text, sub_item, urgency) in cases {
+            let d = model.classify(&taxonomy, text);
+            assert_eq!((d.candidates[0].sub_item.as_str(), d.urgency), (sub_item, urgency), "{text}: {d:?}");
+            assert_eq!(d.candidates.len(), 3);
+            assert!(d.candidates.windows(2).all(|w| w[0].probability >= w[1].probability));
+            assert!(!d.reason.is_empty() && d.reason.iter().all(|r| r.chars().count() >= 2), "{text}: {:?}", d.reason);
+            assert_eq!(d.model_version, model.version);
+        }
+        let d = model.classify(&taxonomy, "想问下咱们这片明天是不是要停水，停到几点");
+        assert_eq!(d.request_type, "consultation", "{d:?}");
+    }
+}

@@ -312,10 +312,24 @@ impl ClassifierModel {
         order.sort_by(|a, b| p[*b].total_cmp(&p[*a]).then(a.cmp(b)));
         let candidates: Vec<Candidate> =
             order.iter().take(3).map(|&i| Candidate { sub_item: self.sub_item.labels[i].clone(), probability: p[i] }).collect();
-        let reason = order
-            .first()
-            .map(|&best| self.sub_item.reasons(&features, best, 5).into_iter().map(|(f, _)| f.replace(['^', '$'], "")).collect())
-            .unwrap_or_default();
+        // The words a clerk can check: n-grams of two characters or more, most telling first,
+        // none inside another already given.
+        let mut reason: Vec<String> = Vec::new();
+        if let Some(&best) = order.first() {
+            for (feature, _) in self.sub_item.reasons(&features, best, 20) {
+                let word = feature.replace(['^', '$'], "");
+                if feature.starts_with("k:")
+                    || word.chars().count() < 2
+                    || reason.iter().any(|r| r.contains(&word) || word.contains(r.as_str()))
+                {
+                    continue;
+                }
+                reason.push(word);
+                if reason.len() == 4 {
+                    break;
+                }
+            }
+        }
 
         let pu = self.urgency.probabilities(&urgency_features(&grams, rule.is_some()));
         // An emergency is what the rule says, or what the model is sure of: missing one costs a
