@@ -80,6 +80,7 @@ contract! {
         SlaBreached => "sla.breached",
         SlaEscalationDue => "sla.escalation_due",
         RevisitRecorded => "revisit.recorded",
+        InsightHotspot => "insight.hotspot",
     }
     answers {
         SubmissionAccepted => "submission.accepted",

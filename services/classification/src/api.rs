@@ -3,7 +3,10 @@
 use std::sync::Arc;
 
 use jiesu_kit::{CaseKey, Db, text::has_control};
-use jiesu_proto::v1::{CaseRef, ClassificationView, ClassifyRequest, classification_service_server::ClassificationService};
+use jiesu_proto::v1::{
+    CaseRef, ClassificationView, ClassifyRequest, ListHotspotsRequest, ListHotspotsResponse,
+    classification_service_server::ClassificationService,
+};
 use tonic::{Request, Response, Status};
 
 use crate::{Classifier, store};
@@ -11,6 +14,7 @@ use crate::{Classifier, store};
 pub struct ClassificationApi {
     pub classifier: Arc<Classifier>,
     pub db: Db,
+    pub clock: jiesu_kit::clock::SharedClock,
 }
 
 /// Longest text a dry-run classification accepts, in characters.
@@ -33,6 +37,16 @@ impl ClassificationService for ClassificationApi {
         let mut view = self.classifier.view(&row);
         view.timeline.clear();
         Ok(Response::new(view))
+    }
+
+    async fn list_hotspots(&self, request: Request<ListHotspotsRequest>) -> Result<Response<ListHotspotsResponse>, Status> {
+        let street = request.into_inner().street;
+        if has_control(&street, false) || street.chars().count() > 64 {
+            return Err(Status::invalid_argument("street is not a street code"));
+        }
+        let now = jiesu_kit::time::to_millis(self.clock.now());
+        let rows = store::hotspots(&self.db, now - self.classifier.hotspots.window_ms(), street.trim()).await?;
+        Ok(Response::new(ListHotspotsResponse { hotspots: rows.iter().map(|h| self.classifier.hotspot_view(h)).collect() }))
     }
 
     async fn get_classification(&self, request: Request<CaseRef>) -> Result<Response<ClassificationView>, Status> {

@@ -12,6 +12,9 @@ pub enum Error {
     Kit(#[from] jiesu_kit::Error),
     #[error("the taxonomy is not valid: {0}")]
     Taxonomy(#[from] domain::DomainError),
+    /// `[classification]` settings that cannot be used.
+    #[error("{0}")]
+    Settings(String),
     /// A classifier model file that cannot be used.
     #[error("the classifier model cannot be used: {0}")]
     Model(String),

@@ -28,10 +28,14 @@ pub use service::Classifier;
 
 pub const SERVICE: &str = "classification";
 
-/// `[classification]`: nothing beyond the common keys yet; the taxonomy is reference data
-/// (`[reference] taxonomy = "taxonomy.toml"`, else the built-in default).
+/// `[classification]`: the hot-spot rules; the taxonomy and the model are reference data
+/// (`[reference] taxonomy = "taxonomy.toml"`, `classifier_model = "…"`, else the built-in ones).
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct Settings {}
+#[serde(default)]
+pub struct Settings {
+    /// `[classification.hotspots]`: when a sub-item rising in one community is a hot spot (热点).
+    pub hotspots: domain::HotspotRules,
+}
 
 pub type Config = jiesu_kit::ServiceConfig<Settings>;
 
@@ -71,15 +75,19 @@ pub fn load_model(config: &Config, taxonomy: &Taxonomy) -> Result<Option<Classif
 
 pub async fn start(district: &DistrictConfig, clock: SharedClock) -> Result<Running, Error> {
     let config: Config = district.service(SERVICE)?;
+    let problems = config.settings.hotspots.problems();
+    if !problems.is_empty() {
+        return Err(Error::Settings(format!("[classification.hotspots]: {}", problems.join("; "))));
+    }
     let taxonomy = load_taxonomy(&config)?;
     let model = load_model(&config, &taxonomy)?;
     if let Some(m) = &model {
         tracing::info!(model = %m.version, trained_on = m.trained_on, "classifier model loaded");
     }
     let mut host = Host::start(&config, &jiesu_kit::migrations!(), clock).await?;
-    let classifier = Arc::new(Classifier { taxonomy, model });
+    let classifier = Arc::new(Classifier { taxonomy, model, hotspots: config.settings.hotspots.clone() });
     host.consume(Arc::new(consume::Events { classifier: classifier.clone() }));
-    let api = api::ClassificationApi { classifier, db: host.db.clone() };
+    let api = api::ClassificationApi { classifier, db: host.db.clone(), clock: host.clock.clone() };
     Ok(host.serve(jiesu_proto::v1::classification_service_server::ClassificationServiceServer::new(api))?)
 }
 

@@ -2,12 +2,12 @@
 //! the view of a stored result.
 
 use jiesu_kit::{CaseIds, Work, time::millis_to_proto};
-use jiesu_proto::v1::{CaseClassified, CaseReceived, ClassificationCandidate, ClassificationView, TimelineEntry};
+use jiesu_proto::v1::{CaseClassified, CaseReceived, ClassificationCandidate, ClassificationView, InsightHotspot, TimelineEntry};
 use jiesu_reference::Urgency;
 
 use crate::{
     Error, SERVICE,
-    domain::{ClassifierModel, Taxonomy, request_type_zh},
+    domain::{ClassifierModel, HotspotRules, Taxonomy, request_type_zh},
     store,
 };
 
@@ -15,6 +15,8 @@ use crate::{
 pub struct Classifier {
     pub taxonomy: Taxonomy,
     pub model: Option<ClassifierModel>,
+    /// When a sub-item rising in one community is a hot spot (热点).
+    pub hotspots: HotspotRules,
 }
 
 impl Classifier {
@@ -156,6 +158,62 @@ impl Classifier {
         tracing::info!(case_id = %meta.case_id, sub_item = %row.sub_item, urgency = %row.urgency,
             confidence = row.confidence, model = %row.model_version, "case classified");
         work.emit(CaseIds { case_id: &meta.case_id, case_no: &meta.case_no }, event);
+        if let Some(place) = received.location.as_ref().filter(|l| !l.community.trim().is_empty()) {
+            self.watch_hotspot(work, &row, &place.street, &place.community).await?;
+        }
         Ok(())
+    }
+
+    /// 未诉先办: counts the case where it happened and raises a hot spot when its sub-item rises
+    /// there beyond the place's own baseline — once per window.
+    async fn watch_hotspot(&self, work: &mut Work<'_>, row: &store::ClassificationRow, street: &str, community: &str) -> Result<(), Error> {
+        let now = row.classified_at;
+        if !store::record_area_case(work.tx, &row.case_id, &row.sub_item, street, community, now).await? {
+            return Ok(());
+        }
+        let window = self.hotspots.window_ms();
+        let start = now - window;
+        let recent = store::area_cases(work.tx, &row.sub_item, community, start, now + 1).await?;
+        let before_from = start - window * i64::from(self.hotspots.baseline_windows);
+        let before = store::area_cases(work.tx, &row.sub_item, community, before_from, start).await?;
+        let count = u32::try_from(recent.len()).unwrap_or(u32::MAX);
+        let Some(baseline) = self.hotspots.hot(count, u32::try_from(before.len()).unwrap_or(u32::MAX)) else { return Ok(()) };
+        if store::raised_since(work.tx, &row.sub_item, community, start).await? {
+            return Ok(()); // raised already in this window
+        }
+        let case_ids: Vec<String> = recent.into_iter().take(100).collect();
+        let hotspot = store::HotspotRow {
+            hotspot_id: uuid::Uuid::now_v7().to_string(),
+            sub_item: row.sub_item.clone(),
+            street: street.to_string(),
+            community: community.to_string(),
+            count: i64::from(count),
+            baseline,
+            window_start: start,
+            raised_at: now,
+            case_ids: serde_json::to_string(&case_ids).expect("json"),
+        };
+        store::insert_hotspot(work.tx, &hotspot).await?;
+        tracing::info!(sub_item = %row.sub_item, community, count, baseline, "hot spot raised");
+        let event = self.hotspot_view(&hotspot);
+        work.emit(CaseIds { case_id: &row.case_id, case_no: &row.case_no }, event);
+        Ok(())
+    }
+
+    /// A stored hot spot as the event and the API show it.
+    pub fn hotspot_view(&self, h: &store::HotspotRow) -> InsightHotspot {
+        InsightHotspot {
+            meta: None,
+            hotspot_id: h.hotspot_id.clone(),
+            sub_item: h.sub_item.clone(),
+            sub_item_name: self.taxonomy.sub_item(&h.sub_item).map(|s| s.name.clone()).unwrap_or_default(),
+            street: h.street.clone(),
+            community: h.community.clone(),
+            count: u32::try_from(h.count).unwrap_or(0),
+            baseline: h.baseline,
+            window_start: Some(millis_to_proto(h.window_start)),
+            raised_at: Some(millis_to_proto(h.raised_at)),
+            case_ids: serde_json::from_str(&h.case_ids).unwrap_or_default(),
+        }
     }
 }

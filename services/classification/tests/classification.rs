@@ -82,3 +82,51 @@ async fn classify_answers_for_text_and_refuses_what_is_not_text() {
     assert_eq!(err.code(), Code::InvalidArgument, "control characters are refused");
     assert!(!err.message().contains('\u{1b}'));
 }
+
+/// 未诉先办: a burst of the same problem in one community raises one hot spot with the cases
+/// behind it; more of them in the same window raise no second one, and another community's
+/// cases are counted apart.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_burst_in_one_community_raises_one_hot_spot() {
+    use jiesu_proto::v1::{InsightHotspot, ListHotspotsRequest};
+    let (h, mut client) = classification().await;
+    let texts = [
+        "我们小区车位被人私装了地锁，停不进去",
+        "荔枝花园地面车位又多了几个地锁，谁装的",
+        "小区里公共车位装地锁占着，物业不管",
+        "楼下公共停车位被私人地锁锁住了",
+        "又有人在小区装地锁占车位，太过分了",
+        "地锁越来越多，公共车位都成私人的了",
+    ];
+    let mut ids = Vec::new();
+    for (i, text) in texts.iter().enumerate() {
+        let case_id = format!("0192f0c8-0000-7000-8000-0000000001{i:02}");
+        let event_id = uuid::Uuid::now_v7().to_string();
+        let mut event = received(&event_id, "", text);
+        event.meta = Some(event_meta(&event_id, &case_id, &format!("DM20261201-01{i:02}")));
+        event.location = Some(Location { street: "st-dongmen".into(), community: "cm-lizhi".into(), ..Default::default() });
+        assert!(h.publish(&event).await);
+        h.handled(&event_id).await.unwrap();
+        ids.push(case_id);
+    }
+    // The same problem once in another community: counted apart.
+    let other = uuid::Uuid::now_v7().to_string();
+    let mut event = received(&other, "", "小区车位被人装了地锁");
+    event.meta = Some(event_meta(&other, "0192f0c8-0000-7000-8000-000000000199", "DM20261201-0199"));
+    event.location = Some(Location { street: "st-dongmen".into(), community: "cm-other".into(), ..Default::default() });
+    h.publish(&event).await;
+    h.handled(&other).await.unwrap();
+
+    let hot = h.events::<InsightHotspot>().await;
+    assert_eq!(hot.len(), 1, "one hot spot for the burst: {hot:#?}");
+    let spot = &hot[0];
+    assert_eq!((spot.sub_item.as_str(), spot.community.as_str(), spot.count), ("01.03", "cm-lizhi", 5), "{spot:?}");
+    assert_eq!(spot.sub_item_name, "占道经营与乱停放");
+    assert_eq!(spot.case_ids.len(), 5);
+    assert!(spot.case_ids.iter().all(|c| ids[..5].contains(c)));
+    assert_eq!(spot.meta.as_ref().unwrap().case_id, ids[4], "the case that tipped it");
+    let listed = client.list_hotspots(ListHotspotsRequest { street: "st-dongmen".into() }).await.unwrap().into_inner().hotspots;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].hotspot_id, spot.hotspot_id);
+    assert!(client.list_hotspots(ListHotspotsRequest { street: "st-xinan".into() }).await.unwrap().into_inner().hotspots.is_empty());
+}

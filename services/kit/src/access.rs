@@ -27,8 +27,8 @@ use jiesu_proto::{
     v1::{
         CaseAccepted, CaseAssistAccepted, CaseAssistAdded, CaseAssistAnswered, CaseClassified, CaseClosed, CaseContacted, CaseDispatched,
         CaseEscalated, CaseExtensionDecided, CaseExtensionRequested, CaseQueued, CaseReceived, CaseReopened, CaseReplied, CaseResolved,
-        CaseReturnReviewed, CaseReturned, CaseStaged, CaseSupervised, CaseVerified, RevisitRecorded, SlaBreached, SlaEscalationDue,
-        SlaWarning,
+        CaseReturnReviewed, CaseReturned, CaseStaged, CaseSupervised, CaseVerified, InsightHotspot, RevisitRecorded, SlaBreached,
+        SlaEscalationDue, SlaWarning,
     },
 };
 
@@ -86,7 +86,7 @@ pub const SERVICES: &[ServiceAccess] = &[
     },
     ServiceAccess {
         service: "classification",
-        publishes: &[CaseClassified::TYPE],
+        publishes: &[CaseClassified::TYPE, InsightHotspot::TYPE],
         answers: false,
         consumers: &[Durable { name: "classification", reads: Reads::Events(&[CaseReceived::TYPE]) }],
     },
@@ -565,7 +565,7 @@ mod tests {
     fn a_service_publishes_only_its_own_events() {
         let p = service_permissions(&subjects(), service("classification").unwrap());
         let events: Vec<_> = p.publish.iter().filter(|s| s.starts_with("jiesu.")).collect();
-        assert_eq!(events, ["jiesu.event.case.classified"]);
+        assert_eq!(events, ["jiesu.event.case.classified", "jiesu.event.insight.hotspot"]);
         assert!(!p.publish.iter().any(|s| s.contains("STREAM.CREATE") || s.contains("STREAM.DELETE") || s.contains("CONSUMER.CREATE")));
         assert_eq!(p.subscribe, ["_INBOX.classification.>"]);
     }

@@ -8,6 +8,7 @@
 mod classifier;
 mod classify;
 mod emergency;
+mod hotspot;
 mod keywords;
 mod model;
 mod taxonomy;
@@ -16,6 +17,7 @@ use std::fmt;
 
 pub use classifier::{Candidate, ClassifierModel, DataError, Decision, Labelled, REQUEST_TYPES, check, emergency_rule, request_type_zh};
 pub use classify::{Classification, classify};
+pub use hotspot::HotspotRules;
 pub use taxonomy::{Category, DEFAULT_TAXONOMY_TOML, SubItem, Taxonomy, TaxonomyFile, UrgencyRules};
 
 pub use jiesu_reference::Urgency;
