@@ -15,6 +15,8 @@ use crate::{Error, messaging::header};
 
 /// How often a consumer purges its old inbox entries.
 const PURGE_EVERY: Duration = Duration::from_secs(3_600);
+/// The idle heartbeat of a pull; a pull request lasts three of them.
+const HEARTBEAT: Duration = Duration::from_secs(5);
 
 impl<H: Handler> Consumer<H> {
     /// Handles messages until cancelled. Never gives up on a transient failure: it retries
@@ -89,7 +91,10 @@ impl<H: Handler> Consumer<H> {
         cancel: &CancellationToken,
         last_purge: &mut Option<tokio::time::Instant>,
     ) -> Option<String> {
-        let mut messages = match consumer.messages().await {
+        // A short idle heartbeat: when the stream or the consumer disappears without the server
+        // saying so (a deleted stream, a lost leader), the missing heartbeats tell within
+        // seconds, so readiness follows and the consumer is set up again promptly.
+        let mut messages = match consumer.stream().heartbeat(HEARTBEAT).expires(HEARTBEAT * 3).messages().await {
             Ok(m) => m,
             Err(e) => return Some(format!("cannot pull messages: {e}")),
         };
