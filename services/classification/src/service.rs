@@ -175,9 +175,9 @@ impl Classifier {
         let start = now - window;
         let recent = store::area_cases(work.tx, &row.sub_item, community, start, now + 1).await?;
         let before_from = start - window * i64::from(self.hotspots.baseline_windows);
-        let before = store::area_cases(work.tx, &row.sub_item, community, before_from, start).await?;
+        let before = store::count_area_cases(work.tx, &row.sub_item, community, before_from, start).await?;
         let count = u32::try_from(recent.len()).unwrap_or(u32::MAX);
-        let Some(baseline) = self.hotspots.hot(count, u32::try_from(before.len()).unwrap_or(u32::MAX)) else { return Ok(()) };
+        let Some(baseline) = self.hotspots.hot(count, u32::try_from(before).unwrap_or(u32::MAX)) else { return Ok(()) };
         if store::raised_since(work.tx, &row.sub_item, community, start).await? {
             return Ok(()); // raised already in this window
         }

@@ -71,6 +71,14 @@ pub async fn area_cases(tx: &mut Tx, sub_item: &str, community: &str, from: i64,
     Ok(rows.into_iter().map(|(id,)| id).collect())
 }
 
+/// How many cases of `sub_item` in `community` were classified in [`from`, `to`).
+pub async fn count_area_cases(tx: &mut Tx, sub_item: &str, community: &str, from: i64, to: i64) -> Result<i64, Error> {
+    let (n,) = with_tx!(tx, conn => sqlx::query_as::<_, (i64,)>(
+        "SELECT COUNT(*) FROM area_cases WHERE sub_item = $1 AND community = $2 AND classified_at >= $3 AND classified_at < $4")
+        .bind(sub_item).bind(community).bind(from).bind(to).fetch_one(conn).await)?;
+    Ok(n)
+}
+
 /// Whether a hot spot of `sub_item` in `community` was raised since `since`.
 pub async fn raised_since(tx: &mut Tx, sub_item: &str, community: &str, since: i64) -> Result<bool, Error> {
     let row = with_tx!(tx, conn => sqlx::query_as::<_, (String,)>(

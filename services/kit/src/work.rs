@@ -232,17 +232,11 @@ impl Command {
     /// under that case's own trace.
     pub async fn commit(mut self) -> Result<(), Error> {
         let now_ms = to_millis(self.now);
-        let out = std::mem::take(&mut self.out);
-        let mut cases: Vec<&str> = out.iter().map(|o| o.case_id.as_str()).collect();
-        cases.sort_unstable();
-        cases.dedup();
-        if cases.len() <= 1 {
-            self.write_outbox(cases.first().copied().unwrap_or_default(), &out, now_ms).await?;
-        } else {
-            for case_id in cases {
-                let of_case: Vec<Outgoing> = out.iter().filter(|o| o.case_id == case_id).cloned().collect();
-                self.write_outbox(case_id, &of_case, now_ms).await?;
-            }
+        let mut out = std::mem::take(&mut self.out);
+        // Stable: each case's events keep their order.
+        out.sort_by(|a, b| a.case_id.cmp(&b.case_id));
+        for of_case in out.chunk_by(|a, b| a.case_id == b.case_id) {
+            self.write_outbox(&of_case[0].case_id, of_case, now_ms).await?;
         }
         self.tx.commit().await?;
         if !out.is_empty() {

@@ -10,10 +10,7 @@ use jiesu_proto::v1::{
     CaseRef, ClockView, ListAtRiskRequest, ListAtRiskResponse, ListClocksResponse, MilestoneFigures, OnTimeFiguresRequest,
     OnTimeFiguresResponse, PreviewDeadlineRequest, PreviewDeadlineResponse, TimelineEntry, sla_service_server::SlaService,
 };
-use jiesu_reference::{
-    Organisation,
-    time::{HoursBook, Limit},
-};
+use jiesu_reference::{Organisation, time::Limit};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
@@ -36,7 +33,7 @@ pub struct SlaApi {
 /// district's business hours and each unit's.
 pub struct Preview {
     pub rules: Arc<crate::Rules>,
-    pub hours: HoursBook,
+    /// The organisation, to tell a unit the district does not have.
     pub units: Organisation,
 }
 
@@ -141,18 +138,10 @@ impl SlaService for SlaApi {
             f => return Err(invalid(format!("warn_at {f} must be strictly between 0 and 1 (a fraction of the span)"))),
         };
         let unit_id = req.unit_id.trim();
-        let (name, hours) = if unit_id.is_empty() {
-            p.hours.default_hours()
-        } else {
-            let unit = p
-                .units
-                .unit(unit_id)
-                .ok_or_else(|| invalid(format!("unit_id {unit_id:?} is not a unit of the district's organisation")))?;
-            match unit.hours.as_deref() {
-                Some(name) => (name, p.hours.get(name).expect("checked at start")),
-                None => p.hours.default_hours(),
-            }
-        };
+        if !unit_id.is_empty() && p.units.unit(unit_id).is_none() {
+            return Err(invalid(format!("unit_id {unit_id:?} is not a unit of the district's organisation")));
+        }
+        let (name, hours) = p.rules.hours.named(unit_id);
         let deadline = p.rules.calendar.deadline_in(start, limit, hours);
         if deadline == chrono::DateTime::<chrono::Utc>::MAX_UTC {
             return Err(invalid(format!("limit {limit} from {start} runs past any date this calendar can count")));

@@ -137,7 +137,7 @@ pub async fn start(district: &DistrictConfig, clock: SharedClock) -> Result<Runn
     let mut host = Host::start(&config, &jiesu_kit::migrations!(), clock.clone()).await?;
     let (hours, units) = load_hours(&config)?;
     let by_unit = units.units.iter().filter_map(|u| u.hours.clone().map(|h| (u.id.clone(), h))).collect();
-    let unit_hours = UnitHours { book: hours.clone(), by_unit };
+    let unit_hours = UnitHours { book: hours, by_unit };
     let rules = Arc::new(Rules { policy: config.settings.policy.clone(), calendar, hours: unit_hours });
     let timer_wake = Arc::new(Notify::new());
     let metrics = timer::TimerMetrics::register(&host.metrics);
@@ -146,14 +146,13 @@ pub async fn start(district: &DistrictConfig, clock: SharedClock) -> Result<Runn
 
     let (db, gauges) = (host.db.clone(), metrics.clone());
     host.spawn("sla clock gauges", move |cancel| timer::count_clocks(db, gauges, cancel));
-    let policy = Arc::new(rules.policy.clone());
-    let timer = timer::Timer { commands: host.commands(), db: host.db.clone(), clock, policy, wake: timer_wake, metrics };
+    let timer = timer::Timer { commands: host.commands(), db: host.db.clone(), clock, rules: rules.clone(), wake: timer_wake, metrics };
     host.spawn("sla timer", move |cancel| timer.run(cancel));
 
     let api = api::SlaApi {
         db: host.db.clone(),
         timezone: config.timezone(),
-        preview: Arc::new(api::Preview { rules, hours, units }),
+        preview: Arc::new(api::Preview { rules, units }),
         clock: host.clock.clone(),
     };
     Ok(host.serve(jiesu_proto::v1::sla_service_server::SlaServiceServer::new(api))?)

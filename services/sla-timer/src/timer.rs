@@ -26,8 +26,8 @@ use tokio::{sync::Notify, time::Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    Error,
-    domain::{ClockState, Firing, Level, Policy},
+    Error, Rules,
+    domain::{ClockState, Firing, Level},
     store::{self, HistoryRow},
 };
 
@@ -141,8 +141,8 @@ pub struct Timer {
     pub commands: Commands,
     pub db: Db,
     pub clock: SharedClock,
-    /// The district's policy, for the milestones' names.
-    pub policy: Arc<Policy>,
+    /// The district's rules, for the milestones' names.
+    pub rules: Arc<Rules>,
     /// Notified by the consumer after it armed or stopped clocks.
     pub wake: Arc<Notify>,
     pub metrics: TimerMetrics,
@@ -275,7 +275,7 @@ impl Timer {
             let alert = Alert {
                 clock_id: row.clock_id.clone(),
                 milestone: row.milestone.clone(),
-                milestone_name: self.policy.display_name(&row.milestone).to_string(),
+                milestone_name: self.rules.policy.display_name(&row.milestone).to_string(),
                 version: clock.version,
                 deadline: Some(jiesu_kit::time::millis_to_proto(row.deadline)),
                 unit_id: row.unit_id.clone(),

@@ -8,7 +8,7 @@ use super::{
     Taxonomy, Urgency,
     emergency::emergency,
     keywords::normalize,
-    model::{LinearModel, Training, text_features},
+    model::{LinearModel, Training, put_json, take_json, text_features},
 };
 
 /// The kinds of request (诉求类型), by their keys.
@@ -252,10 +252,8 @@ impl ClassifierModel {
             trained_on: self.trained_on,
             keywords: self.keywords.clone(),
         };
-        let json = serde_json::to_vec(&header).expect("a header serialises");
         let mut out = MAGIC.to_vec();
-        out.extend_from_slice(&(json.len() as u64).to_le_bytes());
-        out.extend_from_slice(&json);
+        put_json(&mut out, &header);
         for m in [&self.sub_item, &self.urgency, &self.request_type] {
             out.extend(m.to_bytes());
         }
@@ -265,14 +263,11 @@ impl ClassifierModel {
     /// Reads a model file; says what is wrong with one it cannot read.
     pub fn from_bytes(bytes: &[u8]) -> Result<ClassifierModel, String> {
         let rest = bytes.strip_prefix(MAGIC.as_slice()).ok_or("not a Jiesu classifier model file")?;
-        let short = || "the model file ends too early".to_string();
-        let len = u64::from_le_bytes(rest.get(..8).ok_or_else(short)?.try_into().map_err(|_| short())?) as usize;
-        let header: FileHeader =
-            serde_json::from_slice(rest.get(8..8 + len).ok_or_else(short)?).map_err(|e| format!("the model file's header: {e}"))?;
+        let (header, rest): (FileHeader, _) = take_json(rest, "the model file's header")?;
         if header.format != FORMAT {
             return Err(format!("model format {} is not {FORMAT}: retrain it with this version", header.format));
         }
-        let (sub_item, rest) = LinearModel::from_bytes(&rest[8 + len..])?;
+        let (sub_item, rest) = LinearModel::from_bytes(rest)?;
         let (urgency, rest) = LinearModel::from_bytes(rest)?;
         let (request_type, rest) = LinearModel::from_bytes(rest)?;
         if !rest.is_empty() {

@@ -70,6 +70,23 @@ struct Header {
     features: Vec<String>,
 }
 
+/// Appends `value` as its JSON length (8 bytes, little-endian) and the JSON: the framing of every
+/// header in a model file.
+pub(super) fn put_json<T: Serialize>(out: &mut Vec<u8>, value: &T) {
+    let json = serde_json::to_vec(value).expect("a header serialises");
+    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    out.extend_from_slice(&json);
+}
+
+/// Reads what [`put_json`] wrote; returns the value and the bytes after it.
+pub(super) fn take_json<'a, T: serde::de::DeserializeOwned>(bytes: &'a [u8], what: &str) -> Result<(T, &'a [u8]), String> {
+    let short = || "the model file ends too early".to_string();
+    let len = u64::from_le_bytes(bytes.get(..8).ok_or_else(short)?.try_into().map_err(|_| short())?) as usize;
+    let json = bytes.get(8..8usize.saturating_add(len)).ok_or_else(short)?;
+    let value = serde_json::from_slice(json).map_err(|e| format!("{what}: {e}"))?;
+    Ok((value, &bytes[8 + len..]))
+}
+
 impl LinearModel {
     /// The model as bytes: a JSON header (labels, bias, temperature, the features in row order)
     /// and the weights quantised to one signed byte each — a tenth of the text they would take,
@@ -86,30 +103,25 @@ impl LinearModel {
             scale,
             features: rows.iter().map(|(n, _)| (*n).clone()).collect(),
         };
-        let json = serde_json::to_vec(&header).expect("a header serialises");
-        let mut out = Vec::with_capacity(8 + json.len() + self.weights.len());
-        out.extend_from_slice(&(json.len() as u64).to_le_bytes());
-        out.extend_from_slice(&json);
+        let mut out = Vec::with_capacity(self.weights.len() + 1024);
+        put_json(&mut out, &header);
         out.extend(self.weights.iter().map(|w| ((w / scale).round().clamp(-127.0, 127.0) as i8) as u8));
         out
     }
 
     /// Reads what [`to_bytes`](Self::to_bytes) wrote; returns the model and the bytes after it.
     pub fn from_bytes(bytes: &[u8]) -> Result<(LinearModel, &[u8]), String> {
-        let short = || "the model file ends too early".to_string();
-        let len = u64::from_le_bytes(bytes.get(..8).ok_or_else(short)?.try_into().map_err(|_| short())?) as usize;
-        let json = bytes.get(8..8 + len).ok_or_else(short)?;
-        let header: Header = serde_json::from_slice(json).map_err(|e| format!("the model header: {e}"))?;
+        let (header, rest): (Header, _) = take_json(bytes, "the model header")?;
         let n = header.labels.len();
         let count = header.features.len() * n;
-        let raw = bytes.get(8 + len..8 + len + count).ok_or_else(short)?;
+        let raw = rest.get(..count).ok_or("the model file ends too early")?;
         if header.bias.len() != n {
             return Err("the model's bias does not match its labels".into());
         }
         let weights = raw.iter().map(|b| f32::from(*b as i8) * header.scale).collect();
         let features = header.features.into_iter().enumerate().map(|(i, f)| (f, i as u32)).collect();
         let model = LinearModel { labels: header.labels, features, weights, bias: header.bias, temperature: header.temperature };
-        Ok((model, &bytes[8 + len + count..]))
+        Ok((model, &rest[count..]))
     }
 }
 

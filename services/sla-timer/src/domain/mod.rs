@@ -25,7 +25,15 @@ pub struct UnitHours {
 impl UnitHours {
     /// The hours of `unit_id` (the default set for a unit without its own, or none yet).
     pub fn of(&self, unit_id: &str) -> &jiesu_reference::time::BusinessHours {
-        self.by_unit.get(unit_id).and_then(|name| self.book.get(name)).unwrap_or_else(|| self.book.default_hours().1)
+        self.named(unit_id).1
+    }
+
+    /// [`UnitHours::of`] with the name of the set.
+    pub fn named(&self, unit_id: &str) -> (&str, &jiesu_reference::time::BusinessHours) {
+        self.by_unit
+            .get(unit_id)
+            .and_then(|name| self.book.get(name).map(|h| (name.as_str(), h)))
+            .unwrap_or_else(|| self.book.default_hours())
     }
 }
 
