@@ -138,12 +138,14 @@ echo
 
 ctl=(env JIESU_TOKEN_FILE="$tokens/centre-agent.token" target/debug/jiesuctl --config "$config")
 stamp="$(date +%s)"
-"${ctl[@]}" submit --channel hotline --ref "demo-call-$stamp" --name 张女士 --phone 13800138000 \
+# Another caller on every run: the same words from the same caller within a day are one call
+# logged twice, and classification merges them (重复提交).
+"${ctl[@]}" submit --channel hotline --ref "demo-call-$stamp" --name 张女士 --phone "1380013${stamp: -4}" \
   --title "小区门口私装地锁" --description "小区门口有人私装地锁，占用公共车位，希望尽快拆除。" \
   --street st-dongmen --community cm-lizhi | tee "$run_dir/case1.txt"
-"${ctl[@]}" submit --via nats --channel secretary_mailbox --ref "demo-letter-$stamp" --name 李先生 --phone 13900139000 \
+"${ctl[@]}" submit --via nats --channel secretary_mailbox --ref "demo-letter-$stamp" --name 李先生 --phone "1390013${stamp: -4}" \
   --title "拖欠工资" --description "我所在的装修公司已经拖欠三个月工资不发，多次讨薪无果。" --street st-xinan
-"${ctl[@]}" submit --channel director_mailbox --ref "demo-mail-$stamp" --name 王女士 --phone 0755-81234567 \
+"${ctl[@]}" submit --channel director_mailbox --ref "demo-mail-$stamp" --name 王女士 --phone "0755-8123${stamp: -4}" \
   --title "夜间施工噪音" --description "工地夜间施工噪音太大，晚上十一点还在打桩，影响休息。" --street st-xinan
 "${ctl[@]}" submit --via nats --channel grid_patrol --ref "demo-patrol-$stamp" \
   --title "井盖缺失" --description "网格员巡查发现荔枝社区路口井盖丢失，存在安全隐患。" --street st-dongmen --community cm-lizhi

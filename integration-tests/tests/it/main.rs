@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod broker_trust;
+mod classification;
 mod crash;
 mod failover;
 mod flow;

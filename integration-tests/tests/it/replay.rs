@@ -24,11 +24,13 @@ async fn a_restored_dispatch_replays_without_a_second_notice_on_postgres() -> Re
     restore_then_replay(Backend::Postgres).await
 }
 
+/// A caller of their own for each call: the same words from the same caller on the same channel
+/// would be one call logged twice, merged by classification (重复提交).
 fn submission(n: usize) -> Submission {
     Submission {
         channel: "hotline".into(),
         channel_ref: format!("replay-{n}"),
-        citizen: Some(Citizen { name: "孙女士".into(), phone: "13500135000".into(), anonymous: false }),
+        citizen: Some(Citizen { name: "孙女士".into(), phone: format!("135{n:08}"), anonymous: false }),
         title: "占道经营".into(),
         description: "小区门口有摊贩长期占道经营，影响通行。".into(),
         location: Some(Location { street: "st-dongmen".into(), ..Default::default() }),

@@ -1,5 +1,6 @@
 //! Classification's one error type, and what it means to a gRPC client and to the consumer.
 
+use jiesu_kit::auth::Refusal;
 use tonic::Status;
 
 use crate::{SERVICE, domain};
@@ -18,11 +19,32 @@ pub enum Error {
     /// A classifier model file that cannot be used.
     #[error("the classifier model cannot be used: {0}")]
     Model(String),
+    /// A request field is not acceptable; the text says which and why.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// The action needs a verified identity and the call carried none.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The caller's role does not allow it; the rule says which.
+    #[error(transparent)]
+    Forbidden(#[from] Refusal),
+    /// The case is not in a state the action applies to (no longer waiting for review).
+    #[error("{0}")]
+    NotWaiting(String),
 }
 
 impl From<Error> for Status {
     fn from(e: Error) -> Self {
-        jiesu_kit::internal_status(SERVICE, &e)
+        match e {
+            Error::Invalid(_) => Status::invalid_argument(e.to_string()),
+            Error::NotFound(_) => Status::not_found(e.to_string()),
+            Error::Unauthenticated(_) => Status::unauthenticated(e.to_string()),
+            Error::Forbidden(_) => Status::permission_denied(e.to_string()),
+            Error::NotWaiting(_) => Status::failed_precondition(e.to_string()),
+            Error::Kit(_) | Error::Taxonomy(_) | Error::Settings(_) | Error::Model(_) => jiesu_kit::internal_status(SERVICE, &e),
+        }
     }
 }
 

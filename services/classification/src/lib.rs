@@ -10,6 +10,7 @@ pub mod api;
 pub mod consume;
 pub mod domain;
 mod error;
+pub mod policy;
 pub mod service;
 pub mod store;
 
@@ -35,6 +36,20 @@ pub const SERVICE: &str = "classification";
 pub struct Settings {
     /// `[classification.hotspots]`: when a sub-item rising in one community is a hot spot (热点).
     pub hotspots: domain::HotspotRules,
+    /// `[classification.review]`: when a doubtful case waits for a person (待人工复核).
+    pub review: domain::ReviewRules,
+    /// `[classification.repeats]`: how far back a repeat (重复诉求) is looked for.
+    pub repeats: domain::RepeatRules,
+}
+
+impl Settings {
+    /// Every problem with the settings, naming the key.
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = self.hotspots.problems();
+        p.extend(self.review.problems());
+        p.extend(self.repeats.problems());
+        p
+    }
 }
 
 pub type Config = jiesu_kit::ServiceConfig<Settings>;
@@ -75,9 +90,9 @@ pub fn load_model(config: &Config, taxonomy: &Taxonomy) -> Result<Option<Classif
 
 pub async fn start(district: &DistrictConfig, clock: SharedClock) -> Result<Running, Error> {
     let config: Config = district.service(SERVICE)?;
-    let problems = config.settings.hotspots.problems();
+    let problems = config.settings.problems();
     if !problems.is_empty() {
-        return Err(Error::Settings(format!("[classification.hotspots]: {}", problems.join("; "))));
+        return Err(Error::Settings(format!("[classification]: {}", problems.join("; "))));
     }
     let taxonomy = load_taxonomy(&config)?;
     let model = load_model(&config, &taxonomy)?;
@@ -85,9 +100,19 @@ pub async fn start(district: &DistrictConfig, clock: SharedClock) -> Result<Runn
         tracing::info!(model = %m.version, trained_on = m.trained_on, "classifier model loaded");
     }
     let mut host = Host::start(&config, &jiesu_kit::migrations!(), clock).await?;
-    let classifier = Arc::new(Classifier { taxonomy, model, hotspots: config.settings.hotspots.clone() });
+    let s = &config.settings;
+    let metrics = service::Outcomes::default();
+    metrics.register(&host.metrics);
+    let classifier = Arc::new(Classifier {
+        taxonomy,
+        model,
+        hotspots: s.hotspots.clone(),
+        review: s.review.clone(),
+        repeats: s.repeats.clone(),
+        metrics,
+    });
     host.consume(Arc::new(consume::Events { classifier: classifier.clone() }));
-    let api = api::ClassificationApi { classifier, db: host.db.clone(), clock: host.clock.clone() };
+    let api = api::ClassificationApi { classifier, db: host.db.clone(), clock: host.clock.clone(), commands: host.commands() };
     Ok(host.serve(jiesu_proto::v1::classification_service_server::ClassificationServiceServer::new(api))?)
 }
 

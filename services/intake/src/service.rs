@@ -61,7 +61,7 @@ impl Intake {
             phone_hash: self.seal.phone_hash(&citizen.phone),
         };
         store::record_submission(work.tx, &case_id, &case_no, &clean, &sealed, to_millis(submitted_at), to_millis(now)).await?;
-        let event = self.received_event(&clean);
+        let event = self.received_event(&clean, &sealed.phone_hash);
         work.emit(CaseIds { case_id: &case_id, case_no: &case_no }, event);
         tracing::info!(case_id = %case_id, case_no = %case_no, channel = %clean.channel, "case received");
         Ok(Registered { case_id, case_no, received_at: to_millis(now), duplicate: false })
@@ -85,7 +85,9 @@ impl Intake {
         uuid::Builder::from_unix_timestamp_millis(millis, &bits).into_uuid().to_string()
     }
 
-    fn received_event(&self, s: &Submission) -> CaseReceived {
+    /// The event of a registered submission: the case without the citizen's contact, whom
+    /// only the keyed hash of the phone (`citizen_key`) finds again.
+    fn received_event(&self, s: &Submission, citizen_key: &str) -> CaseReceived {
         let has_contact = s.citizen.as_ref().is_some_and(|c| !c.phone.is_empty());
         CaseReceived {
             meta: None,
@@ -97,6 +99,7 @@ impl Intake {
             attachment_count: s.attachments.len() as u32,
             category_hint: s.category_hint.clone(),
             has_contact,
+            citizen_key: citizen_key.to_string(),
         }
     }
 }

@@ -26,9 +26,9 @@ use jiesu_proto::{
     Named,
     v1::{
         CaseAccepted, CaseAssistAccepted, CaseAssistAdded, CaseAssistAnswered, CaseClassified, CaseClosed, CaseContacted, CaseDispatched,
-        CaseEscalated, CaseExtensionDecided, CaseExtensionRequested, CaseQueued, CaseReceived, CaseReopened, CaseReplied, CaseResolved,
-        CaseReturnReviewed, CaseReturned, CaseStaged, CaseSupervised, CaseVerified, InsightHotspot, RevisitRecorded, SlaBreached,
-        SlaEscalationDue, SlaWarning,
+        CaseEscalated, CaseExtensionDecided, CaseExtensionRequested, CaseMerged, CaseQueued, CaseReceived, CaseReopened,
+        CaseRepeatDetected, CaseReplied, CaseResolved, CaseReturnReviewed, CaseReturned, CaseReviewRequested, CaseReviewed, CaseStaged,
+        CaseSupervised, CaseVerified, InsightHotspot, RevisitRecorded, SlaBreached, SlaEscalationDue, SlaWarning,
     },
 };
 
@@ -86,7 +86,14 @@ pub const SERVICES: &[ServiceAccess] = &[
     },
     ServiceAccess {
         service: "classification",
-        publishes: &[CaseClassified::TYPE, InsightHotspot::TYPE],
+        publishes: &[
+            CaseClassified::TYPE,
+            CaseReviewRequested::TYPE,
+            CaseReviewed::TYPE,
+            CaseRepeatDetected::TYPE,
+            CaseMerged::TYPE,
+            InsightHotspot::TYPE,
+        ],
         answers: false,
         consumers: &[Durable { name: "classification", reads: Reads::Events(&[CaseReceived::TYPE]) }],
     },
@@ -150,6 +157,7 @@ pub const SERVICES: &[ServiceAccess] = &[
                 CaseResolved::TYPE,
                 CaseReopened::TYPE,
                 CaseClosed::TYPE,
+                CaseMerged::TYPE,
             ]),
         }],
     },
@@ -565,7 +573,17 @@ mod tests {
     fn a_service_publishes_only_its_own_events() {
         let p = service_permissions(&subjects(), service("classification").unwrap());
         let events: Vec<_> = p.publish.iter().filter(|s| s.starts_with("jiesu.")).collect();
-        assert_eq!(events, ["jiesu.event.case.classified", "jiesu.event.insight.hotspot"]);
+        assert_eq!(
+            events,
+            [
+                "jiesu.event.case.classified",
+                "jiesu.event.case.review_requested",
+                "jiesu.event.case.reviewed",
+                "jiesu.event.case.repeat_detected",
+                "jiesu.event.case.merged",
+                "jiesu.event.insight.hotspot"
+            ]
+        );
         assert!(!p.publish.iter().any(|s| s.contains("STREAM.CREATE") || s.contains("STREAM.DELETE") || s.contains("CONSUMER.CREATE")));
         assert_eq!(p.subscribe, ["_INBOX.classification.>"]);
     }

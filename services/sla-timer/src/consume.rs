@@ -39,6 +39,7 @@ jiesu_kit::consumes! {
         CaseResolved,
         CaseReopened,
         CaseClosed,
+        CaseMerged,
     }
 }
 
@@ -283,5 +284,7 @@ fn decode(msg: Consumed) -> (EventMeta, CaseEvent, Learnt) {
         Consumed::CaseResolved(e) => (meta(&e), CaseEvent::Resolved { round: e.round }, nothing()),
         Consumed::CaseReopened(e) => (meta(&e), CaseEvent::Reopened { round: e.round }, nothing()),
         Consumed::CaseClosed(e) => (meta(&e), CaseEvent::Closed, nothing()),
+        // A duplicate merged into an earlier case (重复提交) is never handled on its own.
+        Consumed::CaseMerged(e) => (meta(&e), CaseEvent::Closed, nothing()),
     }
 }

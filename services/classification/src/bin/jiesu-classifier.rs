@@ -1,9 +1,15 @@
 //! `jiesu-classifier` — trains the classifier's model file, and evaluates it on a held-out split.
 //!
 //! ```text
-//! jiesu-classifier train    [--data services/classification/data/cases] [--taxonomy FILE] [--out FILE]
+//! jiesu-classifier train    [--data services/classification/data/cases] [--also FILE]… [--taxonomy FILE] [--out FILE]
 //! jiesu-classifier evaluate [--data services/classification/data/cases] [--taxonomy FILE]
+//! jiesu-classifier export-corrections --database URL [--out FILE]
+//! jiesu-classifier classify < texts.txt     # one request per line: the built-in model's decision
 //! ```
+//!
+//! `export-corrections` writes the decisions the centre's reviewers made (人工复核: confirmed or
+//! reclassified) from the classification service's database as labelled requests, one JSON
+//! object per line; `train --also FILE` learns from them beside the project's data set.
 //!
 //! `evaluate` trains on three quarters of every sub-item's requests (the calibration taken from
 //! those) and prints, on the quarter held out: accuracy and macro-F1 per category and sub-item,
@@ -17,13 +23,15 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail};
-use jiesu_classification::domain::{ClassifierModel, Labelled, Taxonomy};
+use jiesu_classification::domain::{ClassifierModel, Labelled, ReviewRules, Taxonomy};
 
 struct Args {
     command: String,
     data: PathBuf,
     taxonomy: Option<PathBuf>,
-    out: PathBuf,
+    out: Option<PathBuf>,
+    also: Vec<PathBuf>,
+    database: Option<String>,
 }
 
 fn args() -> Result<Args> {
@@ -33,18 +41,32 @@ fn args() -> Result<Args> {
         command,
         data: PathBuf::from("services/classification/data/cases"),
         taxonomy: None,
-        out: PathBuf::from("services/classification/model/classifier.bin"),
+        out: None,
+        also: Vec::new(),
+        database: None,
     };
     while let Some(flag) = it.next() {
         let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
         match flag.as_str() {
             "--data" => a.data = value()?.into(),
             "--taxonomy" => a.taxonomy = Some(value()?.into()),
-            "--out" => a.out = value()?.into(),
+            "--out" => a.out = Some(value()?.into()),
+            "--also" => a.also.push(value()?.into()),
+            "--database" => a.database = Some(value()?),
             other => bail!("unknown argument {other}; see --help"),
         }
     }
     Ok(a)
+}
+
+/// The labelled requests of one `.jsonl` file.
+fn load_file(f: &Path) -> Result<Vec<Labelled>> {
+    let text = std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+    let mut rows = Vec::new();
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        rows.push(serde_json::from_str(line).with_context(|| format!("{}:{}", f.display(), i + 1))?);
+    }
+    Ok(rows)
 }
 
 /// Every `*.jsonl` file of `dir`, in name order, each line one labelled request.
@@ -57,11 +79,7 @@ fn load(dir: &Path) -> Result<Vec<(String, Vec<Labelled>)>> {
     files.sort();
     let mut out = Vec::new();
     for f in files {
-        let text = std::fs::read_to_string(&f)?;
-        let mut rows = Vec::new();
-        for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-            rows.push(serde_json::from_str(line).with_context(|| format!("{}:{}", f.display(), i + 1))?);
-        }
+        let rows = load_file(&f)?;
         out.push((f.file_name().unwrap_or_default().to_string_lossy().into_owned(), rows));
     }
     if out.is_empty() {
@@ -138,7 +156,10 @@ fn main() -> Result<()> {
     let taxonomy = taxonomy(a.taxonomy.as_deref())?;
     match a.command.as_str() {
         "train" => {
-            let files = load(&a.data)?;
+            let mut files = load(&a.data)?;
+            for f in &a.also {
+                files.push((f.display().to_string(), load_file(f)?));
+            }
             // Calibration on every fifth request of each file; then the final model keeps the
             // temperature and learns from all.
             let (mut fit, mut calibration) = (Vec::new(), Vec::new());
@@ -148,8 +169,9 @@ fn main() -> Result<()> {
                 }
             }
             let model = ClassifierModel::train(&taxonomy, &fit, &calibration)?;
-            std::fs::write(&a.out, model.to_bytes()).with_context(|| format!("writing {}", a.out.display()))?;
-            println!("model {} trained on {} requests, written to {}", model.version, model.trained_on, a.out.display());
+            let out = a.out.unwrap_or_else(|| PathBuf::from("services/classification/model/classifier.bin"));
+            std::fs::write(&out, model.to_bytes()).with_context(|| format!("writing {}", out.display()))?;
+            println!("model {} trained on {} requests, written to {}", model.version, model.trained_on, out.display());
         }
         "evaluate" => {
             let files = load(&a.data)?;
@@ -173,6 +195,8 @@ fn main() -> Result<()> {
                 held_out.len(),
                 model.version
             );
+            let rules = ReviewRules::default();
+            let (mut held, mut held_right, mut sent_right) = (0usize, 0usize, 0usize);
             let mut times = Vec::with_capacity(held_out.len());
             let mut new = Figures { sub_item: Vec::new(), urgency: Vec::new(), request_type: Vec::new() };
             let mut old = Figures { sub_item: Vec::new(), urgency: Vec::new(), request_type: Vec::new() };
@@ -180,6 +204,14 @@ fn main() -> Result<()> {
                 let start = Instant::now();
                 let d = model.classify(&taxonomy, &r.text);
                 times.push(start.elapsed().as_nanos());
+                let right = d.candidates[0].sub_item == r.sub_item;
+                match rules.doubt(d.urgency, d.candidates[0].probability, d.candidates.get(1).map(|c| c.probability), false) {
+                    Some(_) => {
+                        held += 1;
+                        held_right += usize::from(right);
+                    }
+                    None => sent_right += usize::from(right),
+                }
                 new.sub_item.push((r.sub_item.clone(), d.candidates[0].sub_item.clone()));
                 new.urgency.push((r.urgency.clone(), d.urgency.key().to_string()));
                 new.request_type.push((r.request_type.clone(), d.request_type.clone()));
@@ -188,6 +220,17 @@ fn main() -> Result<()> {
                 old.urgency.push((r.urgency.clone(), k.urgency.key().to_string()));
             }
             new.print("the trained classifier");
+            let sent = held_out.len() - held;
+            println!(
+                "  review queue (min_confidence {}, min_margin {}): holds {held} of {} ({:.1} %; sub-item right in {:.1} % of those), \
+                 sends on the rest with the sub-item right in {:.1} %",
+                rules.min_confidence,
+                rules.min_margin,
+                held_out.len(),
+                100.0 * held as f64 / held_out.len().max(1) as f64,
+                100.0 * held_right as f64 / held.max(1) as f64,
+                100.0 * sent_right as f64 / sent.max(1) as f64
+            );
             old.print("the keyword classifier it replaces");
             times.sort_unstable();
             let median = times.get(times.len() / 2).copied().unwrap_or(0);
@@ -221,8 +264,63 @@ fn main() -> Result<()> {
                 println!("  false alarm: {w}");
             }
         }
+        "classify" => {
+            // One text per line on stdin: what the built-in model decides, and whether the case
+            // would wait for review under the default rules.
+            let model = ClassifierModel::from_bytes(jiesu_classification::DEFAULT_MODEL).map_err(anyhow::Error::msg)?;
+            let rules = ReviewRules::default();
+            for line in std::io::stdin().lines() {
+                let text = line?;
+                if text.trim().is_empty() {
+                    continue;
+                }
+                let d = model.classify(&taxonomy, &text);
+                let best = &d.candidates[0];
+                let second = d.candidates.get(1);
+                let doubt = rules.doubt(d.urgency, best.probability, second.map(|c| c.probability), false);
+                println!(
+                    "{} {:.2} | {} {:.2} | {} {} | {} | {text}",
+                    best.sub_item,
+                    best.probability,
+                    second.map_or("-", |c| c.sub_item.as_str()),
+                    second.map_or(0.0, |c| c.probability),
+                    d.urgency.key(),
+                    d.request_type,
+                    doubt.map_or("goes on", |d| d.key()),
+                );
+            }
+        }
+        "export-corrections" => {
+            let url = a.database.context("export-corrections needs --database URL (the classification service's database)")?;
+            let rows = tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+                let db = jiesu_kit::Db::connect(&url, 1, &jiesu_kit::migrations!()).await?;
+                let rows = jiesu_classification::store::corrections_since(&db, 0).await?;
+                db.close().await;
+                anyhow::Ok(rows)
+            })?;
+            let mut out = String::new();
+            for c in &rows {
+                let labelled = Labelled {
+                    text: c.text.clone(),
+                    sub_item: c.sub_item.clone(),
+                    urgency: c.urgency.clone(),
+                    request_type: c.request_type.clone(),
+                    channel: c.channel.clone(),
+                };
+                out.push_str(&serde_json::to_string(&labelled)?);
+                out.push('\n');
+            }
+            match &a.out {
+                Some(path) => std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))?,
+                None => print!("{out}"),
+            }
+            let corrected = rows.iter().filter(|c| c.corrected).count();
+            eprintln!("{} decisions exported ({corrected} corrected, {} confirmed)", rows.len(), rows.len() - corrected);
+        }
         _ => {
-            println!("jiesu-classifier train|evaluate|emergencies [--data DIR] [--taxonomy FILE] [--out FILE]");
+            println!(
+                "jiesu-classifier train|evaluate|emergencies|classify|export-corrections [--data DIR] [--also FILE] [--taxonomy FILE] [--out FILE] [--database URL]"
+            );
         }
     }
     Ok(())

@@ -11,6 +11,8 @@ mod emergency;
 mod hotspot;
 mod keywords;
 mod model;
+mod repeat;
+mod review;
 mod taxonomy;
 
 use std::fmt;
@@ -18,6 +20,8 @@ use std::fmt;
 pub use classifier::{Candidate, ClassifierModel, DataError, Decision, Labelled, REQUEST_TYPES, check, emergency_rule, request_type_zh};
 pub use classify::{Classification, classify};
 pub use hotspot::HotspotRules;
+pub use repeat::{By, Link, Mark, RepeatRules, digest, link, normalise};
+pub use review::{Doubt, ReviewRules};
 pub use taxonomy::{Category, DEFAULT_TAXONOMY_TOML, SubItem, Taxonomy, TaxonomyFile, UrgencyRules};
 
 pub use jiesu_reference::Urgency;
