@@ -197,6 +197,7 @@ fn main() -> Result<()> {
             );
             let rules = ReviewRules::default();
             let (mut held, mut held_right, mut sent_right) = (0usize, 0usize, 0usize);
+            let (mut missed, mut false_alarms) = (Vec::new(), Vec::new());
             let mut times = Vec::with_capacity(held_out.len());
             let mut new = Figures { sub_item: Vec::new(), urgency: Vec::new(), request_type: Vec::new() };
             let mut old = Figures { sub_item: Vec::new(), urgency: Vec::new(), request_type: Vec::new() };
@@ -214,12 +215,23 @@ fn main() -> Result<()> {
                 }
                 new.sub_item.push((r.sub_item.clone(), d.candidates[0].sub_item.clone()));
                 new.urgency.push((r.urgency.clone(), d.urgency.key().to_string()));
+                match (r.urgency == "emergency", d.urgency.key() == "emergency") {
+                    (true, false) => missed.push(r.text.clone()),
+                    (false, true) => false_alarms.push(r.text.clone()),
+                    _ => {}
+                }
                 new.request_type.push((r.request_type.clone(), d.request_type.clone()));
                 let k = taxonomy.classify("", &r.text);
                 old.sub_item.push((r.sub_item.clone(), k.sub_item));
                 old.urgency.push((r.urgency.clone(), k.urgency.key().to_string()));
             }
             new.print("the trained classifier");
+            for m in &missed {
+                println!("  emergency missed: {m}");
+            }
+            for f in &false_alarms {
+                println!("  false alarm: {f}");
+            }
             let sent = held_out.len() - held;
             println!(
                 "  review queue (min_confidence {}, min_margin {}): holds {held} of {} ({:.1} %; sub-item right in {:.1} % of those), \
