@@ -82,13 +82,6 @@ fn allowed<T>(request: &Request<T>, rule: fn(&Identity) -> Result<(), auth::Refu
 }
 
 impl ClassificationApi {
-    /// The stored case, named by id or number.
-    async fn case_id(&self, case: Option<&CaseRef>) -> Result<String, Status> {
-        let key = CaseKey::required(case)?;
-        let row = store::get(&self.db, &key).await?.ok_or_else(|| key.not_found(crate::SERVICE))?;
-        Ok(row.case_id)
-    }
-
     /// The case as it now stands, with its review and its repeat chain.
     async fn view_of(&self, row: &store::ClassificationRow) -> Result<ClassificationView, Error> {
         let correction = store::correction(&self.db, &row.case_id).await?;
@@ -105,13 +98,13 @@ impl ClassificationApi {
     ) -> Result<Response<ClassificationView>, Status> {
         let who = verified(request)?;
         policy::may_review(who).map_err(Error::from)?;
-        let case_id = self.case_id(case).await?;
-        let model = store::get(&self.db, &CaseKey::Id(case_id.clone())).await?.ok_or_else(|| Status::not_found("case"))?;
+        let key = CaseKey::required(case)?;
+        let model = store::get(&self.db, &key).await?.ok_or_else(|| key.not_found(crate::SERVICE))?;
         let mut verdict = verdict(&model)?;
         verdict.reviewer_subject = who.subject.clone();
         verdict.reviewer_name = if who.name.trim().is_empty() { who.subject.clone() } else { who.name.clone() };
         let mut command = self.commands.begin(request).await.map_err(Error::from)?;
-        let decided = self.classifier.release(&mut command.work(), &case_id, &verdict).await?;
+        let decided = self.classifier.release(&mut command.work(), &model.case_id, &verdict).await?;
         command.commit().await.map_err(Error::from)?;
         Ok(Response::new(self.view_of(&decided).await?))
     }

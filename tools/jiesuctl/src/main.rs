@@ -93,6 +93,11 @@ impl Endpoints {
 enum Command {
     /// Submit a citizen's request (登记诉求) through gRPC or as a channel producer over NATS.
     Submit(SubmitArgs),
+    /// The classification review queue (待人工复核): list, confirm, reclassify.
+    Review {
+        #[command(subcommand)]
+        command: ReviewCommand,
+    },
     /// The district's signing keys (签名密钥).
     Keys {
         #[command(subcommand)]
@@ -250,6 +255,38 @@ enum TokenCommand {
         /// The private key (PKCS#8 PEM) to sign with, instead of `[auth] signing_key`.
         #[arg(long)]
         key: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReviewCommand {
+    /// The cases waiting for a person (待人工复核), the longest waiting first.
+    List {
+        #[arg(long, default_value = "")]
+        street: String,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Releases a waiting case with the classifier's guess (确认).
+    Confirm {
+        case: String,
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// Releases a waiting case with your classification (改判), kept for the next training run.
+    Reclassify {
+        case: String,
+        /// The sub-item ("01.03").
+        #[arg(long)]
+        sub_item: String,
+        /// emergency, normal or complex; the classifier's when left out.
+        #[arg(long)]
+        urgency: Option<String>,
+        /// consultation, help, complaint, report or suggestion; the classifier's when left out.
+        #[arg(long, default_value = "")]
+        request_type: String,
+        #[arg(long, default_value = "")]
+        note: String,
     },
 }
 
@@ -451,6 +488,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Nats { command } => nats::run(d.config.as_ref(), &d.path, command).await,
         Command::Tls { command } => tls::run(d.config.as_ref(), &d.path, command),
         Command::Case { command: CaseCommand::Show { case } } => show(&d, &case).await,
+        Command::Review { command } => review(&d, command).await,
         Command::Case { command: CaseCommand::List { unit, limit, filter } } => list(&d, filter.request(unit, limit)).await,
         Command::Case { command: CaseCommand::Count { unit } } => act::count(&d, unit).await,
         Command::Workflow(command) => act::run(&d, command).await,
@@ -705,7 +743,19 @@ async fn show(d: &District, case: &str) -> Result<()> {
     match ClassificationServiceClient::new(d.channel("classification").await?).get_classification(r.clone()).await {
         Ok(c) => {
             let c = c.into_inner();
-            lines.insert("2 分类", format!("{} / {}（{}）", c.category_name, c.sub_item_name, Urgency::from_proto(c.urgency()).name_zh()));
+            let review = match c.review.as_str() {
+                "waiting" => "，待人工复核",
+                "confirmed" => "，经人工确认",
+                "reclassified" => "，经人工改判",
+                _ => "",
+            };
+            lines.insert(
+                "2 分类",
+                format!("{} / {}（{}{review}）", c.category_name, c.sub_item_name, Urgency::from_proto(c.urgency()).name_zh()),
+            );
+            if c.repeat_count > 1 {
+                lines.insert("21 重复诉求", format!("第{}次反映，首次为{}", c.repeat_count, c.repeat_of_case_no));
+            }
             timeline.extend(c.timeline);
         }
         Err(e) if e.code() == tonic::Code::NotFound => {
@@ -793,6 +843,53 @@ async fn show(d: &District, case: &str) -> Result<()> {
     for e in &timeline {
         println!("  {}  {:<14} {}", d.local(e.at.as_ref()), e.service, e.detail);
     }
+    Ok(())
+}
+
+/// `jiesuctl review …`: the centre's review queue.
+async fn review(d: &District, command: ReviewCommand) -> Result<()> {
+    let mut c = ClassificationServiceClient::new(d.channel("classification").await?);
+    let decided = match command {
+        ReviewCommand::List { street, limit } => {
+            let r = c.list_pending_reviews(pb::ListPendingReviewsRequest { street, limit }).await.map_err(status)?.into_inner();
+            println!("待人工复核 {} 件", r.total);
+            for p in &r.reviews {
+                let v = p.classification.clone().unwrap_or_default();
+                let guesses: Vec<String> =
+                    v.candidates.iter().map(|g| format!("{} {}（{:.0}%）", g.sub_item, g.sub_item_name, g.probability * 100.0)).collect();
+                let why = match p.why.as_str() {
+                    "close_candidates" => "两个小项难以区分",
+                    "unrecognised" => "未能识别",
+                    _ => "置信度低",
+                };
+                println!("\n{}  等待自 {}  {why}", v.case_id, d.local(p.waiting_since.as_ref()));
+                println!("  {}  {}", p.title, p.description.replace('\n', " "));
+                println!("  候选：{}", guesses.join("；"));
+            }
+            return Ok(());
+        }
+        ReviewCommand::Confirm { case, note } => {
+            c.confirm_classification(pb::ConfirmClassificationRequest { case: Some(case_ref(&case)), note }).await
+        }
+        ReviewCommand::Reclassify { case, sub_item, urgency, request_type, note } => {
+            let urgency = match urgency.as_deref() {
+                None => pb::Urgency::Unspecified,
+                Some(u) => u
+                    .parse::<Urgency>()
+                    .map(Urgency::to_proto)
+                    .map_err(|_| anyhow::anyhow!("urgency {u:?}: emergency, normal or complex"))?,
+            };
+            c.reclassify(pb::ReclassifyRequest { case: Some(case_ref(&case)), sub_item, urgency: urgency as i32, request_type, note }).await
+        }
+    }
+    .map_err(status)?
+    .into_inner();
+    println!(
+        "已放行：{} / {}（{}），转派单",
+        decided.category_name,
+        decided.sub_item_name,
+        Urgency::from_proto(decided.urgency()).name_zh()
+    );
     Ok(())
 }
 
