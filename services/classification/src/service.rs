@@ -468,7 +468,12 @@ impl Classifier {
             first_case_id: request.case_id.clone(),
             first_case_no: request.case_no.clone(),
         };
-        let earlier = store::earlier_marks(work.tx, &mark, now - self.repeats.window_ms()).await?;
+        // Nobody and nowhere to match on (an anonymous report without an address): no lookup.
+        let earlier = if mark.citizen_key.is_empty() && mark.place.is_empty() {
+            Vec::new()
+        } else {
+            store::earlier_marks(work.tx, &mark, now - self.repeats.window_ms()).await?
+        };
         let link = domain::link(&self.repeats, &mark, &earlier);
         let mut stored = store::MarkRow {
             case_id: mark.case_id.clone(),
