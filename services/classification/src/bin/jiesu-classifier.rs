@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! jiesu-classifier train    [--data services/classification/data/cases] [--also FILE]… [--taxonomy FILE] [--out FILE]
-//! jiesu-classifier evaluate [--data services/classification/data/cases] [--taxonomy FILE]
+//! jiesu-classifier evaluate [--data services/classification/data/cases] [--taxonomy FILE] [--fold 0…3]
 //! jiesu-classifier export-corrections --database URL [--out FILE]
 //! jiesu-classifier classify < texts.txt     # one request per line: the built-in model's decision
 //! ```
@@ -12,7 +12,7 @@
 //! object per line; `train --also FILE` learns from them beside the project's data set.
 //!
 //! `evaluate` trains on three quarters of every sub-item's requests (the calibration taken from
-//! those) and prints, on the quarter held out: accuracy and macro-F1 per category and sub-item,
+//! those) and prints, on the quarter held out (`--fold`: which quarter, the fourth by default): accuracy and macro-F1 per category and sub-item,
 //! urgency accuracy, emergency recall and precision, the most frequent confusions, the same
 //! figures of the keyword classifier it replaces, and the median time per classification.
 
@@ -32,6 +32,7 @@ struct Args {
     out: Option<PathBuf>,
     also: Vec<PathBuf>,
     database: Option<String>,
+    fold: usize,
 }
 
 fn args() -> Result<Args> {
@@ -44,6 +45,7 @@ fn args() -> Result<Args> {
         out: None,
         also: Vec::new(),
         database: None,
+        fold: 3,
     };
     while let Some(flag) = it.next() {
         let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
@@ -53,6 +55,9 @@ fn args() -> Result<Args> {
             "--out" => a.out = Some(value()?.into()),
             "--also" => a.also.push(value()?.into()),
             "--database" => a.database = Some(value()?),
+            "--fold" => {
+                a.fold = value()?.parse().ok().filter(|f| *f < 4).context("--fold is a quarter of the data: 0, 1, 2 or 3")?;
+            }
             other => bail!("unknown argument {other}; see --help"),
         }
     }
@@ -179,7 +184,7 @@ fn main() -> Result<()> {
             for (_, rows) in &files {
                 for (i, r) in rows.iter().enumerate() {
                     match i % 4 {
-                        3 => held_out.push(r.clone()),
+                        k if k == a.fold => held_out.push(r.clone()),
                         _ if i % 5 == 4 => calibration.push(r.clone()),
                         _ => train.push(r.clone()),
                     }
