@@ -157,6 +157,7 @@ impl ClassificationService for ClassificationApi {
                 location: Some(w.place().to_location()),
                 waiting_since: Some(millis_to_proto(w.waiting_since)),
                 why: w.why.clone(),
+                case_no: w.case_no.clone(),
             })
             .collect();
         Ok(Response::new(ListPendingReviewsResponse { reviews, total: u32::try_from(total).unwrap_or(u32::MAX) }))

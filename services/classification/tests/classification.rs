@@ -268,7 +268,7 @@ async fn a_doubtful_case_waits_for_review_and_a_reclassification_releases_it() {
         .into_inner();
     assert_eq!(pending.total, 1);
     let p = &pending.reviews[0];
-    assert_eq!(p.classification.as_ref().unwrap().case_id, CASE_ID);
+    assert_eq!((p.classification.as_ref().unwrap().case_id.as_str(), p.case_no.as_str()), (CASE_ID, CASE_NO));
     assert_eq!(p.classification.as_ref().unwrap().review, "waiting");
     assert!(p.description.contains("一直没人管"));
     assert!(p.waiting_since.is_some());

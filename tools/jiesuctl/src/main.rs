@@ -862,7 +862,7 @@ async fn review(d: &District, command: ReviewCommand) -> Result<()> {
                     "unrecognised" => "未能识别",
                     _ => "置信度低",
                 };
-                println!("\n{}  等待自 {}  {why}", v.case_id, d.local(p.waiting_since.as_ref()));
+                println!("\n{}  等待自 {}  {why}", p.case_no, d.local(p.waiting_since.as_ref()));
                 println!("  {}  {}", p.title, p.description.replace('\n', " "));
                 println!("  候选：{}", guesses.join("；"));
             }
