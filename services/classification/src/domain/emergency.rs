@@ -138,7 +138,7 @@ const PATTERNS: &[(Kind, &[&[&str]])] = &[
         &[
             &["墙", "架子", "横梁", "限高架", "塔吊", "吊着"],
             &["歪了", "往一边斜", "斜着", "耷拉下来", "打转", "晃过去", "往下掉"],
-            &["人", "孩子", "住", "睡", "底下", "小车"],
+            &["人", "孩子", "住", "睡", "底下", "小车", "楼顶", "我们楼"],
         ],
     ),
     (Kind::Danger, &[&["山坡", "土坡", "山体", "边坡"], &["裂开", "滑坡", "垮", "出溜", "往下滑"]]),
@@ -150,13 +150,20 @@ const PATTERNS: &[(Kind, &[&[&str]])] = &[
         Kind::Danger,
         &[
             &["掉下来", "砸下来", "斜吊", "往下扔", "往下砸", "往下掉", "砸在", "压在", "夹住", "夹着", "卷进"],
-            &["人", "底下", "下面", "过路", "行人", "孩子", "小孩", "婴儿", "床", "胳膊", "腿"],
+            &["人", "底下", "下面", "楼下", "砸碎", "过路", "行人", "孩子", "小孩", "婴儿", "床", "胳膊", "腿"],
         ],
     ),
     (Kind::Danger, &[&["撞倒", "撞飞", "轧", "碾"], &["人", "老人", "孩子", "工友", "行人", "骑车"]]),
     (Kind::Danger, &[&["窟窿", "大坑", "深坑", "黑洞"], &["栽", "掉进", "摔进", "看不见", "撬走", "没了"]]),
     // water or sewage pouring into homes now (every time it rains is a pattern, not an emergency)
-    (Kind::Service, &[&["水", "粪"], &["灌", "淹到", "淹了", "漫过", "倒灌", "反水"], &["家", "屋", "住户", "一楼", "门面", "老人", "床"]]),
+    (
+        Kind::Service,
+        &[
+            &["水", "粪"],
+            &["灌", "淹到", "淹了", "漫过", "倒灌", "反水"],
+            &["家", "屋", "住户", "一楼", "门面", "老人", "床", "车库", "地下室"],
+        ],
+    ),
     (Kind::Danger, &[&["酒气", "喝多", "喝醉", "醉驾", "酒驾"], &["开车", "车开", "司机", "开得"]]),
     // infrastructure that endangers people now
     (Kind::Danger, &[&["井盖"], &["没了", "丢", "缺", "不见", "被偷", "掀", "移位", "塌", "翻", "碎", "空洞", "窟窿"]]),
@@ -330,8 +337,9 @@ pub fn emergency(normalized: &str, phrases: &[String]) -> Option<Vec<String>> {
     if OVER.iter().chain(ABOUT_DANGER).any(|o| normalized.contains(o)) {
         return None;
     }
-    // "没电梯" (no lift in the building) is not "没电" (no power).
-    let normalized = &normalized.replace("没电梯", "无电梯");
+    // "没电梯" (no lift in the building) is not "没电" (no power), and
+    // "水没过车轱辘" (water up over the wheels) is not a negation.
+    let normalized = &normalized.replace("没电梯", "无电梯").replace("没过", "漫过");
     let not_now = NOT_NOW.iter().any(|w| normalized.contains(w));
     let clauses: Vec<&str> = normalized.split(SEPARATOR).filter(|c| !c.is_empty()).collect();
     let mut found = Vec::new();
@@ -426,6 +434,8 @@ mod tests {
             "工友拎着汽油往自己身上浇，手里攥着打火机",
             "秋千的架子往一边斜，孩子还在上面",
             "山坡裂开一道大口子，土一直往下出溜",
+            "地下车库进水了，水已经没过车轱辘，还在往里灌",
+            "外墙一块接一块往下掉，楼下的车玻璃已经砸碎了",
             "工地上有人站在楼顶说要跳楼",
         ] {
             assert!(is_emergency(text), "{text}");
