@@ -156,6 +156,14 @@ impl Figures {
             100.0 * caught as f64 / emergency_truth.max(1) as f64,
             100.0 * caught as f64 / flagged.max(1) as f64
         );
+        let complex_truth = self.urgency.iter().filter(|(t, _)| t == "complex").count();
+        let called_complex = self.urgency.iter().filter(|(_, p)| p == "complex").count();
+        let complex_right = self.urgency.iter().filter(|(t, p)| t == "complex" && p == "complex").count();
+        println!(
+            "  complex   recall {:5.1} % ({complex_right} of {complex_truth})   precision {:5.1} % ({complex_right} of {called_complex})",
+            100.0 * complex_right as f64 / complex_truth.max(1) as f64,
+            100.0 * complex_right as f64 / called_complex.max(1) as f64
+        );
         if !self.request_type.is_empty() {
             println!("  request type accuracy {:5.1} %", 100.0 * accuracy(&self.request_type));
         }

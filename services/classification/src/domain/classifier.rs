@@ -12,6 +12,13 @@ use super::{
 };
 
 /// The kinds of request (诉求类型), by their keys.
+/// The probability from which a request is called 复杂 rather than 一般. Complex requests are a
+/// minority the model is shy of: by the most likely class it found 4 in 10 of them (precision
+/// near 100 %), while a complex case sent on as normal gets a day where it needs three and is
+/// then red for lack of time. From 0.25 it finds 6–7 in 10 with precision above 90 %, and urgency
+/// accuracy rises by 2 points (`jiesu-classifier evaluate --fold 0…3`).
+pub const COMPLEX_AT: f32 = 0.25;
+
 pub const REQUEST_TYPES: [&str; 5] = ["consultation", "help", "complaint", "report", "suggestion"];
 
 /// The Chinese name of a request type key.
@@ -339,7 +346,7 @@ impl ClassifierModel {
         let (urgency, emergency_because) = match rule {
             Some(words) => (Urgency::Emergency, words),
             None if pu[0] >= 0.5 => (Urgency::Emergency, vec![format!("model {:.0}%", pu[0] * 100.0)]),
-            None if pu[2] > pu[1] => (Urgency::Complex, Vec::new()),
+            None if pu[2] >= COMPLEX_AT => (Urgency::Complex, Vec::new()),
             None => (Urgency::Normal, Vec::new()),
         };
         let pt = self.request_type.probabilities(&grams);
