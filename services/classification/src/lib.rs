@@ -131,7 +131,7 @@ mod tests {
             ("我们楼门口老有人乱挺车，消防通道都给堵死了", "01.03", Urgency::Normal),
             ("想问下咱们这片明天是不是要停水，停到几点", "03.01", Urgency::Normal),
             ("楼道里一股臭鸡蛋味，熏得人头疼，是不是哪家漏了", "03.03", Urgency::Emergency),
-            ("万一着火了，这楼道堆的杂物消防车都进不来", "09.01", Urgency::Normal),
+            ("万一着火了，这楼道里堆的杂物人都跑不出去", "09.01", Urgency::Normal),
             ("包工头拖了我们三个月工钱，人都找不着了", "06.01", Urgency::Normal),
         ];
         for (text, sub_item, urgency) in cases {
