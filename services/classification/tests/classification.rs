@@ -6,17 +6,28 @@ use jiesu_proto::v1::{
     CaseClassified, CaseReceived, CaseRef, ClassifyRequest, Location, Urgency, case_ref::Ref,
     classification_service_client::ClassificationServiceClient,
 };
-use jiesu_testkit::{Harness, event_meta};
+use jiesu_testkit::{Backend, Harness, event_meta};
 use tonic::{Code, transport::Channel};
 
 const CASE_ID: &str = "0192f0c8-0000-7000-8000-0000000000c1";
 const CASE_NO: &str = "DM20261130-0001";
 
 async fn classification() -> (Harness, ClassificationServiceClient<Channel>) {
-    let h = Harness::start("classification", |c, k| async move { jiesu_classification::start(&c, k).await }).await;
+    classification_on(Backend::Sqlite).await
+}
+
+async fn classification_on(backend: Backend) -> (Harness, ClassificationServiceClient<Channel>) {
+    let h = Harness::start_with("classification", backend, |c, k| async move { jiesu_classification::start(&c, k).await }).await;
     let client = ClassificationServiceClient::new(h.channel().await);
     (h, client)
 }
+
+// What the review queue, the repeats and the hot spots keep, they keep on both engines.
+jiesu_testkit::on_both_backends!(
+    a_burst_in_one_community_raises_one_hot_spot,
+    repeats_are_linked_to_the_first_case_and_duplicates_merged,
+    a_doubtful_case_waits_for_review_and_a_reclassification_releases_it,
+);
 
 fn received(event_id: &str, title: &str, description: &str) -> CaseReceived {
     CaseReceived {
@@ -86,10 +97,9 @@ async fn classify_answers_for_text_and_refuses_what_is_not_text() {
 /// 未诉先办: a burst of the same problem in one community raises one hot spot with the cases
 /// behind it; more of them in the same window raise no second one, and another community's
 /// cases are counted apart.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_burst_in_one_community_raises_one_hot_spot() {
+async fn a_burst_in_one_community_raises_one_hot_spot(backend: Backend) {
     use jiesu_proto::v1::{InsightHotspot, ListHotspotsRequest};
-    let (h, mut client) = classification().await;
+    let (h, mut client) = classification_on(backend).await;
     let texts = [
         "我们小区车位被人私装了地锁，停不进去",
         "荔枝花园地面车位又多了几个地锁，谁装的",
@@ -152,10 +162,9 @@ fn citizen_case(n: u32, channel: &str, text: &str, citizen_key: &str, address: &
 /// 重复诉求: the same citizen, then the same address, with the same problem, are linked to the
 /// first case; the same words from the same channel minutes later are merged and never sent on;
 /// similar cases are listed for a clerk about to file another.
-#[tokio::test(flavor = "multi_thread")]
-async fn repeats_are_linked_to_the_first_case_and_duplicates_merged() {
+async fn repeats_are_linked_to_the_first_case_and_duplicates_merged(backend: Backend) {
     use jiesu_proto::v1::{CaseMerged, CaseRepeatDetected, ListSimilarCasesRequest};
-    let (h, mut client) = classification().await;
+    let (h, mut client) = classification_on(backend).await;
     let cases = [
         citizen_case(1, "hotline", "楼下工地半夜还在施工，电钻声吵得根本睡不着", "key-a", "朝阳路12号"),
         // The same citizen, other words, another channel: a repeat by the citizen.
@@ -223,11 +232,13 @@ async fn repeats_are_linked_to_the_first_case_and_duplicates_merged() {
 /// 待人工复核: a case the classifier is not sure of waits — no case.classified — until a person
 /// at the centre decides; a reclassification releases it with the person's sub-item, kept for
 /// the next training run. Who may read and decide is checked.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_doubtful_case_waits_for_review_and_a_reclassification_releases_it() {
+async fn a_doubtful_case_waits_for_review_and_a_reclassification_releases_it(backend: Backend) {
     use jiesu_kit::auth::Role;
     use jiesu_proto::v1::{CaseReviewRequested, CaseReviewed, ConfirmClassificationRequest, ListPendingReviewsRequest, ReclassifyRequest};
-    let (h, signer) = Harness::start_with_tokens("classification", |c, k| async move { jiesu_classification::start(&c, k).await }).await;
+    let mut bed = jiesu_testkit::TestBed::new(jiesu_testkit::demo_config(), &["classification"]);
+    let signer = bed.require_tokens();
+    let start = |c, k| async move { jiesu_classification::start(&c, k).await };
+    let h = Harness::start_on_backend(bed, "classification", backend, std::sync::Arc::new(jiesu_kit::SystemClock), start).await;
     let client = ClassificationServiceClient::new(h.channel().await);
     fn signed<T>(signer: &jiesu_kit::auth::Signer, role: Role, unit: Option<&str>, msg: T) -> tonic::Request<T> {
         let mut r = tonic::Request::new(msg);
