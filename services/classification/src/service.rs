@@ -12,7 +12,7 @@ use jiesu_reference::Urgency;
 
 use crate::{
     Error, SERVICE,
-    domain::{self, ClassifierModel, Doubt, HotspotRules, Mark, RepeatRules, ReviewRules, Taxonomy, request_type_zh},
+    domain::{self, ClassifierModel, Doubt, HotspotRules, RepeatRules, ReviewRules, Taxonomy, request_type_zh},
     store::{self, Place, Spot, review},
 };
 
@@ -455,19 +455,25 @@ impl Classifier {
     /// case it repeats; `true` when it is a duplicate, merged into that case and not sent on.
     async fn link_repeat(&self, work: &mut Work<'_>, row: &store::ClassificationRow, request: &Request) -> Result<bool, Error> {
         let now = work.now_millis();
-        let mark = Mark {
+        let mut stored = store::MarkRow {
             case_id: request.case_id.clone(),
             case_no: request.case_no.clone(),
             channel: request.channel.clone(),
             sub_item: row.sub_item.clone(),
             citizen_key: request.citizen_key.clone(),
+            street: request.place.street.trim().to_string(),
             community: request.place.community.trim().to_string(),
+            grid: request.place.grid.trim().to_string(),
             place: domain::normalise(&request.place.address),
             digest: domain::digest(&request.title, &request.description),
+            title: request.title.clone(),
             at_ms: now,
             first_case_id: request.case_id.clone(),
             first_case_no: request.case_no.clone(),
+            chain: 1,
+            duplicate_of: String::new(),
         };
+        let mark = stored.mark();
         // Nobody and nowhere to match on (an anonymous report without an address): no lookup.
         let earlier = if mark.citizen_key.is_empty() && mark.place.is_empty() {
             Vec::new()
@@ -475,36 +481,17 @@ impl Classifier {
             store::earlier_marks(work.tx, &mark, now - self.repeats.window_ms()).await?
         };
         let link = domain::link(&self.repeats, &mark, &earlier);
-        let mut stored = store::MarkRow {
-            case_id: mark.case_id.clone(),
-            case_no: mark.case_no.clone(),
-            channel: mark.channel.clone(),
-            sub_item: mark.sub_item.clone(),
-            citizen_key: mark.citizen_key.clone(),
-            street: request.place.street.clone(),
-            community: mark.community.clone(),
-            grid: request.place.grid.clone(),
-            place: mark.place.clone(),
-            digest: mark.digest.clone(),
-            title: request.title.clone(),
-            at_ms: now,
-            first_case_id: mark.first_case_id.clone(),
-            first_case_no: mark.first_case_no.clone(),
-            chain: 1,
-            duplicate_of: String::new(),
-        };
-        let Some(link) = link else {
-            store::insert_mark(work.tx, &stored).await?;
-            return Ok(false);
-        };
-        stored.first_case_id = link.first_case_id.to_string();
-        stored.first_case_no = link.first_case_no.to_string();
-        let before = store::chain_length(work.tx, link.first_case_id).await?;
-        stored.chain = before + i64::from(!link.duplicate);
-        if link.duplicate {
-            stored.duplicate_of = link.previous.case_no.clone();
+        if let Some(link) = &link {
+            stored.first_case_id = link.first_case_id.to_string();
+            stored.first_case_no = link.first_case_no.to_string();
+            stored.chain = store::chain_length(work.tx, link.first_case_id).await? + i64::from(!link.duplicate);
+            if link.duplicate {
+                stored.duplicate_of = link.previous.case_no.clone();
+            }
         }
+        // Also what hot spots are counted on (`watch_hotspots`).
         store::insert_mark(work.tx, &stored).await?;
+        let Some(link) = link else { return Ok(false) };
         if link.duplicate {
             tracing::info!(case_id = %row.case_id, into = %link.previous.case_id, "duplicate merged");
             let event = CaseMerged {
@@ -543,10 +530,8 @@ impl Classifier {
     /// per window.
     async fn watch_hotspots(&self, work: &mut Work<'_>, row: &store::ClassificationRow, place: &Place) -> Result<(), Error> {
         let (community, grid) = (place.community.trim(), place.grid.trim());
+        // The case is counted in its mark, recorded by `link_repeat` before.
         if community.is_empty() {
-            return Ok(());
-        }
-        if !store::record_area_case(work.tx, &row.case_id, &row.sub_item, place, work.now_millis()).await? {
             return Ok(());
         }
         self.watch_spot(work, row, place, Spot::Community(community)).await?;

@@ -381,21 +381,11 @@ impl Spot<'_> {
     }
 }
 
-/// Records where a classified case is; `false` if it was recorded before.
-pub async fn record_area_case(tx: &mut Tx, case_id: &str, sub_item: &str, place: &Place, at_ms: i64) -> Result<bool, Error> {
-    let n = with_tx!(tx, conn => sqlx::query(
-        "INSERT INTO area_cases (case_id, sub_item, street, community, grid, classified_at) VALUES ($1, $2, $3, $4, $5, $6)
-         ON CONFLICT (case_id) DO NOTHING")
-        .bind(case_id).bind(sub_item).bind(&place.street).bind(&place.community).bind(&place.grid).bind(at_ms)
-        .execute(conn).await.map(|r| r.rows_affected()))?;
-    Ok(n == 1)
-}
-
-/// The cases of `sub_item` at `spot` classified in [`from`, `to`), the latest first.
+/// The cases of `sub_item` at `spot` decided in [`from`, `to`) (duplicates left out), the latest first.
 pub async fn area_cases(tx: &mut Tx, sub_item: &str, spot: Spot<'_>, from: i64, to: i64) -> Result<Vec<String>, Error> {
     let sql = format!(
-        "SELECT case_id FROM area_cases WHERE sub_item = $1 AND {} = $2 AND classified_at >= $3 AND classified_at < $4
-         ORDER BY classified_at DESC, case_id",
+        "SELECT case_id FROM case_marks WHERE sub_item = $1 AND {} = $2 AND at_ms >= $3 AND at_ms < $4 AND duplicate_of = ''
+         ORDER BY at_ms DESC, case_id",
         spot.column()
     );
     let rows = with_tx!(tx, conn => sqlx::query_as::<_, (String,)>(sqlx::AssertSqlSafe(sql.as_str()))
@@ -403,10 +393,10 @@ pub async fn area_cases(tx: &mut Tx, sub_item: &str, spot: Spot<'_>, from: i64, 
     Ok(rows.into_iter().map(|(id,)| id).collect())
 }
 
-/// How many cases of `sub_item` at `spot` were classified in [`from`, `to`).
+/// How many cases of `sub_item` at `spot` were decided in [`from`, `to`) (duplicates left out).
 pub async fn count_area_cases(tx: &mut Tx, sub_item: &str, spot: Spot<'_>, from: i64, to: i64) -> Result<i64, Error> {
     let sql = format!(
-        "SELECT COUNT(*) FROM area_cases WHERE sub_item = $1 AND {} = $2 AND classified_at >= $3 AND classified_at < $4",
+        "SELECT COUNT(*) FROM case_marks WHERE sub_item = $1 AND {} = $2 AND at_ms >= $3 AND at_ms < $4 AND duplicate_of = ''",
         spot.column()
     );
     let (n,) = with_tx!(tx, conn => sqlx::query_as::<_, (i64,)>(sqlx::AssertSqlSafe(sql.as_str()))
