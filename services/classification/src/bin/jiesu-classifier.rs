@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! jiesu-classifier train    [--data services/classification/data/cases] [--also FILE]… [--taxonomy FILE] [--out FILE]
-//! jiesu-classifier evaluate [--data services/classification/data/cases] [--taxonomy FILE] [--fold 0…3]
+//! jiesu-classifier evaluate [--data services/classification/data/cases] [--taxonomy FILE] [--fold 0…3] [--errors]
 //! jiesu-classifier export-corrections --database URL [--out FILE]
 //! jiesu-classifier classify < texts.txt     # one request per line: the built-in model's decision
 //! ```
@@ -36,6 +36,8 @@ struct Args {
     also: Vec<PathBuf>,
     database: Option<String>,
     fold: usize,
+    /// `evaluate --errors`: print every held-out request whose category was missed.
+    errors: bool,
 }
 
 fn args() -> Result<Args> {
@@ -49,6 +51,7 @@ fn args() -> Result<Args> {
         also: Vec::new(),
         database: None,
         fold: 3,
+        errors: false,
     };
     while let Some(flag) = it.next() {
         let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
@@ -58,6 +61,7 @@ fn args() -> Result<Args> {
             "--out" => a.out = Some(value()?.into()),
             "--also" => a.also.push(value()?.into()),
             "--database" => a.database = Some(value()?),
+            "--errors" => a.errors = true,
             "--fold" => {
                 a.fold = value()?.parse().ok().filter(|f| *f < 4).context("--fold is a quarter of the data: 0, 1, 2 or 3")?;
             }
@@ -224,8 +228,8 @@ fn main() -> Result<()> {
             let model = ClassifierModel::train(&taxonomy, &train, &calibration)?;
             let model = ClassifierModel::from_bytes(&model.to_bytes()).map_err(anyhow::Error::msg)?;
             println!(
-                "trained on {} requests (calibrated on {}), evaluated on {} held out; model {}",
-                train.len(),
+                "trained on {} requests (temperatures fitted on {} of them first), evaluated on {} held out; model {}",
+                train.len() + calibration.len(),
                 calibration.len(),
                 held_out.len(),
                 model.version
@@ -247,6 +251,13 @@ fn main() -> Result<()> {
                         held_right += usize::from(right);
                     }
                     None => sent_right += usize::from(right),
+                }
+                if a.errors && r.sub_item[..2] != d.candidates[0].sub_item[..2] {
+                    let second = d.candidates.get(1).map_or("-", |c| c.sub_item.as_str());
+                    println!(
+                        "  wrong: {} → {} {:.2} (then {second}) | {}",
+                        r.sub_item, d.candidates[0].sub_item, d.candidates[0].probability, r.text
+                    );
                 }
                 new.sub_item.push((r.sub_item.clone(), d.candidates[0].sub_item.clone()));
                 new.urgency.push((r.urgency.clone(), d.urgency.key().to_string()));
