@@ -134,6 +134,11 @@ for s in "${services[@]}"; do
   fi
 done
 echo "demo: all six services are ready"
+echo "demo: starting jiesu-web (the citizens' mailboxes and status page) on http://127.0.0.1:8080"
+target/debug/jiesu-web --config "$config" >"$log_dir/web.log" 2>&1 &
+echo $! >"$run_dir/web.pid"
+for _ in $(seq 100); do curl -fsS http://127.0.0.1:8080/healthz >/dev/null 2>&1 && break; sleep 0.1; done
+curl -fsS http://127.0.0.1:8080/healthz >/dev/null || { echo "demo: jiesu-web did not start; data/logs/web.log ends with:" >&2; tail -n 20 "$log_dir/web.log" >&2; exit 1; }
 echo
 
 ctl=(env JIESU_TOKEN_FILE="$tokens/centre-agent.token" target/debug/jiesuctl --config "$config")
@@ -183,5 +188,9 @@ Mint others with: target/debug/jiesuctl token issue --user <id> --name <name> --
 Each service's admin port has /healthz, /readyz, /metrics and, for administrators, /dead-letters:
   curl -s ${tls_curl[*]} https://127.0.0.1:9653/metrics | grep jiesu_messages_consumed
   curl -s ${tls_curl[*]} -H "Authorization: Bearer \$(cat data/tokens/administrator.token)" https://127.0.0.1:9653/dead-letters
+Citizens write through the mailboxes' forms and follow their case on the status page:
+  http://127.0.0.1:8080/                                 # the mailboxes (书记信箱, 主任信箱)
+  http://127.0.0.1:8080/mailbox/secretary_mailbox/qr.png # the QR code for the poster (also qr.svg)
+  http://127.0.0.1:8080/status                           # 受理编号 + 查询码
 Logs are in data/logs/, databases in data/. Stop everything with: scripts/demo.sh stop
 MSG

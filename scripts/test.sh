@@ -10,6 +10,16 @@ scripts/install-nats.sh >/dev/null
 export NATS_SERVER_BIN="$PWD/.local/bin/nats-server"
 export JIESU_TEST_PG_URL="${JIESU_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/test}"
 
+# The page tests drive a real headless Chromium through chromedriver (services/testkit/src/browser.rs):
+# install Debian's packages when either is missing.
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  command -v apt-get >/dev/null || { echo "test: chromium and chromedriver are missing and there is no apt-get: install them" >&2; exit 1; }
+  echo "test: installing chromium and chromium-driver (for the page tests)" >&2
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+
 # The PostgreSQL tests are part of the suite, never skipped: say clearly when the server is down.
 if command -v pg_isready >/dev/null && ! pg_isready -q -h 127.0.0.1 -p 5432; then
   if command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ]; then

@@ -165,6 +165,6 @@ fn the_access_table_matches_what_each_service_consumes() {
     assert_eq!(table("sla_timer"), events(jiesu_sla_timer::consume::Consumed::KINDS));
     assert_eq!(table("notification"), events(jiesu_notification::consume::Consumed::KINDS));
     assert_eq!(table("revisit"), events(jiesu_revisit::consume::Consumed::KINDS));
-    assert_eq!(table(jiesu_intake::OWNERS_CONSUMER), events(jiesu_intake::consume::OwnerEvents::KINDS));
+    assert_eq!(table(jiesu_intake::PROGRESS_CONSUMER), events(jiesu_intake::consume::ProgressEvents::KINDS));
     assert_eq!(table(jiesu_intake::SERVICE), access::Reads::Submissions);
 }

@@ -3,13 +3,21 @@
 use std::sync::Arc;
 
 use jiesu_kit::{CaseKey, Commands, Db, auth, time::millis_to_proto};
-use jiesu_proto::v1::{
-    CaseRef, Contact, ContactRead, ListContactReadsRequest, ListContactReadsResponse, Location, SubmissionView, SubmitRequest,
-    SubmitResponse, TimelineEntry, intake_service_server::IntakeService,
-};
-use tonic::{Request, Response, Status};
+use std::pin::Pin;
 
-use crate::{Error, Intake, domain::mask_phone, policy, store};
+use futures::Stream;
+use jiesu_proto::v1::{
+    Attachment, AttachmentChunk, CaseRef, Contact, ContactRead, FieldViolation, GetAttachmentRequest, ListContactReadsRequest,
+    ListContactReadsResponse, Location, PublicStatus, PublicStatusRequest, PublicStep, SubmissionView, SubmitRequest, SubmitResponse,
+    TimelineEntry, intake_service_server::IntakeService,
+};
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::{
+    Error, Intake, attachments,
+    domain::{QUERY_CODE_LEN, mask_phone, normalise_query_code, public_status},
+    policy, store,
+};
 
 pub struct IntakeApi {
     pub intake: Arc<Intake>,
@@ -20,16 +28,197 @@ pub struct IntakeApi {
 impl IntakeApi {
     async fn submit_once(&self, request: &Request<SubmitRequest>) -> Result<SubmitResponse, Error> {
         let submission = request.get_ref().submission.clone().unwrap_or_default();
+        if let Some(who) = auth::caller(request)
+            && let Some(channel) = self.intake.channel(submission.channel.trim())
+        {
+            policy::may_submit(who, channel).map_err(|r| Error::Refused(r.0))?;
+        }
         let mut command = self.commands.begin(request).await?;
         let now = command.now();
         let registered = self.intake.register(&mut command.work(), &submission, now).await?;
         command.commit().await?;
         Ok(registered.to_proto())
     }
+
+    /// Reads an upload to its end, refusing it as soon as it outgrows the largest file allowed.
+    async fn receive_upload(&self, request: Request<Streaming<AttachmentChunk>>) -> Result<Attachment, Error> {
+        let who = auth::caller(&request).cloned();
+        let mut stream = request.into_inner();
+        let limits = &self.intake.settings.attachments;
+        let mut channel_id = String::new();
+        let mut bytes = Vec::new();
+        while let Some(chunk) =
+            stream.message().await.map_err(|e| invalid("data", &format!("the upload broke off: {}", e.message()), "上传中断"))?
+        {
+            if channel_id.is_empty() {
+                channel_id = chunk.channel.trim().to_string();
+            }
+            if (bytes.len() + chunk.data.len()) as u64 > limits.largest() {
+                return Err(invalid(
+                    "data",
+                    &format!("the file is larger than the largest allowed ({} bytes)", limits.largest()),
+                    &format!("文件不能超过{}MB", limits.largest() / (1024 * 1024)),
+                ));
+            }
+            bytes.extend_from_slice(&chunk.data);
+        }
+        let channel = match self.intake.channel(&channel_id) {
+            _ if channel_id.is_empty() => return Err(invalid("channel", "the first message must name the channel", "渠道不能为空")),
+            None => return Err(invalid("channel", &format!("{channel_id:?} is not a channel of this district"), "未知的受理渠道")),
+            Some(c) if !c.enabled => return Err(invalid("channel", &format!("{channel_id:?} is disabled"), "渠道已停用")),
+            Some(c) => c,
+        };
+        if let Some(who) = &who {
+            policy::may_submit(who, channel).map_err(|r| Error::Refused(r.0))?;
+        }
+        let media = attachments::sniff(&bytes).map_err(|r| invalid("data", &r.reason, &r.reason_zh))?;
+        attachments::check_size(media.kind(), bytes.len() as u64, limits).map_err(|r| invalid("data", &r.reason, &r.reason_zh))?;
+        let stripped = attachments::strip_metadata(media, &bytes).map_err(|r| invalid("data", &r.reason, &r.reason_zh))?;
+        let store = self.intake.attachments.clone();
+        let (original, cleaned) =
+            tokio::task::spawn_blocking(move || -> std::io::Result<_> { Ok((store.put(&bytes)?, store.put(&stripped)?)) })
+                .await
+                .map_err(|e| jiesu_kit::Error::Config(format!("storing an attachment: {e}")))?
+                .map_err(|e| jiesu_kit::Error::Config(format!("storing an attachment: {e}")))?;
+        let row = store::UploadRow {
+            sha256: original.sha256.clone(),
+            stripped_sha256: cleaned.sha256,
+            media_type: media.mime().to_string(),
+            kind: media.kind().as_str().to_string(),
+            size: i64::try_from(original.size).unwrap_or(i64::MAX),
+            channel: channel.id.clone(),
+            uploaded_at: jiesu_kit::time::to_millis(self.commands.now()),
+        };
+        store::record_upload(&self.db, &row).await?;
+        tracing::info!(channel = %channel.id, media_type = %row.media_type, size = original.size, "attachment uploaded");
+        Ok(Attachment { kind: row.kind, url: String::new(), sha256: original.sha256, media_type: row.media_type, size: original.size })
+    }
+
+    async fn public_status(&self, req: &PublicStatusRequest) -> Result<PublicStatus, Status> {
+        let case_no = req.case_no.trim();
+        let code = normalise_query_code(&req.query_code);
+        if case_no.is_empty() || case_no.chars().count() > 32 || case_no.chars().any(char::is_control) {
+            return Err(Status::invalid_argument("case_no is required: the case number the citizen was given (受理编号)"));
+        }
+        if code.chars().count() != QUERY_CODE_LEN {
+            return Err(Status::invalid_argument(format!(
+                "query_code must be the {QUERY_CODE_LEN} characters the citizen was given (查询码)"
+            )));
+        }
+        let now = jiesu_kit::time::to_millis(self.commands.now());
+        let since = now - 3_600_000;
+        let limit = i64::from(self.intake.settings.status_misses_per_hour);
+        if store::misses(&self.db, case_no, since).await? >= limit {
+            return Err(Status::resource_exhausted(
+                "too many wrong query codes for this case number: try again in an hour (查询过于频繁，请一小时后再试)",
+            ));
+        }
+        let row = store::get(&self.db, &CaseKey::No(case_no.to_string())).await?;
+        let matches = match &row {
+            Some(row) => {
+                let stored = self.intake.open(&row.query_code, &row.case_id)?;
+                !stored.is_empty() && constant_time_eq(stored.as_bytes(), code.as_bytes())
+            }
+            None => false,
+        };
+        let Some(row) = row.filter(|_| matches) else {
+            // The same answer whether the number exists or not: a miss tells nothing.
+            store::record_miss(&self.db, case_no, now, since).await?;
+            tracing::info!("status lookup with a wrong case number or query code");
+            return Err(Status::not_found("no case with this case number and query code (受理编号或查询码不正确)"));
+        };
+        let steps = store::steps(&self.db, &row.case_id).await?;
+        let channel_name =
+            self.intake.channel(&row.channel).map(|c| c.name.clone()).filter(|n| !n.is_empty()).unwrap_or(row.channel.clone());
+        let mut public = vec![PublicStep {
+            at: Some(millis_to_proto(row.received_at)),
+            step: "received".into(),
+            text: format!("您的诉求已经{channel_name}受理，受理编号{}", row.case_no),
+        }];
+        public.extend(steps.iter().map(|s| PublicStep { at: Some(millis_to_proto(s.at)), step: s.step.clone(), text: s.text.clone() }));
+        let status = public.last().map(|s| s.step.clone()).unwrap_or_default();
+        Ok(PublicStatus {
+            case_no: row.case_no,
+            received_at: Some(millis_to_proto(row.received_at)),
+            channel_name,
+            title: row.title,
+            status_zh: public_status(&status).to_string(),
+            status,
+            unit_name: steps.iter().rev().find(|s| !s.unit_name.is_empty()).map(|s| s.unit_name.clone()).unwrap_or_default(),
+            steps: public,
+        })
+    }
 }
+
+/// Compares secrets in time independent of where they differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn invalid(field: &str, reason: &str, reason_zh: &str) -> Error {
+    Error::Invalid(vec![FieldViolation { field: field.into(), reason: reason.into(), reason_zh: reason_zh.into() }])
+}
+
+/// How much of a file one message of GetAttachment carries.
+const CHUNK: usize = 64 * 1024;
 
 #[tonic::async_trait]
 impl IntakeService for IntakeApi {
+    type GetAttachmentStream = Pin<Box<dyn Stream<Item = Result<AttachmentChunk, Status>> + Send>>;
+
+    async fn upload_attachment(&self, request: Request<Streaming<AttachmentChunk>>) -> Result<Response<Attachment>, Status> {
+        Ok(Response::new(self.receive_upload(request).await?))
+    }
+
+    async fn get_attachment(&self, request: Request<GetAttachmentRequest>) -> Result<Response<Self::GetAttachmentStream>, Status> {
+        let req = request.get_ref();
+        let key = CaseKey::required(req.case.as_ref())?;
+        let row = store::get(&self.db, &key).await?.ok_or_else(|| not_found(&key))?;
+        let who = auth::caller(&request);
+        if let Some(who) = who {
+            let owner = store::owner(&self.db, &row.case_id).await?;
+            policy::may_read_submission(who, owner.as_deref()).map_err(|r| Status::permission_denied(r.0))?;
+        }
+        if !row.attachments().iter().any(|a| a.sha256 == req.sha256) {
+            return Err(Status::not_found(format!("case {} has no attachment {:?}", row.case_no, req.sha256)));
+        }
+        let upload =
+            store::upload(&self.db, &req.sha256).await?.ok_or_else(|| Status::not_found("the attachment's upload is not recorded"))?;
+        // Anonymous callers exist only where the district allows them, i.e. in tests.
+        let original = who.is_none_or(policy::sees_original_attachments);
+        let hash = if original { upload.sha256.clone() } else { upload.stripped_sha256.clone() };
+        let store = self.intake.attachments.clone();
+        let bytes = tokio::task::spawn_blocking(move || store.get(&hash))
+            .await
+            .map_err(|e| Status::internal(format!("reading an attachment: {e}")))?
+            .map_err(|e| {
+                tracing::error!(error = %e, "an attachment cannot be read");
+                Status::data_loss("the stored attachment is damaged or unreadable")
+            })?
+            .ok_or_else(|| Status::data_loss("the stored attachment is missing"))?;
+        let media_type = upload.media_type;
+        let chunks: Vec<Result<AttachmentChunk, Status>> = if bytes.is_empty() {
+            vec![Ok(AttachmentChunk { media_type, ..Default::default() })]
+        } else {
+            bytes
+                .chunks(CHUNK)
+                .enumerate()
+                .map(|(i, c)| {
+                    Ok(AttachmentChunk {
+                        data: c.to_vec(),
+                        media_type: if i == 0 { media_type.clone() } else { String::new() },
+                        ..Default::default()
+                    })
+                })
+                .collect()
+        };
+        Ok(Response::new(Box::pin(futures::stream::iter(chunks))))
+    }
+
+    async fn get_public_status(&self, request: Request<PublicStatusRequest>) -> Result<Response<PublicStatus>, Status> {
+        Ok(Response::new(self.public_status(request.get_ref()).await?))
+    }
+
     async fn submit(&self, request: Request<SubmitRequest>) -> Result<Response<SubmitResponse>, Status> {
         match self.submit_once(&request).await {
             Ok(r) => Ok(Response::new(r)),
@@ -47,14 +236,8 @@ impl IntakeService for IntakeApi {
             policy::may_read_submission(who, owner.as_deref())?;
         }
         let masked_phone = mask_phone(&self.intake.contact(&row)?.1);
-        let channel_name = self
-            .intake
-            .settings
-            .channels
-            .iter()
-            .find(|c| c.id == row.channel)
-            .map(|c| c.name.clone())
-            .unwrap_or_else(|| row.channel.clone());
+        let attachments = row.attachments();
+        let channel_name = self.intake.channel(&row.channel).map(|c| c.name.clone()).unwrap_or_else(|| row.channel.clone());
         Ok(Response::new(SubmissionView {
             case_id: row.case_id,
             case_no: row.case_no.clone(),
@@ -71,6 +254,8 @@ impl IntakeService for IntakeApi {
                 longitude: row.longitude,
             }),
             masked_phone,
+            attachments,
+            proactive: row.proactive,
             received_at: Some(millis_to_proto(row.received_at)),
             timeline: vec![TimelineEntry {
                 at: Some(millis_to_proto(row.received_at)),

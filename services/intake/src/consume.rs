@@ -53,21 +53,38 @@ impl Inbound for Submitted {
 }
 
 jiesu_kit::consumes! {
-    /// The events of intake's owners consumer.
-    pub enum OwnerEvents { CaseDispatched }
+    /// The events of intake's progress consumer.
+    pub enum ProgressEvents {
+        CaseDispatched, CaseAccepted, CaseContacted, CaseReplied, CaseResolved, CaseClosed, CaseReopened, CaseMerged,
+        RevisitRecorded,
+    }
 }
 
-/// Remembers which unit owns each case, for [`crate::policy::may_read_contact`].
-pub struct Owners;
+/// Remembers which unit owns each case, for [`crate::policy::may_read_contact`], and records
+/// each step the citizen is told of on the status page ([`crate::domain::public_step`]).
+pub struct Progress;
 
-impl Handler for Owners {
-    type Message = OwnerEvents;
+impl Handler for Progress {
+    type Message = ProgressEvents;
 
-    async fn handle(&self, work: &mut Work<'_>, msg: OwnerEvents) -> Result<(), HandlerError> {
-        let OwnerEvents::CaseDispatched(e) = msg;
-        let case_id = e.meta.as_ref().map(|m| m.case_id.as_str()).unwrap_or_default();
+    async fn handle(&self, work: &mut Work<'_>, msg: ProgressEvents) -> Result<(), HandlerError> {
+        let meta = msg.meta().cloned().unwrap_or_default();
         let now = work.now_millis();
-        crate::store::set_owner(work.tx, case_id, &e.unit_id, now).await?;
+        if let ProgressEvents::CaseDispatched(e) = &msg {
+            crate::store::set_owner(work.tx, &meta.case_id, &e.unit_id, now).await?;
+        }
+        if let Some(step) = crate::domain::public_step(&msg) {
+            let at = meta.occurred_at.as_ref().map_or(now, |t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000);
+            let row = crate::store::PublicStepRow {
+                event_id: meta.event_id.clone(),
+                case_id: meta.case_id.clone(),
+                at,
+                step: step.step.to_string(),
+                text: step.text,
+                unit_name: step.unit_name,
+            };
+            crate::store::record_step(work.tx, &row).await?;
+        }
         Ok(())
     }
 }
@@ -325,6 +342,11 @@ impl Fields<'_> {
                 match key.as_str() {
                     "kind" => a.kind = self.string(&field, value),
                     "url" => a.url = self.string(&field, value),
+                    "sha256" => a.sha256 = self.string(&field, value),
+                    // What UploadAttachment answered may be passed back whole; intake takes
+                    // the type and size from its own record of the upload anyway.
+                    "media_type" => a.media_type = self.string(&field, value),
+                    "size" => a.size = self.number(&field, value) as u64,
                     _ => self.unknown(&field),
                 }
             }
@@ -369,6 +391,7 @@ impl Answer<'_> {
             case_no: r.case_no.clone(),
             duplicate: r.duplicate,
             received_at: Some(received_at),
+            query_code: r.query_code.clone(),
         };
         let payload = match self.format {
             Format::Protobuf => message.encode_to_vec(),
@@ -379,6 +402,7 @@ impl Answer<'_> {
                 "case_no": message.case_no,
                 "duplicate": message.duplicate,
                 "received_at": from_millis(r.received_at).to_rfc3339(),
+                "query_code": message.query_code,
             })
             .to_string()
             .into_bytes(),

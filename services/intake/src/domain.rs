@@ -2,28 +2,12 @@
 //! is normalised and masked, how the public case number (受理编号) is formed.
 
 use chrono::{DateTime, NaiveDate, Utc};
+pub use jiesu_kit::channels::{Channel, ChannelKind, check_channels};
 use jiesu_kit::text::has_control;
-use jiesu_proto::v1::{FieldViolation, Submission};
+use jiesu_proto::v1::{FieldViolation, Satisfaction, Submission};
 use serde::Deserialize;
 
-/// A configured intake channel (受理渠道), e.g. the 12345 hotline.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Channel {
-    /// Subject token and API name: `hotline`, `secretary_mailbox`, …
-    pub id: String,
-    /// What clerks see: "12345热线".
-    #[serde(default)]
-    pub name: String,
-    /// Whether a callback phone number is required (a patrol report by a grid officer needs none).
-    #[serde(default = "yes")]
-    pub requires_contact: bool,
-    #[serde(default = "yes")]
-    pub enabled: bool,
-}
-
-fn yes() -> bool {
-    true
-}
+use crate::consume::ProgressEvents;
 
 /// Limits a submission must respect.
 #[derive(Debug, Clone, Deserialize)]
@@ -52,33 +36,12 @@ impl Default for Limits {
     }
 }
 
-/// Every reason a submission cannot be accepted, or the submission cleaned up (trimmed fields,
-/// normalised phone number).
-/// Why a channel list cannot be used, if it cannot: every id must be a subject token
-/// (letters, digits, `_`, `-`), unique, and not one of the answer subjects' words.
-pub fn check_channels(channels: &[Channel]) -> Result<(), String> {
-    if channels.is_empty() {
-        return Err("[intake] lists no channels: add at least one [[intake.channels]]".into());
-    }
-    for (i, c) in channels.iter().enumerate() {
-        let token = !c.id.is_empty() && c.id.len() <= 64 && c.id.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-');
-        if !token {
-            return Err(format!("[[intake.channels]] id {:?} must be 1-64 letters, digits, _ or -", c.id));
-        }
-        if matches!(c.id.as_str(), "accepted" | "rejected") {
-            return Err(format!("[[intake.channels]] id {:?} is reserved: intake answers on jiesu.intake.{}.<channel>", c.id, c.id));
-        }
-        if channels[..i].iter().any(|other| other.id == c.id) {
-            return Err(format!("[[intake.channels]] id {:?} is listed twice", c.id));
-        }
-    }
-    Ok(())
-}
-
 /// How far ahead of intake's clock a producer's clock may run before its `submitted_at` is
 /// refused as being in the future.
 const MAX_CLOCK_AHEAD_MINUTES: i64 = 5;
 
+/// Every reason a submission cannot be accepted, or the submission cleaned up (trimmed fields,
+/// normalised phone number).
 pub fn validate(s: &Submission, channels: &[Channel], limits: &Limits, now: DateTime<Utc>) -> Result<Submission, Vec<FieldViolation>> {
     let mut v = Violations::default();
     // A web form's textarea sends CRLF line breaks: they are line breaks, not control characters.
@@ -186,6 +149,20 @@ pub fn validate(s: &Submission, channels: &[Channel], limits: &Limits, now: Date
         );
     }
     for (i, a) in clean.attachments.iter().enumerate() {
+        // An upload is named by its content's hash; what it is intake sniffed itself.
+        if !a.sha256.is_empty() {
+            if !is_sha256(&a.sha256) {
+                v.add(&format!("attachments[{i}].sha256"), "must be 64 lowercase hex digits, as UploadAttachment answered", "附件编号无效");
+            }
+            if !a.url.is_empty() {
+                v.add(
+                    &format!("attachments[{i}].url"),
+                    "give either a url or the sha256 of an upload, not both",
+                    "附件地址与附件编号只能填写一个",
+                );
+            }
+            continue;
+        }
         if !matches!(a.kind.as_str(), "photo" | "video" | "document") {
             v.add(&format!("attachments[{i}].kind"), "must be photo, video or document", "附件类型应为照片、视频或文档");
         }
@@ -232,6 +209,95 @@ impl Violations {
     fn add(&mut self, field: &str, reason: &str, reason_zh: &str) {
         self.0.push(FieldViolation { field: field.into(), reason: reason.into(), reason_zh: reason_zh.into() });
     }
+}
+
+/// One step of a case as the citizen is told it on the status page (办理进度).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicStep {
+    pub step: &'static str,
+    /// Chinese, what the citizen reads; never a handler's name or anyone's contact.
+    pub text: String,
+    /// The handling unit, where the step names one.
+    pub unit_name: String,
+}
+
+/// What the citizen is told of a case event, if anything: who handles it and what they
+/// answered, not the centre's internal steps (returns, extensions, supervision).
+pub fn public_step(event: &ProgressEvents) -> Option<PublicStep> {
+    let step = |step, text: String| Some(PublicStep { step, text, unit_name: String::new() });
+    match event {
+        ProgressEvents::CaseDispatched(e) => {
+            let unit = if e.unit_name.is_empty() { e.unit_id.clone() } else { e.unit_name.clone() };
+            let text = if e.round > 1 || e.how != "rule" && e.how != "manual" && !e.how.is_empty() {
+                format!("已转由{unit}办理")
+            } else {
+                format!("已派至{unit}办理")
+            };
+            Some(PublicStep { step: "dispatched", text, unit_name: unit })
+        }
+        ProgressEvents::CaseAccepted(_) => step("accepted", "承办单位已签收，正在办理".into()),
+        ProgressEvents::CaseContacted(_) => step("contacted", "承办单位已与您联系".into()),
+        ProgressEvents::CaseReplied(e) => {
+            let letter = e.letter.clone().unwrap_or_default();
+            let parts: Vec<String> = [("核实情况", &letter.verification), ("处理结果", &letter.handling), ("下一步", &letter.next_steps)]
+                .into_iter()
+                .filter(|(_, t)| !t.trim().is_empty())
+                .map(|(label, t)| format!("{label}：{}", t.trim()))
+                .collect();
+            step("replied", if parts.is_empty() { "承办单位已答复".into() } else { format!("承办单位答复。{}", parts.join("；")) })
+        }
+        ProgressEvents::CaseResolved(e) if e.reply.trim().is_empty() => step("resolved", "已办结".into()),
+        ProgressEvents::CaseResolved(e) => step("resolved", format!("已办结：{}", e.reply.trim())),
+        ProgressEvents::CaseClosed(e) if !e.explanation.trim().is_empty() => step("closed", format!("已结案：{}", e.explanation.trim())),
+        ProgressEvents::CaseClosed(_) => step("closed", "已结案".into()),
+        ProgressEvents::CaseReopened(_) => step("reopened", "根据您的回访意见，已重新交办".into()),
+        ProgressEvents::CaseMerged(e) => step("merged", format!("与您此前提交的同一诉求（{}）合并办理", e.into_case_no)),
+        ProgressEvents::RevisitRecorded(e) => {
+            let verdict = match Satisfaction::try_from(e.satisfaction) {
+                Ok(Satisfaction::Satisfied) => "满意",
+                Ok(Satisfaction::BasicallySatisfied) => "基本满意",
+                Ok(Satisfaction::Dissatisfied) => "不满意",
+                _ => "已记录",
+            };
+            step("revisited", format!("已回访，您的评价：{verdict}"))
+        }
+    }
+}
+
+/// How a case stands for the citizen, from its latest step.
+pub fn public_status(step: &str) -> &'static str {
+    match step {
+        "received" => "已受理，等待分派",
+        "dispatched" | "accepted" | "contacted" | "replied" => "办理中",
+        "resolved" => "已办结，等待回访",
+        "revisited" => "已办结并回访",
+        "reopened" => "重新办理中",
+        "merged" => "已合并办理",
+        "closed" => "已结案",
+        _ => "办理中",
+    }
+}
+
+/// Whether `s` names an upload: 64 lowercase hex digits.
+pub fn is_sha256(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// The alphabet of query codes: no 0/O, 1/I/L, so a code read aloud or copied from a phone's
+/// screen is typed right.
+const QUERY_CODE_ALPHABET: &[u8; 31] = b"23456789ABCDEFGHJKMNPQRSTUVWXYZ";
+
+/// How long a query code is: 31⁸ ≈ 8.5 × 10¹¹ codes, against a handful of tries per hour.
+pub const QUERY_CODE_LEN: usize = 8;
+
+/// A query code (查询码) from random bytes: never derived from the case number.
+pub fn query_code(random: &[u8; QUERY_CODE_LEN]) -> String {
+    random.iter().map(|b| QUERY_CODE_ALPHABET[usize::from(*b) % QUERY_CODE_ALPHABET.len()] as char).collect()
+}
+
+/// A query code as a citizen may type it: case, spaces and dashes do not matter.
+pub fn normalise_query_code(typed: &str) -> String {
+    typed.chars().filter(|c| !c.is_whitespace() && *c != '-').flat_map(char::to_uppercase).collect()
 }
 
 fn chars(s: &str) -> usize {
@@ -314,11 +380,15 @@ mod tests {
 
     use super::*;
 
+    fn channel(id: &str, name: &str, kind: ChannelKind, requires_contact: bool, enabled: bool) -> Channel {
+        Channel { id: id.into(), name: name.into(), kind, owner: String::new(), producer: String::new(), requires_contact, enabled }
+    }
+
     fn channels() -> Vec<Channel> {
         vec![
-            Channel { id: "hotline".into(), name: "12345热线".into(), requires_contact: true, enabled: true },
-            Channel { id: "grid_patrol".into(), name: "网格巡查".into(), requires_contact: false, enabled: true },
-            Channel { id: "old_board".into(), name: "旧留言板".into(), requires_contact: true, enabled: false },
+            channel("hotline", "12345热线", ChannelKind::Hotline, true, true),
+            channel("grid_patrol", "网格巡查", ChannelKind::Patrol, false, true),
+            channel("old_board", "旧留言板", ChannelKind::MessageBoard, true, false),
         ]
     }
 
@@ -366,9 +436,18 @@ mod tests {
             (|s| s.citizen.as_mut().unwrap().phone = "1380013800a".into(), "citizen.phone"),
             (|s| s.location = Some(Location { latitude: 91.0, ..Default::default() }), "location"),
             (|s| s.location = Some(Location { address: "址".repeat(301), ..Default::default() }), "location.address"),
-            (|s| s.attachments = vec![Attachment { kind: "photo".into(), url: "https://x/y.jpg".into() }; 10], "attachments"),
-            (|s| s.attachments = vec![Attachment { kind: "gif".into(), url: "https://x".into() }], "attachments[0].kind"),
-            (|s| s.attachments = vec![Attachment { kind: "photo".into(), url: "ftp://x".into() }], "attachments[0].url"),
+            (
+                |s| s.attachments = vec![Attachment { kind: "photo".into(), url: "https://x/y.jpg".into(), ..Default::default() }; 10],
+                "attachments",
+            ),
+            (
+                |s| s.attachments = vec![Attachment { kind: "gif".into(), url: "https://x".into(), ..Default::default() }],
+                "attachments[0].kind",
+            ),
+            (
+                |s| s.attachments = vec![Attachment { kind: "photo".into(), url: "ftp://x".into(), ..Default::default() }],
+                "attachments[0].url",
+            ),
             (|s| s.title = "标题\r\nINFO forged".into(), "title"),
             (|s| s.citizen.as_mut().unwrap().name = "张\u{1b}[31m三".into(), "citizen.name"),
             (|s| s.description = "第一行\u{0}".into(), "description"),
@@ -460,5 +539,42 @@ mod tests {
         let d = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
         assert_eq!(case_no("DM", d, 7), "DM2026112300007");
         assert_eq!(case_no("DM", d, 123_456), "DM20261123123456");
+    }
+
+    #[test]
+    fn query_codes_are_typed_forgivingly() {
+        let code = query_code(&[0, 1, 30, 31, 255, 100, 7, 8]);
+        assert_eq!(code.len(), QUERY_CODE_LEN);
+        assert!(code.chars().all(|c| QUERY_CODE_ALPHABET.contains(&(c as u8))), "{code}");
+        assert!(!code.contains(['0', 'O', '1', 'I', 'L']), "{code}");
+        assert_eq!(normalise_query_code(" k7qx-m2pa "), "K7QXM2PA");
+    }
+
+    #[test]
+    fn uploads_are_named_by_their_hash() {
+        let hash = "ab".repeat(32);
+        let mut s = good();
+        s.attachments = vec![
+            Attachment { sha256: hash.clone(), ..Default::default() },
+            Attachment { sha256: "../etc/passwd".into(), ..Default::default() },
+            Attachment { sha256: hash.to_uppercase(), ..Default::default() },
+            Attachment { sha256: hash, url: "https://example.org/a.jpg".into(), ..Default::default() },
+        ];
+        let wrong = fields(&s);
+        assert_eq!(wrong, ["attachments[1].sha256", "attachments[2].sha256", "attachments[3].url"]);
+    }
+
+    #[test]
+    fn the_registry_reads_kinds_and_refuses_unknown_keys() {
+        let c: Channel = toml::from_str(
+            "id = \"secretary_mailbox\"\nname = \"书记信箱\"\nkind = \"mailbox\"\nowner = \"ld-secretary\"\nproducer = \"web\"",
+        )
+        .unwrap();
+        assert_eq!((c.kind, c.owner.as_str(), c.producer(), c.proactive()), (ChannelKind::Mailbox, "ld-secretary", "web", false));
+        let patrol: Channel = toml::from_str("id = \"grid_patrol\"\nkind = \"patrol\"").unwrap();
+        assert!(patrol.proactive() && patrol.producer() == "grid_patrol");
+        let typo = toml::from_str::<Channel>("id = \"x\"\nknid = \"mailbox\"").unwrap_err();
+        assert!(typo.to_string().contains("knid"), "{typo}");
+        assert!(toml::from_str::<Channel>("id = \"x\"\nkind = \"fax\"").is_err());
     }
 }

@@ -14,6 +14,9 @@ pub enum Error {
     Kit(#[from] jiesu_kit::Error),
     #[error("the submission is not acceptable")]
     Invalid(Vec<FieldViolation>),
+    /// The caller may not do this (the reason says who may).
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl Error {
@@ -37,6 +40,7 @@ impl From<Error> for Status {
                 details.set_localized_message("zh-CN", zh);
                 Status::with_error_details(tonic::Code::InvalidArgument, format!("submission rejected: {summary}"), details)
             }
+            Error::Refused(why) => Status::permission_denied(why),
             Error::Kit(e) => jiesu_kit::internal_status(SERVICE, &e),
         }
     }

@@ -7,6 +7,7 @@
 //! ask `GetContact` when they must reach the citizen.
 
 pub mod api;
+pub mod attachments;
 pub mod consume;
 pub mod domain;
 mod error;
@@ -49,6 +50,24 @@ pub struct Settings {
     /// The key of the phone's keyed hash (base64), for finding the same citizen again.
     #[serde(default)]
     pub contact_hash_key: String,
+    /// Where uploaded files are kept, by content hash, in a directory per district under it.
+    #[serde(default = "default_attachments_dir")]
+    pub attachments_dir: std::path::PathBuf,
+    /// How many files of each kind a submission may carry, and how large.
+    #[serde(default)]
+    pub attachments: attachments::AttachmentLimits,
+    /// Wrong query codes one case number tolerates in an hour before its status page refuses
+    /// lookups for the rest of the hour (查询码防猜测).
+    #[serde(default = "default_status_misses")]
+    pub status_misses_per_hour: u32,
+}
+
+fn default_attachments_dir() -> std::path::PathBuf {
+    "data/attachments".into()
+}
+
+fn default_status_misses() -> u32 {
+    10
 }
 
 impl std::fmt::Debug for sealing::ContactSeal {
@@ -60,7 +79,7 @@ impl std::fmt::Debug for sealing::ContactSeal {
 pub type Config = jiesu_kit::ServiceConfig<Settings>;
 
 /// Intake's second consumer: who owns each case (from `case.dispatched`), for the contact rules.
-pub const OWNERS_CONSUMER: &str = "intake-owners";
+pub const PROGRESS_CONSUMER: &str = "intake-progress";
 
 /// Starts intake: its consumer of every channel's subject and its gRPC API.
 pub async fn start(district: &DistrictConfig, clock: SharedClock) -> Result<Running, Error> {
@@ -73,7 +92,11 @@ pub async fn start(district: &DistrictConfig, clock: SharedClock) -> Result<Runn
     if !seal.seals() {
         tracing::warn!("[intake] contact_key is not set: citizens' names and phones are stored in clear; never run a district like this");
     }
+    let dir = s.attachments_dir.join(&config.district.code);
+    let store = attachments::AttachmentStore::open(&dir)
+        .map_err(|e| jiesu_kit::Error::Config(format!("[intake] attachments_dir {}: {e}", dir.display())))?;
     let intake = Arc::new(Intake {
+        attachments: Arc::new(store),
         seal,
         timezone: config.timezone(),
         settings: config.settings.clone(),
@@ -81,7 +104,7 @@ pub async fn start(district: &DistrictConfig, clock: SharedClock) -> Result<Runn
         subjects: host.broker.subjects.clone(),
     });
     host.consume(Arc::new(consume::Events { intake: intake.clone() }));
-    host.consume_as(OWNERS_CONSUMER, Arc::new(consume::Owners));
+    host.consume_as(PROGRESS_CONSUMER, Arc::new(consume::Progress));
     let api = api::IntakeApi { intake, commands: host.commands(), db: host.db.clone() };
     Ok(host.serve(jiesu_proto::v1::intake_service_server::IntakeServiceServer::new(api))?)
 }

@@ -7,6 +7,8 @@
 pub use jiesu_kit::auth::Refusal;
 use jiesu_kit::auth::{Identity, Role, may_see_case};
 
+use crate::domain::{Channel, ChannelKind};
+
 /// The service that texts citizens.
 const NOTIFICATION: &str = "notification";
 
@@ -36,6 +38,36 @@ pub fn may_read_submission(who: &Identity, owner: Option<&str>) -> Result<(), Re
     }
     may_see_case(who, owner)
         .map_err(|_| Refusal(format!("{} may not read this submission: a unit reads the submissions of its own cases", who.describe())))
+}
+
+/// May `who` submit on `channel` (and upload files for it)? A channel's producer only on its own
+/// channels (a leaked key of the WeChat adapter cannot pose as the hotline); the centre on any,
+/// as it enters calls, letters and walk-ins; a unit's staff on patrol and walk-in channels, the
+/// reports of grid officers and of the sessions their street holds; another Jiesu service on any.
+pub fn may_submit(who: &Identity, channel: &Channel) -> Result<(), Refusal> {
+    let allowed = who.has(Role::CentreAgent)
+        || who.has(Role::CentreSupervisor)
+        || who.has(Role::Service)
+        || (who.has(Role::ChannelIntegrator) && who.subject == channel.producer())
+        || ((who.has(Role::UnitHandler) || who.has(Role::UnitHead)) && matches!(channel.kind, ChannelKind::Patrol | ChannelKind::WalkIn));
+    if allowed {
+        return Ok(());
+    }
+    Err(Refusal(if who.has(Role::ChannelIntegrator) {
+        format!("{} may not submit on channel {:?}: its producer is {:?}", who.describe(), channel.id, channel.producer())
+    } else {
+        format!(
+            "{} may not submit on channel {:?}: the centre, the channel's producer, and a unit's staff on patrol and walk-in channels may",
+            who.describe(),
+            channel.id
+        )
+    }))
+}
+
+/// May `who` receive an attachment of a case as uploaded, location and all? The centre,
+/// auditors and administrators; everyone else who may read the case gets it stripped.
+pub fn sees_original_attachments(who: &Identity) -> bool {
+    who.has(Role::CentreAgent) || who.has(Role::CentreSupervisor) || who.has(Role::Auditor) || who.has(Role::Administrator)
 }
 
 /// May `who` list the record of contact reads?
@@ -79,5 +111,43 @@ mod tests {
         assert!(may_read_contact(&who(Role::Service, "notification", None), None).is_ok());
         let other_service = may_read_contact(&who(Role::Service, "dispatch", None), Some("st-dongmen")).unwrap_err();
         assert!(other_service.0.contains("only notification"), "{other_service}");
+    }
+
+    fn channel(id: &str, kind: ChannelKind, producer: &str) -> Channel {
+        Channel {
+            id: id.into(),
+            name: String::new(),
+            kind,
+            owner: String::new(),
+            producer: producer.into(),
+            requires_contact: true,
+            enabled: true,
+        }
+    }
+
+    #[test]
+    fn submissions_for_every_role() {
+        let hotline = channel("hotline", ChannelKind::Hotline, "");
+        let mailbox = channel("secretary_mailbox", ChannelKind::Mailbox, "web");
+        let patrol = channel("grid_patrol", ChannelKind::Patrol, "");
+        let session = channel("night_talks", ChannelKind::WalkIn, "");
+        for role in Role::ALL {
+            let caller = who(role, "someone", role.needs_unit().then_some("st-dongmen"));
+            let centre = matches!(role, Role::CentreAgent | Role::CentreSupervisor | Role::Service);
+            let unit = matches!(role, Role::UnitHandler | Role::UnitHead);
+            assert_eq!(may_submit(&caller, &hotline).is_ok(), centre, "{role} on the hotline");
+            assert_eq!(may_submit(&caller, &mailbox).is_ok(), centre, "{role} on a mailbox");
+            assert_eq!(may_submit(&caller, &patrol).is_ok(), centre || unit, "{role} on patrol");
+            assert_eq!(may_submit(&caller, &session).is_ok(), centre || unit, "{role} at a walk-in session");
+            assert_eq!(
+                sees_original_attachments(&caller),
+                matches!(role, Role::CentreAgent | Role::CentreSupervisor | Role::Auditor | Role::Administrator)
+            );
+        }
+        let web = who(Role::ChannelIntegrator, "web", None);
+        assert!(may_submit(&web, &mailbox).is_ok(), "the web front produces for the mailboxes");
+        let refused = may_submit(&web, &hotline).unwrap_err();
+        assert!(refused.0.contains("its producer is \"hotline\""), "{refused}");
+        assert!(may_submit(&who(Role::ChannelIntegrator, "hotline", None), &hotline).is_ok(), "the producer defaults to the id");
     }
 }

@@ -1,7 +1,7 @@
 //! Intake's database: submissions and the daily case-number counters.
 
 use jiesu_kit::{CaseKey, Db, Tx, with_pool, with_tx};
-use jiesu_proto::v1::Submission;
+use jiesu_proto::v1::{Attachment, Submission};
 
 use crate::Error;
 
@@ -27,11 +27,39 @@ pub struct SubmissionRow {
     pub anonymous: bool,
     pub submitted_at: i64,
     pub received_at: i64,
+    /// Sealed like the contact.
+    pub query_code: String,
+    pub proactive: bool,
+}
+
+impl SubmissionRow {
+    /// The attachments as submitted: references, never bytes.
+    pub fn attachments(&self) -> Vec<Attachment> {
+        let stored: Vec<StoredAttachment> = serde_json::from_str(&self.attachments).unwrap_or_default();
+        stored
+            .into_iter()
+            .map(|a| Attachment { kind: a.kind, url: a.url, sha256: a.sha256, media_type: a.media_type, size: a.size })
+            .collect()
+    }
+}
+
+/// An attachment reference as the `attachments` column keeps it (JSON).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredAttachment {
+    kind: String,
+    #[serde(default)]
+    url: String,
+    #[serde(default)]
+    sha256: String,
+    #[serde(default)]
+    media_type: String,
+    #[serde(default)]
+    size: u64,
 }
 
 const COLUMNS: &str = "case_id, case_no, channel, channel_ref, title, description, street, community, grid, \
     address, latitude, longitude, attachments, category_hint, citizen_name, citizen_phone, anonymous, \
-    submitted_at, received_at";
+    submitted_at, received_at, query_code, proactive";
 
 /// Finds the case already registered for (channel, channel_ref), inside the transaction.
 pub async fn find_by_channel_ref(tx: &mut Tx, channel: &str, channel_ref: &str) -> Result<Option<SubmissionRow>, Error> {
@@ -56,32 +84,47 @@ pub struct SealedContact {
     pub name: String,
     pub phone: String,
     pub phone_hash: String,
+    /// The citizen's query code, sealed too: it opens their status page.
+    pub query_code: String,
 }
 
-/// Records an accepted submission (already validated), with its contact sealed.
-pub async fn record_submission(
-    tx: &mut Tx,
-    case_id: &str,
-    case_no: &str,
-    s: &Submission,
-    contact: &SealedContact,
-    submitted_at: i64,
-    received_at: i64,
-) -> Result<(), Error> {
+/// An accepted submission (already validated) as it is recorded, with its contact sealed.
+pub struct NewCase<'a> {
+    pub case_id: &'a str,
+    pub case_no: &'a str,
+    pub submission: &'a Submission,
+    pub contact: &'a SealedContact,
+    pub proactive: bool,
+    pub submitted_at: i64,
+    pub received_at: i64,
+}
+
+/// Records an accepted submission.
+pub async fn record_submission(tx: &mut Tx, new: &NewCase<'_>) -> Result<(), Error> {
+    let NewCase { case_id, case_no, submission: s, contact, proactive, submitted_at, received_at } = *new;
     let loc = s.location.clone().unwrap_or_default();
     let anonymous = s.citizen.as_ref().is_some_and(|c| c.anonymous);
-    let attachments =
-        serde_json::to_string(&s.attachments.iter().map(|a| serde_json::json!({"kind": a.kind, "url": a.url})).collect::<Vec<_>>())
-            .expect("json");
+    let attachments: Vec<StoredAttachment> = s
+        .attachments
+        .iter()
+        .map(|a| StoredAttachment {
+            kind: a.kind.clone(),
+            url: a.url.clone(),
+            sha256: a.sha256.clone(),
+            media_type: a.media_type.clone(),
+            size: a.size,
+        })
+        .collect();
+    let attachments = serde_json::to_string(&attachments).expect("json");
     let sql = format!(
         "INSERT INTO submissions ({COLUMNS}, citizen_phone_hash)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)"
     );
     with_tx!(tx, conn => sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(case_id).bind(case_no).bind(&s.channel).bind(&s.channel_ref).bind(&s.title).bind(&s.description)
         .bind(&loc.street).bind(&loc.community).bind(&loc.grid).bind(&loc.address).bind(loc.latitude).bind(loc.longitude)
         .bind(&attachments).bind(&s.category_hint).bind(&contact.name).bind(&contact.phone).bind(anonymous)
-        .bind(submitted_at).bind(received_at).bind(&contact.phone_hash)
+        .bind(submitted_at).bind(received_at).bind(&contact.query_code).bind(proactive).bind(&contact.phone_hash)
         .execute(conn).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
@@ -150,4 +193,97 @@ pub async fn contact_reads(db: &Db, case_id: Option<&str>, limit: u32) -> Result
             .bind(i64::from(limit)).fetch_all(pool).await)?,
     };
     Ok(rows)
+}
+
+/// A file uploaded for a submission, as recorded.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UploadRow {
+    pub sha256: String,
+    pub stripped_sha256: String,
+    pub media_type: String,
+    pub kind: String,
+    pub size: i64,
+    pub channel: String,
+    pub uploaded_at: i64,
+}
+
+/// Records an upload; the same content uploaded again keeps its first record.
+pub async fn record_upload(db: &Db, u: &UploadRow) -> Result<(), Error> {
+    let mut tx = db.begin().await?;
+    with_tx!(&mut tx, conn => sqlx::query(
+        "INSERT INTO uploads (sha256, stripped_sha256, media_type, kind, size, channel, uploaded_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (sha256) DO NOTHING")
+        .bind(&u.sha256).bind(&u.stripped_sha256).bind(&u.media_type).bind(&u.kind).bind(u.size).bind(&u.channel).bind(u.uploaded_at)
+        .execute(conn).await.map(|_| ()))?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The uploads with these hashes, inside the transaction.
+pub async fn uploads(tx: &mut Tx, hashes: &[String]) -> Result<Vec<UploadRow>, Error> {
+    let mut rows = Vec::with_capacity(hashes.len());
+    for h in hashes {
+        let row = with_tx!(tx, conn => sqlx::query_as::<_, UploadRow>(
+            "SELECT sha256, stripped_sha256, media_type, kind, size, channel, uploaded_at FROM uploads WHERE sha256 = $1")
+            .bind(h).fetch_optional(conn).await)?;
+        rows.extend(row);
+    }
+    Ok(rows)
+}
+
+/// One upload by its hash.
+pub async fn upload(db: &Db, sha256: &str) -> Result<Option<UploadRow>, Error> {
+    let row = with_pool!(db, pool => sqlx::query_as::<_, UploadRow>(
+        "SELECT sha256, stripped_sha256, media_type, kind, size, channel, uploaded_at FROM uploads WHERE sha256 = $1")
+        .bind(sha256).fetch_optional(pool).await)?;
+    Ok(row)
+}
+
+/// One step of a case's public progress.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PublicStepRow {
+    pub event_id: String,
+    pub case_id: String,
+    pub at: i64,
+    pub step: String,
+    pub text: String,
+    pub unit_name: String,
+}
+
+/// Records a step of public progress, once per event.
+pub async fn record_step(tx: &mut Tx, r: &PublicStepRow) -> Result<(), Error> {
+    with_tx!(tx, conn => sqlx::query(
+        "INSERT INTO public_steps (event_id, case_id, at, step, text, unit_name) VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (event_id) DO NOTHING")
+        .bind(&r.event_id).bind(&r.case_id).bind(r.at).bind(&r.step).bind(&r.text).bind(&r.unit_name)
+        .execute(conn).await.map(|_| ()))?;
+    Ok(())
+}
+
+/// A case's public steps, oldest first.
+pub async fn steps(db: &Db, case_id: &str) -> Result<Vec<PublicStepRow>, Error> {
+    let rows = with_pool!(db, pool => sqlx::query_as::<_, PublicStepRow>(
+        "SELECT event_id, case_id, at, step, text, unit_name FROM public_steps WHERE case_id = $1 ORDER BY at, event_id")
+        .bind(case_id).fetch_all(pool).await)?;
+    Ok(rows)
+}
+
+/// Records a wrong query code for a case number and says how many there were since `since`.
+pub async fn record_miss(db: &Db, case_no: &str, at: i64, since: i64) -> Result<i64, Error> {
+    let mut tx = db.begin().await?;
+    with_tx!(&mut tx, conn => sqlx::query("INSERT INTO status_misses (case_no, at) VALUES ($1, $2)")
+        .bind(case_no).bind(at).execute(conn).await.map(|_| ()))?;
+    let n = with_tx!(&mut tx, conn => sqlx::query_scalar::<_, i64>(
+        "SELECT COUNT(*) FROM status_misses WHERE case_no = $1 AND at >= $2")
+        .bind(case_no).bind(since).fetch_one(conn).await)?;
+    tx.commit().await?;
+    Ok(n)
+}
+
+/// How many wrong query codes a case number had since `since`.
+pub async fn misses(db: &Db, case_no: &str, since: i64) -> Result<i64, Error> {
+    let n = with_pool!(db, pool => sqlx::query_scalar::<_, i64>(
+        "SELECT COUNT(*) FROM status_misses WHERE case_no = $1 AND at >= $2")
+        .bind(case_no).bind(since).fetch_one(pool).await)?;
+    Ok(n)
 }

@@ -447,7 +447,7 @@ async fn the_citizens_contact_is_guarded_and_every_read_recorded() {
         ..Default::default()
     })
     .await;
-    until_handled(&h.db, jiesu_intake::OWNERS_CONSUMER, &id, WAIT).await.unwrap();
+    until_handled(&h.db, jiesu_intake::PROGRESS_CONSUMER, &id, WAIT).await.unwrap();
     assert_eq!(read(bearer(&signer, "h-1", Role::UnitHandler, Some("st-dongmen"))).await.unwrap(), "13700137000");
     denied(read(bearer(&signer, "h-2", Role::UnitHandler, Some("st-xinan"))).await, "only notification");
 

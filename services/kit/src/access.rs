@@ -81,7 +81,20 @@ pub const SERVICES: &[ServiceAccess] = &[
         answers: true,
         consumers: &[
             Durable { name: "intake", reads: Reads::Submissions },
-            Durable { name: "intake-owners", reads: Reads::Events(&[CaseDispatched::TYPE]) },
+            Durable {
+                name: "intake-progress",
+                reads: Reads::Events(&[
+                    CaseDispatched::TYPE,
+                    CaseAccepted::TYPE,
+                    CaseContacted::TYPE,
+                    CaseReplied::TYPE,
+                    CaseResolved::TYPE,
+                    CaseClosed::TYPE,
+                    CaseReopened::TYPE,
+                    CaseMerged::TYPE,
+                    RevisitRecorded::TYPE,
+                ]),
+            },
         ],
     },
     ServiceAccess {
@@ -594,7 +607,7 @@ mod tests {
         assert!(p.publish.contains(&"jiesu.intake.accepted.*".to_string()));
         assert!(p.publish.contains(&"jiesu.intake.rejected.*".to_string()));
         assert!(p.publish.contains(&"$JS.API.CONSUMER.MSG.NEXT.JIESU_INTAKE.intake".to_string()));
-        assert!(p.publish.contains(&"$JS.API.CONSUMER.MSG.NEXT.JIESU_EVENTS.intake-owners".to_string()));
+        assert!(p.publish.contains(&"$JS.API.CONSUMER.MSG.NEXT.JIESU_EVENTS.intake-progress".to_string()));
         assert!(!p.publish.iter().any(|s| s.starts_with("jiesu.intake.") && !s.contains("accepted") && !s.contains("rejected")));
     }
 

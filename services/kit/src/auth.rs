@@ -653,6 +653,7 @@ fn pem_body(pem: &str) -> Option<Vec<u8>> {
 #[derive(Clone, Debug)]
 pub struct ServiceCredentials {
     service: String,
+    role: Role,
     signer: Option<Signer>,
     cached: Arc<std::sync::Mutex<Option<(u64, Bearer)>>>,
 }
@@ -664,7 +665,14 @@ impl ServiceCredentials {
     const TTL: Duration = Duration::from_secs(600);
 
     pub fn new(service: &str, signer: Option<Signer>) -> Self {
-        Self { service: service.to_string(), signer, cached: Default::default() }
+        Self { service: service.to_string(), role: Role::Service, signer, cached: Default::default() }
+    }
+
+    /// The credentials of a channel's producer run by the district itself (the web front of the
+    /// mailboxes): role `channel_integrator`, subject `producer`, so it may submit only to the
+    /// channels that name it.
+    pub fn producer(producer: &str, signer: Option<Signer>) -> Self {
+        Self { service: producer.to_string(), role: Role::ChannelIntegrator, signer, cached: Default::default() }
     }
 
     fn header(&self) -> Option<Bearer> {
@@ -676,7 +684,7 @@ impl ServiceCredentials {
         {
             return Some(value.clone());
         }
-        let token = signer.issue(&self.service, &self.service, &[Role::Service], None, now, Self::TTL).ok()?;
+        let token = signer.issue(&self.service, &self.service, &[self.role], None, now, Self::TTL).ok()?;
         let value: Bearer = format!("Bearer {token}").parse().ok()?;
         *cached = Some((now + Self::TTL.as_secs(), value.clone()));
         Some(value)

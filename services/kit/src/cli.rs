@@ -10,10 +10,11 @@ pub const DEFAULT_CONFIG: &str = "deploy/districts/demo/jiesu.toml";
 /// `jiesu-<service> [--config PATH]` (or `JIESU_CONFIG=PATH`), `--version`, `--help`: loads the
 /// district file, starts the service with `start` on the system clock and runs it until Ctrl-C
 /// or SIGTERM. A service's `main.rs` is this one call.
-pub fn main<F, Fut, E>(service: &'static str, start: F) -> ExitCode
+pub fn main<F, Fut, R, E>(service: &'static str, start: F) -> ExitCode
 where
     F: FnOnce(DistrictConfig, SharedClock) -> Fut,
-    Fut: Future<Output = Result<Running, E>>,
+    Fut: Future<Output = Result<R, E>>,
+    R: Serving,
     E: std::fmt::Display,
 {
     let bin = crate::telemetry::service_name(service);
@@ -66,6 +67,18 @@ where
             eprintln!("{bin}: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// A started process that runs until Ctrl-C, SIGTERM or a failure: a service's [`Running`], or
+/// the citizens' web front.
+pub trait Serving {
+    fn until_stopped(self) -> impl Future<Output = Result<(), crate::Error>>;
+}
+
+impl Serving for Running {
+    fn until_stopped(self) -> impl Future<Output = Result<(), crate::Error>> {
+        Running::until_stopped(self)
     }
 }
 

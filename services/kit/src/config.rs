@@ -115,17 +115,14 @@ impl DistrictConfig {
     /// The ids of the district's intake channels (`[[intake.channels]]`): each has its own
     /// producer on NATS (see [`crate::access`]).
     pub fn channel_ids(&self) -> Result<Vec<String>, Error> {
-        #[derive(Deserialize)]
-        struct Channel {
-            id: String,
-        }
-        let channels = self.table.get("intake").and_then(|i| i.get("channels")).cloned();
-        match channels {
+        Ok(self.channels()?.into_iter().map(|c| c.id).collect())
+    }
+
+    /// The district's channel registry (`[[intake.channels]]`).
+    pub fn channels(&self) -> Result<Vec<crate::channels::Channel>, Error> {
+        match self.table.get("intake").and_then(|i| i.get("channels")).cloned() {
             None => Ok(Vec::new()),
-            Some(v) => {
-                let list: Vec<Channel> = v.try_into().map_err(|e| Error::Config(format!("[[intake.channels]]: {e}")))?;
-                Ok(list.into_iter().map(|c| c.id).collect())
-            }
+            Some(v) => v.try_into().map_err(|e| Error::Config(format!("[[intake.channels]]: {e}"))),
         }
     }
 

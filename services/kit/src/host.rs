@@ -139,7 +139,7 @@ impl Host {
         self.consume_as(self.name, handler);
     }
 
-    /// Runs a second durable consumer of the service, named `durable` (`intake-owners`), for a
+    /// Runs a second durable consumer of the service, named `durable` (`intake-progress`), for a
     /// service that reads two streams.
     pub fn consume_as<H: Handler>(&mut self, durable: &str, handler: Arc<H>) {
         let (stream, filter_subjects) = H::Message::source(&self.broker.subjects);
@@ -288,7 +288,8 @@ fn panic_reason(e: tokio::task::JoinError) -> String {
     }
 }
 
-async fn shutdown_signal() {
+/// Resolves on Ctrl-C or SIGTERM: how every Jiesu process is asked to stop.
+pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

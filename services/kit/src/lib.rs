@@ -20,6 +20,7 @@
 pub mod access;
 pub mod auth;
 mod case_trace;
+pub mod channels;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -15,6 +15,8 @@
 //! - [`grpc_channel`] to reach a service, and [`eventually`] to wait for what happens
 //!   asynchronously; [`sqlite_read_only`], [`until_handled`] and [`until_outbox_sent`] to wait
 //!   until a service has caught up, watching the kit's inbox and outbox in its database.
+//! - [`browser`]: a headless Chromium of the test's own, driven through `chromedriver`, for the
+//!   page tests (type, click, attach a file, read what is shown, take a screenshot).
 //!
 //! ```no_run
 //! # async fn example() {
@@ -45,6 +47,7 @@ use jiesu_kit::{
 };
 use jiesu_proto::Event;
 
+pub mod browser;
 mod harness;
 mod postgres;
 pub use harness::{Harness, TestDb};
@@ -382,6 +385,8 @@ impl TestBed {
         config.set("intake.contact_keys", toml::Value::Table(contact_keys));
         config.set("intake.contact_key", "test");
         config.set("intake.contact_hash_key", jiesu_kit::auth::random_key());
+        // Citizens' uploads in the test's directory, never in the working tree.
+        config.set("intake.attachments_dir", dir.path().join("attachments").display().to_string());
         let mut bed = Self { nats, dir, config, subjects: Subjects::new(root) };
         for svc in services {
             let url = format!("sqlite://{}", bed.database_path(svc).display());

@@ -655,7 +655,10 @@ async fn submit(d: &District, a: SubmitArgs) -> Result<()> {
             let mut c = IntakeServiceClient::new(d.channel("intake").await?);
             let r = c.submit(SubmitRequest { submission: Some(submission) }).await.map_err(status)?.into_inner();
             let again = if r.duplicate { "（重复提交，返回原受理编号）" } else { "" };
-            println!("已受理 受理编号 {} {again}\ncase_id {}", r.case_no, r.case_id);
+            println!(
+                "已受理 受理编号 {} {again}\ncase_id {}\n查询码 {}（凭受理编号和查询码查询办理进度）",
+                r.case_no, r.case_id, r.query_code
+            );
         }
         Via::Nats => {
             let settings = d.nats()?;
@@ -693,7 +696,12 @@ async fn submit(d: &District, a: SubmitArgs) -> Result<()> {
                             let r: serde_json::Value = serde_json::from_slice(&m.payload)?;
                             if r["channel_ref"] == a.channel_ref.as_str() {
                                 let again = if r["duplicate"] == true { "（重复提交，返回原受理编号）" } else { "" };
-                                println!("已受理 受理编号 {} {again}\ncase_id {}", printable(&r["case_no"]), printable(&r["case_id"]));
+                                println!(
+                                    "已受理 受理编号 {} {again}\ncase_id {}\n查询码 {}（凭受理编号和查询码查询办理进度）",
+                                    printable(&r["case_no"]),
+                                    printable(&r["case_id"]),
+                                    printable(&r["query_code"])
+                                );
                                 return Ok(());
                             }
                         }

@@ -7,9 +7,9 @@ use anyhow::{Context, Result};
 use clap::Subcommand;
 use jiesu_kit::{DistrictConfig, tls};
 
-/// Who gets a certificate besides the services: the NATS server, and `jiesuctl` (the people's
-/// and operators' tool, for districts with mutual TLS).
-const OTHER_HOLDERS: [&str; 2] = ["nats", "jiesuctl"];
+/// Who gets a certificate besides the services: the NATS server, `jiesuctl` (the people's
+/// and operators' tool, for districts with mutual TLS) and the citizens' web front (`jiesu-web`).
+const OTHER_HOLDERS: [&str; 3] = ["nats", "jiesuctl", "web"];
 
 #[derive(Subcommand)]
 pub enum TlsCommand {

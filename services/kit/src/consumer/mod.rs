@@ -200,6 +200,16 @@ macro_rules! consumes {
             $($event($crate::proto::v1::$event)),+
         }
 
+        impl $name {
+            /// The event's meta (id, case, time), whichever event it is.
+            #[allow(dead_code)]
+            pub fn meta(&self) -> Option<&$crate::proto::v1::EventMeta> {
+                match self {
+                    $(Self::$event(e) => <$crate::proto::v1::$event as $crate::proto::Event>::meta(e)),+
+                }
+            }
+        }
+
         impl $crate::consumer::Inbound for $name {
             const KINDS: &'static [&'static str] = &[$(<$crate::proto::v1::$event as $crate::proto::Named>::TYPE),+];
 

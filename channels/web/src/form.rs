@@ -1,0 +1,268 @@
+//! The mailbox form's rules (表单规则), without I/O: the signed form token that carries the
+//! anti-forgery binding and the human check, the replay guard, the rate limits, and where
+//! intake's reasons are shown on the form.
+//!
+//! The human check is a sum a person does in their head (3 加 4 等于几？): no foreign service,
+//! no script. Its question and answer travel inside the form token, signed with the front's key,
+//! so the server keeps no state per form shown and a bot cannot change the question.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    time::Duration,
+};
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use chrono::{DateTime, Utc};
+use ring::hmac;
+
+/// How long a form shown stays valid: time enough to write a long letter on a phone.
+pub const FORM_LIFETIME: Duration = Duration::from_secs(2 * 3600);
+
+/// What the form token says, once its signature is checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FormToken {
+    /// Random; also the submission's `channel_ref`, so a re-sent form is the same request.
+    pub nonce: String,
+    pub channel: String,
+    pub issued_at: i64,
+    /// The two numbers of the human check.
+    pub a: u8,
+    pub b: u8,
+}
+
+impl FormToken {
+    /// The question a person answers.
+    pub fn question(&self) -> String {
+        format!("{} 加 {} 等于几？", self.a, self.b)
+    }
+}
+
+/// Why a posted form is not taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FormError {
+    #[error("the form token is missing or forged")]
+    Forged,
+    #[error("the form is from another mailbox")]
+    OtherMailbox,
+    #[error("the form was shown too long ago")]
+    Expired,
+    #[error("the form's cookie does not match: not posted from the page we served")]
+    CrossSite,
+    #[error("the human check was answered wrongly")]
+    WrongAnswer,
+    #[error("this form was already submitted")]
+    Replayed,
+}
+
+impl FormError {
+    /// What the citizen reads, in Chinese.
+    pub fn zh(&self) -> &'static str {
+        match self {
+            FormError::Forged | FormError::CrossSite => "页面已失效，请刷新页面后重新填写提交",
+            FormError::OtherMailbox => "表单与信箱不符，请从信箱页面重新填写",
+            FormError::Expired => "页面停留时间过长，请刷新页面后重新提交",
+            FormError::WrongAnswer => "验证题答案不正确，请重新计算",
+            FormError::Replayed => "该表单已经提交过，请勿重复提交；如需查询，请使用受理编号和查询码",
+        }
+    }
+}
+
+/// Signs and checks form tokens with the front's key.
+pub struct FormKey(hmac::Key);
+
+impl FormKey {
+    pub fn new(secret: &[u8]) -> Self {
+        FormKey(hmac::Key::new(hmac::HMAC_SHA256, secret))
+    }
+
+    /// A token for a new form of `channel`, bound to the browser's `cookie`. `random` gives the
+    /// nonce (16 bytes) and the two numbers.
+    pub fn issue(&self, channel: &str, cookie: &str, now: DateTime<Utc>, random: &[u8; 18]) -> (String, FormToken) {
+        let token = FormToken {
+            nonce: URL_SAFE_NO_PAD.encode(&random[..16]),
+            channel: channel.to_string(),
+            issued_at: now.timestamp(),
+            a: 1 + random[16] % 9,
+            b: 1 + random[17] % 9,
+        };
+        let body = format!("{}.{}.{}.{}.{}", token.nonce, token.channel, token.issued_at, token.a, token.b);
+        let tag = hmac::sign(&self.0, format!("{body}|{cookie}").as_bytes());
+        (format!("{body}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref())), token)
+    }
+
+    /// Checks a posted token: signed by us, for this mailbox, this browser, recent, and the
+    /// human check answered.
+    pub fn check(&self, posted: &str, channel: &str, cookie: &str, answer: &str, now: DateTime<Utc>) -> Result<FormToken, FormError> {
+        let (body, tag) = posted.rsplit_once('.').ok_or(FormError::Forged)?;
+        let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| FormError::Forged)?;
+        let parts: Vec<&str> = body.split('.').collect();
+        let [nonce, form_channel, issued_at, a, b] = parts[..] else { return Err(FormError::Forged) };
+        // The cookie is part of what was signed: a token lifted into another site's page fails
+        // here, because that page cannot send our cookie (SameSite=Strict).
+        if hmac::verify(&self.0, format!("{body}|{cookie}").as_bytes(), &tag).is_err() {
+            let without_cookie = hmac::verify(&self.0, format!("{body}|").as_bytes(), &tag).is_ok();
+            return Err(if cookie.is_empty() || without_cookie { FormError::CrossSite } else { FormError::Forged });
+        }
+        let token = FormToken {
+            nonce: nonce.to_string(),
+            channel: form_channel.to_string(),
+            issued_at: issued_at.parse().map_err(|_| FormError::Forged)?,
+            a: a.parse().map_err(|_| FormError::Forged)?,
+            b: b.parse().map_err(|_| FormError::Forged)?,
+        };
+        if token.channel != channel {
+            return Err(FormError::OtherMailbox);
+        }
+        let age = now.timestamp() - token.issued_at;
+        if !(-60..=FORM_LIFETIME.as_secs() as i64).contains(&age) {
+            return Err(FormError::Expired);
+        }
+        let answer: String = answer.chars().filter(|c| !c.is_whitespace()).map(fullwidth_digit).collect();
+        if answer.parse::<u32>().ok() != Some(u32::from(token.a) + u32::from(token.b)) {
+            return Err(FormError::WrongAnswer);
+        }
+        Ok(token)
+    }
+}
+
+/// A phone's keyboard may type full-width digits (１２).
+fn fullwidth_digit(c: char) -> char {
+    match c {
+        '０'..='９' => char::from_u32(c as u32 - '０' as u32 + '0' as u32).unwrap_or(c),
+        _ => c,
+    }
+}
+
+/// The forms already submitted, until their tokens expire: a replayed post is refused.
+#[derive(Default)]
+pub struct Submitted {
+    seen: HashMap<String, i64>,
+}
+
+impl Submitted {
+    /// Records `nonce` as submitted; `Err` if it already was.
+    pub fn first_time(&mut self, nonce: &str, now: DateTime<Utc>) -> Result<(), FormError> {
+        let now = now.timestamp();
+        self.seen.retain(|_, until| *until > now);
+        if self.seen.contains_key(nonce) {
+            return Err(FormError::Replayed);
+        }
+        self.seen.insert(nonce.to_string(), now + FORM_LIFETIME.as_secs() as i64 + 60);
+        Ok(())
+    }
+
+    /// Forgets `nonce`: its submission failed, the citizen may correct the form and send it again.
+    pub fn forget(&mut self, nonce: &str) {
+        self.seen.remove(nonce);
+    }
+}
+
+/// Sliding-window rate limits per key (a client address, a phone number's hash).
+#[derive(Default)]
+pub struct RateLimiter {
+    hits: HashMap<String, VecDeque<i64>>,
+}
+
+impl RateLimiter {
+    /// Counts a hit of `key`; `Err(seconds)` to wait if it had `limit` hits within `window` already.
+    pub fn hit(&mut self, key: &str, limit: u32, window: Duration, now: DateTime<Utc>) -> Result<(), u64> {
+        let now = now.timestamp();
+        let start = now - window.as_secs() as i64;
+        // Keep the table small: drop keys with nothing left in their window now and then.
+        if self.hits.len() > 10_000 {
+            self.hits.retain(|_, q| q.back().is_some_and(|t| *t > start));
+        }
+        let q = self.hits.entry(key.to_string()).or_default();
+        while q.front().is_some_and(|t| *t <= start) {
+            q.pop_front();
+        }
+        if q.len() as u32 >= limit {
+            let oldest = q.front().copied().unwrap_or(now);
+            return Err(u64::try_from(oldest - start).unwrap_or(1).max(1));
+        }
+        q.push_back(now);
+        Ok(())
+    }
+}
+
+/// The form's field where intake's reason about `field` is shown.
+pub fn form_field(intake_field: &str) -> &'static str {
+    match intake_field {
+        "citizen.phone" => "phone",
+        "citizen.name" => "name",
+        "title" => "title",
+        "description" => "description",
+        "location.address" => "address",
+        "location" | "location.latitude" | "location.longitude" => "address",
+        "location.street" | "location.community" => "community",
+        f if f.starts_with("attachments") => "photos",
+        _ => "form",
+    }
+}
+
+/// The kinds of request a citizen picks (诉求类型): key and name.
+pub const REQUEST_TYPES: [(&str, &str); 5] =
+    [("consultation", "咨询"), ("help", "求助"), ("complaint", "投诉"), ("report", "举报"), ("suggestion", "建议")];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_780_000_000 + seconds, 0).unwrap()
+    }
+
+    #[test]
+    fn a_token_carries_its_check_and_is_bound_to_mailbox_browser_and_time() {
+        let key = FormKey::new(b"secret");
+        let (posted, shown) = key.issue("secretary_mailbox", "cookie-1", at(0), &[7; 18]);
+        let sum = (u32::from(shown.a) + u32::from(shown.b)).to_string();
+        assert_eq!(key.check(&posted, "secretary_mailbox", "cookie-1", &sum, at(60)).unwrap(), shown);
+        assert!(shown.question().contains("加"));
+        assert_eq!(key.check(&posted, "director_mailbox", "cookie-1", &sum, at(60)), Err(FormError::OtherMailbox));
+        assert_eq!(key.check(&posted, "secretary_mailbox", "cookie-2", &sum, at(60)), Err(FormError::Forged));
+        assert_eq!(key.check(&posted, "secretary_mailbox", "", &sum, at(60)), Err(FormError::CrossSite));
+        assert_eq!(key.check(&posted, "secretary_mailbox", "cookie-1", "99", at(60)), Err(FormError::WrongAnswer));
+        assert_eq!(key.check(&posted, "secretary_mailbox", "cookie-1", &sum, at(3 * 3600)), Err(FormError::Expired));
+        let fullwidth: String = sum.chars().map(|c| char::from_u32(c as u32 - '0' as u32 + '０' as u32).unwrap()).collect();
+        assert!(key.check(&posted, "secretary_mailbox", "cookie-1", &fullwidth, at(60)).is_ok(), "full-width digits");
+        // Changing the question (to make the answer easy) breaks the signature.
+        let tampered = posted.replacen(&format!(".{}.{}.", shown.a, shown.b), ".1.1.", 1);
+        assert_eq!(key.check(&tampered, "secretary_mailbox", "cookie-1", "2", at(60)), Err(FormError::Forged));
+        assert_eq!(FormKey::new(b"other").check(&posted, "secretary_mailbox", "cookie-1", &sum, at(60)), Err(FormError::Forged));
+        for junk in ["", ".", "a.b", "a.b.c.d.e.f", "….."] {
+            assert!(key.check(junk, "secretary_mailbox", "cookie-1", &sum, at(60)).is_err(), "{junk:?}");
+        }
+    }
+
+    #[test]
+    fn a_form_is_taken_once() {
+        let mut s = Submitted::default();
+        assert!(s.first_time("n1", at(0)).is_ok());
+        assert_eq!(s.first_time("n1", at(10)), Err(FormError::Replayed));
+        s.forget("n1");
+        assert!(s.first_time("n1", at(20)).is_ok(), "a failed submission may be corrected and sent again");
+        assert!(s.first_time("n1", at(3 * 3600)).is_ok(), "forgotten once its token expired (and it cannot be posted any more)");
+    }
+
+    #[test]
+    fn rates_are_limited_per_key_in_a_sliding_window() {
+        let mut r = RateLimiter::default();
+        let hour = Duration::from_secs(3600);
+        for i in 0..3 {
+            assert!(r.hit("1.2.3.4", 3, hour, at(i)).is_ok());
+        }
+        let wait = r.hit("1.2.3.4", 3, hour, at(100)).unwrap_err();
+        assert!(wait > 3000 && wait <= 3600, "{wait}");
+        assert!(r.hit("5.6.7.8", 3, hour, at(100)).is_ok(), "another client is not held up");
+        assert!(r.hit("1.2.3.4", 3, hour, at(3601)).is_ok(), "the oldest hit left the window");
+    }
+
+    #[test]
+    fn intake_reasons_land_next_to_their_field() {
+        assert_eq!(form_field("citizen.phone"), "phone");
+        assert_eq!(form_field("attachments[3].sha256"), "photos");
+        assert_eq!(form_field("description"), "description");
+        assert_eq!(form_field("channel"), "form");
+    }
+}

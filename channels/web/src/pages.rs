@@ -1,0 +1,706 @@
+//! The pages: the mailboxes' index, a mailbox's form and its QR codes, the receipt, the status
+//! page. Each handler reads the request, applies the rules of [`crate::form`], talks to intake,
+//! and renders a template; every answer carries headers that keep the page from being framed,
+//! sniffed or cached where it holds a query code.
+
+use std::{collections::BTreeMap, net::SocketAddr, sync::Mutex, time::Duration};
+
+use askama::Template;
+use axum::{
+    Router,
+    extract::{ConnectInfo, DefaultBodyLimit, Multipart, Path, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use chrono::{DateTime, Utc};
+use jiesu_kit::{
+    auth::ServiceCredentials,
+    channels::Channel,
+    config::District,
+    telemetry::{GrpcSpan, traced_channel},
+    tls::Tls,
+};
+use jiesu_proto::v1::{
+    Attachment, AttachmentChunk, Citizen, Location, PublicStatusRequest, Submission, SubmitRequest,
+    intake_service_client::IntakeServiceClient,
+};
+use jiesu_reference::{Organisation, UnitKind};
+use tonic::{Code, service::interceptor::InterceptedService, transport::Channel as GrpcChannel};
+use tonic_types::StatusExt;
+
+use crate::{
+    AttachmentLimits, Error, INTAKE_TIMEOUT, Settings,
+    form::{FormError, FormKey, RateLimiter, Submitted, form_field},
+    qr,
+};
+
+/// Intake's gRPC client, with the front's own token on every call.
+pub type IntakeClient = IntakeServiceClient<InterceptedService<GrpcSpan<GrpcChannel>, ServiceCredentials>>;
+
+/// A client of intake that connects on first use, so the front starts while intake is down.
+pub fn intake_client(url: &str, tls: Option<&Tls>, credentials: ServiceCredentials) -> Result<IntakeClient, Error> {
+    let endpoint = jiesu_kit::tls::endpoint(tls, url)
+        .map_err(|e| Error::Config(format!("intake_url: {e}")))?
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(INTAKE_TIMEOUT);
+    Ok(IntakeServiceClient::new(InterceptedService::new(traced_channel(endpoint.connect_lazy()), credentials)))
+}
+
+/// Random bytes from the system's source.
+pub fn random<const N: usize>() -> [u8; N] {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; N];
+    ring::rand::SystemRandom::new().fill(&mut bytes).expect("the system's random source");
+    bytes
+}
+
+/// The cookie a form is bound to (anti-forgery): random per browser, never readable by script.
+const FORM_COOKIE: &str = "jiesu_form";
+
+/// How much of an upload one gRPC message carries.
+const UPLOAD_CHUNK: usize = 256 * 1024;
+
+/// Everything the pages share.
+pub struct App {
+    district: District,
+    streets: Vec<StreetOption>,
+    mailboxes: Vec<Channel>,
+    owners: BTreeMap<String, String>,
+    limits: AttachmentLimits,
+    settings: Settings,
+    key: FormKey,
+    intake: IntakeClient,
+    submitted: Mutex<Submitted>,
+    rates: Mutex<RateLimiter>,
+}
+
+/// A street and its communities, for the picker.
+pub struct StreetOption {
+    pub id: String,
+    pub name: String,
+    /// (id, name)
+    pub communities: Vec<(String, String)>,
+}
+
+impl App {
+    pub fn new(
+        district: District,
+        organisation: Organisation,
+        mailboxes: Vec<Channel>,
+        limits: AttachmentLimits,
+        settings: Settings,
+        key: FormKey,
+        intake: IntakeClient,
+    ) -> Self {
+        let streets = organisation
+            .units
+            .iter()
+            .filter(|u| u.kind == UnitKind::Street)
+            .map(|s| StreetOption {
+                id: s.id.clone(),
+                name: s.name.clone(),
+                communities: organisation
+                    .units
+                    .iter()
+                    .filter(|c| c.kind == UnitKind::Community && c.parent.as_deref() == Some(s.id.as_str()))
+                    .map(|c| (c.id.clone(), c.name.clone()))
+                    .collect(),
+            })
+            .collect();
+        // Whose mailbox it is, as citizens read it: the leader's or unit's name and title.
+        let owners = mailboxes
+            .iter()
+            .filter(|m| !m.owner.is_empty())
+            .map(|m| {
+                let name = match organisation.leader(&m.owner) {
+                    Some(l) if !l.title.is_empty() => format!("{}{}", l.name, if l.name.contains(&l.title) { "" } else { &l.title }),
+                    Some(l) => l.name.clone(),
+                    None => organisation.name_of(&m.owner).to_string(),
+                };
+                (m.id.clone(), name)
+            })
+            .collect();
+        Self {
+            district,
+            streets,
+            mailboxes,
+            owners,
+            limits,
+            settings,
+            key,
+            intake,
+            submitted: Default::default(),
+            rates: Default::default(),
+        }
+    }
+
+    fn mailbox(&self, id: &str) -> Option<&Channel> {
+        self.mailboxes.iter().find(|m| m.id == id)
+    }
+
+    fn owner(&self, id: &str) -> String {
+        self.owners.get(id).cloned().unwrap_or_default()
+    }
+
+    /// Counts a hit of `what` by `key`; the wait in seconds when over `limit` per `window`.
+    fn limit(&self, what: &str, key: &str, limit: u32, window: Duration) -> Result<(), u64> {
+        self.rates.lock().expect("rate table").hit(&format!("{what}:{key}"), limit, window, Utc::now())
+    }
+
+    fn now_local(&self, at: DateTime<Utc>) -> String {
+        let tz: chrono_tz::Tz = self.district.timezone.parse().unwrap_or(chrono_tz::Asia::Shanghai);
+        at.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string()
+    }
+}
+
+/// The routes.
+pub fn router(app: std::sync::Arc<App>) -> Router {
+    let limit = app.settings.max_request_bytes;
+    Router::new()
+        .route("/", get(index))
+        .route("/mailbox/{id}", get(show_form).post(post_form))
+        .route("/mailbox/{id}/qr.png", get(qr_png))
+        .route("/mailbox/{id}/qr.svg", get(qr_svg))
+        .route("/status", get(show_status).post(post_status))
+        .route("/healthz", get(|| async { "ok" }))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::map_response(security_headers))
+        .with_state(app)
+}
+
+type AppState = State<std::sync::Arc<App>>;
+
+/// No framing (clickjacking), no sniffing, no referrer (the status page's URL is harmless, but
+/// nothing of a citizen's visit goes elsewhere), no script at all, forms only to ourselves.
+async fn security_headers(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    response
+}
+
+#[derive(Template)]
+#[template(path = "index.html")]
+struct IndexPage {
+    district: String,
+    mailboxes: Vec<MailboxLink>,
+}
+
+struct MailboxLink {
+    id: String,
+    name: String,
+    owner: String,
+}
+
+async fn index(State(app): AppState) -> Result<Response, PageError> {
+    let mailboxes = app.mailboxes.iter().map(|m| MailboxLink { id: m.id.clone(), name: m.name.clone(), owner: app.owner(&m.id) }).collect();
+    page(IndexPage { district: app.district.name.clone(), mailboxes })
+}
+
+/// What the citizen typed, kept when the form comes back with errors (files excepted: a
+/// browser never lets a page refill them).
+#[derive(Default, Clone)]
+struct FormValues {
+    request_type: String,
+    name: String,
+    phone: String,
+    community: String,
+    address: String,
+    title: String,
+    description: String,
+}
+
+#[derive(Template)]
+#[template(path = "mailbox.html")]
+struct MailboxPage<'a> {
+    district: String,
+    id: String,
+    name: String,
+    owner: String,
+    token: String,
+    question: String,
+    values: FormValues,
+    errors: BTreeMap<&'static str, String>,
+    streets: &'a [StreetOption],
+    request_types: [(&'static str, &'static str); 5],
+    max_photos: usize,
+    max_photo_mb: u64,
+    max_videos: usize,
+    max_video_mb: u64,
+}
+
+impl MailboxPage<'_> {
+    fn err(&self, field: &str) -> &str {
+        self.errors.get(field).map_or("", String::as_str)
+    }
+}
+
+/// The browser's form cookie, or a new one to set.
+fn form_cookie(headers: &HeaderMap) -> (String, bool) {
+    let existing = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, value)| *name == FORM_COOKIE && value.len() >= 16 && value.len() <= 64)
+        .map(|(_, value)| value.to_string());
+    match existing {
+        Some(value) => (value, false),
+        None => {
+            use base64::Engine;
+            (base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random::<18>()), true)
+        }
+    }
+}
+
+/// The form of mailbox `channel`, empty or with what was typed and the errors next to it.
+fn form_page(
+    app: &App,
+    channel: &Channel,
+    cookie: &str,
+    set_cookie: bool,
+    values: FormValues,
+    errors: BTreeMap<&'static str, String>,
+    status: StatusCode,
+) -> Result<Response, PageError> {
+    let (token, shown) = app.key.issue(&channel.id, cookie, Utc::now(), &random::<18>());
+    let page = MailboxPage {
+        district: app.district.name.clone(),
+        id: channel.id.clone(),
+        name: channel.name.clone(),
+        owner: app.owner(&channel.id),
+        token,
+        question: shown.question(),
+        values,
+        errors,
+        streets: &app.streets,
+        request_types: crate::form::REQUEST_TYPES,
+        max_photos: app.limits.max_photos,
+        max_photo_mb: app.limits.max_photo_bytes / (1024 * 1024),
+        max_videos: app.limits.max_videos,
+        max_video_mb: app.limits.max_video_bytes / (1024 * 1024),
+    };
+    let mut response = (status, axum::response::Html(page.render()?)).into_response();
+    if set_cookie {
+        let secure = if app.settings.public_url.starts_with("https://") { "; Secure" } else { "" };
+        let value = format!("{FORM_COOKIE}={cookie}; Path=/; HttpOnly; SameSite=Strict{secure}");
+        response.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&value).map_err(|_| PageError::Internal)?);
+    }
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+async fn show_form(State(app): AppState, Path(id): Path<String>, headers: HeaderMap) -> Result<Response, PageError> {
+    let channel = app.mailbox(&id).ok_or(PageError::NotFound)?;
+    let (cookie, set) = form_cookie(&headers);
+    form_page(&app, channel, &cookie, set, FormValues::default(), BTreeMap::new(), StatusCode::OK)
+}
+
+/// A file the citizen attached.
+struct Upload {
+    field: &'static str,
+    bytes: Vec<u8>,
+}
+
+/// The client's address: the connection's, or behind the district's proxy the last hop it added.
+fn client(app: &App, addr: SocketAddr, headers: &HeaderMap) -> String {
+    if app.settings.behind_proxy
+        && let Some(hop) = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()).and_then(|v| v.rsplit(',').next())
+    {
+        return hop.trim().to_string();
+    }
+    addr.ip().to_string()
+}
+
+async fn post_form(
+    State(app): AppState,
+    Path(id): Path<String>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    mut multipart: Multipart,
+) -> Result<Response, PageError> {
+    let channel = app.mailbox(&id).ok_or(PageError::NotFound)?.clone();
+    let who = client(&app, addr, &headers);
+    if let Err(wait) = app.limit("post", &who, app.settings.posts_per_client_per_hour, Duration::from_secs(3600)) {
+        return message(
+            &app,
+            StatusCode::TOO_MANY_REQUESTS,
+            "提交过于频繁",
+            &format!("提交过于频繁，请{}分钟后再试。", wait.div_ceil(60)),
+            &format!("/mailbox/{id}"),
+        );
+    }
+    let (cookie, set_cookie) = form_cookie(&headers);
+    let mut values = FormValues::default();
+    let (mut token, mut answer) = (String::new(), String::new());
+    let mut uploads = Vec::new();
+    let mut errors: BTreeMap<&'static str, String> = BTreeMap::new();
+    loop {
+        let field = match multipart.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => {
+                tracing::info!(error = %e, "a form post could not be read");
+                return message(
+                    &app,
+                    e.status(),
+                    "提交失败",
+                    "表单内容无法读取（可能是附件过大或网络中断），请重新提交。",
+                    &format!("/mailbox/{id}"),
+                );
+            }
+        };
+        let name = field.name().unwrap_or_default().to_string();
+        match name.as_str() {
+            "photos" | "video" => {
+                let has_name = field.file_name().is_some_and(|n| !n.is_empty());
+                let bytes = field.bytes().await.map_err(|e| PageError::Unreadable(e.status()))?;
+                // A browser sends an empty part for a file field left empty.
+                if has_name || !bytes.is_empty() {
+                    uploads.push(Upload { field: if name == "video" { "video" } else { "photos" }, bytes: bytes.to_vec() });
+                }
+            }
+            _ => {
+                let text = field.text().await.map_err(|e| PageError::Unreadable(e.status()))?;
+                match name.as_str() {
+                    "token" => token = text,
+                    "answer" => answer = text,
+                    "request_type" => values.request_type = text,
+                    "name" => values.name = text,
+                    "phone" => values.phone = text,
+                    "community" => values.community = text,
+                    "address" => values.address = text,
+                    "title" => values.title = text,
+                    "description" => values.description = text,
+                    _ => {}
+                }
+            }
+        }
+    }
+    let back = |errors, status| form_page(&app, &channel, &cookie, set_cookie, values.clone(), errors, status);
+    let form = match app.key.check(&token, &channel.id, &cookie, &answer, Utc::now()) {
+        Ok(form) => form,
+        Err(FormError::WrongAnswer) => {
+            errors.insert("answer", FormError::WrongAnswer.zh().into());
+            return back(errors, StatusCode::UNPROCESSABLE_ENTITY);
+        }
+        Err(e) => {
+            tracing::info!(reason = %e, "a form post was refused");
+            errors.insert("form", e.zh().into());
+            return back(errors, StatusCode::FORBIDDEN);
+        }
+    };
+    if !values.request_type.is_empty() && !crate::form::REQUEST_TYPES.iter().any(|(k, _)| *k == values.request_type) {
+        errors.insert("form", "请选择诉求类型".into());
+    }
+    let (street, community) = values.community.split_once('/').unwrap_or(("", ""));
+    if !values.community.is_empty()
+        && !app.streets.iter().any(|s| s.id == street && (community.is_empty() || s.communities.iter().any(|c| c.0 == community)))
+    {
+        errors.insert("community", "请从列表中选择街道和社区".into());
+    }
+    if values.phone.trim().is_empty() && channel.requires_contact {
+        errors.insert("phone", "请填写联系电话，以便回复和回访".into());
+    }
+    if values.description.trim().is_empty() {
+        errors.insert("description", "请填写诉求内容".into());
+    }
+    let photos = uploads.iter().filter(|u| u.field == "photos").count();
+    let videos = uploads.len() - photos;
+    if photos > app.limits.max_photos || videos > app.limits.max_videos {
+        errors.insert("photos", format!("照片最多{}张，视频最多{}段", app.limits.max_photos, app.limits.max_videos));
+    }
+    if !errors.is_empty() {
+        return back(errors, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    let phone_key: String = values.phone.chars().filter(char::is_ascii_digit).collect();
+    if !phone_key.is_empty() {
+        let digest = ring::digest::digest(&ring::digest::SHA256, phone_key.as_bytes());
+        let key: String = digest.as_ref().iter().take(12).map(|b| format!("{b:02x}")).collect();
+        if app.limit("phone", &key, app.settings.posts_per_phone_per_day, Duration::from_secs(86_400)).is_err() {
+            errors.insert("phone", "该号码今天提交次数已达上限，请明天再试或拨打12345热线".into());
+            return back(errors, StatusCode::TOO_MANY_REQUESTS);
+        }
+    }
+    if app.submitted.lock().expect("submitted forms").first_time(&form.nonce, Utc::now()).is_err() {
+        return message(&app, StatusCode::CONFLICT, "请勿重复提交", FormError::Replayed.zh(), "/status");
+    }
+    let mut intake = app.intake.clone();
+    let mut attachments = Vec::new();
+    for u in uploads {
+        match upload(&mut intake, &channel.id, u.bytes).await {
+            Ok(a) => attachments.push(a),
+            Err(status) if status.code() == Code::InvalidArgument => {
+                app.submitted.lock().expect("submitted forms").forget(&form.nonce);
+                errors.insert(
+                    "photos",
+                    format!("附件未通过检查：{}", zh_reasons(&status).into_iter().map(|(_, r)| r).collect::<Vec<_>>().join("；")),
+                );
+                return back(errors, StatusCode::UNPROCESSABLE_ENTITY);
+            }
+            Err(status) => return unavailable(&app, &status, &id),
+        }
+    }
+    let request_type = crate::form::REQUEST_TYPES.iter().find(|(k, _)| *k == values.request_type).map_or("", |(_, zh)| *zh);
+    let submission = Submission {
+        channel: channel.id.clone(),
+        // The form's own nonce: the same form sent twice is one request.
+        channel_ref: format!("web-{}", form.nonce),
+        citizen: Some(Citizen { name: values.name.clone(), phone: values.phone.clone(), anonymous: false }),
+        title: values.title.clone(),
+        description: values.description.clone(),
+        location: Some(Location {
+            street: street.to_string(),
+            community: community.to_string(),
+            address: values.address.clone(),
+            ..Default::default()
+        }),
+        attachments,
+        submitted_at: None,
+        category_hint: request_type.to_string(),
+    };
+    match intake.submit(SubmitRequest { submission: Some(submission) }).await {
+        Ok(r) => {
+            let r = r.into_inner();
+            tracing::info!(case_no = %r.case_no, channel = %channel.id, "a mailbox letter was registered");
+            let received = r.received_at.map(|t| DateTime::from_timestamp(t.seconds, 0).unwrap_or_default()).unwrap_or_else(Utc::now);
+            let page = ReceiptPage {
+                district: app.district.name.clone(),
+                channel_name: channel.name.clone(),
+                case_no: r.case_no,
+                query_code: r.query_code,
+                received_at: app.now_local(received),
+            };
+            let mut response = axum::response::Html(page.render()?).into_response();
+            response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            Ok(response)
+        }
+        Err(status) if status.code() == Code::InvalidArgument => {
+            app.submitted.lock().expect("submitted forms").forget(&form.nonce);
+            for (field, reason) in zh_reasons(&status) {
+                errors.entry(form_field(&field)).or_insert(reason);
+            }
+            back(errors, StatusCode::UNPROCESSABLE_ENTITY)
+        }
+        Err(status) => {
+            app.submitted.lock().expect("submitted forms").forget(&form.nonce);
+            unavailable(&app, &status, &id)
+        }
+    }
+}
+
+/// Uploads one file to intake in chunks.
+async fn upload(intake: &mut IntakeClient, channel: &str, bytes: Vec<u8>) -> Result<Attachment, tonic::Status> {
+    let mut chunks: Vec<AttachmentChunk> =
+        bytes.chunks(UPLOAD_CHUNK).map(|c| AttachmentChunk { data: c.to_vec(), ..Default::default() }).collect();
+    if chunks.is_empty() {
+        chunks.push(AttachmentChunk::default());
+    }
+    chunks[0].channel = channel.to_string();
+    Ok(intake.upload_attachment(futures::stream::iter(chunks)).await?.into_inner())
+}
+
+/// Intake's reasons, each with its field: the Chinese of its localized message (the reasons
+/// joined with "；", in the order of the field violations) beside the fields.
+fn zh_reasons(status: &tonic::Status) -> Vec<(String, String)> {
+    let details = status.get_error_details();
+    let fields: Vec<String> =
+        details.bad_request().map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect()).unwrap_or_default();
+    let zh: Vec<String> = details.localized_message().map(|m| m.message.split('；').map(str::to_string).collect()).unwrap_or_default();
+    if fields.len() == zh.len() {
+        fields.into_iter().zip(zh).collect()
+    } else {
+        vec![("form".into(), if zh.is_empty() { "提交的内容有误，请检查后重试".into() } else { zh.join("；") })]
+    }
+}
+
+fn unavailable(app: &App, status: &tonic::Status, id: &str) -> Result<Response, PageError> {
+    tracing::warn!(code = ?status.code(), "intake could not take a mailbox letter");
+    message(
+        app,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "暂时无法提交",
+        "系统繁忙，您的信件未能提交，请稍后再试。紧急情况请拨打12345热线。",
+        &format!("/mailbox/{id}"),
+    )
+}
+
+#[derive(Template)]
+#[template(path = "receipt.html")]
+struct ReceiptPage {
+    district: String,
+    channel_name: String,
+    case_no: String,
+    query_code: String,
+    received_at: String,
+}
+
+#[derive(Template)]
+#[template(path = "status.html")]
+struct StatusPage {
+    district: String,
+    case_no: String,
+    error: String,
+    status: Option<StatusView>,
+}
+
+struct StatusView {
+    case_no: String,
+    channel_name: String,
+    received_at: String,
+    title: String,
+    status: String,
+    unit_name: String,
+    /// (when, what)
+    steps: Vec<(String, String)>,
+}
+
+async fn show_status(State(app): AppState) -> Result<Response, PageError> {
+    page(StatusPage { district: app.district.name.clone(), case_no: String::new(), error: String::new(), status: None })
+}
+
+#[derive(serde::Deserialize)]
+struct StatusForm {
+    #[serde(default)]
+    case_no: String,
+    #[serde(default)]
+    query_code: String,
+}
+
+async fn post_status(
+    State(app): AppState,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<StatusForm>,
+) -> Result<Response, PageError> {
+    let case_no: String = form.case_no.trim().chars().take(32).collect();
+    let mut view = StatusPage { district: app.district.name.clone(), case_no: case_no.clone(), error: String::new(), status: None };
+    let who = client(&app, addr, &headers);
+    if let Err(wait) = app.limit("status", &who, app.settings.lookups_per_client_per_hour, Duration::from_secs(3600)) {
+        view.error = format!("查询过于频繁，请{}分钟后再试", wait.div_ceil(60));
+        return page_with(view, StatusCode::TOO_MANY_REQUESTS);
+    }
+    if case_no.is_empty() || form.query_code.trim().is_empty() {
+        view.error = "请填写受理编号和查询码".into();
+        return page_with(view, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    let request = PublicStatusRequest { case_no, query_code: form.query_code };
+    match app.intake.clone().get_public_status(request).await {
+        Ok(s) => {
+            let s = s.into_inner();
+            let at = |t: Option<jiesu_proto::Timestamp>| {
+                app.now_local(t.and_then(|t| DateTime::from_timestamp(t.seconds, 0)).unwrap_or_default())
+            };
+            view.status = Some(StatusView {
+                case_no: s.case_no,
+                channel_name: s.channel_name,
+                received_at: at(s.received_at),
+                title: s.title,
+                status: s.status_zh,
+                unit_name: s.unit_name,
+                steps: s.steps.into_iter().map(|p| (at(p.at), p.text)).collect(),
+            });
+            let mut response = page_with(view, StatusCode::OK)?;
+            response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            Ok(response)
+        }
+        Err(status) => {
+            let (code, text) = match status.code() {
+                Code::NotFound | Code::InvalidArgument => (StatusCode::NOT_FOUND, "受理编号或查询码不正确，请核对后重试"),
+                Code::ResourceExhausted => (StatusCode::TOO_MANY_REQUESTS, "该编号的错误查询次数过多，请一小时后再试"),
+                _ => {
+                    tracing::warn!(code = ?status.code(), "intake could not answer a status lookup");
+                    (StatusCode::SERVICE_UNAVAILABLE, "系统繁忙，请稍后再试")
+                }
+            };
+            view.error = text.into();
+            page_with(view, code)
+        }
+    }
+}
+
+async fn qr_png(State(app): AppState, Path(id): Path<String>) -> Result<Response, PageError> {
+    let channel = app.mailbox(&id.replace(".png", "")).ok_or(PageError::NotFound)?;
+    let png = qr::png(&form_url(&app, channel), 10)?;
+    Ok(([(header::CONTENT_TYPE, "image/png"), (header::CACHE_CONTROL, "public, max-age=3600")], png).into_response())
+}
+
+async fn qr_svg(State(app): AppState, Path(id): Path<String>) -> Result<Response, PageError> {
+    let channel = app.mailbox(&id).ok_or(PageError::NotFound)?;
+    let svg = qr::svg(&form_url(&app, channel))?;
+    Ok(([(header::CONTENT_TYPE, "image/svg+xml"), (header::CACHE_CONTROL, "public, max-age=3600")], svg).into_response())
+}
+
+/// The address a mailbox's QR code opens.
+pub fn form_url(app: &App, channel: &Channel) -> String {
+    format!("{}/mailbox/{}", app.settings.public_url.trim_end_matches('/'), channel.id)
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+struct MessagePage {
+    district: String,
+    heading: String,
+    message: String,
+    back: String,
+}
+
+fn message(app: &App, status: StatusCode, heading: &str, text: &str, back: &str) -> Result<Response, PageError> {
+    let page = MessagePage { district: app.district.name.clone(), heading: heading.into(), message: text.into(), back: back.into() };
+    page_with(page, status)
+}
+
+async fn not_found(State(app): AppState) -> Result<Response, PageError> {
+    message(&app, StatusCode::NOT_FOUND, "页面不存在", "您访问的页面不存在。", "/")
+}
+
+fn page(t: impl Template) -> Result<Response, PageError> {
+    page_with(t, StatusCode::OK)
+}
+
+fn page_with(t: impl Template, status: StatusCode) -> Result<Response, PageError> {
+    Ok((status, axum::response::Html(t.render()?)).into_response())
+}
+
+/// What a page handler can fail with, as the citizen sees it.
+#[derive(Debug, thiserror::Error)]
+pub enum PageError {
+    #[error("not found")]
+    NotFound,
+    #[error("the request could not be read")]
+    Unreadable(StatusCode),
+    #[error("internal error")]
+    Internal,
+    #[error(transparent)]
+    Web(#[from] Error),
+}
+
+impl From<askama::Error> for PageError {
+    fn from(e: askama::Error) -> Self {
+        PageError::Web(Error::Render(e))
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let (status, text) = match &self {
+            PageError::NotFound => (StatusCode::NOT_FOUND, "页面不存在"),
+            PageError::Unreadable(status) => (*status, "表单内容无法读取，请重新提交"),
+            PageError::Internal | PageError::Web(_) => {
+                tracing::error!(error = %self, "a page failed");
+                (StatusCode::INTERNAL_SERVER_ERROR, "系统出错，请稍后再试")
+            }
+        };
+        (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
+    }
+}

@@ -1,0 +1,230 @@
+//! The citizens' web front against a real intake (in-process, a real nats-server, SQLite), used
+//! as a citizen's browser and an attacker would use it over HTTP: the form, the human check, the
+//! upload, the receipt, the status page, forged, cross-site, replayed and disguised posts, the
+//! QR codes decoded.
+
+use jiesu_kit::auth::Role;
+use jiesu_proto::v1::{CaseRef, GetAttachmentRequest, case_ref::Ref, intake_service_client::IntakeServiceClient};
+use jiesu_testkit::{Harness, bearer};
+use reqwest::{StatusCode, multipart};
+
+/// Intake with tokens required, and the web front signing its own as producer `web`.
+async fn district() -> (Harness, jiesu_web::WebFront, jiesu_kit::auth::Signer) {
+    let (h, signer) = Harness::start_with_tokens("intake", |c, k| async move { jiesu_intake::start(&c, k).await }).await;
+    let mut config = h.bed.config.clone();
+    config.set("web.listen", "127.0.0.1:0");
+    config.set("web.intake_url", format!("http://{}", h.running().grpc_addr));
+    config.set("web.public_url", "https://xinfang.example.gov.cn");
+    let web = jiesu_web::start(&config).await.expect("the web front starts");
+    (h, web, signer)
+}
+
+fn browser() -> reqwest::Client {
+    jiesu_kit::tls::install_crypto_provider();
+    reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+fn url(web: &jiesu_web::WebFront, path: &str) -> String {
+    format!("http://{}{path}", web.addr)
+}
+
+/// The form's token and the answer to its question, read off the page as a person would.
+fn token_and_answer(page: &str) -> (String, String) {
+    let token = between(page, "name=\"token\" value=\"", "\"");
+    let question = between(page, "验证：", "等于几？");
+    let (a, b) = question.split_once(" 加 ").expect("a sum");
+    let sum: u32 = a.trim().parse::<u32>().unwrap() + b.trim().parse::<u32>().unwrap();
+    (token, sum.to_string())
+}
+
+fn between(text: &str, start: &str, end: &str) -> String {
+    let from = text.find(start).unwrap_or_else(|| panic!("{start:?} not in the page:\n{text}")) + start.len();
+    let to = text[from..].find(end).expect("end") + from;
+    text[from..to].to_string()
+}
+
+/// A small JPEG whose EXIF block holds a location.
+fn photo_with_location() -> Vec<u8> {
+    let mut j = vec![0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10];
+    j.extend(b"JFIF\0\x01\x01\0\0\x01\0\x01\0\0");
+    let exif = b"Exif\0\0GPS 22.5431N 114.0579E";
+    j.extend([0xFF, 0xE1]);
+    j.extend(((exif.len() + 2) as u16).to_be_bytes());
+    j.extend(exif);
+    j.extend([0xFF, 0xDB, 0x00, 0x43, 0x00]);
+    j.extend([1u8; 64]);
+    j.extend([0xFF, 0xC0, 0x00, 0x11, 0x08, 0x00, 0x01, 0x00, 0x01, 0x03, 0x01, 0x11, 0x00, 0x02, 0x11, 0x01, 0x03, 0x11, 0x01]);
+    j.extend([0xFF, 0xDA, 0x00, 0x0C, 0x03, 0x01, 0x00, 0x02, 0x11, 0x03, 0x11, 0x00, 0x3F, 0x00]);
+    j.extend([0x12, 0x34, 0x56, 0xFF, 0xD9]);
+    j
+}
+
+fn letter(token: &str, answer: &str, description: &str) -> multipart::Form {
+    multipart::Form::new()
+        .text("token", token.to_string())
+        .text("answer", answer.to_string())
+        .text("request_type", "complaint")
+        .text("name", "张女士")
+        .text("phone", "13800138000")
+        .text("community", "st-dongmen/cm-lizhi")
+        .text("address", "荔枝小区东门")
+        .text("title", "<script>alert('x')</script>地锁")
+        .text("description", description.to_string())
+}
+
+#[tokio::test]
+async fn a_citizen_writes_to_the_secretary_and_follows_the_case() {
+    let (h, web, signer) = district().await;
+    let b = browser();
+    let index = b.get(url(&web, "/")).send().await.unwrap().text().await.unwrap();
+    assert!(index.contains("书记信箱") && index.contains("/mailbox/secretary_mailbox"), "{index}");
+    let page = b.get(url(&web, "/mailbox/secretary_mailbox")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let csp = page.headers()["content-security-policy"].to_str().unwrap().to_string();
+    assert!(csp.contains("frame-ancestors 'none'") && csp.contains("default-src 'none'"), "{csp}");
+    let page = page.text().await.unwrap();
+    assert!(page.contains("联系电话") && page.contains("荔枝社区"), "the form is Chinese with the community picker");
+    let (token, answer) = token_and_answer(&page);
+
+    let form = letter(&token, &answer, "小区门口有人私装地锁，占用公共车位。")
+        .part("photos", multipart::Part::bytes(photo_with_location()).file_name("lock.jpg").mime_str("image/jpeg").unwrap());
+    let receipt = b.post(url(&web, "/mailbox/secretary_mailbox")).multipart(form).send().await.unwrap();
+    assert_eq!(receipt.status(), StatusCode::OK);
+    assert_eq!(receipt.headers()["cache-control"], "no-store", "the query code is never cached");
+    let receipt = receipt.text().await.unwrap();
+    let case_no = between(&receipt, "id=\"case-no\">", "<");
+    let code = between(&receipt, "id=\"query-code\">", "<");
+    assert!(case_no.starts_with("DM") && code.len() == 8, "{receipt}");
+    assert!(!code.contains(&case_no[case_no.len() - 5..]), "the code is not made of the case number");
+
+    // The case carries the upload by reference; the centre sees the photo as sent, a unit
+    // without its location.
+    let mut intake = IntakeServiceClient::new(h.channel().await);
+    let mut ask = tonic::Request::new(CaseRef { r#ref: Some(Ref::CaseNo(case_no.clone())) });
+    ask.metadata_mut().insert("authorization", bearer(&signer, "agent-1", Role::CentreAgent, None));
+    let view = intake.get_submission(ask).await.unwrap().into_inner();
+    assert_eq!(view.attachments.len(), 1);
+    let photo = &view.attachments[0];
+    assert_eq!((photo.kind.as_str(), photo.media_type.as_str()), ("photo", "image/jpeg"));
+    let fetch = |role: Role, unit: Option<&'static str>| {
+        let mut intake = intake.clone();
+        let (case_no, sha256, signer) = (case_no.clone(), photo.sha256.clone(), &signer);
+        async move {
+            let mut ask = tonic::Request::new(GetAttachmentRequest { case: Some(CaseRef { r#ref: Some(Ref::CaseNo(case_no)) }), sha256 });
+            ask.metadata_mut().insert("authorization", bearer(signer, "someone", role, unit));
+            let mut stream = intake.get_attachment(ask).await?.into_inner();
+            let mut bytes = Vec::new();
+            while let Some(chunk) = stream.message().await? {
+                bytes.extend(chunk.data);
+            }
+            Ok::<_, tonic::Status>(bytes)
+        }
+    };
+    let original = fetch(Role::CentreAgent, None).await.unwrap();
+    assert!(original.windows(3).any(|w| w == b"GPS"), "the centre sees the photo as sent");
+    assert_eq!(original, photo_with_location());
+    let refused = fetch(Role::UnitHandler, Some("st-xinan")).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "a unit that does not own the case sees none of it");
+    let auditor = fetch(Role::Auditor, None).await.unwrap();
+    assert_eq!(auditor, original);
+    let revisit = fetch(Role::RevisitAgent, None).await.unwrap();
+    assert!(!revisit.windows(3).any(|w| w == b"GPS"), "everyone else gets it without its location");
+    assert!(revisit.ends_with(&[0xFF, 0xD9]));
+
+    // The status page, with the code typed loosely; never with a wrong one.
+    let typed = format!(" {}-{} ", &code[..4].to_lowercase(), &code[4..]);
+    let status = b.post(url(&web, "/status")).form(&[("case_no", case_no.as_str()), ("query_code", typed.as_str())]).send().await.unwrap();
+    assert_eq!(status.status(), StatusCode::OK);
+    let status = status.text().await.unwrap();
+    assert!(status.contains("已受理") && status.contains(&case_no), "{status}");
+    assert!(status.contains("&#60;script&#62;") && !status.contains("<script>"), "the citizen's title is text, never markup: {status}");
+    assert!(!status.contains("13800138000") && !status.contains("张女士"), "no personal data on the status page");
+    let wrong = b.post(url(&web, "/status")).form(&[("case_no", case_no.as_str()), ("query_code", "AAAAAAAA")]).send().await.unwrap();
+    assert_eq!(wrong.status(), StatusCode::NOT_FOUND);
+    assert!(wrong.text().await.unwrap().contains("受理编号或查询码不正确"));
+    for _ in 0..12 {
+        let _ = b.post(url(&web, "/status")).form(&[("case_no", case_no.as_str()), ("query_code", "BBBBBBBB")]).send().await.unwrap();
+    }
+    let locked = b.post(url(&web, "/status")).form(&[("case_no", case_no.as_str()), ("query_code", code.as_str())]).send().await.unwrap();
+    assert_eq!(locked.status(), StatusCode::TOO_MANY_REQUESTS, "guessing locks the case number for an hour, the right code too");
+    web.shutdown().await;
+}
+
+#[tokio::test]
+async fn forged_replayed_and_disguised_posts_are_refused_with_reasons() {
+    let (_h, web, _signer) = district().await;
+    let b = browser();
+    let page = b.get(url(&web, "/mailbox/director_mailbox")).send().await.unwrap().text().await.unwrap();
+    let (token, answer) = token_and_answer(&page);
+
+    // A wrong sum: the form comes back with what was typed and the reason next to the field.
+    let wrong = b.post(url(&web, "/mailbox/director_mailbox")).multipart(letter(&token, "999", "路灯坏了")).send().await.unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let wrong = wrong.text().await.unwrap();
+    assert!(wrong.contains("id=\"answer-error\"") && wrong.contains("验证题答案不正确") && wrong.contains("路灯坏了"), "{wrong}");
+
+    // Another site's page posting with our token but without our cookie.
+    let stranger = browser();
+    let forged = stranger.post(url(&web, "/mailbox/director_mailbox")).multipart(letter(&token, &answer, "x")).send().await.unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    assert!(forged.text().await.unwrap().contains("页面已失效"));
+
+    // An executable named .jpg: refused by its content, next to the file field.
+    let (token, answer) = token_and_answer(&wrong);
+    let exe = multipart::Part::bytes(b"MZ\x90\x00\x03\x00\x00\x00 This program cannot be run in DOS mode".to_vec())
+        .file_name("photo.jpg")
+        .mime_str("image/jpeg")
+        .unwrap();
+    let disguised = b
+        .post(url(&web, "/mailbox/director_mailbox"))
+        .multipart(letter(&token, &answer, "路灯坏了").part("photos", exe))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(disguised.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let disguised = disguised.text().await.unwrap();
+    assert!(disguised.contains("id=\"photos-error\"") && disguised.contains("可执行"), "{disguised}");
+
+    // Intake's own rules come back in Chinese next to their field (a foreign number).
+    let (token, answer) = token_and_answer(&disguised);
+    let foreign = letter(&token, &answer, "路灯坏了").text("phone", "+1 415 555 0100");
+    let foreign = b.post(url(&web, "/mailbox/director_mailbox")).multipart(foreign).send().await.unwrap().text().await.unwrap();
+    assert!(foreign.contains("id=\"phone-error\"") && foreign.contains("联系电话格式不正确"), "{foreign}");
+
+    // A good post, then the same post again.
+    let (token, answer) = token_and_answer(&foreign);
+    let first = b.post(url(&web, "/mailbox/director_mailbox")).multipart(letter(&token, &answer, "路灯坏了")).send().await.unwrap();
+    assert_eq!(first.status(), StatusCode::OK);
+    let again = b.post(url(&web, "/mailbox/director_mailbox")).multipart(letter(&token, &answer, "路灯坏了")).send().await.unwrap();
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+    assert!(again.text().await.unwrap().contains("请勿重复提交"));
+
+    // Mailboxes that do not exist, and nothing but forms to ourselves.
+    assert_eq!(b.get(url(&web, "/mailbox/../etc/passwd")).send().await.unwrap().status(), StatusCode::NOT_FOUND);
+    assert_eq!(b.get(url(&web, "/mailbox/hotline")).send().await.unwrap().status(), StatusCode::NOT_FOUND, "only mailboxes have forms");
+    web.shutdown().await;
+}
+
+#[tokio::test]
+async fn each_mailbox_has_a_qr_code_that_opens_its_form() {
+    let (_h, web, _signer) = district().await;
+    let b = browser();
+    let png = b.get(url(&web, "/mailbox/secretary_mailbox/qr.png")).send().await.unwrap();
+    assert_eq!(png.headers()["content-type"], "image/png");
+    let png = png.bytes().await.unwrap();
+    let decoder = png::Decoder::new(std::io::Cursor::new(png.to_vec()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut pixels).unwrap();
+    let (w, h) = (info.width as usize, info.height as usize);
+    let mut image = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| pixels[y * w + x]);
+    let grids = image.detect_grids();
+    assert_eq!(grids.len(), 1);
+    let (_, content) = grids[0].decode().unwrap();
+    assert_eq!(content, "https://xinfang.example.gov.cn/mailbox/secretary_mailbox");
+    let svg = b.get(url(&web, "/mailbox/secretary_mailbox/qr.svg")).send().await.unwrap();
+    assert_eq!(svg.headers()["content-type"], "image/svg+xml");
+    assert!(svg.text().await.unwrap().starts_with("<svg"));
+    assert_eq!(b.get(url(&web, "/mailbox/nobody/qr.png")).send().await.unwrap().status(), StatusCode::NOT_FOUND);
+    web.shutdown().await;
+}
