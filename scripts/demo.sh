@@ -153,7 +153,7 @@ stamp="$(date +%s)"
 "${ctl[@]}" submit --channel director_mailbox --ref "demo-mail-$stamp" --name 王女士 --phone "0755-8123${stamp: -4}" \
   --title "夜间施工噪音" --description "工地夜间施工噪音太大，晚上十一点还在打桩，影响休息。" --street st-xinan
 "${ctl[@]}" submit --via nats --channel grid_patrol --ref "demo-patrol-$stamp" \
-  --title "井盖缺失" --description "网格员巡查发现荔枝社区路口井盖丢失，存在安全隐患。" --street st-dongmen --community cm-lizhi
+  --title "井盖缺失" --description "网格员巡查发现荔枝社区路口井盖丢失，存在安全隐患。" --street st-dongmen --community cm-lizhi --grid gd-lizhi-03
 echo
 echo "demo: waiting for the cases to be classified and dispatched…"
 case_no="$(awk '/受理编号/ {print $3; exit}' "$run_dir/case1.txt")"

@@ -466,8 +466,8 @@ async fn post_form(
             ..Default::default()
         }),
         attachments,
-        submitted_at: None,
         category_hint: request_type.to_string(),
+        ..Default::default()
     };
     match intake.submit(SubmitRequest { submission: Some(submission) }).await {
         Ok(r) => {

@@ -33,9 +33,10 @@ impl IntakeApi {
         {
             policy::may_submit(who, channel).map_err(|r| Error::Refused(r.0))?;
         }
+        let entered_by = auth::caller(request).map(|who| format!("{} ({})", who.name, who.subject)).unwrap_or_default();
         let mut command = self.commands.begin(request).await?;
         let now = command.now();
-        let registered = self.intake.register(&mut command.work(), &submission, now).await?;
+        let registered = self.intake.register(&mut command.work(), &submission, now, &entered_by).await?;
         command.commit().await?;
         Ok(registered.to_proto())
     }
@@ -256,6 +257,8 @@ impl IntakeService for IntakeApi {
             masked_phone,
             attachments,
             proactive: row.proactive,
+            entered_by: row.entered_by,
+            session: row.session,
             received_at: Some(millis_to_proto(row.received_at)),
             timeline: vec![TimelineEntry {
                 at: Some(millis_to_proto(row.received_at)),

@@ -128,7 +128,9 @@ impl Handler for Events {
             answer.rejected(work, &self.intake.subjects, violations);
             return Ok(());
         }
-        match self.intake.register(work, &submission, from_millis(msg.published_at)).await {
+        let producer = self.intake.channel(&channel).map(|c| c.producer().to_string()).unwrap_or_else(|| channel.clone());
+        let entered_by = format!("NATS: channel-{channel} ({producer})");
+        match self.intake.register(work, &submission, from_millis(msg.published_at), &entered_by).await {
             Ok(registered) => {
                 answer.accepted(work, &self.intake.subjects, &registered);
                 Ok(())
@@ -236,6 +238,7 @@ pub fn from_json(body: &[u8]) -> Result<Submission, Undecodable> {
             "title" => s.title = fields.string(key, value),
             "description" => s.description = fields.string(key, value),
             "category_hint" => s.category_hint = fields.string(key, value),
+            "session" => s.session = fields.string(key, value),
             "citizen" => s.citizen = fields.object(key, value).map(|m| fields.citizen(&m)),
             "location" => s.location = fields.object(key, value).map(|m| fields.location(&m)),
             "attachments" => s.attachments = fields.attachments(value),

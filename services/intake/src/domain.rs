@@ -58,6 +58,7 @@ pub fn validate(s: &Submission, channels: &[Channel], limits: &Limits, now: Date
     clean.title = s.title.trim().to_string();
     clean.description = s.description.trim().to_string();
 
+    clean.session = s.session.trim().to_string();
     let channel = channels.iter().find(|c| c.id == clean.channel);
     match channel {
         _ if clean.channel.is_empty() => v.add("channel", "is required", "渠道不能为空"),
@@ -119,6 +120,19 @@ pub fn validate(s: &Submission, channels: &[Channel], limits: &Limits, now: Date
         }
     }
 
+    match channel.map(|c| c.kind) {
+        // A grid officer reports from their grid: the grid is what counts their patrol.
+        Some(ChannelKind::Patrol) if clean.location.as_ref().is_none_or(|l| l.grid.trim().is_empty()) => {
+            v.add("location.grid", "is required on a patrol channel: the grid code of the officer's grid", "网格员巡查须填写网格编码")
+        }
+        Some(ChannelKind::WalkIn) if clean.session.is_empty() => {
+            v.add("session", "is required on a walk-in channel: the session the entry was made at", "现场接访须填写所属接访活动（场次）")
+        }
+        _ => {}
+    }
+    if chars(&clean.session) > 128 {
+        v.add("session", "is longer than 128 characters", "接访场次编号不能超过128个字符");
+    }
     if let Some(loc) = &clean.location {
         if !(-90.0..=90.0).contains(&loc.latitude) || !(-180.0..=180.0).contains(&loc.longitude) {
             v.add("location", "latitude/longitude out of range", "经纬度超出范围");
@@ -184,6 +198,7 @@ fn control_characters(s: &Submission, v: &mut Violations) {
         ("title".into(), &s.title, false),
         ("description".into(), &s.description, true),
         ("category_hint".into(), &s.category_hint, false),
+        ("session".into(), &s.session, false),
         ("citizen.name".into(), &citizen.name, false),
         ("citizen.phone".into(), &citizen.phone, false),
         ("location.street".into(), &location.street, false),
@@ -389,6 +404,7 @@ mod tests {
             channel("hotline", "12345热线", ChannelKind::Hotline, true, true),
             channel("grid_patrol", "网格巡查", ChannelKind::Patrol, false, true),
             channel("old_board", "旧留言板", ChannelKind::MessageBoard, true, false),
+            channel("night_talks", "心安夜话", ChannelKind::WalkIn, true, true),
         ]
     }
 
@@ -505,11 +521,26 @@ mod tests {
     }
 
     #[test]
-    fn patrol_reports_need_no_phone() {
+    fn patrol_reports_need_no_phone_but_their_grid() {
         let mut s = good();
         s.channel = "grid_patrol".into();
         s.citizen = None;
+        assert_eq!(fields(&s), ["location.grid"]);
+        s.location = Some(Location { grid: "gd-lizhi-03".into(), ..Default::default() });
         assert!(validate(&s, &channels(), &Limits::default(), now()).is_ok());
+    }
+
+    #[test]
+    fn walk_in_entries_belong_to_a_session() {
+        let mut s = good();
+        s.channel = "night_talks".into();
+        assert_eq!(fields(&s), ["session"]);
+        s.session = "  xaty-20261201-dongmen ".into();
+        assert_eq!(validate(&s, &channels(), &Limits::default(), now()).unwrap().session, "xaty-20261201-dongmen");
+        s.session = "x".repeat(129);
+        assert_eq!(fields(&s), ["session"]);
+        s.session = "场次\u{1b}[2J".into();
+        assert_eq!(fields(&s), ["session"]);
     }
 
     #[test]

@@ -60,8 +60,15 @@ impl Intake {
     }
 
     /// Validates and registers a submission inside `work`, emitting `case.received`. `taken_at`
-    /// is when the channel's message reached Jiesu (its stream time; now for a gRPC call).
-    pub async fn register(&self, work: &mut Work<'_>, submission: &Submission, taken_at: DateTime<Utc>) -> Result<Registered, Error> {
+    /// is when the channel's message reached Jiesu (its stream time; now for a gRPC call);
+    /// `entered_by` who entered it (the verified caller, or the channel's producer).
+    pub async fn register(
+        &self,
+        work: &mut Work<'_>,
+        submission: &Submission,
+        taken_at: DateTime<Utc>,
+        entered_by: &str,
+    ) -> Result<Registered, Error> {
         let now = work.now();
         let mut clean = domain::validate(submission, &self.settings.channels, &self.settings.limits, now).map_err(Error::Invalid)?;
         if let Some(row) = store::find_by_channel_ref(work.tx, &clean.channel, &clean.channel_ref).await? {
@@ -104,6 +111,7 @@ impl Intake {
             submission: &clean,
             contact: &sealed,
             proactive,
+            entered_by,
             submitted_at: to_millis(submitted_at),
             received_at: to_millis(now),
         };
@@ -188,6 +196,7 @@ impl Intake {
             proactive: channel.proactive(),
             attachments: s.attachments.clone(),
             channel_kind: channel.kind.key().to_string(),
+            session: s.session.clone(),
         }
     }
 }

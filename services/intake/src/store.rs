@@ -30,6 +30,8 @@ pub struct SubmissionRow {
     /// Sealed like the contact.
     pub query_code: String,
     pub proactive: bool,
+    pub entered_by: String,
+    pub session: String,
 }
 
 impl SubmissionRow {
@@ -59,7 +61,7 @@ struct StoredAttachment {
 
 const COLUMNS: &str = "case_id, case_no, channel, channel_ref, title, description, street, community, grid, \
     address, latitude, longitude, attachments, category_hint, citizen_name, citizen_phone, anonymous, \
-    submitted_at, received_at, query_code, proactive";
+    submitted_at, received_at, query_code, proactive, entered_by, session";
 
 /// Finds the case already registered for (channel, channel_ref), inside the transaction.
 pub async fn find_by_channel_ref(tx: &mut Tx, channel: &str, channel_ref: &str) -> Result<Option<SubmissionRow>, Error> {
@@ -95,13 +97,14 @@ pub struct NewCase<'a> {
     pub submission: &'a Submission,
     pub contact: &'a SealedContact,
     pub proactive: bool,
+    pub entered_by: &'a str,
     pub submitted_at: i64,
     pub received_at: i64,
 }
 
 /// Records an accepted submission.
 pub async fn record_submission(tx: &mut Tx, new: &NewCase<'_>) -> Result<(), Error> {
-    let NewCase { case_id, case_no, submission: s, contact, proactive, submitted_at, received_at } = *new;
+    let NewCase { case_id, case_no, submission: s, contact, proactive, entered_by, submitted_at, received_at } = *new;
     let loc = s.location.clone().unwrap_or_default();
     let anonymous = s.citizen.as_ref().is_some_and(|c| c.anonymous);
     let attachments: Vec<StoredAttachment> = s
@@ -118,13 +121,13 @@ pub async fn record_submission(tx: &mut Tx, new: &NewCase<'_>) -> Result<(), Err
     let attachments = serde_json::to_string(&attachments).expect("json");
     let sql = format!(
         "INSERT INTO submissions ({COLUMNS}, citizen_phone_hash)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)"
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)"
     );
     with_tx!(tx, conn => sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(case_id).bind(case_no).bind(&s.channel).bind(&s.channel_ref).bind(&s.title).bind(&s.description)
         .bind(&loc.street).bind(&loc.community).bind(&loc.grid).bind(&loc.address).bind(loc.latitude).bind(loc.longitude)
         .bind(&attachments).bind(&s.category_hint).bind(&contact.name).bind(&contact.phone).bind(anonymous)
-        .bind(submitted_at).bind(received_at).bind(&contact.query_code).bind(proactive).bind(&contact.phone_hash)
+        .bind(submitted_at).bind(received_at).bind(&contact.query_code).bind(proactive).bind(entered_by).bind(&s.session).bind(&contact.phone_hash)
         .execute(conn).await.map(|r| r.rows_affected()))?;
     Ok(())
 }

@@ -96,7 +96,7 @@ fn submission(channel: &str, channel_ref: &str, phone: &str) -> SubmitRequest {
             citizen: Some(Citizen { name: "张三".into(), phone: phone.into(), anonymous: false }),
             title: "油烟扰民".into(),
             description: "楼下饭店油烟太大，晚上无法开窗".into(),
-            location: Some(Location { street: "st-dongmen".into(), ..Default::default() }),
+            location: Some(Location { street: "st-dongmen".into(), grid: "gd-dongmen-01".into(), ..Default::default() }),
             ..Default::default()
         }),
     }

@@ -330,8 +330,14 @@ struct SubmitArgs {
     street: String,
     #[arg(long, default_value = "")]
     community: String,
+    /// Grid code (网格编码): required on patrol channels.
+    #[arg(long, default_value = "")]
+    grid: String,
     #[arg(long, default_value = "")]
     address: String,
+    /// The walk-in session (接访场次) an entry belongs to: required on walk-in channels.
+    #[arg(long, default_value = "")]
+    session: String,
     /// grpc: intake's Submit; nats: publish JSON on jiesu.intake.<channel> like a channel producer.
     #[arg(long, value_enum, default_value_t = Via::Grpc)]
     via: Via,
@@ -645,9 +651,11 @@ async fn submit(d: &District, a: SubmitArgs) -> Result<()> {
         location: Some(Location {
             street: a.street.clone(),
             community: a.community.clone(),
+            grid: a.grid.clone(),
             address: a.address.clone(),
             ..Default::default()
         }),
+        session: a.session.clone(),
         ..Default::default()
     };
     match a.via {
@@ -672,7 +680,8 @@ async fn submit(d: &District, a: SubmitArgs) -> Result<()> {
                 "citizen": {"name": a.name, "phone": a.phone},
                 "title": a.title,
                 "description": a.description,
-                "location": {"street": a.street, "community": a.community, "address": a.address},
+                "location": {"street": a.street, "community": a.community, "grid": a.grid, "address": a.address},
+                "session": a.session,
             });
             // A producer hears back on its own channel: jiesu.intake.accepted.<channel> with the
             // case number, or jiesu.intake.rejected.<channel> with every reason (docs/channels.md).

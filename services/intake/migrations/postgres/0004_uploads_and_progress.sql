@@ -1,7 +1,10 @@
--- The citizen's query code (查询码, sealed like the contact) and whether the request was found on
--- patrol before anyone complained (未诉先办).
+-- The citizen's query code (查询码, sealed like the contact); whether the request was found on
+-- patrol before anyone complained (未诉先办); who entered it (the verified caller, or the channel's
+-- producer); the walk-in session it was entered at.
 ALTER TABLE submissions ADD COLUMN query_code TEXT NOT NULL DEFAULT '';
 ALTER TABLE submissions ADD COLUMN proactive BOOLEAN NOT NULL DEFAULT FALSE;
+ALTER TABLE submissions ADD COLUMN entered_by TEXT NOT NULL DEFAULT '';
+ALTER TABLE submissions ADD COLUMN session TEXT NOT NULL DEFAULT '';
 
 -- Files uploaded for submissions (附件), stored on disk by the SHA-256 of their content; the
 -- copy others than the centre see has its location and other metadata removed (stripped_sha256).
