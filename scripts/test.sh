@@ -20,6 +20,14 @@ if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
 
+# The Open311 endpoint is also checked through an existing client library, Python's georeport
+# (channels/web/tests/open311): installed into .local/python when missing.
+if [ ! -d .local/python/georeport ]; then
+  echo "test: installing the georeport Open311 client into .local/python (for the Open311 test)" >&2
+  python3 -m pip install -q --disable-pip-version-check --target .local/python georeport==0.3.1 >/dev/null
+fi
+export JIESU_TEST_PYTHONPATH="$PWD/.local/python"
+
 # The PostgreSQL tests are part of the suite, never skipped: say clearly when the server is down.
 if command -v pg_isready >/dev/null && ! pg_isready -q -h 127.0.0.1 -p 5432; then
   if command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ]; then

@@ -13,6 +13,7 @@
 //! re-sent after a broken connection is the same request, registered once.
 
 pub mod form;
+pub mod open311;
 pub mod pages;
 pub mod qr;
 
@@ -59,6 +60,9 @@ pub struct Settings {
     pub behind_proxy: bool,
     /// The largest form post accepted, files included (bytes).
     pub max_request_bytes: usize,
+    /// The Open311 clients' keys (`[[web.open311_keys]]`), each for an `open311` channel of the
+    /// registry whose producer is this front.
+    pub open311_keys: Vec<open311::Open311Key>,
 }
 
 impl Default for Settings {
@@ -74,6 +78,7 @@ impl Default for Settings {
             lookups_per_client_per_hour: 60,
             behind_proxy: false,
             max_request_bytes: 160 * 1024 * 1024,
+            open311_keys: Vec::new(),
         }
     }
 }
@@ -160,13 +165,14 @@ pub async fn start(district: &DistrictConfig) -> Result<WebFront, Error> {
         tracing::warn!(producer = %settings.producer, "no enabled mailbox channel names this front as its producer: only the status page is served");
     }
     let organisation = organisation(district)?;
+    let open311 = open311_services(district, &settings)?;
     let addr: SocketAddr = settings.listen.parse().map_err(|e| Error::Config(format!("listen {:?}: {e}", settings.listen)))?;
     let tls = Tls::load(&tls_settings, NAME, &[addr])?;
     let signer = Signer::from_settings(&auth, district.base_dir())?;
     let credentials = ServiceCredentials::producer(&settings.producer, signer);
     let intake = pages::intake_client(&settings.intake_url, tls.as_ref(), credentials)?;
     let key = form_key(&settings.form_key)?;
-    let app = Arc::new(pages::App::new(info, organisation, mailboxes, limits, settings.clone(), key, intake));
+    let app = Arc::new(pages::App::new(info, open311, organisation, mailboxes, limits, settings.clone(), key, intake));
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| Error::Listen { addr: settings.listen.clone(), source })?;
     let addr = listener.local_addr().map_err(|source| Error::Listen { addr: settings.listen.clone(), source })?;
     let cancel = CancellationToken::new();
@@ -184,6 +190,33 @@ fn organisation(district: &DistrictConfig) -> Result<jiesu_reference::Organisati
     let path: PathBuf = district.base_dir().join(file);
     let text = std::fs::read_to_string(&path).map_err(|e| Error::Config(format!("reading {}: {e}", path.display())))?;
     toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+}
+
+/// The services (the taxonomy) and the clients' keys, each checked against the registry.
+fn open311_services(district: &DistrictConfig, settings: &Settings) -> Result<pages::Open311, Error> {
+    let channels = district.channels()?;
+    for key in &settings.open311_keys {
+        let ok = channels.iter().any(|c| c.id == key.channel && c.kind == ChannelKind::Open311 && c.producer() == settings.producer);
+        if !ok {
+            return Err(Error::Config(format!(
+                "open311_keys: channel {:?} is not an open311 channel of [[intake.channels]] whose producer is {:?}",
+                key.channel, settings.producer
+            )));
+        }
+        if key.key_sha256.len() != 64 || !key.key_sha256.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(Error::Config(format!("open311_keys: key_sha256 of {:?} must be 64 hex digits (sha256sum of the key)", key.name)));
+        }
+    }
+    let reference: toml::Table = district.part("reference")?;
+    let (services, changeset) = match reference.get("taxonomy").and_then(|v| v.as_str()) {
+        None => (Vec::new(), String::new()),
+        Some(file) => {
+            let path = district.base_dir().join(file);
+            let text = std::fs::read_to_string(&path).map_err(|e| Error::Config(format!("reading {}: {e}", path.display())))?;
+            open311::services(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?
+        }
+    };
+    Ok(pages::Open311 { services, changeset, keys: settings.open311_keys.clone() })
 }
 
 fn form_key(configured: &str) -> Result<form::FormKey, Error> {

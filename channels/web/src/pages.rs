@@ -61,9 +61,17 @@ const FORM_COOKIE: &str = "jiesu_form";
 /// How much of an upload one gRPC message carries.
 const UPLOAD_CHUNK: usize = 256 * 1024;
 
+/// What the Open311 endpoints serve: the services, the taxonomy's version, the clients' keys.
+pub struct Open311 {
+    pub services: Vec<crate::open311::Service>,
+    pub changeset: String,
+    pub keys: Vec<crate::open311::Open311Key>,
+}
+
 /// Everything the pages share.
 pub struct App {
     district: District,
+    open311: Open311,
     streets: Vec<StreetOption>,
     mailboxes: Vec<Channel>,
     owners: BTreeMap<String, String>,
@@ -84,8 +92,10 @@ pub struct StreetOption {
 }
 
 impl App {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         district: District,
+        open311: Open311,
         organisation: Organisation,
         mailboxes: Vec<Channel>,
         limits: AttachmentLimits,
@@ -123,6 +133,7 @@ impl App {
             .collect();
         Self {
             district,
+            open311,
             streets,
             mailboxes,
             owners,
@@ -133,6 +144,23 @@ impl App {
             submitted: Default::default(),
             rates: Default::default(),
         }
+    }
+
+    pub fn district(&self) -> &District {
+        &self.district
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn open311(&self) -> &Open311 {
+        &self.open311
+    }
+
+    /// A client of intake (cheap: it shares the connection).
+    pub fn intake(&self) -> IntakeClient {
+        self.intake.clone()
     }
 
     fn mailbox(&self, id: &str) -> Option<&Channel> {
@@ -164,6 +192,7 @@ pub fn router(app: std::sync::Arc<App>) -> Router {
         .route("/mailbox/{id}/qr.svg", get(qr_svg))
         .route("/status", get(show_status).post(post_status))
         .route("/healthz", get(|| async { "ok" }))
+        .merge(crate::open311::router())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::map_response(security_headers))

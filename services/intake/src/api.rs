@@ -7,9 +7,9 @@ use std::pin::Pin;
 
 use futures::Stream;
 use jiesu_proto::v1::{
-    Attachment, AttachmentChunk, CaseRef, Contact, ContactRead, FieldViolation, GetAttachmentRequest, ListContactReadsRequest,
-    ListContactReadsResponse, Location, PublicStatus, PublicStatusRequest, PublicStep, SubmissionView, SubmitRequest, SubmitResponse,
-    TimelineEntry, intake_service_server::IntakeService,
+    Attachment, AttachmentChunk, CaseRef, Contact, ContactRead, FieldViolation, GetAttachmentRequest, ListChannelRequestsRequest,
+    ListChannelRequestsResponse, ListContactReadsRequest, ListContactReadsResponse, Location, PublicStatus, PublicStatusRequest,
+    PublicStep, SubmissionView, SubmitRequest, SubmitResponse, TimelineEntry, intake_service_server::IntakeService,
 };
 use tonic::{Request, Response, Status, Streaming};
 
@@ -95,6 +95,78 @@ impl IntakeApi {
         Ok(Attachment { kind: row.kind, url: String::new(), sha256: original.sha256, media_type: row.media_type, size: original.size })
     }
 
+    /// What the public may see of one stored request: its steps from the progress consumer.
+    async fn public_view(&self, row: store::SubmissionRow) -> Result<PublicStatus, Status> {
+        let steps = store::steps(&self.db, &row.case_id).await?;
+        let channel_name =
+            self.intake.channel(&row.channel).map(|c| c.name.clone()).filter(|n| !n.is_empty()).unwrap_or(row.channel.clone());
+        let mut public = vec![PublicStep {
+            at: Some(millis_to_proto(row.received_at)),
+            step: "received".into(),
+            text: format!("您的诉求已经{channel_name}受理，受理编号{}", row.case_no),
+        }];
+        public.extend(steps.iter().map(|s| PublicStep { at: Some(millis_to_proto(s.at)), step: s.step.clone(), text: s.text.clone() }));
+        let status = public.last().map(|s| s.step.clone()).unwrap_or_default();
+        Ok(PublicStatus {
+            case_no: row.case_no,
+            received_at: Some(millis_to_proto(row.received_at)),
+            channel_name,
+            title: row.title,
+            status_zh: public_status(&status).to_string(),
+            closed: is_closed(&status),
+            status,
+            unit_name: steps.iter().rev().find(|s| !s.unit_name.is_empty()).map(|s| s.unit_name.clone()).unwrap_or_default(),
+            updated_at: public.last().and_then(|s| s.at),
+            steps: public,
+            category_hint: row.category_hint,
+            latitude: row.latitude,
+            longitude: row.longitude,
+            channel_ref: row.channel_ref,
+            channel: row.channel,
+        })
+    }
+
+    async fn channel_requests(&self, request: &Request<ListChannelRequestsRequest>) -> Result<ListChannelRequestsResponse, Status> {
+        let req = request.get_ref();
+        if req.channels.is_empty() {
+            return Err(Status::invalid_argument("channels: name at least one channel"));
+        }
+        for id in &req.channels {
+            let channel = self
+                .intake
+                .channel(id)
+                .ok_or_else(|| Status::invalid_argument(format!("channels: {id:?} is not a channel of this district")))?;
+            if let Some(who) = auth::caller(request) {
+                policy::may_list_channel(who, channel).map_err(|r| Status::permission_denied(r.0))?;
+            }
+        }
+        let limit = match req.limit {
+            0 => 1000,
+            n if n > 1000 => return Err(Status::invalid_argument(format!("limit {n} is over the maximum of 1000"))),
+            n => n,
+        };
+        if req.case_nos.len() + req.channel_refs.len() > 1000
+            || req.case_nos.iter().chain(&req.channel_refs).any(|v| v.chars().count() > 128)
+        {
+            return Err(Status::invalid_argument("case_nos and channel_refs: at most 1000 values of at most 128 characters"));
+        }
+        let millis =
+            |t: &Option<jiesu_proto::Timestamp>| t.as_ref().map(|t| t.seconds.saturating_mul(1000) + i64::from(t.nanos) / 1_000_000);
+        let query = store::ChannelQuery {
+            channels: &req.channels,
+            case_nos: &req.case_nos,
+            channel_refs: &req.channel_refs,
+            received_from: millis(&req.received_from),
+            received_until: millis(&req.received_until),
+            limit,
+        };
+        let mut requests = Vec::new();
+        for row in store::requests_of_channels(&self.db, &query).await? {
+            requests.push(self.public_view(row).await?);
+        }
+        Ok(ListChannelRequestsResponse { requests })
+    }
+
     async fn public_status(&self, req: &PublicStatusRequest) -> Result<PublicStatus, Status> {
         let case_no = req.case_no.trim();
         let code = normalise_query_code(&req.query_code);
@@ -128,27 +200,13 @@ impl IntakeApi {
             tracing::info!("status lookup with a wrong case number or query code");
             return Err(Status::not_found("no case with this case number and query code (受理编号或查询码不正确)"));
         };
-        let steps = store::steps(&self.db, &row.case_id).await?;
-        let channel_name =
-            self.intake.channel(&row.channel).map(|c| c.name.clone()).filter(|n| !n.is_empty()).unwrap_or(row.channel.clone());
-        let mut public = vec![PublicStep {
-            at: Some(millis_to_proto(row.received_at)),
-            step: "received".into(),
-            text: format!("您的诉求已经{channel_name}受理，受理编号{}", row.case_no),
-        }];
-        public.extend(steps.iter().map(|s| PublicStep { at: Some(millis_to_proto(s.at)), step: s.step.clone(), text: s.text.clone() }));
-        let status = public.last().map(|s| s.step.clone()).unwrap_or_default();
-        Ok(PublicStatus {
-            case_no: row.case_no,
-            received_at: Some(millis_to_proto(row.received_at)),
-            channel_name,
-            title: row.title,
-            status_zh: public_status(&status).to_string(),
-            status,
-            unit_name: steps.iter().rev().find(|s| !s.unit_name.is_empty()).map(|s| s.unit_name.clone()).unwrap_or_default(),
-            steps: public,
-        })
+        self.public_view(row).await
     }
+}
+
+/// Whether a case is over for the citizen (Open311's `closed`).
+fn is_closed(step: &str) -> bool {
+    matches!(step, "resolved" | "revisited" | "closed" | "merged")
 }
 
 /// Compares secrets in time independent of where they differ.
@@ -218,6 +276,13 @@ impl IntakeService for IntakeApi {
 
     async fn get_public_status(&self, request: Request<PublicStatusRequest>) -> Result<Response<PublicStatus>, Status> {
         Ok(Response::new(self.public_status(request.get_ref()).await?))
+    }
+
+    async fn list_channel_requests(
+        &self,
+        request: Request<ListChannelRequestsRequest>,
+    ) -> Result<Response<ListChannelRequestsResponse>, Status> {
+        Ok(Response::new(self.channel_requests(&request).await?))
     }
 
     async fn submit(&self, request: Request<SubmitRequest>) -> Result<Response<SubmitResponse>, Status> {

@@ -70,6 +70,21 @@ pub fn sees_original_attachments(who: &Identity) -> bool {
     who.has(Role::CentreAgent) || who.has(Role::CentreSupervisor) || who.has(Role::Auditor) || who.has(Role::Administrator)
 }
 
+/// May `who` list what the public may see of the requests of `channel` (the Open311 front)?
+/// Its producer, the centre, auditors and administrators.
+pub fn may_list_channel(who: &Identity, channel: &Channel) -> Result<(), Refusal> {
+    let allowed = who.has(Role::CentreAgent)
+        || who.has(Role::CentreSupervisor)
+        || who.has(Role::Auditor)
+        || who.has(Role::Administrator)
+        || (who.has(Role::ChannelIntegrator) && who.subject == channel.producer());
+    if allowed {
+        Ok(())
+    } else {
+        Err(Refusal(format!("{} may not list the requests of channel {:?}: its producer and the centre may", who.describe(), channel.id)))
+    }
+}
+
 /// May `who` list the record of contact reads?
 pub fn may_audit(who: &Identity) -> Result<(), Refusal> {
     if who.has(Role::Auditor) || who.has(Role::Administrator) {
@@ -149,5 +164,12 @@ mod tests {
         let refused = may_submit(&web, &hotline).unwrap_err();
         assert!(refused.0.contains("its producer is \"hotline\""), "{refused}");
         assert!(may_submit(&who(Role::ChannelIntegrator, "hotline", None), &hotline).is_ok(), "the producer defaults to the id");
+        for role in Role::ALL {
+            let caller = who(role, "someone", role.needs_unit().then_some("st-dongmen"));
+            let expected = matches!(role, Role::CentreAgent | Role::CentreSupervisor | Role::Auditor | Role::Administrator);
+            assert_eq!(may_list_channel(&caller, &mailbox).is_ok(), expected, "{role} listing a channel");
+        }
+        assert!(may_list_channel(&web, &mailbox).is_ok());
+        assert!(may_list_channel(&web, &hotline).is_err(), "only its own channels");
     }
 }

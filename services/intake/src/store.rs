@@ -290,3 +290,46 @@ pub async fn misses(db: &Db, case_no: &str, since: i64) -> Result<i64, Error> {
         .bind(case_no).bind(since).fetch_one(pool).await)?;
     Ok(n)
 }
+
+/// Which requests of which channels [`requests_of_channels`] lists.
+pub struct ChannelQuery<'a> {
+    pub channels: &'a [String],
+    pub case_nos: &'a [String],
+    pub channel_refs: &'a [String],
+    pub received_from: Option<i64>,
+    pub received_until: Option<i64>,
+    pub limit: u32,
+}
+
+/// The submissions of some channels, newest first.
+pub async fn requests_of_channels(db: &Db, q: &ChannelQuery<'_>) -> Result<Vec<SubmissionRow>, Error> {
+    let mut binds: Vec<String> = Vec::new();
+    let list = |values: &[String], binds: &mut Vec<String>| {
+        let start = binds.len();
+        binds.extend(values.iter().cloned());
+        (start + 1..=binds.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+    };
+    let mut sql = format!("SELECT {COLUMNS} FROM submissions WHERE channel IN ({})", list(q.channels, &mut binds));
+    if !q.case_nos.is_empty() {
+        sql.push_str(&format!(" AND case_no IN ({})", list(q.case_nos, &mut binds)));
+    }
+    if !q.channel_refs.is_empty() {
+        sql.push_str(&format!(" AND channel_ref IN ({})", list(q.channel_refs, &mut binds)));
+    }
+    let n = binds.len();
+    sql.push_str(&format!(
+        " AND received_at >= ${} AND received_at <= ${} ORDER BY received_at DESC, case_no DESC LIMIT ${}",
+        n + 1,
+        n + 2,
+        n + 3
+    ));
+    let (from, until) = (q.received_from.unwrap_or(i64::MIN), q.received_until.unwrap_or(i64::MAX));
+    let rows = with_pool!(db, pool => {
+        let mut query = sqlx::query_as::<_, SubmissionRow>(sqlx::AssertSqlSafe(sql.clone()));
+        for b in &binds {
+            query = query.bind(b);
+        }
+        query.bind(from).bind(until).bind(i64::from(q.limit)).fetch_all(pool).await
+    })?;
+    Ok(rows)
+}
