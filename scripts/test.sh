@@ -20,11 +20,12 @@ if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
 
-# The Open311 endpoint is also checked through an existing client library, Python's georeport
-# (channels/web/tests/open311): installed into .local/python when missing.
-if [ ! -d .local/python/georeport ]; then
-  echo "test: installing the georeport Open311 client into .local/python (for the Open311 test)" >&2
-  python3 -m pip install -q --disable-pip-version-check --target .local/python georeport==0.3.1 >/dev/null
+# Tests in other languages' clients: the Open311 endpoint through Python's georeport
+# (channels/web/tests/open311), the worked Python producer through the generic nats-py
+# (examples/python): both installed into .local/python when missing.
+if [ ! -d .local/python/georeport ] || [ ! -d .local/python/nats ] || [ ! -d .local/python/nkeys ]; then
+  echo "test: installing georeport and nats-py into .local/python (for the Open311 and producer tests)" >&2
+  python3 -m pip install -q --disable-pip-version-check --target .local/python georeport==0.3.1 'nats-py[nkeys]==2.12.0' >/dev/null
 fi
 export JIESU_TEST_PYTHONPATH="$PWD/.local/python"
 
