@@ -265,4 +265,34 @@ mod tests {
         assert_eq!(form_field("description"), "description");
         assert_eq!(form_field("channel"), "form");
     }
+
+    /// Property: any posted token, answer and cookie is refused or accepted, never a panic,
+    /// and only the signed one with the right sum is accepted.
+    #[test]
+    fn no_string_passes_for_a_token() {
+        let key = FormKey::new(b"secret");
+        let (good, shown) = key.issue("m", "c", at(0), &[3; 18]);
+        let sum = (u32::from(shown.a) + u32::from(shown.b)).to_string();
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let alphabet: Vec<char> = "ab.|-_=0123456789加 \u{0}\u{1b}中".chars().collect();
+        for i in 0..20_000 {
+            let token: String = if i % 2 == 0 {
+                let mut t: Vec<char> = good.chars().collect();
+                let at_ = (next() as usize) % t.len();
+                t[at_] = alphabet[(next() as usize) % alphabet.len()];
+                t.into_iter().collect()
+            } else {
+                (0..(next() % 80)).map(|_| alphabet[(next() as usize) % alphabet.len()]).collect()
+            };
+            if token != good {
+                assert!(key.check(&token, "m", "c", &sum, at(1)).is_err(), "{token:?}");
+            }
+        }
+    }
 }

@@ -10,11 +10,16 @@ use reqwest::{StatusCode, multipart};
 
 /// Intake with tokens required, and the web front signing its own as producer `web`.
 async fn district() -> (Harness, jiesu_web::WebFront, jiesu_kit::auth::Signer) {
+    district_with(|_| {}).await
+}
+
+async fn district_with(tweak: impl FnOnce(&mut jiesu_kit::DistrictConfig)) -> (Harness, jiesu_web::WebFront, jiesu_kit::auth::Signer) {
     let (h, signer) = Harness::start_with_tokens("intake", |c, k| async move { jiesu_intake::start(&c, k).await }).await;
     let mut config = h.bed.config.clone();
     config.set("web.listen", "127.0.0.1:0");
     config.set("web.intake_url", format!("http://{}", h.running().grpc_addr));
     config.set("web.public_url", "https://xinfang.example.gov.cn");
+    tweak(&mut config);
     let web = jiesu_web::start(&config).await.expect("the web front starts");
     (h, web, signer)
 }
@@ -226,5 +231,133 @@ async fn each_mailbox_has_a_qr_code_that_opens_its_form() {
     assert_eq!(svg.headers()["content-type"], "image/svg+xml");
     assert!(svg.text().await.unwrap().starts_with("<svg"));
     assert_eq!(b.get(url(&web, "/mailbox/nobody/qr.png")).send().await.unwrap().status(), StatusCode::NOT_FOUND);
+    web.shutdown().await;
+}
+
+/// Property, over HTTP: bodies that are not the form (random bytes, broken multipart, a wrong
+/// boundary, huge fields) and Open311 posts of random parameters are refused with a client
+/// error, never a fault, and the front keeps serving.
+#[tokio::test]
+async fn garbage_is_refused_without_a_fault() {
+    let (_h, web, _signer) = district_with(|c| c.set("web.posts_per_client_per_hour", 10_000)).await;
+    let b = browser();
+    let mut state = 0x1234_5678_9abc_def1u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let page = b.get(url(&web, "/mailbox/secretary_mailbox")).send().await.unwrap().text().await.unwrap();
+    let (token, answer) = token_and_answer(&page);
+    for i in 0..200 {
+        let boundary = "XyZ";
+        let mut body: Vec<u8> = match i % 4 {
+            0 => (0..(next() % 2000)).map(|_| next() as u8).collect(),
+            1 => format!("--{boundary}\r\nContent-Disposition: form-data; name=\"token\"\r\n\r\n{token}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"answer\"\r\n\r\n{answer}\r\n--{boundary}--\r\n").into_bytes(),
+            2 => format!("--{boundary}\r\nContent-Disposition: form-data; name=\"photos\"; filename=\"a.jpg\"\r\n\r\n\u{ff}\u{d8}junk").into_bytes(),
+            _ => format!("--other\r\nContent-Disposition: form-data; name=\"description\"\r\n\r\n{}\r\n--other--", "很长".repeat(5000)).into_bytes(),
+        };
+        if i % 4 != 0 && !body.is_empty() {
+            let at = (next() as usize) % body.len();
+            body[at] = next() as u8;
+        }
+        let r = b
+            .post(url(&web, "/mailbox/secretary_mailbox"))
+            .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_client_error() || r.status().is_success(), "{i}: {}", r.status());
+        assert!(r.status() != reqwest::StatusCode::OK || r.text().await.unwrap().contains("id=\"case-no\""), "only a whole form registers");
+        let params: Vec<(String, String)> = (0..(next() % 6))
+            .map(|_| {
+                let keys = ["api_key", "service_code", "lat", "long", "description", "address_string", "jurisdiction_id", "zzz"];
+                let key = keys[(next() as usize) % keys.len()].to_string();
+                let value: String =
+                    (0..(next() % 12)).map(|_| ['0', '.', '-', 'e', '9', '中', '%', '&', '=', '\u{0}'][(next() as usize) % 10]).collect();
+                (key, value)
+            })
+            .collect();
+        let r = b.post(url(&web, "/open311/v2/requests.json")).form(&params).send().await.unwrap();
+        assert!(r.status().is_client_error(), "{params:?}: {}", r.status());
+    }
+    assert_eq!(b.get(url(&web, "/healthz")).send().await.unwrap().status(), StatusCode::OK);
+    web.shutdown().await;
+}
+
+/// A crash between receiving a form and answering it: the citizen sends the same form again to
+/// a restarted front (same key), and it is the same case — registered once, with its receipt.
+#[tokio::test]
+async fn a_form_sent_again_after_a_restart_is_one_case() {
+    let (h, _signer) = Harness::start_with_tokens("intake", |c, k| async move { jiesu_intake::start(&c, k).await }).await;
+    let mut config = h.bed.config.clone();
+    config.set("web.listen", "127.0.0.1:0");
+    config.set("web.intake_url", format!("http://{}", h.running().grpc_addr));
+    config.set("web.form_key", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=");
+    let first = jiesu_web::start(&config).await.unwrap();
+    let b = browser();
+    let page = b.get(url(&first, "/mailbox/secretary_mailbox")).send().await.unwrap().text().await.unwrap();
+    let (token, answer) = token_and_answer(&page);
+    let receipt = b.post(url(&first, "/mailbox/secretary_mailbox")).multipart(letter(&token, &answer, "井盖松动")).send().await.unwrap();
+    let receipt = receipt.text().await.unwrap();
+    first.shutdown().await;
+    let second = jiesu_web::start(&config).await.unwrap();
+    let again = b.post(url(&second, "/mailbox/secretary_mailbox")).multipart(letter(&token, &answer, "井盖松动")).send().await.unwrap();
+    assert_eq!(again.status(), StatusCode::OK);
+    let again = again.text().await.unwrap();
+    assert_eq!(between(&again, "id=\"case-no\">", "<"), between(&receipt, "id=\"case-no\">", "<"), "one case");
+    assert_eq!(between(&again, "id=\"query-code\">", "<"), between(&receipt, "id=\"query-code\">", "<"));
+    second.shutdown().await;
+}
+
+/// Posts are limited per client address and per phone; lookups per client.
+#[tokio::test]
+async fn rates_are_limited_per_client_and_per_phone() {
+    let (_h, web, _signer) = district_with(|c| {
+        c.set("web.posts_per_client_per_hour", 4);
+        c.set("web.posts_per_phone_per_day", 2);
+        c.set("web.lookups_per_client_per_hour", 3);
+    })
+    .await;
+    let b = browser();
+    let mut statuses = Vec::new();
+    for i in 0..4 {
+        let page = b.get(url(&web, "/mailbox/secretary_mailbox")).send().await.unwrap().text().await.unwrap();
+        let (token, answer) = token_and_answer(&page);
+        let r = b
+            .post(url(&web, "/mailbox/secretary_mailbox"))
+            .multipart(letter(&token, &answer, &format!("第{i}次反映")))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+        if i == 2 {
+            assert!(r.text().await.unwrap().contains("该号码今天提交次数已达上限"), "the phone's limit, next to the phone");
+        }
+    }
+    assert_eq!(statuses, [200, 200, 429, 429], "two letters a day from one phone, then four posts an hour from one address");
+    let page = b.get(url(&web, "/mailbox/secretary_mailbox")).send().await.unwrap().text().await.unwrap();
+    let (token, answer) = token_and_answer(&page);
+    let fifth = b.post(url(&web, "/mailbox/secretary_mailbox")).multipart(letter(&token, &answer, "再次反映")).send().await.unwrap();
+    assert_eq!(fifth.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(fifth.text().await.unwrap().contains("提交过于频繁"));
+    let lookups: Vec<u16> = {
+        let mut v = Vec::new();
+        for _ in 0..4 {
+            v.push(
+                b.post(url(&web, "/status"))
+                    .form(&[("case_no", "DM1"), ("query_code", "AAAAAAAA")])
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16(),
+            );
+        }
+        v
+    };
+    assert_eq!(lookups, [404, 404, 404, 429]);
     web.shutdown().await;
 }
