@@ -31,7 +31,7 @@ use tonic_types::StatusExt;
 
 use crate::{
     AttachmentLimits, Error, INTAKE_TIMEOUT, Settings,
-    form::{FormError, FormKey, RateLimiter, Submitted, form_field},
+    form::{FormError, FormKey, Submitted, form_field},
     qr,
 };
 
@@ -80,7 +80,7 @@ pub struct App {
     key: FormKey,
     intake: IntakeClient,
     submitted: Mutex<Submitted>,
-    rates: Mutex<RateLimiter>,
+    rates: Mutex<jiesu_kit::rate::RateLimiter>,
 }
 
 /// A street and its communities, for the picker.

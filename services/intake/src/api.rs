@@ -23,15 +23,27 @@ pub struct IntakeApi {
     pub intake: Arc<Intake>,
     pub commands: Commands,
     pub db: Db,
+    /// Submissions per channel in the last minute, for the channels' own rate limits.
+    pub rates: std::sync::Mutex<jiesu_kit::rate::RateLimiter>,
 }
 
 impl IntakeApi {
     async fn submit_once(&self, request: &Request<SubmitRequest>) -> Result<SubmitResponse, Error> {
         let submission = request.get_ref().submission.clone().unwrap_or_default();
-        if let Some(who) = auth::caller(request)
-            && let Some(channel) = self.intake.channel(submission.channel.trim())
-        {
-            policy::may_submit(who, channel).map_err(|r| Error::Refused(r.0))?;
+        if let Some(channel) = self.intake.channel(submission.channel.trim()) {
+            if let Some(who) = auth::caller(request) {
+                policy::may_submit(who, channel).map_err(|r| Error::Refused(r.0))?;
+            }
+            if let Some(per_minute) = channel.limits.submissions_per_minute {
+                let now = self.commands.now();
+                let mut rates = self.rates.lock().expect("rate table");
+                if let Err(wait) = rates.hit(&channel.id, per_minute, std::time::Duration::from_secs(60), now) {
+                    return Err(Error::Busy(format!(
+                        "channel {:?} is over its limit of {per_minute} submissions a minute: retry in {wait} s (渠道提交过于频繁，请{wait}秒后重试)",
+                        channel.id
+                    )));
+                }
+            }
         }
         let entered_by = auth::caller(request).map(|who| format!("{} ({})", who.name, who.subject)).unwrap_or_default();
         let mut command = self.commands.begin(request).await?;
@@ -54,11 +66,17 @@ impl IntakeApi {
             if channel_id.is_empty() {
                 channel_id = chunk.channel.trim().to_string();
             }
-            if (bytes.len() + chunk.data.len()) as u64 > limits.largest() {
+            // The channel's own cap where it is tighter than the district's.
+            let cap = self
+                .intake
+                .channel(&channel_id)
+                .and_then(|c| c.limits.max_file_bytes)
+                .map_or(limits.largest(), |m| m.min(limits.largest()));
+            if (bytes.len() + chunk.data.len()) as u64 > cap {
                 return Err(invalid(
                     "data",
-                    &format!("the file is larger than the largest allowed ({} bytes)", limits.largest()),
-                    &format!("文件不能超过{}MB", limits.largest() / (1024 * 1024)),
+                    &format!("the file is larger than the largest allowed ({cap} bytes)"),
+                    &format!("文件不能超过{:.1}MB", cap as f64 / (1024.0 * 1024.0)),
                 ));
             }
             bytes.extend_from_slice(&chunk.data);

@@ -155,12 +155,9 @@ pub fn validate(s: &Submission, channels: &[Channel], limits: &Limits, now: Date
             ),
         }
     }
-    if clean.attachments.len() > limits.max_attachments {
-        v.add(
-            "attachments",
-            &format!("at most {} attachments", limits.max_attachments),
-            &format!("附件不能超过{}个", limits.max_attachments),
-        );
+    let max_attachments = channel.and_then(|c| c.limits.max_attachments).map_or(limits.max_attachments, |m| m.min(limits.max_attachments));
+    if clean.attachments.len() > max_attachments {
+        v.add("attachments", &format!("at most {max_attachments} attachments"), &format!("附件不能超过{max_attachments}个"));
     }
     for (i, a) in clean.attachments.iter().enumerate() {
         // An upload is named by its content's hash; what it is intake sniffed itself.
@@ -396,7 +393,16 @@ mod tests {
     use super::*;
 
     fn channel(id: &str, name: &str, kind: ChannelKind, requires_contact: bool, enabled: bool) -> Channel {
-        Channel { id: id.into(), name: name.into(), kind, owner: String::new(), producer: String::new(), requires_contact, enabled }
+        Channel {
+            id: id.into(),
+            name: name.into(),
+            kind,
+            owner: String::new(),
+            producer: String::new(),
+            requires_contact,
+            enabled,
+            limits: Default::default(),
+        }
     }
 
     fn channels() -> Vec<Channel> {

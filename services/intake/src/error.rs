@@ -17,6 +17,9 @@ pub enum Error {
     /// The caller may not do this (the reason says who may).
     #[error("{0}")]
     Refused(String),
+    /// Over a limit for now (the reason says when to retry).
+    #[error("{0}")]
+    Busy(String),
 }
 
 impl Error {
@@ -41,6 +44,7 @@ impl From<Error> for Status {
                 Status::with_error_details(tonic::Code::InvalidArgument, format!("submission rejected: {summary}"), details)
             }
             Error::Refused(why) => Status::permission_denied(why),
+            Error::Busy(why) => Status::resource_exhausted(why),
             Error::Kit(e) => jiesu_kit::internal_status(SERVICE, &e),
         }
     }

@@ -105,6 +105,6 @@ pub async fn start(district: &DistrictConfig, clock: SharedClock) -> Result<Runn
     });
     host.consume(Arc::new(consume::Events { intake: intake.clone() }));
     host.consume_as(PROGRESS_CONSUMER, Arc::new(consume::Progress));
-    let api = api::IntakeApi { intake, commands: host.commands(), db: host.db.clone() };
+    let api = api::IntakeApi { intake, commands: host.commands(), db: host.db.clone(), rates: Default::default() };
     Ok(host.serve(jiesu_proto::v1::intake_service_server::IntakeServiceServer::new(api))?)
 }

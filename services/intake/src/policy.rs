@@ -137,6 +137,7 @@ mod tests {
             producer: producer.into(),
             requires_contact: true,
             enabled: true,
+            limits: Default::default(),
         }
     }
 

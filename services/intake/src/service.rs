@@ -90,6 +90,7 @@ impl Intake {
             producer: String::new(),
             requires_contact: true,
             enabled: true,
+            limits: Default::default(),
         });
         let local_day = now.with_timezone(&self.timezone).date_naive();
         let seq = store::next_sequence(work.tx, &local_day.format("%Y-%m-%d").to_string()).await?;

@@ -19,6 +19,7 @@ jiesu_testkit::on_both_backends!(
     producers_submit_only_on_their_own_channels,
     uploads_are_sniffed_limited_and_referenced,
     the_status_page_follows_the_case_and_resists_guessing,
+    a_channel_is_held_to_its_own_limits,
 );
 
 /// Intake with tokens required, small attachment limits and a short fuse on wrong query codes.
@@ -342,4 +343,36 @@ async fn the_status_page_follows_the_case_and_resists_guessing(backend: Backend)
     let anonymous =
         client.clone().get_public_status(PublicStatusRequest { case_no: case.case_no.clone(), query_code: case.query_code.clone() }).await;
     assert_eq!(anonymous.unwrap_err().code(), Code::Unauthenticated, "the front calls with its own identity");
+}
+
+async fn a_channel_is_held_to_its_own_limits(backend: Backend) {
+    let mut bed = TestBed::new(jiesu_testkit::demo_config(), &["intake"]);
+    let signer = bed.require_tokens();
+    // A partner's message board, held to one file of 60 bytes and two submissions a minute.
+    let intake_section: toml::Table = bed.config.part("intake").unwrap();
+    let mut channels = intake_section["channels"].as_array().unwrap().clone();
+    let wechat: toml::Table = toml::from_str(
+        "id = \"wechat\"\nname = \"微信公众号\"\nkind = \"message_board\"\n[limits]\nmax_attachments = 1\nmax_file_bytes = 60\nsubmissions_per_minute = 2\n",
+    )
+    .unwrap();
+    channels.push(toml::Value::Table(wechat));
+    bed.config.set("intake.channels", toml::Value::Array(channels));
+    let h =
+        Harness::start_on_backend(bed, "intake", backend, Arc::new(SystemClock), |c, k| async move { jiesu_intake::start(&c, k).await })
+            .await;
+    let client = IntakeServiceClient::new(h.channel().await);
+    let wechat = || bearer(&signer, "wechat", Role::ChannelIntegrator, None);
+
+    let big = upload(&client, wechat(), "wechat", &png()).await.unwrap_err();
+    assert_eq!(big.code(), Code::InvalidArgument, "over the channel's own 60 bytes");
+    let mut two_files = submission("wechat", "wx-files");
+    let link = Attachment { kind: "photo".into(), url: "https://example.org/1.jpg".into(), ..Default::default() };
+    two_files.attachments = vec![link.clone(), link];
+    assert_eq!(fields(&submit(&client, wechat(), two_files).await.unwrap_err()), ["attachments"]);
+    submit(&client, wechat(), submission("wechat", "wx-1")).await.unwrap();
+    let third = submit(&client, wechat(), submission("wechat", "wx-2")).await.unwrap_err();
+    assert_eq!(third.code(), Code::ResourceExhausted, "{third:?}");
+    assert!(third.message().contains("retry in"), "{}", third.message());
+    // Other channels are not slowed by it.
+    submit(&client, bearer(&signer, "web", Role::ChannelIntegrator, None), submission("secretary_mailbox", "web-x")).await.unwrap();
 }

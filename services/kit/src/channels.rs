@@ -30,6 +30,24 @@ pub struct Channel {
     pub requires_contact: bool,
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// The channel's own limits, tighter than the district's where set.
+    #[serde(default)]
+    pub limits: ChannelLimits,
+}
+
+/// A channel's own limits (渠道限额): a channel of short messages may carry fewer files than
+/// the mailboxes, a partner's platform may be held to its agreed rate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelLimits {
+    /// Files one submission may carry (the district's `[intake.limits] max_attachments` when
+    /// tighter).
+    pub max_attachments: Option<usize>,
+    /// Bytes one uploaded file may have (the district's `[intake.attachments]` when tighter).
+    pub max_file_bytes: Option<u64>,
+    /// Submissions a minute through gRPC; more are refused with RESOURCE_EXHAUSTED and a time to
+    /// retry, so a runaway producer slows down alone. (NATS submissions queue in the stream.)
+    pub submissions_per_minute: Option<u32>,
 }
 
 impl Channel {

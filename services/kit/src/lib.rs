@@ -32,6 +32,7 @@ pub mod host;
 pub mod messaging;
 pub mod metrics;
 pub mod outbox;
+pub mod rate;
 pub mod server;
 pub mod telemetry;
 pub mod text;
