@@ -192,6 +192,7 @@ pub fn router(app: std::sync::Arc<App>) -> Router {
         .route("/mailbox/{id}/qr.svg", get(qr_svg))
         .route("/status", get(show_status).post(post_status))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/assets/locate.js", get(locate_js))
         .merge(crate::open311::router())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
@@ -202,13 +203,14 @@ pub fn router(app: std::sync::Arc<App>) -> Router {
 type AppState = State<std::sync::Arc<App>>;
 
 /// No framing (clickjacking), no sniffing, no referrer (the status page's URL is harmless, but
-/// nothing of a citizen's visit goes elsewhere), no script at all, forms only to ourselves.
+/// nothing of a citizen's visit goes elsewhere), no script but our own file (never inline, so
+/// nothing a citizen typed can run), forms only to ourselves.
 async fn security_headers(mut response: Response) -> Response {
     let h = response.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
     );
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
@@ -246,6 +248,9 @@ struct FormValues {
     address: String,
     title: String,
     description: String,
+    /// The point on the map, when the citizen let the phone locate them.
+    latitude: String,
+    longitude: String,
 }
 
 #[derive(Template)]
@@ -411,6 +416,8 @@ async fn post_form(
                     "address" => values.address = text,
                     "title" => values.title = text,
                     "description" => values.description = text,
+                    "latitude" => values.latitude = text,
+                    "longitude" => values.longitude = text,
                     _ => {}
                 }
             }
@@ -444,6 +451,14 @@ async fn post_form(
     if values.description.trim().is_empty() {
         errors.insert("description", "请填写诉求内容".into());
     }
+    let point = match (values.latitude.trim().parse::<f64>(), values.longitude.trim().parse::<f64>()) {
+        _ if values.latitude.trim().is_empty() && values.longitude.trim().is_empty() => (0.0, 0.0),
+        (Ok(lat), Ok(long)) if lat.is_finite() && long.is_finite() => (lat, long),
+        _ => {
+            errors.insert("address", "定位信息无效，请重新定位或在详细地址中写明地点".into());
+            (0.0, 0.0)
+        }
+    };
     let photos = uploads.iter().filter(|u| u.field == "photos").count();
     let videos = uploads.len() - photos;
     if photos > app.limits.max_photos || videos > app.limits.max_videos {
@@ -492,6 +507,8 @@ async fn post_form(
             street: street.to_string(),
             community: community.to_string(),
             address: values.address.clone(),
+            latitude: point.0,
+            longitude: point.1,
             ..Default::default()
         }),
         attachments,
@@ -656,6 +673,12 @@ async fn post_status(
             page_with(view, code)
         }
     }
+}
+
+/// The one script: the "use my location" button, embedded in the binary.
+async fn locate_js() -> Response {
+    const SCRIPT: &str = include_str!("../assets/locate.js");
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=86400")], SCRIPT).into_response()
 }
 
 async fn qr_png(State(app): AppState, Path(id): Path<String>) -> Result<Response, PageError> {

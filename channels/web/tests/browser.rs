@@ -45,6 +45,8 @@ async fn a_citizen_on_a_phone_writes_keeps_the_receipt_and_follows_the_case() {
     let width: i64 = b.execute("return document.documentElement.scrollWidth", vec![]).await.unwrap().as_i64().unwrap();
     assert!(width <= 390, "the form fits a phone's width without scrolling sideways ({width}px)");
     b.screenshot(shots.join("mailbox-form-phone.png")).await.unwrap();
+    let locate = b.wait_for("#locate", WAIT).await.unwrap();
+    assert!(locate.is_displayed().await.unwrap(), "our own script runs under the page's policy and offers the phone's location");
 
     b.find("input[name=request_type][value=complaint]").await.unwrap().click().await.unwrap();
     b.find("#name").await.unwrap().send_keys("李先生").await.unwrap();

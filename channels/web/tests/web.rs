@@ -92,6 +92,8 @@ async fn a_citizen_writes_to_the_secretary_and_follows_the_case() {
     let (token, answer) = token_and_answer(&page);
 
     let form = letter(&token, &answer, "小区门口有人私装地锁，占用公共车位。")
+        .text("latitude", "22.543100")
+        .text("longitude", "114.057900")
         .part("photos", multipart::Part::bytes(photo_with_location()).file_name("lock.jpg").mime_str("image/jpeg").unwrap());
     let receipt = b.post(url(&web, "/mailbox/secretary_mailbox")).multipart(form).send().await.unwrap();
     assert_eq!(receipt.status(), StatusCode::OK);
@@ -109,6 +111,8 @@ async fn a_citizen_writes_to_the_secretary_and_follows_the_case() {
     ask.metadata_mut().insert("authorization", bearer(&signer, "agent-1", Role::CentreAgent, None));
     let view = intake.get_submission(ask).await.unwrap().into_inner();
     assert_eq!(view.attachments.len(), 1);
+    let place = view.location.clone().unwrap();
+    assert_eq!((place.community.as_str(), place.latitude, place.longitude), ("cm-lizhi", 22.5431, 114.0579), "the point on the map");
     let photo = &view.attachments[0];
     assert_eq!((photo.kind.as_str(), photo.media_type.as_str()), ("photo", "image/jpeg"));
     let fetch = |role: Role, unit: Option<&'static str>| {
