@@ -356,6 +356,48 @@ fn client(app: &App, addr: SocketAddr, headers: &HeaderMap) -> String {
     addr.ip().to_string()
 }
 
+/// A mailbox form as posted.
+struct Posted {
+    values: FormValues,
+    token: String,
+    answer: String,
+    uploads: Vec<Upload>,
+}
+
+/// Reads the parts of a posted form; unknown fields are ignored.
+async fn read_posted(multipart: &mut Multipart) -> Result<Posted, axum::extract::multipart::MultipartError> {
+    let mut posted = Posted { values: FormValues::default(), token: String::new(), answer: String::new(), uploads: Vec::new() };
+    while let Some(field) = multipart.next_field().await? {
+        let name = field.name().unwrap_or_default().to_string();
+        if name == "photos" || name == "video" {
+            let has_name = field.file_name().is_some_and(|n| !n.is_empty());
+            let bytes = field.bytes().await?;
+            // A browser sends an empty part for a file field left empty.
+            if has_name || !bytes.is_empty() {
+                posted.uploads.push(Upload { field: if name == "video" { "video" } else { "photos" }, bytes: bytes.to_vec() });
+            }
+            continue;
+        }
+        let text = field.text().await?;
+        let v = &mut posted.values;
+        match name.as_str() {
+            "token" => posted.token = text,
+            "answer" => posted.answer = text,
+            "request_type" => v.request_type = text,
+            "name" => v.name = text,
+            "phone" => v.phone = text,
+            "community" => v.community = text,
+            "address" => v.address = text,
+            "title" => v.title = text,
+            "description" => v.description = text,
+            "latitude" => v.latitude = text,
+            "longitude" => v.longitude = text,
+            _ => {}
+        }
+    }
+    Ok(posted)
+}
+
 async fn post_form(
     State(app): AppState,
     Path(id): Path<String>,
@@ -375,54 +417,15 @@ async fn post_form(
         );
     }
     let (cookie, set_cookie) = form_cookie(&headers);
-    let mut values = FormValues::default();
-    let (mut token, mut answer) = (String::new(), String::new());
-    let mut uploads = Vec::new();
-    let mut errors: BTreeMap<&'static str, String> = BTreeMap::new();
-    loop {
-        let field = match multipart.next_field().await {
-            Ok(Some(f)) => f,
-            Ok(None) => break,
-            Err(e) => {
-                tracing::info!(error = %e, "a form post could not be read");
-                return message(
-                    &app,
-                    e.status(),
-                    "提交失败",
-                    "表单内容无法读取（可能是附件过大或网络中断），请重新提交。",
-                    &format!("/mailbox/{id}"),
-                );
-            }
-        };
-        let name = field.name().unwrap_or_default().to_string();
-        match name.as_str() {
-            "photos" | "video" => {
-                let has_name = field.file_name().is_some_and(|n| !n.is_empty());
-                let bytes = field.bytes().await.map_err(|e| PageError::Unreadable(e.status()))?;
-                // A browser sends an empty part for a file field left empty.
-                if has_name || !bytes.is_empty() {
-                    uploads.push(Upload { field: if name == "video" { "video" } else { "photos" }, bytes: bytes.to_vec() });
-                }
-            }
-            _ => {
-                let text = field.text().await.map_err(|e| PageError::Unreadable(e.status()))?;
-                match name.as_str() {
-                    "token" => token = text,
-                    "answer" => answer = text,
-                    "request_type" => values.request_type = text,
-                    "name" => values.name = text,
-                    "phone" => values.phone = text,
-                    "community" => values.community = text,
-                    "address" => values.address = text,
-                    "title" => values.title = text,
-                    "description" => values.description = text,
-                    "latitude" => values.latitude = text,
-                    "longitude" => values.longitude = text,
-                    _ => {}
-                }
-            }
+    let Posted { values, token, answer, uploads } = match read_posted(&mut multipart).await {
+        Ok(posted) => posted,
+        Err(e) => {
+            tracing::info!(error = %e, "a form post could not be read");
+            let text = "表单内容无法读取（可能是附件过大或网络中断），请重新提交。";
+            return message(&app, e.status(), "提交失败", text, &format!("/mailbox/{id}"));
         }
-    }
+    };
+    let mut errors: BTreeMap<&'static str, String> = BTreeMap::new();
     let back = |errors, status| form_page(&app, &channel, &cookie, set_cookie, values.clone(), errors, status);
     let form = match app.key.check(&token, &channel.id, &cookie, &answer, Utc::now()) {
         Ok(form) => form,
@@ -729,8 +732,6 @@ fn page_with(t: impl Template, status: StatusCode) -> Result<Response, PageError
 pub enum PageError {
     #[error("not found")]
     NotFound,
-    #[error("the request could not be read")]
-    Unreadable(StatusCode),
     #[error("internal error")]
     Internal,
     #[error(transparent)]
@@ -747,7 +748,6 @@ impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         let (status, text) = match &self {
             PageError::NotFound => (StatusCode::NOT_FOUND, "页面不存在"),
-            PageError::Unreadable(status) => (*status, "表单内容无法读取，请重新提交"),
             PageError::Internal | PageError::Web(_) => {
                 tracing::error!(error = %self, "a page failed");
                 (StatusCode::INTERNAL_SERVER_ERROR, "系统出错，请稍后再试")
