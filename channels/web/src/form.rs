@@ -122,6 +122,31 @@ impl FormKey {
     }
 }
 
+/// How long a texted verification code (短信验证码) stays good: its ten-minute window and the next.
+const SMS_WINDOW_SECS: i64 = 600;
+
+impl FormKey {
+    /// The verification code for `phone` now: derived from the key, the number and the
+    /// ten-minute window, so the front keeps no state and a code is good for one number only.
+    pub fn sms_code(&self, phone: &str, now: DateTime<Utc>) -> String {
+        self.sms_code_in(phone, now.timestamp().div_euclid(SMS_WINDOW_SECS))
+    }
+
+    fn sms_code_in(&self, phone: &str, window: i64) -> String {
+        let digits: String = phone.chars().filter(char::is_ascii_digit).collect();
+        let tag = hmac::sign(&self.0, format!("sms|{digits}|{window}").as_bytes());
+        let n = u32::from_be_bytes([tag.as_ref()[0], tag.as_ref()[1], tag.as_ref()[2], tag.as_ref()[3]]) % 1_000_000;
+        format!("{n:06}")
+    }
+
+    /// Whether `typed` is the code sent to `phone` in this window or the one before.
+    pub fn sms_code_ok(&self, phone: &str, typed: &str, now: DateTime<Utc>) -> bool {
+        let typed: String = typed.chars().filter(|c| !c.is_whitespace()).map(fullwidth_digit).collect();
+        let window = now.timestamp().div_euclid(SMS_WINDOW_SECS);
+        typed.len() == 6 && [window, window - 1].iter().any(|w| self.sms_code_in(phone, *w) == typed)
+    }
+}
+
 /// A phone's keyboard may type full-width digits (１２).
 fn fullwidth_digit(c: char) -> char {
     match c {
@@ -250,5 +275,18 @@ mod tests {
                 assert!(key.check(&token, "m", "c", &sum, at(1)).is_err(), "{token:?}");
             }
         }
+    }
+
+    #[test]
+    fn a_texted_code_is_good_for_its_number_for_ten_to_twenty_minutes() {
+        let key = FormKey::new(b"secret");
+        let code = key.sms_code("138 0013 8000", at(0));
+        assert_eq!(code.len(), 6);
+        assert!(key.sms_code_ok("13800138000", &code, at(60)));
+        assert!(key.sms_code_ok("13800138000", &format!(" {code} "), at(599)), "the next window still takes it");
+        assert!(!key.sms_code_ok("13800138000", &code, at(1300)), "expired");
+        assert!(!key.sms_code_ok("13900139000", &code, at(60)), "another number");
+        assert!(!key.sms_code_ok("13800138000", "12345", at(60)));
+        assert!(!FormKey::new(b"other").sms_code_ok("13800138000", &code, at(60)));
     }
 }

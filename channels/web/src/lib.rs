@@ -60,6 +60,11 @@ pub struct Settings {
     pub behind_proxy: bool,
     /// The largest form post accepted, files included (bytes).
     pub max_request_bytes: usize,
+    /// Check the citizen's phone with a code texted through notification's SMS gateway before
+    /// taking a letter (短信验证).
+    pub verify_phone: bool,
+    /// Notification's gRPC address, for the codes.
+    pub notification_url: String,
     /// The Open311 clients' keys (`[[web.open311_keys]]`), each for an `open311` channel of the
     /// registry whose producer is this front.
     pub open311_keys: Vec<open311::Open311Key>,
@@ -79,6 +84,8 @@ impl Default for Settings {
             behind_proxy: false,
             max_request_bytes: 160 * 1024 * 1024,
             open311_keys: Vec::new(),
+            verify_phone: false,
+            notification_url: "http://127.0.0.1:50055".into(),
         }
     }
 }
@@ -170,9 +177,13 @@ pub async fn start(district: &DistrictConfig) -> Result<WebFront, Error> {
     let tls = Tls::load(&tls_settings, NAME, &[addr])?;
     let signer = Signer::from_settings(&auth, district.base_dir())?;
     let credentials = ServiceCredentials::producer(&settings.producer, signer);
-    let intake = pages::intake_client(&settings.intake_url, tls.as_ref(), credentials)?;
+    let intake = pages::intake_client(&settings.intake_url, tls.as_ref(), credentials.clone())?;
+    let notification = match settings.verify_phone {
+        true => Some(pages::notification_client(&settings.notification_url, tls.as_ref(), credentials)?),
+        false => None,
+    };
     let key = form_key(&settings.form_key)?;
-    let app = Arc::new(pages::App::new(info, open311, organisation, mailboxes, limits, settings.clone(), key, intake));
+    let app = Arc::new(pages::App::new(info, open311, organisation, mailboxes, limits, settings.clone(), key, intake, notification));
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| Error::Listen { addr: settings.listen.clone(), source })?;
     let addr = listener.local_addr().map_err(|source| Error::Listen { addr: settings.listen.clone(), source })?;
     let cancel = CancellationToken::new();

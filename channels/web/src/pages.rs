@@ -22,8 +22,8 @@ use jiesu_kit::{
     tls::Tls,
 };
 use jiesu_proto::v1::{
-    Attachment, AttachmentChunk, Citizen, Location, PublicStatusRequest, Submission, SubmitRequest,
-    intake_service_client::IntakeServiceClient,
+    Attachment, AttachmentChunk, Citizen, Location, PublicStatusRequest, Submission, SubmitRequest, VerificationCodeRequest,
+    intake_service_client::IntakeServiceClient, notification_service_client::NotificationServiceClient,
 };
 use jiesu_reference::{Organisation, UnitKind};
 use tonic::{Code, service::interceptor::InterceptedService, transport::Channel as GrpcChannel};
@@ -37,6 +37,18 @@ use crate::{
 
 /// Intake's gRPC client, with the front's own token on every call.
 pub type IntakeClient = IntakeServiceClient<InterceptedService<GrpcSpan<GrpcChannel>, ServiceCredentials>>;
+
+/// Notification's gRPC client, for texting verification codes.
+pub type NotificationClient = NotificationServiceClient<InterceptedService<GrpcSpan<GrpcChannel>, ServiceCredentials>>;
+
+/// A client of notification that connects on first use.
+pub fn notification_client(url: &str, tls: Option<&Tls>, credentials: ServiceCredentials) -> Result<NotificationClient, Error> {
+    let endpoint = jiesu_kit::tls::endpoint(tls, url)
+        .map_err(|e| Error::Config(format!("notification_url: {e}")))?
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(15));
+    Ok(NotificationServiceClient::new(InterceptedService::new(traced_channel(endpoint.connect_lazy()), credentials)))
+}
 
 /// A client of intake that connects on first use, so the front starts while intake is down.
 pub fn intake_client(url: &str, tls: Option<&Tls>, credentials: ServiceCredentials) -> Result<IntakeClient, Error> {
@@ -79,6 +91,8 @@ pub struct App {
     settings: Settings,
     key: FormKey,
     intake: IntakeClient,
+    /// Where the district checks citizens' phones by a texted code (`[web] verify_phone`).
+    notification: Option<NotificationClient>,
     submitted: Mutex<Submitted>,
     rates: Mutex<jiesu_kit::rate::RateLimiter>,
 }
@@ -102,6 +116,7 @@ impl App {
         settings: Settings,
         key: FormKey,
         intake: IntakeClient,
+        notification: Option<NotificationClient>,
     ) -> Self {
         let streets = organisation
             .units
@@ -141,6 +156,7 @@ impl App {
             settings,
             key,
             intake,
+            notification,
             submitted: Default::default(),
             rates: Default::default(),
         }
@@ -251,11 +267,19 @@ struct FormValues {
     /// The point on the map, when the citizen let the phone locate them.
     latitude: String,
     longitude: String,
+    /// The texted verification code, where the district checks phones.
+    sms_code: String,
+    /// `send_code` when the citizen asked for a code rather than sending the form.
+    action: String,
 }
 
 #[derive(Template)]
 #[template(path = "mailbox.html")]
 struct MailboxPage<'a> {
+    verify_phone: bool,
+    notice: String,
+    /// The sum's answer, refilled when the same sum is shown again.
+    answer: String,
     district: String,
     id: String,
     name: String,
@@ -298,17 +322,38 @@ fn form_cookie(headers: &HeaderMap) -> (String, bool) {
 }
 
 /// The form of mailbox `channel`, empty or with what was typed and the errors next to it.
+/// What a form page shows besides an empty form.
+#[derive(Default)]
+struct Shown {
+    values: FormValues,
+    errors: BTreeMap<&'static str, String>,
+    /// A word above the code field ("验证码已发送至138****8000").
+    notice: String,
+    /// The posted token, kept when the form comes back only to have a code texted: the same
+    /// sum, already answered.
+    keep: Option<(String, crate::form::FormToken, String)>,
+}
+
 fn form_page(
     app: &App,
     channel: &Channel,
     cookie: &str,
     set_cookie: bool,
-    values: FormValues,
-    errors: BTreeMap<&'static str, String>,
+    shown: Shown,
     status: StatusCode,
 ) -> Result<Response, PageError> {
-    let (token, shown) = app.key.issue(&channel.id, cookie, Utc::now(), &random::<18>());
+    let Shown { values, errors, notice, keep } = shown;
+    let (token, shown, answer) = match keep {
+        Some(kept) => kept,
+        None => {
+            let (token, form) = app.key.issue(&channel.id, cookie, Utc::now(), &random::<18>());
+            (token, form, String::new())
+        }
+    };
     let page = MailboxPage {
+        verify_phone: app.notification.is_some(),
+        notice,
+        answer,
         district: app.district.name.clone(),
         id: channel.id.clone(),
         name: channel.name.clone(),
@@ -337,7 +382,7 @@ fn form_page(
 async fn show_form(State(app): AppState, Path(id): Path<String>, headers: HeaderMap) -> Result<Response, PageError> {
     let channel = app.mailbox(&id).ok_or(PageError::NotFound)?;
     let (cookie, set) = form_cookie(&headers);
-    form_page(&app, channel, &cookie, set, FormValues::default(), BTreeMap::new(), StatusCode::OK)
+    form_page(&app, channel, &cookie, set, Shown::default(), StatusCode::OK)
 }
 
 /// A file the citizen attached.
@@ -391,6 +436,8 @@ async fn read_posted(multipart: &mut Multipart) -> Result<Posted, axum::extract:
             "title" => v.title = text,
             "description" => v.description = text,
             "latitude" => v.latitude = text,
+            "sms_code" => v.sms_code = text,
+            "action" => v.action = text,
             "longitude" => v.longitude = text,
             _ => {}
         }
@@ -426,7 +473,9 @@ async fn post_form(
         }
     };
     let mut errors: BTreeMap<&'static str, String> = BTreeMap::new();
-    let back = |errors, status| form_page(&app, &channel, &cookie, set_cookie, values.clone(), errors, status);
+    let back = |errors, status| {
+        form_page(&app, &channel, &cookie, set_cookie, Shown { values: values.clone(), errors, ..Default::default() }, status)
+    };
     let form = match app.key.check(&token, &channel.id, &cookie, &answer, Utc::now()) {
         Ok(form) => form,
         Err(FormError::WrongAnswer) => {
@@ -469,6 +518,42 @@ async fn post_form(
     }
     if !errors.is_empty() {
         return back(errors, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    if let Some(notification) = &app.notification
+        && !values.phone.trim().is_empty()
+    {
+        if values.action == "send_code" {
+            let code = app.key.sms_code(&values.phone, Utc::now());
+            let request = VerificationCodeRequest { phone: values.phone.clone(), code };
+            return match notification.clone().send_verification_code(request).await {
+                Ok(sent) => {
+                    let notice = format!("验证码已发送至{}，10分钟内有效", sent.into_inner().masked_phone);
+                    let keep = Some((token.clone(), form.clone(), answer.clone()));
+                    form_page(
+                        &app,
+                        &channel,
+                        &cookie,
+                        set_cookie,
+                        Shown { values: values.clone(), notice, keep, ..Default::default() },
+                        StatusCode::OK,
+                    )
+                }
+                Err(status) => {
+                    let why = match status.code() {
+                        Code::InvalidArgument => "短信验证码只能发送到手机号码，请检查联系电话",
+                        Code::ResourceExhausted => "验证码发送过于频繁，请稍后再试",
+                        _ => "暂时无法发送短信验证码，请稍后再试或拨打12345热线",
+                    };
+                    tracing::info!(code = ?status.code(), "a verification code was not sent");
+                    errors.insert("sms_code", why.into());
+                    back(errors, StatusCode::UNPROCESSABLE_ENTITY)
+                }
+            };
+        }
+        if !app.key.sms_code_ok(&values.phone, &values.sms_code, Utc::now()) {
+            errors.insert("sms_code", "短信验证码不正确或已过期，请重新获取".into());
+            return back(errors, StatusCode::UNPROCESSABLE_ENTITY);
+        }
     }
     let phone_key: String = values.phone.chars().filter(char::is_ascii_digit).collect();
     if !phone_key.is_empty() {

@@ -365,3 +365,96 @@ async fn rates_are_limited_per_client_and_per_phone() {
     assert_eq!(lookups, [404, 404, 404, 429]);
     web.shutdown().await;
 }
+
+/// Where the district checks phones: the citizen asks for a code (after the sum, so a bot cannot
+/// make the front text strangers), notification texts it through the SMS gateway, and the letter
+/// is taken with the right code only.
+#[tokio::test]
+async fn a_phone_is_checked_by_a_texted_code_where_the_district_wants_it() {
+    use std::sync::{Arc, Mutex};
+    // The SMS gateway: notification's webhook sink, here a small server that keeps what it got.
+    let texts: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let kept = texts.clone();
+    let gateway = axum::Router::new().route(
+        "/sms",
+        axum::routing::post(move |axum::Json(body): axum::Json<serde_json::Value>| {
+            let kept = kept.clone();
+            async move {
+                kept.lock().unwrap().push(body);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gateway_addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, gateway).await });
+
+    let (h, _signer) = Harness::start_with_tokens("intake", |c, k| async move { jiesu_intake::start(&c, k).await }).await;
+    let mut config = h.bed.config.clone();
+    config.set("notification.database_url", format!("sqlite://{}", h.bed.database_path("notification").display()));
+    config.set("notification.grpc_addr", "127.0.0.1:0");
+    config.set("notification.admin_addr", "127.0.0.1:0");
+    config.set("notification.intake_url", format!("http://{}", h.running().grpc_addr));
+    config.set("notification.webhook_url", format!("http://{gateway_addr}/sms"));
+    let notification = jiesu_notification::start(&config, Arc::new(jiesu_kit::SystemClock)).await.expect("notification starts");
+    config.set("web.listen", "127.0.0.1:0");
+    config.set("web.intake_url", format!("http://{}", h.running().grpc_addr));
+    config.set("web.verify_phone", true);
+    config.set("web.notification_url", format!("http://{}", notification.grpc_addr));
+    let web = jiesu_web::start(&config).await.expect("the web front starts");
+    let b = browser();
+
+    let page = b.get(url(&web, "/mailbox/secretary_mailbox")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("获取验证码"));
+    let (token, answer) = token_and_answer(&page);
+    // Without a code: refused next to the code field.
+    let without = b.post(url(&web, "/mailbox/secretary_mailbox")).multipart(letter(&token, &answer, "路灯不亮")).send().await.unwrap();
+    assert_eq!(without.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(without.text().await.unwrap().contains("id=\"sms_code-error\""));
+    // Asking for a code with a wrong sum texts nobody.
+    let page = b.get(url(&web, "/mailbox/secretary_mailbox")).send().await.unwrap().text().await.unwrap();
+    let (token, answer) = token_and_answer(&page);
+    let bot = b
+        .post(url(&web, "/mailbox/secretary_mailbox"))
+        .multipart(letter(&token, "0", "x").text("action", "send_code"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bot.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(texts.lock().unwrap().is_empty(), "no text without the sum");
+    // Asking for one properly: texted, and the same form (same sum, answered) comes back.
+    let asked = b
+        .post(url(&web, "/mailbox/secretary_mailbox"))
+        .multipart(letter(&token, &answer, "路灯不亮").text("action", "send_code"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(asked.status(), StatusCode::OK);
+    let asked = asked.text().await.unwrap();
+    assert!(asked.contains("验证码已发送至138****8000"), "{asked}");
+    assert!(
+        asked.contains(&format!("value=\"{token}\"")) && asked.contains(&format!("value=\"{answer}\"")),
+        "the same form, its sum answered"
+    );
+    let text = texts.lock().unwrap().first().cloned().expect("the gateway got a text");
+    assert_eq!((text["phone"].as_str(), text["template"].as_str()), (Some("13800138000"), Some("verification_code")));
+    let message = text["text"].as_str().unwrap().to_string();
+    let code: String = message.chars().filter(char::is_ascii_digit).take(6).collect();
+    let wrong = b
+        .post(url(&web, "/mailbox/secretary_mailbox"))
+        .multipart(letter(&token, &answer, "路灯不亮").text("sms_code", "000000"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let right = b
+        .post(url(&web, "/mailbox/secretary_mailbox"))
+        .multipart(letter(&token, &answer, "路灯不亮").text("sms_code", code))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(right.status(), StatusCode::OK);
+    assert!(right.text().await.unwrap().contains("id=\"case-no\""));
+    web.shutdown().await;
+    notification.shutdown().await;
+}

@@ -234,7 +234,17 @@ pub async fn start(district: &DistrictConfig, clock: SharedClock) -> Result<Runn
     let worker = worker::Worker::new(host.db.clone(), clock, intake, &settings, wake, metrics)?;
     host.spawn("delivery worker", |cancel| worker.run(cancel));
 
-    let api = api::NotificationApi { db: host.db.clone(), units };
+    let webhook = match settings.webhook_url.trim() {
+        "" => None,
+        url => Some((worker::webhook_client()?, url.to_string())),
+    };
+    let api = api::NotificationApi {
+        db: host.db.clone(),
+        units,
+        webhook,
+        district_name: config.district.name.clone(),
+        codes_sent: Default::default(),
+    };
     Ok(host.serve(jiesu_proto::v1::notification_service_server::NotificationServiceServer::new(api))?)
 }
 

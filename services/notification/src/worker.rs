@@ -72,9 +72,9 @@ impl DeliveryMetrics {
 
 /// Why an attempt did not go through.
 #[derive(Debug)]
-struct Failure {
+pub struct Failure {
     /// For the database and logs: never contains a phone number.
-    message: String,
+    pub message: String,
     /// No retry can fix it (the citizen left no number): give up at once.
     permanent: bool,
 }
@@ -91,20 +91,45 @@ impl Failure {
 
 /// What the webhook receives.
 #[derive(Serialize)]
-struct WebhookBody<'a> {
-    delivery_id: &'a str,
-    case_id: &'a str,
-    case_no: &'a str,
-    recipient_kind: &'a str,
+pub struct WebhookBody<'a> {
+    pub delivery_id: &'a str,
+    pub case_id: &'a str,
+    pub case_no: &'a str,
+    pub recipient_kind: &'a str,
     /// A unit id, the supervisor's unit id, or a citizen's masked phone.
-    recipient: &'a str,
+    pub recipient: &'a str,
     /// The citizen's full number, for the SMS gateway (citizens only).
     #[serde(skip_serializing_if = "Option::is_none")]
-    phone: Option<&'a str>,
-    template: &'a str,
-    text: &'a str,
+    pub phone: Option<&'a str>,
+    pub template: &'a str,
+    pub text: &'a str,
     /// Lets the receiver recognise a delivery sent twice (a worker that died before recording).
-    event_id: &'a str,
+    pub event_id: &'a str,
+}
+
+/// Posts one body to the webhook (the SMS gateway, the units' app), with the trace context and
+/// the delivery id as `Idempotency-Key`.
+pub async fn send_to_webhook(http: &reqwest::Client, url: &str, body: &WebhookBody<'_>) -> Result<(), Failure> {
+    let json = serde_json::to_vec(body).map_err(|e| Failure::permanent(format!("cannot serialise the webhook body: {e}")))?;
+    let mut request = http.post(url).header(reqwest::header::CONTENT_TYPE, "application/json").header("Idempotency-Key", body.delivery_id);
+    for (k, v) in jiesu_kit::telemetry::current_context() {
+        request = request.header(k, v);
+    }
+    match request.body(json).send().await {
+        // The response body is not recorded: a gateway may echo the number back.
+        Ok(r) if r.status().is_success() => Ok(()),
+        Ok(r) => Err(Failure::retry(format!("the webhook answered HTTP {}", r.status()))),
+        // Without the URL: it may carry the gateway's key.
+        Err(e) => Err(Failure::retry(format!("the webhook request failed: {}", error_chain(&e.without_url())))),
+    }
+}
+
+/// The webhook's HTTP client.
+pub fn webhook_client() -> Result<reqwest::Client, Error> {
+    reqwest::Client::builder()
+        .timeout(WEBHOOK_TIMEOUT)
+        .build()
+        .map_err(|e| Error::Settings(format!("cannot build the webhook's HTTP client: {e}")))
 }
 
 /// Sends deliveries.
@@ -128,10 +153,7 @@ impl Worker {
         wake: Arc<Notify>,
         metrics: DeliveryMetrics,
     ) -> Result<Self, Error> {
-        let http = reqwest::Client::builder()
-            .timeout(WEBHOOK_TIMEOUT)
-            .build()
-            .map_err(|e| Error::Settings(format!("cannot build the webhook's HTTP client: {e}")))?;
+        let http = webhook_client()?;
         Ok(Self {
             db,
             clock,
@@ -263,22 +285,7 @@ impl Worker {
             text: &d.text,
             event_id: &d.event_id,
         };
-        let json = serde_json::to_vec(&body).map_err(|e| Failure::permanent(format!("cannot serialise the webhook body: {e}")))?;
-        let mut request = self
-            .http
-            .post(&self.webhook_url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header("Idempotency-Key", &d.delivery_id);
-        for (k, v) in jiesu_kit::telemetry::current_context() {
-            request = request.header(k, v);
-        }
-        match request.body(json).send().await {
-            // The response body is not recorded: a gateway may echo the number back.
-            Ok(r) if r.status().is_success() => Ok(()),
-            Ok(r) => Err(Failure::retry(format!("the webhook answered HTTP {}", r.status()))),
-            // Without the URL: it may carry the gateway's key.
-            Err(e) => Err(Failure::retry(format!("the webhook request failed: {}", error_chain(&e.without_url())))),
-        }
+        send_to_webhook(&self.http, &self.webhook_url, &body).await
     }
 
     /// Settles the attempt: sent, retried later on the policy's schedule, or given up.

@@ -471,3 +471,62 @@ async fn the_workflow_tells_whoever_must_act() {
     notification.shutdown().await;
     intake.shutdown().await;
 }
+
+/// Verification codes (短信验证码): only for channel producers and services, only to a mainland
+/// mobile, only through a configured gateway, a few an hour per number.
+#[tokio::test(flavor = "multi_thread")]
+async fn verification_codes_are_texted_to_whom_and_as_often_as_allowed() {
+    use jiesu_kit::auth::Role;
+    use jiesu_proto::v1::VerificationCodeRequest;
+    let start = |webhook: Option<String>| async move {
+        let mut bed = jiesu_testkit::TestBed::new(jiesu_testkit::demo_config(), &["notification"]);
+        let signer = bed.require_tokens();
+        bed.config.set("notification.intake_url", "http://127.0.0.1:9");
+        if let Some(url) = webhook {
+            bed.config.set("notification.webhook_url", url);
+        }
+        let h = jiesu_testkit::Harness::start_on(bed, "notification", Arc::new(jiesu_kit::SystemClock), |c, k| async move {
+            jiesu_notification::start(&c, k).await
+        })
+        .await;
+        (h, signer)
+    };
+    let (h, signer) = start(None).await;
+    let client = NotificationServiceClient::new(h.channel().await);
+    let send = |role: Role, phone: &str, code: &str| {
+        let mut client = client.clone();
+        let mut req = tonic::Request::new(VerificationCodeRequest { phone: phone.into(), code: code.into() });
+        req.metadata_mut().insert("authorization", jiesu_testkit::bearer(&signer, "web", role, role.needs_unit().then_some("st-dongmen")));
+        async move { client.send_verification_code(req).await.map(|r| r.into_inner()) }
+    };
+    assert_eq!(send(Role::UnitHandler, "13800138000", "123456").await.unwrap_err().code(), tonic::Code::PermissionDenied);
+    assert_eq!(
+        send(Role::ChannelIntegrator, "010-12345678", "123456").await.unwrap_err().code(),
+        tonic::Code::InvalidArgument,
+        "landlines get no texts"
+    );
+    assert_eq!(send(Role::ChannelIntegrator, "13800138000", "12ab").await.unwrap_err().code(), tonic::Code::InvalidArgument);
+    // The demo district configures no gateway: said so, not pretended.
+    let none = send(Role::ChannelIntegrator, "13800138000", "123456").await.unwrap_err();
+    assert_eq!(none.code(), tonic::Code::FailedPrecondition, "{none:?}");
+    drop(h);
+
+    // With a gateway: texted, masked in the answer, five an hour per number.
+    let gateway = axum::Router::new().route("/sms", axum::routing::post(|| async { "ok" }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, gateway).await });
+    let (h, signer) = start(Some(format!("http://{addr}/sms"))).await;
+    let client = NotificationServiceClient::new(h.channel().await);
+    let send = |phone: &str| {
+        let mut client = client.clone();
+        let mut req = tonic::Request::new(VerificationCodeRequest { phone: phone.into(), code: "654321".into() });
+        req.metadata_mut().insert("authorization", jiesu_testkit::bearer(&signer, "web", Role::ChannelIntegrator, None));
+        async move { client.send_verification_code(req).await.map(|r| r.into_inner()) }
+    };
+    for _ in 0..5 {
+        assert_eq!(send("+86 138 0013 8000").await.unwrap().masked_phone, "138****8000");
+    }
+    assert_eq!(send("13800138000").await.unwrap_err().code(), tonic::Code::ResourceExhausted);
+    assert!(send("13900139000").await.is_ok(), "another number is not held up");
+}
