@@ -274,6 +274,9 @@ pub async fn steps(db: &Db, case_id: &str) -> Result<Vec<PublicStepRow>, Error> 
 /// Records a wrong query code for a case number and says how many there were since `since`.
 pub async fn record_miss(db: &Db, case_no: &str, at: i64, since: i64) -> Result<i64, Error> {
     let mut tx = db.begin().await?;
+    // Misses older than the window no longer count: keep the table to the last hour's.
+    with_tx!(&mut tx, conn => sqlx::query("DELETE FROM status_misses WHERE case_no = $1 AND at < $2")
+        .bind(case_no).bind(since).execute(conn).await.map(|_| ()))?;
     with_tx!(&mut tx, conn => sqlx::query("INSERT INTO status_misses (case_no, at) VALUES ($1, $2)")
         .bind(case_no).bind(at).execute(conn).await.map(|_| ()))?;
     let n = with_tx!(&mut tx, conn => sqlx::query_scalar::<_, i64>(

@@ -50,6 +50,9 @@ jiesu_kit::consumes! {
 pub struct Events {
     pub rules: Arc<Rules>,
     pub timer_wake: Arc<Notify>,
+    /// When each set of uncovered years was last warned of: once an hour is loud enough, once a
+    /// case would bury the log (every case of a December runs into the next year).
+    pub warned: std::sync::Mutex<std::collections::HashMap<Vec<i32>, std::time::Instant>>,
 }
 
 impl Handler for Events {
@@ -113,7 +116,16 @@ impl Events {
                 continue; // elapsed time does not depend on the holidays
             }
             let years = self.rules.calendar.uncovered_years(t.clock.started_at, t.clock.deadline);
-            if !years.is_empty() {
+            let due = {
+                let mut warned = self.warned.lock().expect("warned years");
+                let last = warned.get(&years).copied();
+                let due = last.is_none_or(|at| at.elapsed() >= std::time::Duration::from_secs(3600));
+                if due && !years.is_empty() {
+                    warned.insert(years.clone(), std::time::Instant::now());
+                }
+                due
+            };
+            if !years.is_empty() && due {
                 tracing::warn!(
                     case_id, milestone = %t.clock.milestone, ?years,
                     "a working-day deadline runs into years without an official holiday schedule and is counted Monday to Friday there: \

@@ -142,7 +142,7 @@ pub async fn start(district: &DistrictConfig, clock: SharedClock) -> Result<Runn
     let timer_wake = Arc::new(Notify::new());
     let metrics = timer::TimerMetrics::register(&host.metrics);
 
-    host.consume(Arc::new(consume::Events { rules: rules.clone(), timer_wake: timer_wake.clone() }));
+    host.consume(Arc::new(consume::Events { rules: rules.clone(), timer_wake: timer_wake.clone(), warned: Default::default() }));
 
     let (db, gauges) = (host.db.clone(), metrics.clone());
     host.spawn("sla clock gauges", move |cancel| timer::count_clocks(db, gauges, cancel));
