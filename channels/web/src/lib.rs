@@ -105,22 +105,6 @@ pub enum Error {
     Render(#[from] askama::Error),
 }
 
-/// The attachment limits of `[intake.attachments]`, shown next to the file fields.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
-pub struct AttachmentLimits {
-    pub max_photos: usize,
-    pub max_videos: usize,
-    pub max_photo_bytes: u64,
-    pub max_video_bytes: u64,
-}
-
-impl Default for AttachmentLimits {
-    fn default() -> Self {
-        Self { max_photos: 9, max_videos: 1, max_photo_bytes: 10 * 1024 * 1024, max_video_bytes: 50 * 1024 * 1024 }
-    }
-}
-
 /// The started front: its address, until stopped.
 pub struct WebFront {
     pub addr: SocketAddr,
@@ -156,7 +140,7 @@ pub async fn start(district: &DistrictConfig) -> Result<WebFront, Error> {
     let info: jiesu_kit::config::District = district.part("district")?;
     let auth: AuthSettings = district.part("auth")?;
     let tls_settings: TlsSettings = district.part("tls")?;
-    let limits: AttachmentLimits = district
+    let limits: jiesu_kit::channels::AttachmentLimits = district
         .part::<toml::Table>("intake")?
         .get("attachments")
         .cloned()

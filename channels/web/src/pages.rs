@@ -15,10 +15,9 @@ use axum::{
 };
 use chrono::{DateTime, Utc};
 use jiesu_kit::{
-    auth::ServiceCredentials,
+    auth::{ServiceChannel, ServiceCredentials, service_channel},
     channels::Channel,
     config::District,
-    telemetry::{GrpcSpan, traced_channel},
     tls::Tls,
 };
 use jiesu_proto::v1::{
@@ -26,37 +25,32 @@ use jiesu_proto::v1::{
     intake_service_client::IntakeServiceClient, notification_service_client::NotificationServiceClient,
 };
 use jiesu_reference::{Organisation, UnitKind};
-use tonic::{Code, service::interceptor::InterceptedService, transport::Channel as GrpcChannel};
+use tonic::Code;
 use tonic_types::StatusExt;
 
 use crate::{
-    AttachmentLimits, Error, INTAKE_TIMEOUT, Settings,
+    Error, INTAKE_TIMEOUT, Settings,
     form::{FormError, FormKey, Submitted, form_field},
     qr,
 };
 
 /// Intake's gRPC client, with the front's own token on every call.
-pub type IntakeClient = IntakeServiceClient<InterceptedService<GrpcSpan<GrpcChannel>, ServiceCredentials>>;
+pub type IntakeClient = IntakeServiceClient<ServiceChannel>;
 
 /// Notification's gRPC client, for texting verification codes.
-pub type NotificationClient = NotificationServiceClient<InterceptedService<GrpcSpan<GrpcChannel>, ServiceCredentials>>;
+pub type NotificationClient = NotificationServiceClient<ServiceChannel>;
 
 /// A client of notification that connects on first use.
 pub fn notification_client(url: &str, tls: Option<&Tls>, credentials: ServiceCredentials) -> Result<NotificationClient, Error> {
-    let endpoint = jiesu_kit::tls::endpoint(tls, url)
-        .map_err(|e| Error::Config(format!("notification_url: {e}")))?
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(15));
-    Ok(NotificationServiceClient::new(InterceptedService::new(traced_channel(endpoint.connect_lazy()), credentials)))
+    let channel =
+        service_channel(url, tls, credentials, Duration::from_secs(15)).map_err(|e| Error::Config(format!("notification_url: {e}")))?;
+    Ok(NotificationServiceClient::new(channel))
 }
 
 /// A client of intake that connects on first use, so the front starts while intake is down.
 pub fn intake_client(url: &str, tls: Option<&Tls>, credentials: ServiceCredentials) -> Result<IntakeClient, Error> {
-    let endpoint = jiesu_kit::tls::endpoint(tls, url)
-        .map_err(|e| Error::Config(format!("intake_url: {e}")))?
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(INTAKE_TIMEOUT);
-    Ok(IntakeServiceClient::new(InterceptedService::new(traced_channel(endpoint.connect_lazy()), credentials)))
+    let channel = service_channel(url, tls, credentials, INTAKE_TIMEOUT).map_err(|e| Error::Config(format!("intake_url: {e}")))?;
+    Ok(IntakeServiceClient::new(channel))
 }
 
 /// Random bytes from the system's source.
@@ -87,7 +81,7 @@ pub struct App {
     streets: Vec<StreetOption>,
     mailboxes: Vec<Channel>,
     owners: BTreeMap<String, String>,
-    limits: AttachmentLimits,
+    limits: jiesu_kit::channels::AttachmentLimits,
     settings: Settings,
     key: FormKey,
     intake: IntakeClient,
@@ -112,7 +106,7 @@ impl App {
         open311: Open311,
         organisation: Organisation,
         mailboxes: Vec<Channel>,
-        limits: AttachmentLimits,
+        limits: jiesu_kit::channels::AttachmentLimits,
         settings: Settings,
         key: FormKey,
         intake: IntakeClient,

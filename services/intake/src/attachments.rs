@@ -17,7 +17,6 @@ use std::{
     sync::atomic::{AtomicU64, Ordering},
 };
 
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 /// Why an attachment is not accepted: in English for logs and the API, in Chinese for the citizen.
@@ -708,36 +707,11 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex
 }
 
+/// The district's attachment limits (`[intake.attachments]`), shared with the web front that
+/// shows them next to its file fields.
+pub use jiesu_kit::channels::AttachmentLimits;
+
 const MIB: u64 = 1 << 20;
-
-/// How many photos and videos a request may carry, and how large each may be (附件限制).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(default)]
-pub struct AttachmentLimits {
-    /// Photos per request (照片张数).
-    pub max_photos: usize,
-    /// Videos per request (视频个数).
-    pub max_videos: usize,
-    /// Bytes per photo, after its metadata is stripped.
-    pub max_photo_bytes: u64,
-    /// Bytes per video.
-    pub max_video_bytes: u64,
-    /// Bytes per PDF document.
-    pub max_document_bytes: u64,
-}
-
-impl Default for AttachmentLimits {
-    fn default() -> Self {
-        Self { max_photos: 9, max_videos: 1, max_photo_bytes: 10 * MIB, max_video_bytes: 50 * MIB, max_document_bytes: 10 * MIB }
-    }
-}
-
-impl AttachmentLimits {
-    /// The largest file of any kind: where an upload can be cut off before it is sniffed.
-    pub fn largest(&self) -> u64 {
-        self.max_photo_bytes.max(self.max_video_bytes).max(self.max_document_bytes)
-    }
-}
 
 /// Whether a request may carry attachments of these kinds: at most `max_photos` photos and
 /// `max_videos` videos. (Their total is `Limits::max_attachments`' business.)

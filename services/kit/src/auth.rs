@@ -700,6 +700,23 @@ impl tonic::service::Interceptor for ServiceCredentials {
     }
 }
 
+/// A channel to another Jiesu process's gRPC API as one service calls another: connected on
+/// first use (so the caller starts while the other is down), over TLS when the district has
+/// certificates, each call a CLIENT span and carrying `credentials`' token, within `timeout`.
+pub type ServiceChannel =
+    tonic::service::interceptor::InterceptedService<crate::telemetry::GrpcSpan<tonic::transport::Channel>, ServiceCredentials>;
+
+/// A [`ServiceChannel`] to `url`.
+pub fn service_channel(
+    url: &str,
+    tls: Option<&crate::tls::Tls>,
+    credentials: ServiceCredentials,
+    timeout: Duration,
+) -> Result<ServiceChannel, Error> {
+    let endpoint = crate::tls::endpoint(tls, url)?.connect_timeout(timeout.min(Duration::from_secs(5))).timeout(timeout);
+    Ok(tonic::service::interceptor::InterceptedService::new(crate::telemetry::traced_channel(endpoint.connect_lazy()), credentials))
+}
+
 /// The caller of a gRPC request, as the server's [`AuthLayer`] verified it; `None` for an
 /// anonymous call where anonymity is allowed (`[auth] required = false`).
 pub fn caller<T>(request: &tonic::Request<T>) -> Option<&Identity> {

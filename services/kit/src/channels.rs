@@ -121,3 +121,34 @@ pub fn check_channels(channels: &[Channel]) -> Result<(), String> {
     }
     Ok(())
 }
+
+const MIB: u64 = 1 << 20;
+
+/// How many photos and videos a request may carry, and how large each may be (附件限制).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct AttachmentLimits {
+    /// Photos per request (照片张数).
+    pub max_photos: usize,
+    /// Videos per request (视频个数).
+    pub max_videos: usize,
+    /// Bytes per photo, after its metadata is stripped.
+    pub max_photo_bytes: u64,
+    /// Bytes per video.
+    pub max_video_bytes: u64,
+    /// Bytes per PDF document.
+    pub max_document_bytes: u64,
+}
+
+impl Default for AttachmentLimits {
+    fn default() -> Self {
+        Self { max_photos: 9, max_videos: 1, max_photo_bytes: 10 * MIB, max_video_bytes: 50 * MIB, max_document_bytes: 10 * MIB }
+    }
+}
+
+impl AttachmentLimits {
+    /// The largest file of any kind: where an upload can be cut off before it is sniffed.
+    pub fn largest(&self) -> u64 {
+        self.max_photo_bytes.max(self.max_video_bytes).max(self.max_document_bytes)
+    }
+}

@@ -4,19 +4,13 @@
 use std::{sync::Arc, time::Duration};
 
 use jiesu_kit::auth::ServiceCredentials;
-use jiesu_kit::{
-    Db,
-    clock::SharedClock,
-    telemetry::{GrpcSpan, traced_channel},
-    time::to_millis,
-};
+use jiesu_kit::{Db, clock::SharedClock, time::to_millis};
 use jiesu_proto::v1::{CaseRef, case_ref::Ref, intake_service_client::IntakeServiceClient};
 use prometheus_client::metrics::{counter::Counter, family::Family};
 use serde::Serialize;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use tonic::service::interceptor::InterceptedService;
-use tonic::{Code, transport::Channel};
+use tonic::Code;
 use tracing::Instrument;
 
 use crate::{
@@ -37,16 +31,14 @@ const INTAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Intake's gRPC client: each call a CLIENT span whose context the call carries, with
 /// notification's own token.
-pub type IntakeClient = IntakeServiceClient<InterceptedService<GrpcSpan<Channel>, ServiceCredentials>>;
+pub type IntakeClient = IntakeServiceClient<jiesu_kit::auth::ServiceChannel>;
 
 /// A client of intake that connects on first use, so notification starts while intake is down;
 /// over TLS when the district has certificates.
 pub fn intake_client(url: &str, tls: Option<&jiesu_kit::tls::Tls>, credentials: ServiceCredentials) -> Result<IntakeClient, Error> {
-    let endpoint = jiesu_kit::tls::endpoint(tls, url)
-        .map_err(|e| Error::Settings(format!("notification.intake_url: {e}")))?
-        .connect_timeout(INTAKE_TIMEOUT)
-        .timeout(INTAKE_TIMEOUT);
-    Ok(IntakeServiceClient::new(InterceptedService::new(traced_channel(endpoint.connect_lazy()), credentials)))
+    let channel = jiesu_kit::auth::service_channel(url, tls, credentials, INTAKE_TIMEOUT)
+        .map_err(|e| Error::Settings(format!("notification.intake_url: {e}")))?;
+    Ok(IntakeServiceClient::new(channel))
 }
 
 /// `jiesu_notification_deliveries_total{sink, outcome}`: attempts by outcome (sent, retry, failed).
