@@ -217,7 +217,7 @@ fn open311_services(district: &DistrictConfig, settings: &Settings) -> Result<pa
 fn form_key(configured: &str) -> Result<form::FormKey, Error> {
     use base64::Engine;
     if configured.is_empty() {
-        return Ok(form::FormKey::new(&pages::random::<32>()));
+        return Ok(form::FormKey::new(&jiesu_kit::web::random::<32>()));
     }
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(configured.trim())

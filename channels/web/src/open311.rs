@@ -23,7 +23,8 @@ use jiesu_proto::v1::{Attachment, Citizen, ListChannelRequestsRequest, Location,
 use serde::Deserialize;
 use tonic::Code;
 
-use crate::pages::{App, random};
+use crate::pages::App;
+use jiesu_kit::web::random;
 
 /// One client's key (`[[web.open311_keys]]`): the SHA-256 of the key it sends as `api_key`
 /// (the key itself is given to the client, never stored), and the channel its requests go to.

@@ -53,14 +53,6 @@ pub fn intake_client(url: &str, tls: Option<&Tls>, credentials: ServiceCredentia
     Ok(IntakeServiceClient::new(channel))
 }
 
-/// Random bytes from the system's source.
-pub fn random<const N: usize>() -> [u8; N] {
-    use ring::rand::SecureRandom;
-    let mut bytes = [0u8; N];
-    ring::rand::SystemRandom::new().fill(&mut bytes).expect("the system's random source");
-    bytes
-}
-
 /// The cookie a form is bound to (anti-forgery): random per browser, never readable by script.
 const FORM_COOKIE: &str = "jiesu_form";
 
@@ -206,28 +198,11 @@ pub fn router(app: std::sync::Arc<App>) -> Router {
         .merge(crate::open311::router())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
-        .layer(axum::middleware::map_response(security_headers))
+        .layer(axum::middleware::map_response(jiesu_kit::web::security_headers))
         .with_state(app)
 }
 
 type AppState = State<std::sync::Arc<App>>;
-
-/// No framing (clickjacking), no sniffing, no referrer (the status page's URL is harmless, but
-/// nothing of a citizen's visit goes elsewhere), no script but our own file (never inline, so
-/// nothing a citizen typed can run), forms only to ourselves.
-async fn security_headers(mut response: Response) -> Response {
-    let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-        ),
-    );
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    response
-}
 
 #[derive(Template)]
 #[template(path = "index.html")]
@@ -310,7 +285,7 @@ fn form_cookie(headers: &HeaderMap) -> (String, bool) {
         Some(value) => (value, false),
         None => {
             use base64::Engine;
-            (base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random::<18>()), true)
+            (base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(jiesu_kit::web::random::<18>()), true)
         }
     }
 }
@@ -340,7 +315,7 @@ fn form_page(
     let (token, shown, answer) = match keep {
         Some(kept) => kept,
         None => {
-            let (token, form) = app.key.issue(&channel.id, cookie, Utc::now(), &random::<18>());
+            let (token, form) = app.key.issue(&channel.id, cookie, Utc::now(), &jiesu_kit::web::random::<18>());
             (token, form, String::new())
         }
     };
@@ -383,16 +358,6 @@ async fn show_form(State(app): AppState, Path(id): Path<String>, headers: Header
 struct Upload {
     field: &'static str,
     bytes: Vec<u8>,
-}
-
-/// The client's address: the connection's, or behind the district's proxy the last hop it added.
-fn client(app: &App, addr: SocketAddr, headers: &HeaderMap) -> String {
-    if app.settings.behind_proxy
-        && let Some(hop) = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()).and_then(|v| v.rsplit(',').next())
-    {
-        return hop.trim().to_string();
-    }
-    addr.ip().to_string()
 }
 
 /// A mailbox form as posted.
@@ -447,7 +412,7 @@ async fn post_form(
     mut multipart: Multipart,
 ) -> Result<Response, PageError> {
     let channel = app.mailbox(&id).ok_or(PageError::NotFound)?.clone();
-    let who = client(&app, addr, &headers);
+    let who = jiesu_kit::web::client_address(app.settings.behind_proxy, addr, &headers);
     if let Err(wait) = app.limit("post", &who, app.settings.posts_per_client_per_hour, Duration::from_secs(3600)) {
         return message(
             &app,
@@ -713,7 +678,7 @@ async fn post_status(
 ) -> Result<Response, PageError> {
     let case_no: String = form.case_no.trim().chars().take(32).collect();
     let mut view = StatusPage { district: app.district.name.clone(), case_no: case_no.clone(), error: String::new(), status: None };
-    let who = client(&app, addr, &headers);
+    let who = jiesu_kit::web::client_address(app.settings.behind_proxy, addr, &headers);
     if let Err(wait) = app.limit("status", &who, app.settings.lookups_per_client_per_hour, Duration::from_secs(3600)) {
         view.error = format!("查询过于频繁，请{}分钟后再试", wait.div_ceil(60));
         return page_with(view, StatusCode::TOO_MANY_REQUESTS);

@@ -9,7 +9,8 @@ use jiesu_kit::{
     time::millis_to_proto,
 };
 use jiesu_proto::v1::{
-    CaseRef, ClassificationView, ClassifyRequest, ConfirmClassificationRequest, ListHotspotsRequest, ListHotspotsResponse,
+    CaseRef, ClassificationView, ClassifyRequest, ConfirmClassificationRequest, GetTaxonomyRequest, ListHotspotsRequest,
+    ListHotspotsResponse, TaxonomyCategory, TaxonomySubItem, TaxonomyView,
     ListPendingReviewsRequest, ListPendingReviewsResponse, ListSimilarCasesRequest, ListSimilarCasesResponse, PendingReview,
     ReclassifyRequest, SimilarCase, classification_service_server::ClassificationService,
 };
@@ -112,6 +113,24 @@ impl ClassificationApi {
 
 #[tonic::async_trait]
 impl ClassificationService for ClassificationApi {
+    async fn get_taxonomy(&self, _request: Request<GetTaxonomyRequest>) -> Result<Response<TaxonomyView>, Status> {
+        let taxonomy = &self.classifier.taxonomy;
+        let categories = taxonomy
+            .categories()
+            .iter()
+            .map(|c| TaxonomyCategory {
+                code: c.code.clone(),
+                name: c.name.clone(),
+                sub_items: c
+                    .sub_items
+                    .iter()
+                    .map(|s| TaxonomySubItem { code: s.code.clone(), name: s.name.clone(), description: s.description.clone() })
+                    .collect(),
+            })
+            .collect();
+        Ok(Response::new(TaxonomyView { version: taxonomy.as_file().version.clone(), categories }))
+    }
+
     async fn classify(&self, request: Request<ClassifyRequest>) -> Result<Response<ClassificationView>, Status> {
         let r = request.into_inner();
         validate_text(&r.title, &r.description)?;

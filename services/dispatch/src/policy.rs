@@ -7,7 +7,8 @@
 //! - Only the owning unit's handler or head signs for, contacts about and resolves a case, and
 //!   the unit it acts for is the one in its token, never one named in the request.
 //! - Leaders see the cases escalated to them (包案); a leader's token carries the leader's id.
-//!   Revisit agents work in revisit, channel integrators in intake.
+//!   Revisit agents read every case (they call citizens back about the reply) and act in revisit;
+//!   channel integrators work in intake.
 //! - Who acts in the workflow ([`actor`]): the centre's agents and supervisors, a unit's handlers
 //!   and heads for their own unit, leaders, and the other services; auditors and administrators
 //!   read but do not handle cases. What each actor may do to a case is the workflow's rule.
@@ -33,7 +34,12 @@ fn is_unit(who: &Identity) -> bool {
 }
 
 /// May `who` read this case? (The kit's [`may_see_case`] over its owner and assisting units.)
+/// Revisit agents read every case too: they call the citizen back about the unit's reply, as
+/// intake lets them read the request and the contact.
 pub fn may_view(who: &Identity, case: Parties<'_>) -> Result<(), Refusal> {
+    if who.has(Role::RevisitAgent) {
+        return Ok(());
+    }
     if who.has(Role::Leader) && ((!case.leader.is_empty() && who.subject == case.leader) || case.overseen.iter().any(|u| u == case.owner)) {
         return Ok(());
     }
@@ -148,7 +154,10 @@ mod tests {
         let foreign = Parties { owner: "st-xinan", assisting: ASSISTING, leader: "", overseen: &[] };
         for role in Role::ALL {
             let caller = who(role, unit_of(role));
-            let all = matches!(role, Role::CentreAgent | Role::CentreSupervisor | Role::Auditor | Role::Administrator | Role::Service);
+            let all = matches!(
+                role,
+                Role::CentreAgent | Role::CentreSupervisor | Role::Auditor | Role::Administrator | Role::Service | Role::RevisitAgent
+            );
             let unit = matches!(role, Role::UnitHandler | Role::UnitHead);
             assert_eq!(may_view(&caller, owned).is_ok(), all || unit, "{role} on its own case");
             assert_eq!(may_view(&caller, assisted).is_ok(), all || unit, "{role} on a case it assists");

@@ -281,10 +281,22 @@ pub fn channel_permissions(subjects: &Subjects, channel: &str) -> Permissions {
     p
 }
 
-/// Every user of a district: the operator, each service, each channel's producer.
+/// The NATS user of the staff's console (`jiesu-console`).
+pub const CONSOLE: &str = "console";
+
+/// The console's permissions: hear the events as they pass, live (no durable consumer, nothing
+/// acknowledged, nothing published), to refresh the queues open in its users' browsers. Events
+/// carry no personal data; what a user then sees comes from the services' gRPC APIs, under the
+/// user's own identity.
+pub fn console_permissions(subjects: &Subjects) -> Permissions {
+    Permissions { publish: Vec::new(), subscribe: vec![subjects.event(">"), format!("{}.>", inbox_prefix(CONSOLE))] }
+}
+
+/// Every user of a district: the operator, each service, the console, each channel's producer.
 pub fn district_users(subjects: &Subjects, channels: &[String]) -> Vec<User> {
     let mut users = vec![User { name: OPERATOR.into(), permissions: None }];
     users.extend(SERVICES.iter().map(|s| User { name: s.service.into(), permissions: Some(service_permissions(subjects, s)) }));
+    users.push(User { name: CONSOLE.into(), permissions: Some(console_permissions(subjects)) });
     users.extend(channels.iter().map(|c| User { name: channel_user(c), permissions: Some(channel_permissions(subjects, c)) }));
     users
 }
@@ -642,6 +654,14 @@ mod tests {
         }
         assert!(text.contains("\"jiesu.intake.hotline\""));
         assert!(text.contains("# operator\n    { nkey:"));
+    }
+
+    #[test]
+    fn the_console_only_listens_to_events() {
+        let users = district_users(&subjects(), &[]);
+        let console = users.iter().find(|u| u.name == CONSOLE).and_then(|u| u.permissions.as_ref()).expect("the console's user");
+        assert!(console.publish.is_empty(), "{console:?}");
+        assert_eq!(console.subscribe, ["jiesu.event.>", "_INBOX.console.>"]);
     }
 
     #[test]

@@ -16,6 +16,7 @@
 //! | [`server`] | gRPC with health and reflection; the admin port with `/healthz`, `/readyz`, `/metrics` |
 //! | [`health`] | readiness of every consumer and the relay, for `/readyz` and gRPC health |
 //! | [`host`] | starts all of the above for a service and stops it cleanly |
+//! | [`web`] | what the two web fronts share: security headers, the client's address, random tokens |
 
 pub mod access;
 pub mod auth;
@@ -38,6 +39,7 @@ pub mod telemetry;
 pub mod text;
 pub mod time;
 pub mod tls;
+pub mod web;
 pub mod work;
 
 /// The contract, for services and for the kit's macros.

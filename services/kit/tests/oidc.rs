@@ -86,7 +86,7 @@ async fn a_jwks_url_in_clear_off_loopback_or_unreachable_is_refused_at_start() {
     let dir = std::path::Path::new(".");
     let err = Verifier::from_settings(&settings("http://sso.example.gov.cn/certs"), dir).await.unwrap_err();
     assert!(err.to_string().contains("must be https://"), "{err}");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = jiesu_testkit::free_port();
     let err = Verifier::from_settings(&settings(&format!("http://127.0.0.1:{port}/certs")), dir).await.unwrap_err();
     assert!(err.to_string().contains("jwks_url"), "{err}");
     let mut both = settings("https://sso.example.gov.cn/certs");

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use jiesu_kit::{CaseKey, Commands, Db, auth, time::millis_to_proto};
-use jiesu_proto::v1::{CaseRef, ListRevisitsResponse, RecordRequest, RevisitView, TimelineEntry, revisit_service_server::RevisitService};
+use jiesu_proto::v1::{CaseRef, ListDueRequest, ListRevisitsResponse, RecordRequest, RevisitView, TimelineEntry, revisit_service_server::RevisitService};
 use tonic::{Request, Response, Status};
 
 use crate::{
@@ -66,6 +66,18 @@ impl RevisitService for RevisitApi {
         let row = self.revisit.record(&mut command.work(), &key, &verdict).await?;
         command.commit().await.map_err(Error::from)?;
         Ok(Response::new(view(row)))
+    }
+
+    async fn list_due(&self, request: Request<ListDueRequest>) -> Result<Response<ListRevisitsResponse>, Status> {
+        if let Some(who) = auth::caller(&request) {
+            policy::may_list_due(who)?;
+        }
+        let limit = match request.get_ref().limit {
+            0 => 100,
+            n => n.min(1000),
+        };
+        let rows = store::due(&self.db, limit).await?;
+        Ok(Response::new(ListRevisitsResponse { revisits: rows.into_iter().map(view).collect(), timeline: Vec::new() }))
     }
 
     /// A case revisit has never seen (not resolved yet) has no revisits: an empty answer.

@@ -27,6 +27,15 @@ pub fn may_view(who: &Identity, unit: &str) -> Result<(), Refusal> {
     })
 }
 
+/// May `who` list the revisits due (待回访)? Revisit agents, and those who see every case.
+pub fn may_list_due(who: &Identity) -> Result<(), Refusal> {
+    if who.has(Role::RevisitAgent) || jiesu_kit::auth::sees_every_case(who) {
+        Ok(())
+    } else {
+        Err(Refusal(format!("{} may not list the revisits due: the list is the revisit agents' and the centre's", who.describe())))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -49,6 +58,7 @@ mod tests {
             let unit = matches!(role, Role::UnitHandler | Role::UnitHead);
             assert_eq!(may_view(&who, "st-dongmen").is_ok(), all || unit, "{role} on its unit's case");
             assert_eq!(may_view(&who, "st-xinan").is_ok(), all, "{role} on another unit's case");
+            assert_eq!(may_list_due(&who).is_ok(), all, "{role} listing the revisits due");
         }
     }
 }

@@ -88,3 +88,10 @@ pub async fn record(tx: &mut Tx, revisit_id: &str, v: &Verdict, reopened: bool, 
 pub async fn of_case(db: &Db, key: &CaseKey) -> Result<Vec<RevisitRow>, Error> {
     Ok(db.rows_of_case(&format!("SELECT {COLUMNS} FROM revisits"), key, "ORDER BY round").await?)
 }
+
+/// The revisits waiting for a call, the longest waiting first.
+pub async fn due(db: &Db, limit: u32) -> Result<Vec<RevisitRow>, Error> {
+    let sql = format!("SELECT {COLUMNS} FROM revisits WHERE status = $1 ORDER BY created_at, revisit_id LIMIT $2");
+    Ok(jiesu_kit::with_pool!(db, pool => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+        .bind(RevisitStatus::Pending.as_str()).bind(i64::from(limit)).fetch_all(pool).await)?)
+}

@@ -29,7 +29,7 @@
 
 use std::{
     io::{Read, Write},
-    net::{SocketAddr, TcpListener, TcpStream},
+    net::{SocketAddr, TcpStream},
     path::{Path, PathBuf},
     process::Stdio,
     time::{Duration, Instant},
@@ -143,7 +143,7 @@ impl Browser {
         let mut attempt = 0;
         let (driver, base) = loop {
             attempt += 1;
-            let port = free_port().map_err(|source| BrowserError::Io { context: "find a free port".into(), source })?;
+            let port = crate::free_port();
             let log = std::fs::File::create(dir.path().join("chromedriver.log"))
                 .map_err(|source| BrowserError::Io { context: "create chromedriver's log".into(), source })?;
             let log2 = log.try_clone().map_err(|source| BrowserError::Io { context: "open chromedriver's log".into(), source })?;
@@ -489,10 +489,6 @@ impl<'b> Element<'b> {
 fn binary(program: &'static str, env: &'static str, default: &str, package: &'static str) -> Result<PathBuf> {
     let path = std::env::var_os(env).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(default));
     if path.is_file() { Ok(path) } else { Err(BrowserError::Missing { program, path, package, env }) }
-}
-
-fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// Waits until chromedriver's `/status` says it is ready; the reason when it does not.

@@ -31,6 +31,7 @@ use std::{
     net::{SocketAddr, TcpListener},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
+    sync::atomic::{AtomicU32, Ordering},
     time::{Duration, Instant},
 };
 
@@ -313,9 +314,26 @@ pub fn nats_server_bin() -> PathBuf {
     PathBuf::from("nats-server")
 }
 
-/// A port that was free a moment ago on 127.0.0.1.
+/// A port on 127.0.0.1 that was free a moment ago and that this process has not handed out before.
+///
+/// The port is handed to a child that binds it later, so it is taken from below Linux's ephemeral
+/// range (32768–60999): asking the kernel for port 0 would give one from that range, where an outgoing
+/// connection of some other test may take it between our check and the child's bind (CI saw a service
+/// fail to start on "address already in use" this way). Processes start at different offsets so that
+/// two test binaries run side by side rarely meet, and the bind check catches it when they do.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind port 0").local_addr().expect("local addr").port()
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static HANDED_OUT: AtomicU32 = AtomicU32::new(0);
+    let offset = std::process::id().wrapping_mul(7_919) % SPAN;
+    for _ in 0..SPAN {
+        let n = HANDED_OUT.fetch_add(1, Ordering::Relaxed);
+        let port = (LOW + (offset + n) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port on 127.0.0.1 between {LOW} and {}", LOW + SPAN)
 }
 
 fn wait_for_port(port: u16, limit: Duration) {
