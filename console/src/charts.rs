@@ -65,7 +65,13 @@ pub fn bars(title: &str, bars: &[Bar]) -> String {
     }
     for (i, bar) in bars.iter().enumerate() {
         let y = ROW * u32::try_from(i).unwrap_or(0);
-        let _ = write!(svg, r#"<text x="{}" y="{}" text-anchor="end" class="label">{}</text>"#, LABEL - 8, y + 19, escape(&shorten(&bar.label, 10)));
+        let _ = write!(
+            svg,
+            r#"<text x="{}" y="{}" text-anchor="end" class="label">{}</text>"#,
+            LABEL - 8,
+            y + 19,
+            escape(&shorten(&bar.label, 10))
+        );
         let mut x = f64::from(LABEL);
         for part in bar.parts.iter().filter(|p| p.value > 0) {
             let w = f64::from(plot) * part.value as f64 / max as f64;

@@ -183,7 +183,8 @@ pub async fn start(district: &DistrictConfig) -> Result<Console, Error> {
     let signer = Signer::from_settings(&auth, district.base_dir())?;
     if signer.is_none() && auth.required {
         return Err(Error::Config(
-            "the console signs its users' calls, and [auth] signing_key is not set: give it a key of the district (jiesuctl keys generate)".into(),
+            "the console signs its users' calls, and [auth] signing_key is not set: give it a key of the district (jiesuctl keys generate)"
+                .into(),
         ));
     }
     let store = store::Store::open(&settings.database_url).await?;

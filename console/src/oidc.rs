@@ -159,7 +159,8 @@ impl Provider {
         if !self.login.client_secret.is_empty() {
             form.push(("client_secret", self.login.client_secret.as_str()));
         }
-        let response = self.http.post(&self.login.token_endpoint).form(&form).send().await.map_err(|e| Error::Oidc(format!("token endpoint: {e}")))?;
+        let response =
+            self.http.post(&self.login.token_endpoint).form(&form).send().await.map_err(|e| Error::Oidc(format!("token endpoint: {e}")))?;
         if !response.status().is_success() {
             let status = response.status();
             let body: String = response.text().await.unwrap_or_default().chars().take(200).collect();
@@ -200,7 +201,7 @@ mod tests {
     #[test]
     fn the_s256_challenge_of_rfc_7636() {
         // RFC 7636, appendix B.
-        assert_eq!(challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"), "E9Melhoa2OwvFWsNnIYv8rPCtbO69uAJPAxlvbe7OoQ");
+        assert_eq!(challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
     }
 
     #[test]

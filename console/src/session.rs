@@ -70,7 +70,10 @@ impl Staff {
 #[derive(Debug)]
 pub enum Refused {
     /// Not signed in (or the session ended): to the sign-in page, then back.
-    SignIn { next: String, fragment: bool },
+    SignIn {
+        next: String,
+        fragment: bool,
+    },
     /// The form's CSRF token is missing or wrong.
     Csrf,
     Internal,

@@ -92,13 +92,15 @@ impl Store {
 
     pub async fn account(&self, username: &str) -> Result<Option<Account>, Error> {
         let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM console_accounts WHERE username = $1");
-        let row: Option<AccountRow> = with_pool!(&self.db, pool => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(username).fetch_optional(pool).await)?;
+        let row: Option<AccountRow> =
+            with_pool!(&self.db, pool => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(username).fetch_optional(pool).await)?;
         Ok(row.map(Account::from))
     }
 
     pub async fn account_by_oidc(&self, subject: &str) -> Result<Option<Account>, Error> {
         let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM console_accounts WHERE oidc_subject = $1");
-        let row: Option<AccountRow> = with_pool!(&self.db, pool => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(subject).fetch_optional(pool).await)?;
+        let row: Option<AccountRow> =
+            with_pool!(&self.db, pool => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(subject).fetch_optional(pool).await)?;
         Ok(row.map(Account::from))
     }
 

@@ -72,7 +72,9 @@ impl Clock {
 
     /// `2026-12-01 14:30`
     pub fn full(&self, t: Option<&prost_types::Timestamp>) -> String {
-        t.and_then(jiesu_kit::time::from_proto).map(|t| t.with_timezone(&self.zone).format("%Y-%m-%d %H:%M").to_string()).unwrap_or_default()
+        t.and_then(jiesu_kit::time::from_proto)
+            .map(|t| t.with_timezone(&self.zone).format("%Y-%m-%d %H:%M").to_string())
+            .unwrap_or_default()
     }
 
     /// `12-01 14:30`, or `14:30` today.

@@ -8,10 +8,10 @@ use std::collections::BTreeMap;
 use chrono::{NaiveDateTime, TimeZone};
 use jiesu_kit::auth::Role;
 use jiesu_proto::v1::{
-    AcceptAssistRequest, AcceptRequest, AddAssistingRequest, AnswerAssistRequest, CaseRef, CaseStatus, CaseView, CloseAsUnreasonableRequest,
-    ConfirmClassificationRequest, ContactRequest, DecideExtensionRequest, DispatchRequest, EscalateRequest, RecordRequest, ReclassifyRequest,
-    ReplyRequest, RequestExtensionRequest, ResolveRequest, ResponseLetter, ReturnReason, ReturnRequest, ReviewReturnRequest, Satisfaction,
-    StageResolveRequest, SuperviseRequest, TransferRequest, Urgency, VerifyRequest,
+    AcceptAssistRequest, AcceptRequest, AddAssistingRequest, AnswerAssistRequest, CaseRef, CaseStatus, CaseView,
+    CloseAsUnreasonableRequest, ConfirmClassificationRequest, ContactRequest, DecideExtensionRequest, DispatchRequest, EscalateRequest,
+    ReclassifyRequest, RecordRequest, ReplyRequest, RequestExtensionRequest, ResolveRequest, ResponseLetter, ReturnReason, ReturnRequest,
+    ReviewReturnRequest, Satisfaction, StageResolveRequest, SuperviseRequest, TransferRequest, Urgency, VerifyRequest,
 };
 
 use crate::{accounts::Account, services::Caller, view::refusal_zh};
@@ -323,7 +323,12 @@ fn fields(kind: ActionKind, choices: &Choices) -> (Vec<Field>, &'static str, &'s
                 radio(
                     "reason",
                     "退回原因",
-                    opts(&[("not_our_remit", "不属于本单位职责"), ("wrong_place", "地址或信息有误"), ("unclear", "诉求不清，无法办理"), ("other", "其他")]),
+                    opts(&[
+                        ("not_our_remit", "不属于本单位职责"),
+                        ("wrong_place", "地址或信息有误"),
+                        ("unclear", "诉求不清，无法办理"),
+                        ("other", "其他"),
+                    ]),
                 ),
                 field("text", "说明", "textarea", "（必填，供中心审核）"),
             ],
@@ -346,11 +351,9 @@ fn fields(kind: ActionKind, choices: &Choices) -> (Vec<Field>, &'static str, &'s
         ),
         A::AcceptAssist => (vec![], "", "协办签收"),
         A::AnswerAssist => (vec![field("answer", "协办答复", "textarea", "（必填）")], "", "提交答复"),
-        A::Dispatch => (
-            vec![choose("unit", "派往单位", choices.units.clone()), field("reason", "派单说明", "textarea", "（可选）")],
-            "",
-            "派单",
-        ),
+        A::Dispatch => {
+            (vec![choose("unit", "派往单位", choices.units.clone()), field("reason", "派单说明", "textarea", "（可选）")], "", "派单")
+        }
         A::ReviewReturn => (
             vec![
                 radio("uphold", "审核结果", opts(&[("yes", "同意退回，改派其他单位"), ("no", "不同意，退回原单位继续办理")])),
@@ -361,26 +364,23 @@ fn fields(kind: ActionKind, choices: &Choices) -> (Vec<Field>, &'static str, &'s
             "提交审核",
         ),
         A::DecideExtension => (
-            vec![radio("approve", "审批结果", opts(&[("yes", "同意延期"), ("no", "不同意")])), field("reason", "审批意见", "textarea", "（可选）")],
+            vec![
+                radio("approve", "审批结果", opts(&[("yes", "同意延期"), ("no", "不同意")])),
+                field("reason", "审批意见", "textarea", "（可选）"),
+            ],
             "",
             "提交审批",
         ),
-        A::Transfer => (
-            vec![choose("unit", "改派至", choices.units.clone()), field("reason", "改派理由", "textarea", "（必填）")],
-            "",
-            "改派",
-        ),
-        A::Escalate => (
-            vec![choose("leader", "包案领导", choices.leaders.clone()), field("reason", "提级理由", "textarea", "（必填）")],
-            "",
-            "提级",
-        ),
+        A::Transfer => {
+            (vec![choose("unit", "改派至", choices.units.clone()), field("reason", "改派理由", "textarea", "（必填）")], "", "改派")
+        }
+        A::Escalate => {
+            (vec![choose("leader", "包案领导", choices.leaders.clone()), field("reason", "提级理由", "textarea", "（必填）")], "", "提级")
+        }
         A::Supervise => (vec![field("note", "督办意见", "textarea", "（必填）")], "", "督办"),
-        A::CloseUnreasonable => (
-            vec![field("explanation", "向群众的解释", "textarea", "（必填，将告知群众）")],
-            "用于明显不合理的诉求；将标记供复核。",
-            "办结",
-        ),
+        A::CloseUnreasonable => {
+            (vec![field("explanation", "向群众的解释", "textarea", "（必填，将告知群众）")], "用于明显不合理的诉求；将标记供复核。", "办结")
+        }
         A::ConfirmClassification => (vec![field("note", "说明", "text", "（可选）")], "确认模型的分类无误，进入派单。", "确认"),
         A::Reclassify => (
             vec![
@@ -393,7 +393,11 @@ fn fields(kind: ActionKind, choices: &Choices) -> (Vec<Field>, &'static str, &'s
         ),
         A::RecordRevisit => (
             vec![
-                radio("satisfaction", "群众评价", opts(&[("satisfied", "满意"), ("basically_satisfied", "基本满意"), ("dissatisfied", "不满意")])),
+                radio(
+                    "satisfaction",
+                    "群众评价",
+                    opts(&[("satisfied", "满意"), ("basically_satisfied", "基本满意"), ("dissatisfied", "不满意")]),
+                ),
                 radio("solved", "问题是否解决", opts(&[("yes", "已解决"), ("no", "未解决")])),
                 field("comment", "群众意见", "textarea", "（可选）"),
             ],
@@ -448,7 +452,13 @@ fn optional(values: &Values, name: &'static str, max: usize, errors: &mut Errors
 }
 
 /// A `datetime-local` value in the district's zone, in the future.
-fn future_time(values: &Values, name: &'static str, zone: chrono_tz::Tz, required: bool, errors: &mut Errors) -> Option<prost_types::Timestamp> {
+fn future_time(
+    values: &Values,
+    name: &'static str,
+    zone: chrono_tz::Tz,
+    required: bool,
+    errors: &mut Errors,
+) -> Option<prost_types::Timestamp> {
     let t = text(values, name);
     if t.is_empty() {
         if required {
@@ -458,7 +468,9 @@ fn future_time(values: &Values, name: &'static str, zone: chrono_tz::Tz, require
     }
     let parsed = NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M").or_else(|_| NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S"));
     match parsed.ok().and_then(|n| zone.from_local_datetime(&n).earliest()) {
-        Some(local) if local.with_timezone(&chrono::Utc) > chrono::Utc::now() => Some(jiesu_kit::time::to_proto(local.with_timezone(&chrono::Utc))),
+        Some(local) if local.with_timezone(&chrono::Utc) > chrono::Utc::now() => {
+            Some(jiesu_kit::time::to_proto(local.with_timezone(&chrono::Utc)))
+        }
         Some(_) => {
             errors.insert(name, "须是将来的时间".into());
             None

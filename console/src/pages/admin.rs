@@ -65,8 +65,10 @@ async fn organisation(app: &App, staff: &Staff) -> (Known, Vec<(String, String)>
         Ok(org) => {
             let org = org.into_inner();
             let units: Vec<(String, String)> = org.units.iter().map(|u| (u.id.clone(), format!("{}（{}）", u.name, u.id))).collect();
-            let leaders: Vec<(String, String)> = org.leaders.iter().map(|l| (l.id.clone(), format!("{} {}（{}）", l.name, l.title, l.id))).collect();
-            let known = Known { units: units.iter().map(|u| u.0.clone()).collect(), leaders: leaders.iter().map(|l| l.0.clone()).collect() };
+            let leaders: Vec<(String, String)> =
+                org.leaders.iter().map(|l| (l.id.clone(), format!("{} {}（{}）", l.name, l.title, l.id))).collect();
+            let known =
+                Known { units: units.iter().map(|u| u.0.clone()).collect(), leaders: leaders.iter().map(|l| l.0.clone()).collect() };
             (known, units, leaders)
         }
         Err(e) => {
@@ -98,7 +100,15 @@ fn line(a: &Account, now: i64, clock: &Clock) -> AccountLine {
     AccountLine { username: a.username.clone(), name: a.name.clone(), roles: a.roles_zh(), place, state }
 }
 
-async fn page(app: &App, staff: &Staff, draft: &Draft, editing: Option<&Account>, errors: FieldErrors, problem: String, done: String) -> Response {
+async fn page(
+    app: &App,
+    staff: &Staff,
+    draft: &Draft,
+    editing: Option<&Account>,
+    errors: FieldErrors,
+    problem: String,
+    done: String,
+) -> Response {
     let (_, units, leaders) = organisation(app, staff).await;
     let clock = Clock::new(&app.district.timezone);
     let now = now_ms();
@@ -106,7 +116,10 @@ async fn page(app: &App, staff: &Staff, draft: &Draft, editing: Option<&Account>
         Ok(list) => list.iter().map(|a| line(a, now, &clock)).collect(),
         Err(_) => return message_page(StatusCode::SERVICE_UNAVAILABLE, "系统繁忙", "暂时无法读取账号。"),
     };
-    let roles = STAFF_ROLES.iter().map(|r| RoleBox { key: r.key(), name: r.name_zh(), checked: draft.roles.iter().any(|k| k == r.key()) }).collect();
+    let roles = STAFF_ROLES
+        .iter()
+        .map(|r| RoleBox { key: r.key(), name: r.name_zh(), checked: draft.roles.iter().any(|k| k == r.key()) })
+        .collect();
     let status = if errors.is_empty() && problem.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     render(
         status,
@@ -201,7 +214,13 @@ async fn hash(password: Option<String>) -> Result<Option<String>, String> {
     }
 }
 
-pub async fn create(staff: Staff, State(app): AppState, ConnectInfo(addr): ConnectInfo<SocketAddr>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+pub async fn create(
+    staff: Staff,
+    State(app): AppState,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     if !staff.account.has(Role::Administrator) {
         return forbidden();
     }
@@ -222,8 +241,15 @@ pub async fn create(staff: Staff, State(app): AppState, ConnectInfo(addr): Conne
     };
     match app.store.create_account(&checked, hash.as_deref(), now_ms()).await {
         Ok(true) => {
-            let detail = format!("roles={} unit={}", checked.roles.iter().map(|r| r.key()).collect::<Vec<_>>().join(","), checked.unit.clone().unwrap_or_default());
-            let _ = app.store.audit(now_ms(), &staff.account.username, "account_created", &checked.username, &detail, &client(&app, addr, &headers)).await;
+            let detail = format!(
+                "roles={} unit={}",
+                checked.roles.iter().map(|r| r.key()).collect::<Vec<_>>().join(","),
+                checked.unit.clone().unwrap_or_default()
+            );
+            let _ = app
+                .store
+                .audit(now_ms(), &staff.account.username, "account_created", &checked.username, &detail, &client(&app, addr, &headers))
+                .await;
             Redirect::to(&format!("/admin/accounts?done=created:{}", checked.username)).into_response()
         }
         Ok(false) => {
@@ -281,7 +307,10 @@ pub async fn update(
                 checked.unit.clone().unwrap_or_default(),
                 if hash.is_some() { " password reset" } else { "" }
             );
-            let _ = app.store.audit(now_ms(), &staff.account.username, "account_updated", &checked.username, &detail, &client(&app, addr, &headers)).await;
+            let _ = app
+                .store
+                .audit(now_ms(), &staff.account.username, "account_updated", &checked.username, &detail, &client(&app, addr, &headers))
+                .await;
             Redirect::to(&format!("/admin/accounts/{}?done=updated:{}", checked.username, checked.username)).into_response()
         }
         Err(_) => message_page(StatusCode::SERVICE_UNAVAILABLE, "系统繁忙", "暂时无法保存账号。"),

@@ -220,7 +220,12 @@ async fn build(app: &App, staff: &Staff, no: &str, extra: Extra) -> Response {
     let needs_choices = kinds.iter().any(|k| {
         matches!(
             k,
-            ActionKind::Dispatch | ActionKind::Transfer | ActionKind::AddAssisting | ActionKind::ReviewReturn | ActionKind::Escalate | ActionKind::Reclassify
+            ActionKind::Dispatch
+                | ActionKind::Transfer
+                | ActionKind::AddAssisting
+                | ActionKind::ReviewReturn
+                | ActionKind::Escalate
+                | ActionKind::Reclassify
         )
     });
     let choices = if needs_choices { choices(&caller).await } else { Choices::default() };
@@ -273,7 +278,11 @@ async fn build(app: &App, staff: &Staff, no: &str, extra: Extra) -> Response {
             d if d.is_empty() => String::new(),
             d => format!("{d}（{}）", clock.remaining(case.deadline.as_ref())),
         },
-        original_deadline: if case.original_deadline != case.deadline { clock.full(case.original_deadline.as_ref()) } else { String::new() },
+        original_deadline: if case.original_deadline != case.deadline {
+            clock.full(case.original_deadline.as_ref())
+        } else {
+            String::new()
+        },
         round: case.round.max(1),
         returns: case.returns,
         leader: case.leader_id.clone(),
@@ -334,7 +343,14 @@ async fn build(app: &App, staff: &Staff, no: &str, extra: Extra) -> Response {
             page.place = s
                 .location
                 .as_ref()
-                .map(|l| [l.street.as_str(), l.community.as_str(), l.grid.as_str(), l.address.as_str()].iter().filter(|p| !p.is_empty()).copied().collect::<Vec<_>>().join(" · "))
+                .map(|l| {
+                    [l.street.as_str(), l.community.as_str(), l.grid.as_str(), l.address.as_str()]
+                        .iter()
+                        .filter(|p| !p.is_empty())
+                        .copied()
+                        .collect::<Vec<_>>()
+                        .join(" · ")
+                })
                 .unwrap_or_default();
             page.masked_phone = if s.masked_phone.is_empty() { "（未留）".into() } else { s.masked_phone.clone() };
             page.description = s.description.clone();
@@ -369,7 +385,8 @@ async fn build(app: &App, staff: &Staff, no: &str, extra: Extra) -> Response {
                 "reclassified" => "已人工改类",
                 _ => "",
             };
-            page.reason = if c.matched_keywords.is_empty() { "模型判断".into() } else { format!("命中：{}", c.matched_keywords.join("、")) };
+            page.reason =
+                if c.matched_keywords.is_empty() { "模型判断".into() } else { format!("命中：{}", c.matched_keywords.join("、")) };
             page.candidates =
                 c.candidates.iter().map(|k| format!("{} {:.0}%", k.sub_item_name, k.probability * 100.0)).collect::<Vec<_>>().join("；");
             if c.repeat_count > 1 {
@@ -386,7 +403,11 @@ async fn build(app: &App, staff: &Staff, no: &str, extra: Extra) -> Response {
                 .iter()
                 .filter(|k| k.stopped_at.is_none() || k.colour.is_empty())
                 .map(|k| ClockLine {
-                    name: if k.milestone_name.is_empty() { jiesu_reference::milestone_zh(&k.milestone).to_string() } else { k.milestone_name.clone() },
+                    name: if k.milestone_name.is_empty() {
+                        jiesu_reference::milestone_zh(&k.milestone).to_string()
+                    } else {
+                        k.milestone_name.clone()
+                    },
                     part: k.part.clone(),
                     state: jiesu_reference::clock_state_zh(&k.state).to_string(),
                     colour: k.colour.clone(),
@@ -409,7 +430,12 @@ async fn build(app: &App, staff: &Staff, no: &str, extra: Extra) -> Response {
                 verdict: if v.status == "pending" {
                     "待回访".into()
                 } else {
-                    format!("{}，{}{}", view::satisfaction_zh(v.satisfaction), if v.solved { "已解决" } else { "未解决" }, if v.reopened { "，已重启" } else { "" })
+                    format!(
+                        "{}，{}{}",
+                        view::satisfaction_zh(v.satisfaction),
+                        if v.solved { "已解决" } else { "未解决" },
+                        if v.reopened { "，已重启" } else { "" }
+                    )
                 },
                 at: clock.full(v.recorded_at.as_ref().or(v.created_at.as_ref())),
             })
@@ -443,7 +469,12 @@ pub async fn show(staff: Staff, State(app): AppState, Path(no): Path<String>, Qu
 }
 
 /// An action's form, sent.
-pub async fn act(staff: Staff, State(app): AppState, Path((no, action)): Path<(String, String)>, Form(values): Form<BTreeMap<String, String>>) -> Response {
+pub async fn act(
+    staff: Staff,
+    State(app): AppState,
+    Path((no, action)): Path<(String, String)>,
+    Form(values): Form<BTreeMap<String, String>>,
+) -> Response {
     if let Err(refused) = staff.check_csrf(values.get("csrf").map(String::as_str).unwrap_or_default()) {
         return refused.into_response();
     }
@@ -454,7 +485,12 @@ pub async fn act(staff: Staff, State(app): AppState, Path((no, action)): Path<(S
     let zone = Clock::new(&app.district.timezone).zone;
     let needs_choices = matches!(
         kind,
-        ActionKind::Dispatch | ActionKind::Transfer | ActionKind::AddAssisting | ActionKind::ReviewReturn | ActionKind::Escalate | ActionKind::Reclassify
+        ActionKind::Dispatch
+            | ActionKind::Transfer
+            | ActionKind::AddAssisting
+            | ActionKind::ReviewReturn
+            | ActionKind::Escalate
+            | ActionKind::Reclassify
     );
     let choices = if needs_choices { choices(&caller).await } else { Choices::default() };
     match actions::perform(kind, &caller, case_ref(&no), &values, &choices, zone).await {
@@ -490,7 +526,8 @@ pub async fn reveal(staff: Staff, State(app): AppState, Path(no): Path<String>, 
     }
     let purpose = f.purpose.trim();
     if purpose.is_empty() {
-        return build(&app, &staff, &no, Extra { reveal_error: "请填写查看事由，例如“联系群众核实情况”。".into(), ..Default::default() }).await;
+        return build(&app, &staff, &no, Extra { reveal_error: "请填写查看事由，例如“联系群众核实情况”。".into(), ..Default::default() })
+            .await;
     }
     let caller = app.services.as_person(&staff.account);
     match caller.intake().get_contact(caller.req_because(case_ref(&no), purpose)).await {
@@ -528,7 +565,8 @@ pub async fn attachment(staff: Staff, State(app): AppState, Path((no, sha)): Pat
     };
     let head = futures::stream::once(async move { Ok::<_, tonic::Status>(first.data) });
     let rest = stream.map(|chunk| chunk.map(|c| c.data));
-    let body = Body::from_stream(head.chain(rest).map(|r| r.map(axum::body::Bytes::from).map_err(|e| std::io::Error::other(e.to_string()))));
+    let body =
+        Body::from_stream(head.chain(rest).map(|r| r.map(axum::body::Bytes::from).map_err(|e| std::io::Error::other(e.to_string()))));
     (
         [
             (header::CONTENT_TYPE, content_type),

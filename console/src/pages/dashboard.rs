@@ -86,7 +86,8 @@ pub async fn show(staff: Staff, State(app): AppState, Query(q): Query<DashboardQ
     };
     let (period, period_text) = if q.period == "month" { ("month", "本月") } else { ("today", "今日") };
     let local_now = clock.now.with_timezone(&clock.zone);
-    let start_date = if period == "month" { local_now.date_naive().with_day(1).unwrap_or(local_now.date_naive()) } else { local_now.date_naive() };
+    let start_date =
+        if period == "month" { local_now.date_naive().with_day(1).unwrap_or(local_now.date_naive()) } else { local_now.date_naive() };
     let from = clock
         .zone
         .from_local_datetime(&start_date.and_hms_opt(0, 0, 0).unwrap_or_default())
@@ -105,7 +106,8 @@ pub async fn show(staff: Staff, State(app): AppState, Query(q): Query<DashboardQ
     );
     let names: BTreeMap<String, String> =
         org.map(|o| o.into_inner().units.into_iter().map(|u| (u.id, u.name)).collect()).unwrap_or_default();
-    let name = |id: &str| names.get(id).cloned().unwrap_or_else(|| if id.is_empty() { "中心（待派单）".into() } else { id.to_string() });
+    let name =
+        |id: &str| names.get(id).cloned().unwrap_or_else(|| if id.is_empty() { "中心（待派单）".into() } else { id.to_string() });
     let mut problem = Vec::new();
     let mut rows: BTreeMap<String, UnitRow> = BTreeMap::new();
     let mut figures_out = Vec::new();
@@ -114,7 +116,11 @@ pub async fn show(staff: Staff, State(app): AppState, Query(q): Query<DashboardQ
         Ok(c) => {
             let c = c.into_inner();
             for count in &c.counts {
-                let row = rows.entry(count.unit_id.clone()).or_insert_with(|| UnitRow { id: count.unit_id.clone(), name: name(&count.unit_id), ..Default::default() });
+                let row = rows.entry(count.unit_id.clone()).or_insert_with(|| UnitRow {
+                    id: count.unit_id.clone(),
+                    name: name(&count.unit_id),
+                    ..Default::default()
+                });
                 match CaseStatus::try_from(count.status).unwrap_or(CaseStatus::Unspecified) {
                     CaseStatus::Dispatched => row.to_sign += count.count,
                     CaseStatus::Resolved | CaseStatus::Closed => row.resolved += count.count,
@@ -123,10 +129,25 @@ pub async fn show(staff: Staff, State(app): AppState, Query(q): Query<DashboardQ
             }
             let open: u32 = rows.values().map(|r| r.open + r.to_sign).sum();
             figures_out.push(Figure { label: "在办诉求", value: open.to_string(), note: String::new(), class: "" });
-            figures_out.push(Figure { label: "待人工派单", value: c.manual_queue.to_string(), note: String::new(), class: if c.manual_queue > 0 { "yellow" } else { "" } });
+            figures_out.push(Figure {
+                label: "待人工派单",
+                value: c.manual_queue.to_string(),
+                note: String::new(),
+                class: if c.manual_queue > 0 { "yellow" } else { "" },
+            });
             figures_out.push(Figure { label: "黄灯预警", value: c.yellow.to_string(), note: String::new(), class: "yellow" });
-            figures_out.push(Figure { label: "红灯超时", value: c.red.to_string(), note: format!("逾期未办结 {}", c.overdue), class: "red" });
-            figures_out.push(Figure { label: "督办 / 包案", value: format!("{} / {}", c.supervised, c.escalated), note: String::new(), class: "" });
+            figures_out.push(Figure {
+                label: "红灯超时",
+                value: c.red.to_string(),
+                note: format!("逾期未办结 {}", c.overdue),
+                class: "red",
+            });
+            figures_out.push(Figure {
+                label: "督办 / 包案",
+                value: format!("{} / {}", c.supervised, c.escalated),
+                note: String::new(),
+                class: "",
+            });
             let status_bars: Vec<Bar> = rows
                 .values()
                 .filter(|r| !r.id.is_empty())
@@ -139,7 +160,9 @@ pub async fn show(staff: Staff, State(app): AppState, Query(q): Query<DashboardQ
                     ],
                 })
                 .collect();
-            charts.push(Chart { title: "各单位诉求（全部）".into(), svg: bars("各单位诉求", &status_bars), note: String::new() });
+            charts.push(Chart {
+                title: "各单位诉求（全部）".into(), svg: bars("各单位诉求", &status_bars), note: String::new()
+            });
         }
         Err(e) => problem.push(format!("办理数据：{}", refusal_zh(&e))),
     }
@@ -148,9 +171,21 @@ pub async fn show(staff: Staff, State(app): AppState, Query(q): Query<DashboardQ
             let f = f.into_inner();
             let resolve: Vec<_> = f.figures.iter().filter(|m| m.milestone == "resolve").collect();
             let (on_time, late) = resolve.iter().fold((0, 0), |(a, b), m| (a + m.met_on_time, b + m.met_late));
-            figures_out.insert(1, Figure { label: "办结按时率", value: percent(on_time, late), note: format!("{period_text}办结 {}", on_time + late), class: "green" });
+            figures_out.insert(
+                1,
+                Figure {
+                    label: "办结按时率",
+                    value: percent(on_time, late),
+                    note: format!("{period_text}办结 {}", on_time + late),
+                    class: "green",
+                },
+            );
             for m in &resolve {
-                let row = rows.entry(m.unit_id.clone()).or_insert_with(|| UnitRow { id: m.unit_id.clone(), name: name(&m.unit_id), ..Default::default() });
+                let row = rows.entry(m.unit_id.clone()).or_insert_with(|| UnitRow {
+                    id: m.unit_id.clone(),
+                    name: name(&m.unit_id),
+                    ..Default::default()
+                });
                 row.on_time += m.met_on_time;
                 row.late += m.met_late;
             }
@@ -180,10 +215,15 @@ pub async fn show(staff: Staff, State(app): AppState, Query(q): Query<DashboardQ
                 .filter(|(_, (y, r))| y + r > 0)
                 .map(|(unit, (y, r))| Bar {
                     label: name(unit),
-                    parts: vec![Part { value: u64::from(*y), class: "yellow", name: "黄灯" }, Part { value: u64::from(*r), class: "red", name: "红灯" }],
+                    parts: vec![
+                        Part { value: u64::from(*y), class: "yellow", name: "黄灯" },
+                        Part { value: u64::from(*r), class: "red", name: "红灯" },
+                    ],
                 })
                 .collect();
-            charts.push(Chart { title: "当前黄灯与红灯（按单位）".into(), svg: bars("黄灯与红灯", &risk_bars), note: String::new() });
+            charts.push(Chart {
+                title: "当前黄灯与红灯（按单位）".into(), svg: bars("黄灯与红灯", &risk_bars), note: String::new()
+            });
         }
         Err(e) => problem.push(format!("时限数据：{}", refusal_zh(&e))),
     }

@@ -195,12 +195,14 @@ async fn load(queue: Queue, account: &Account, caller: &Caller, clock: &Clock) -
                 .await
                 .map(|cases| cases.into_iter().filter(|c| c.unit_id == unit).collect())
         }
-        Queue::UnitCases => list(caller, ListCasesRequest { unit_id: unit.clone(), open_only: true, ..Default::default() }).await.map(|cases| {
-            let mut own: Vec<CaseView> =
-                cases.into_iter().filter(|c| c.unit_id == unit && c.status != CaseStatus::Dispatched as i32).collect();
-            own.sort_by_key(|c| clock.millis_to(c.deadline.as_ref()));
-            own
-        }),
+        Queue::UnitCases => {
+            list(caller, ListCasesRequest { unit_id: unit.clone(), open_only: true, ..Default::default() }).await.map(|cases| {
+                let mut own: Vec<CaseView> =
+                    cases.into_iter().filter(|c| c.unit_id == unit && c.status != CaseStatus::Dispatched as i32).collect();
+                own.sort_by_key(|c| clock.millis_to(c.deadline.as_ref()));
+                own
+            })
+        }
         Queue::Assisting => list(caller, ListCasesRequest { unit_id: unit.clone(), open_only: true, ..Default::default() })
             .await
             .map(|cases| cases.into_iter().filter(|c| c.parts.iter().any(|p| p.unit_id == unit && !p.answered)).collect()),
@@ -209,7 +211,11 @@ async fn load(queue: Queue, account: &Account, caller: &Caller, clock: &Clock) -
         }
         Queue::Revisits => list(caller, ListCasesRequest { status: CaseStatus::Resolved as i32, ..Default::default() }).await,
         Queue::Review => {
-            match caller.classification().list_pending_reviews(caller.req(ListPendingReviewsRequest { limit: LIMIT, street: String::new() })).await {
+            match caller
+                .classification()
+                .list_pending_reviews(caller.req(ListPendingReviewsRequest { limit: LIMIT, street: String::new() }))
+                .await
+            {
                 Ok(r) => {
                     let r = r.into_inner();
                     total = Some(r.total as usize);
@@ -266,8 +272,10 @@ pub async fn home(staff: Staff, State(app): AppState) -> Response {
     let clock = Clock::new(&app.district.timezone);
     let queues = queues_for(&staff.account);
     let loaded = futures::future::join_all(queues.iter().map(|q| load(*q, &staff.account, &caller, &clock))).await;
-    let blocks =
-        loaded.into_iter().map(|f| QueueBlock { id: f.id, html: f.render().unwrap_or_else(|_| "<p class=\"err\">无法显示</p>".into()) }).collect();
+    let blocks = loaded
+        .into_iter()
+        .map(|f| QueueBlock { id: f.id, html: f.render().unwrap_or_else(|_| "<p class=\"err\">无法显示</p>".into()) })
+        .collect();
     render(StatusCode::OK, &HomePage { chrome: Chrome::of(&app, &staff, "home"), queues: blocks })
 }
 

@@ -109,9 +109,9 @@ pub async fn submit(
     };
     let again = |status: StatusCode, error: &str| render(status, &page(&app, pre, &next, &username, error, ""));
     let now = now_ms();
-    let limited = ATTEMPTS.lock().map(|mut r| {
-        r.get_or_insert_with(Default::default).hit(&who, ATTEMPTS_PER_CLIENT, ATTEMPT_WINDOW, chrono::Utc::now()).is_err()
-    });
+    let limited = ATTEMPTS
+        .lock()
+        .map(|mut r| r.get_or_insert_with(Default::default).hit(&who, ATTEMPTS_PER_CLIENT, ATTEMPT_WINDOW, chrono::Utc::now()).is_err());
     if limited.unwrap_or(true) {
         let _ = app.store.audit(now, "", "signin_refused", &username, "too many attempts from this address", &who).await;
         return again(StatusCode::TOO_MANY_REQUESTS, "登录尝试过于频繁，请稍后再试。");
@@ -196,7 +196,13 @@ pub struct CsrfForm {
     csrf: String,
 }
 
-pub async fn sign_out(staff: Staff, State(app): AppState, ConnectInfo(addr): ConnectInfo<SocketAddr>, headers: HeaderMap, Form(f): Form<CsrfForm>) -> Response {
+pub async fn sign_out(
+    staff: Staff,
+    State(app): AppState,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(f): Form<CsrfForm>,
+) -> Response {
     if let Err(refused) = staff.check_csrf(&f.csrf) {
         return refused.into_response();
     }
@@ -209,7 +215,9 @@ pub async fn sign_out(staff: Staff, State(app): AppState, ConnectInfo(addr): Con
 
 /// To the identity platform, with a fresh state, PKCE challenge and nonce.
 pub async fn oidc_depart(State(app): AppState, Query(q): Query<NextQuery>) -> Response {
-    let Some(provider) = &app.oidc else { return message_page(StatusCode::NOT_FOUND, "未启用", "本区未启用统一身份认证登录。") };
+    let Some(provider) = &app.oidc else {
+        return message_page(StatusCode::NOT_FOUND, "未启用", "本区未启用统一身份认证登录。");
+    };
     let departure = provider.depart();
     let next = safe_next(&q.next);
     // The verifier and nonce stay here; the next page rides with the state.
@@ -241,12 +249,13 @@ pub async fn oidc_arrive(
     headers: HeaderMap,
     Query(cb): Query<Callback>,
 ) -> Response {
-    let Some(provider) = app.oidc.clone() else { return message_page(StatusCode::NOT_FOUND, "未启用", "本区未启用统一身份认证登录。") };
+    let Some(provider) = app.oidc.clone() else {
+        return message_page(StatusCode::NOT_FOUND, "未启用", "本区未启用统一身份认证登录。");
+    };
     let who = client(&app, addr, &headers);
     let now = now_ms();
-    let failed = |why: &str| {
-        message_page(StatusCode::UNAUTHORIZED, "登录未完成", &format!("统一身份认证登录未完成：{why}请返回登录页重试。"))
-    };
+    let failed =
+        |why: &str| message_page(StatusCode::UNAUTHORIZED, "登录未完成", &format!("统一身份认证登录未完成：{why}请返回登录页重试。"));
     if !cb.error.is_empty() {
         return failed("身份认证平台拒绝了登录。");
     }

@@ -10,9 +10,9 @@ use jiesu_kit::{
 };
 use jiesu_proto::v1::{
     CaseRef, ClassificationView, ClassifyRequest, ConfirmClassificationRequest, GetTaxonomyRequest, ListHotspotsRequest,
-    ListHotspotsResponse, TaxonomyCategory, TaxonomySubItem, TaxonomyView,
-    ListPendingReviewsRequest, ListPendingReviewsResponse, ListSimilarCasesRequest, ListSimilarCasesResponse, PendingReview,
-    ReclassifyRequest, SimilarCase, classification_service_server::ClassificationService,
+    ListHotspotsResponse, ListPendingReviewsRequest, ListPendingReviewsResponse, ListSimilarCasesRequest, ListSimilarCasesResponse,
+    PendingReview, ReclassifyRequest, SimilarCase, TaxonomyCategory, TaxonomySubItem, TaxonomyView,
+    classification_service_server::ClassificationService,
 };
 use jiesu_reference::Urgency;
 use tonic::{Request, Response, Status};

@@ -25,9 +25,7 @@ pub async fn security_headers(mut response: Response) -> Response {
 /// The client's address: the connection's, or behind the district's own reverse proxy (which
 /// overwrites the header) the last hop it added to `X-Forwarded-For`.
 pub fn client_address(behind_proxy: bool, addr: SocketAddr, headers: &HeaderMap) -> String {
-    if behind_proxy
-        && let Some(hop) = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()).and_then(|v| v.rsplit(',').next())
-    {
+    if behind_proxy && let Some(hop) = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()).and_then(|v| v.rsplit(',').next()) {
         return hop.trim().to_string();
     }
     addr.ip().to_string()

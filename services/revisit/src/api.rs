@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use jiesu_kit::{CaseKey, Commands, Db, auth, time::millis_to_proto};
-use jiesu_proto::v1::{CaseRef, ListDueRequest, ListRevisitsResponse, RecordRequest, RevisitView, TimelineEntry, revisit_service_server::RevisitService};
+use jiesu_proto::v1::{
+    CaseRef, ListDueRequest, ListRevisitsResponse, RecordRequest, RevisitView, TimelineEntry, revisit_service_server::RevisitService,
+};
 use tonic::{Request, Response, Status};
 
 use crate::{

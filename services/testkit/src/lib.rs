@@ -431,16 +431,17 @@ impl TestBed {
         jiesu_kit::auth::Signer::from_pem(&kid, &pem, "jiesu", "jiesu").expect("a signer")
     }
 
-    /// Turns TLS on: a fresh CA in `<dir>/tls`, a certificate for each of the six services and
-    /// one for the test's clients (`client`), all for 127.0.0.1 and localhost; `[tls] dir` set
-    /// and plain text off. With `client_auth`, every client must show its certificate.
+    /// Turns TLS on: a fresh CA in `<dir>/tls`, a certificate for each of the six services, the
+    /// two web fronts (`console`, `web`) and the test's clients (`client`), all for 127.0.0.1 and
+    /// localhost; `[tls] dir` set and plain text off. With `client_auth`, every client must show
+    /// its certificate.
     pub fn use_tls(&mut self, client_auth: bool) {
         use jiesu_kit::tls;
         let dir = self.dir.path().join("tls");
         tls::ensure_ca(&dir, "Jiesu test CA").expect("make a CA");
         let hosts = vec!["127.0.0.1".to_string(), "localhost".to_string()];
         let services = jiesu_kit::access::SERVICES.iter().map(|s| s.service);
-        for name in services.chain(["client"]) {
+        for name in services.chain(["client", "console", "web"]) {
             tls::issue_cert(&dir, "Jiesu test CA", name, &hosts).expect("issue a certificate");
         }
         self.config.set("tls.dir", dir.display().to_string());
