@@ -139,6 +139,24 @@ target/debug/jiesu-web --config "$config" >"$log_dir/web.log" 2>&1 &
 echo $! >"$run_dir/web.pid"
 for _ in $(seq 100); do curl -fsS http://127.0.0.1:8080/healthz >/dev/null 2>&1 && break; sleep 0.1; done
 curl -fsS http://127.0.0.1:8080/healthz >/dev/null || { echo "demo: jiesu-web did not start; data/logs/web.log ends with:" >&2; tail -n 20 "$log_dir/web.log" >&2; exit 1; }
+
+# The staff's desk: demo accounts (kept in data/console.db), all with the same demo password.
+console_password="jiesu-demo-2026"
+add_account() { JIESU_CONSOLE_PASSWORD="$console_password" target/debug/jiesu-console account add --config "$config" "$@" >/dev/null 2>&1 || true; }
+add_account --username admin --name 系统管理员 --role administrator
+add_account --username agent --name 受理员小李 --role centre_agent
+add_account --username supervisor --name 督办员老刘 --role centre_supervisor
+add_account --username revisit --name 回访员小陈 --role revisit_agent
+add_account --username dongmen --name 王五 --role unit_handler --unit st-dongmen
+add_account --username xinan --name 赵六 --role unit_handler --unit st-xinan
+add_account --username urban --name 孙七 --role unit_handler --unit dept-urban-management
+add_account --username li --name 李副区长 --role leader --leader leader-li
+echo "demo: starting jiesu-console (the staff's desk) on http://127.0.0.1:8090"
+JIESU__NATS__TLS_CERT="$root/data/tls/console.pem" JIESU__NATS__TLS_KEY="$root/data/tls/console.key.pem" \
+  target/debug/jiesu-console --config "$config" >"$log_dir/console.log" 2>&1 &
+echo $! >"$run_dir/console.pid"
+for _ in $(seq 100); do curl -fsS http://127.0.0.1:8090/healthz >/dev/null 2>&1 && break; sleep 0.1; done
+curl -fsS http://127.0.0.1:8090/healthz >/dev/null || { echo "demo: jiesu-console did not start; data/logs/console.log ends with:" >&2; tail -n 20 "$log_dir/console.log" >&2; exit 1; }
 echo
 
 ctl=(env JIESU_TOKEN_FILE="$tokens/centre-agent.token" target/debug/jiesuctl --config "$config")
@@ -192,5 +210,8 @@ Citizens write through the mailboxes' forms and follow their case on the status 
   http://127.0.0.1:8080/                                 # the mailboxes (书记信箱, 主任信箱)
   http://127.0.0.1:8080/mailbox/secretary_mailbox/qr.png # the QR code for the poster (also qr.svg)
   http://127.0.0.1:8080/status                           # 受理编号 + 查询码
+The staff work at the desk (工作台), http://127.0.0.1:8090/ — sign in with password $console_password as
+  agent (受理派单员), supervisor (督办员), dongmen / xinan / urban (承办人 of 东门街道, 新安街道, 城管局),
+  li (李副区长, 领导), revisit (回访员) or admin (系统管理员: accounts and the sign-in log)
 Logs are in data/logs/, databases in data/. Stop everything with: scripts/demo.sh stop
 MSG

@@ -11,13 +11,14 @@ export NATS_SERVER_BIN="$PWD/.local/bin/nats-server"
 export JIESU_TEST_PG_URL="${JIESU_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/test}"
 
 # The page tests drive a real headless Chromium through chromedriver (services/testkit/src/browser.rs):
-# install Debian's packages when either is missing.
-if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
-  command -v apt-get >/dev/null || { echo "test: chromium and chromedriver are missing and there is no apt-get: install them" >&2; exit 1; }
-  echo "test: installing chromium and chromium-driver (for the page tests)" >&2
+# install Debian's packages when either is missing, and a Chinese font, so that the screenshots
+# a person looks at show the pages' text rather than empty boxes.
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ] || ! fc-list :lang=zh 2>/dev/null | grep -q .; then
+  command -v apt-get >/dev/null || { echo "test: chromium, chromedriver or a Chinese font is missing and there is no apt-get: install them" >&2; exit 1; }
+  echo "test: installing chromium, chromium-driver and fonts-wqy-microhei (for the page tests)" >&2
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver fonts-wqy-microhei >/dev/null
 fi
 
 # Tests in other languages' clients: the Open311 endpoint through Python's georeport

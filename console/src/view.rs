@@ -96,6 +96,11 @@ impl Clock {
         if minutes >= 0 { format!("剩 {span}") } else { format!("超时 {span}") }
     }
 
+    /// 2 小时 5 分钟 since then.
+    pub fn waited(&self, since: Option<&prost_types::Timestamp>) -> String {
+        since.and_then(jiesu_kit::time::from_proto).map(|t| span_zh((self.now - t).num_minutes().max(0).unsigned_abs())).unwrap_or_default()
+    }
+
     /// Milliseconds to the deadline (negative: past), for sorting.
     pub fn millis_to(&self, deadline: Option<&prost_types::Timestamp>) -> i64 {
         deadline.and_then(jiesu_kit::time::from_proto).map_or(i64::MAX, |d| (d - self.now).num_milliseconds())
@@ -158,7 +163,7 @@ impl CaseLine {
             case_no: case.case_no.clone(),
             title: case.title.clone(),
             unit,
-            status: status_zh(case.status),
+            status: if case.manual_queue { "待派单" } else { status_zh(case.status) },
             urgency: urgency_zh(case.urgency),
             colour_zh: colour_zh(&colour),
             colour,

@@ -161,15 +161,24 @@ async fn build(app: &App, staff: &Staff, no: &str, extra: Extra) -> Response {
     let caller = app.services.as_person(&staff.account);
     let clock = Clock::new(&app.district.timezone);
     let r = case_ref(no);
-    let (mut dispatch, mut intake, mut classification, mut sla, mut revisit) =
-        (caller.dispatch(), caller.intake(), caller.classification(), caller.sla(), caller.revisit());
-    let (case, submission, classification, clocks, revisits) = tokio::join!(
+    let (mut dispatch, mut intake, mut classification, mut sla, mut revisit, mut organisation) =
+        (caller.dispatch(), caller.intake(), caller.classification(), caller.sla(), caller.revisit(), caller.dispatch());
+    let (case, submission, classification, clocks, revisits, organisation) = tokio::join!(
         dispatch.get_case(caller.req(r.clone())),
         intake.get_submission(caller.req(r.clone())),
         classification.get_classification(caller.req(r.clone())),
         sla.list_clocks(caller.req(r.clone())),
         revisit.list_revisits(caller.req(r.clone())),
+        organisation.get_organisation(caller.req(GetOrganisationRequest {})),
     );
+    // Units and leaders by name, as people know them; an id the organisation lacks stays as it is.
+    let mut names: BTreeMap<String, String> = BTreeMap::new();
+    if let Ok(org) = organisation {
+        let org = org.into_inner();
+        names.extend(org.units.into_iter().map(|u| (u.id, u.name)));
+        names.extend(org.leaders.into_iter().map(|l| (l.id, format!("{}（{}）", l.name, l.title))));
+    }
+    let name = |id: &str| names.get(id).cloned().unwrap_or_else(|| id.to_string());
     let case: CaseView = match case {
         Ok(c) => c.into_inner(),
         Err(status) => {
@@ -285,11 +294,11 @@ async fn build(app: &App, staff: &Staff, no: &str, extra: Extra) -> Response {
         },
         round: case.round.max(1),
         returns: case.returns,
-        leader: case.leader_id.clone(),
+        leader: if case.leader_id.is_empty() { String::new() } else { name(&case.leader_id) },
         pending_return: case
             .pending_return
             .as_ref()
-            .map(|r| format!("{}：{}（{}）", r.unit_id, r.text, view::return_reason_zh(r.reason)))
+            .map(|r| format!("{}：{}（{}）", name(&r.unit_id), r.text, view::return_reason_zh(r.reason)))
             .unwrap_or_default(),
         pending_extension: case
             .pending_extension
@@ -337,7 +346,7 @@ async fn build(app: &App, staff: &Staff, no: &str, extra: Extra) -> Response {
     match submission {
         Ok(s) => {
             page.has_submission = true;
-            page.channel = s.channel.clone();
+            page.channel = app.channels.get(&s.channel).cloned().unwrap_or_else(|| s.channel.clone());
             page.entered_by = s.entered_by.clone();
             page.received_at = clock.full(s.received_at.as_ref());
             page.place = s

@@ -37,6 +37,8 @@ pub struct App {
     pub services: Services,
     pub live: Live,
     pub oidc: Option<Arc<Provider>>,
+    /// The channels' names by id (热线, 书记信箱…), from the district's channel registry.
+    pub channels: std::collections::BTreeMap<String, String>,
 }
 
 type AppState = State<Arc<App>>;

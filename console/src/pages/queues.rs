@@ -8,7 +8,7 @@ use axum::{
     response::{Html, IntoResponse, Response},
 };
 use jiesu_kit::auth::Role;
-use jiesu_proto::v1::{CaseStatus, CaseView, ListCasesRequest, ListPendingReviewsRequest};
+use jiesu_proto::v1::{CaseStatus, CaseView, ListCasesRequest, ListDueRequest, ListPendingReviewsRequest};
 
 use super::{AppState, Chrome, render};
 use crate::{
@@ -96,6 +96,7 @@ impl Queue {
         match self {
             Queue::Manual => "派单时限在走",
             Queue::Review => "等待计入派单时限",
+            Queue::Revisits => "等待最久的在前",
             Queue::AtRisk => "红色在前",
             Queue::UnitCases => "按时限由近到远",
             _ => "",
@@ -142,7 +143,16 @@ struct QueueFragment {
     count_text: String,
     lines: Vec<CaseLine>,
     reviews: Vec<ReviewLine>,
+    due: Vec<DueLine>,
     error: String,
+}
+
+/// A revisit waiting for its call.
+struct DueLine {
+    case_no: String,
+    round: u32,
+    since: String,
+    waited: String,
 }
 
 struct ReviewLine {
@@ -165,6 +175,7 @@ async fn list(caller: &Caller, request: ListCasesRequest) -> Result<Vec<CaseView
 async fn load(queue: Queue, account: &Account, caller: &Caller, clock: &Clock) -> QueueFragment {
     let unit = account.unit.clone().unwrap_or_default();
     let mut reviews = Vec::new();
+    let mut due = Vec::new();
     let mut total = None;
     let cases: Result<Vec<CaseView>, tonic::Status> = match queue {
         Queue::Manual => list(caller, ListCasesRequest { manual_queue: true, open_only: true, ..Default::default() }).await,
@@ -209,7 +220,23 @@ async fn load(queue: Queue, account: &Account, caller: &Caller, clock: &Clock) -
         Queue::Escalated => {
             list(caller, ListCasesRequest { leader_id: account.token_subject().to_string(), open_only: true, ..Default::default() }).await
         }
-        Queue::Revisits => list(caller, ListCasesRequest { status: CaseStatus::Resolved as i32, ..Default::default() }).await,
+        Queue::Revisits => match caller.revisit().list_due(caller.req(ListDueRequest { limit: LIMIT })).await {
+            Ok(r) => {
+                due = r
+                    .into_inner()
+                    .revisits
+                    .into_iter()
+                    .map(|v| DueLine {
+                        case_no: v.case_no,
+                        round: v.round,
+                        since: clock.short(v.created_at.as_ref()),
+                        waited: clock.waited(v.created_at.as_ref()),
+                    })
+                    .collect();
+                Ok(Vec::new())
+            }
+            Err(e) => Err(e),
+        },
         Queue::Review => {
             match caller
                 .classification()
@@ -249,9 +276,20 @@ async fn load(queue: Queue, account: &Account, caller: &Caller, clock: &Clock) -
         Ok(cases) => (cases.iter().map(|c| CaseLine::of(c, clock)).collect::<Vec<_>>(), String::new()),
         Err(e) => (Vec::new(), refusal_zh(&e)),
     };
-    let count = total.unwrap_or(lines.len() + reviews.len());
+    let count = total.unwrap_or(lines.len() + reviews.len() + due.len());
     let count_text = if total.is_none() && count >= LIMIT as usize { format!("{LIMIT}+") } else { count.to_string() };
-    QueueFragment { id: queue.id(), title: queue.title(), hint: queue.hint(), hot: queue.hot(), count, count_text, lines, reviews, error }
+    QueueFragment {
+        id: queue.id(),
+        title: queue.title(),
+        hint: queue.hint(),
+        hot: queue.hot(),
+        count,
+        count_text,
+        lines,
+        reviews,
+        due,
+        error,
+    }
 }
 
 struct QueueBlock {

@@ -29,7 +29,9 @@ impl Desk {
         let district = District::start_secured(Backend::Sqlite).await.expect("the district starts");
         let dir = tempfile::tempdir().expect("a directory for the console");
         let mut config = district.config.clone();
-        config.set("console.listen", "127.0.0.1:0");
+        let port = jiesu_testkit::free_port();
+        config.set("console.listen", format!("127.0.0.1:{port}"));
+        config.set("console.public_url", format!("http://127.0.0.1:{port}"));
         config.set("console.database_url", format!("sqlite://{}", dir.path().join("console.db").display()));
         for (key, svc) in [
             ("intake_url", "intake"),

@@ -614,7 +614,7 @@ impl Signer {
     }
 
     /// Signs any claims (tests forge bad ones with it).
-    pub fn sign(&self, claims: &Claims) -> Result<String, Error> {
+    pub fn sign(&self, claims: &impl Serialize) -> Result<String, Error> {
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.kid.clone());
         jsonwebtoken::encode(&header, claims, &self.key).map_err(|e| Error::Config(format!("cannot sign a token: {e}")))

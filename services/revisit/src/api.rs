@@ -63,7 +63,12 @@ impl RevisitService for RevisitApi {
         }
         let req = request.get_ref();
         let key = CaseKey::required(req.case.as_ref())?;
-        let verdict = domain::validate(req.satisfaction, req.solved, &req.comment, &req.recorded_by).map_err(Error::Invalid)?;
+        // Who called the citizen back: as the request says, else the verified caller's name.
+        let recorded_by = match (req.recorded_by.trim(), auth::caller(&request)) {
+            ("", Some(who)) => who.name.as_str(),
+            (given, _) => given,
+        };
+        let verdict = domain::validate(req.satisfaction, req.solved, &req.comment, recorded_by).map_err(Error::Invalid)?;
         let mut command = self.commands.begin(&request).await.map_err(Error::from)?;
         let row = self.revisit.record(&mut command.work(), &key, &verdict).await?;
         command.commit().await.map_err(Error::from)?;

@@ -8,8 +8,9 @@ use clap::Subcommand;
 use jiesu_kit::{DistrictConfig, tls};
 
 /// Who gets a certificate besides the services: the NATS server, `jiesuctl` (the people's
-/// and operators' tool, for districts with mutual TLS) and the citizens' web front (`jiesu-web`).
-const OTHER_HOLDERS: [&str; 3] = ["nats", "jiesuctl", "web"];
+/// and operators' tool, for districts with mutual TLS), the citizens' web front (`jiesu-web`) and the
+/// staff's desk (`jiesu-console`).
+const OTHER_HOLDERS: [&str; 4] = ["nats", "jiesuctl", "web", "console"];
 
 #[derive(Subcommand)]
 pub enum TlsCommand {
