@@ -353,12 +353,10 @@ async fn build(app: &App, staff: &Staff, no: &str, extra: Extra) -> Response {
                 .location
                 .as_ref()
                 .map(|l| {
-                    [l.street.as_str(), l.community.as_str(), l.grid.as_str(), l.address.as_str()]
-                        .iter()
-                        .filter(|p| !p.is_empty())
-                        .copied()
-                        .collect::<Vec<_>>()
-                        .join(" · ")
+                    let mut parts: Vec<String> =
+                        [&l.street, &l.community].into_iter().filter(|p| !p.is_empty()).map(|id| name(id)).collect();
+                    parts.extend([&l.grid, &l.address].into_iter().filter(|p| !p.is_empty()).cloned());
+                    parts.join(" · ")
                 })
                 .unwrap_or_default();
             page.masked_phone = if s.masked_phone.is_empty() { "（未留）".into() } else { s.masked_phone.clone() };

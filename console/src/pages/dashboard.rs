@@ -11,7 +11,10 @@ use axum::{
     response::Response,
 };
 use chrono::{Datelike, TimeZone};
-use jiesu_proto::v1::{CaseStatus, CountCasesRequest, GetOrganisationRequest, OnTimeFiguresRequest};
+use jiesu_proto::v1::{
+    CaseStatus, CountCasesRequest, CountReceivedRequest, GetOrganisationRequest, GetTaxonomyRequest, OnTimeFiguresRequest,
+    PeriodFiguresRequest,
+};
 use serde::Deserialize;
 
 use super::{AppState, Chrome, render};
@@ -94,16 +97,19 @@ pub async fn show(staff: Staff, State(app): AppState, Query(q): Query<DashboardQ
         .earliest()
         .map(|t| t.with_timezone(&chrono::Utc))
         .unwrap_or(clock.now);
-    let (mut dispatch, mut sla, mut organisation) = (caller.dispatch(), caller.sla(), caller.dispatch());
-    let (counts, figures, org) = tokio::join!(
+    let since = Some(jiesu_kit::time::to_proto(from));
+    let (mut dispatch, mut sla, mut organisation, mut periods, mut intake, mut classification) =
+        (caller.dispatch(), caller.sla(), caller.dispatch(), caller.dispatch(), caller.intake(), caller.classification());
+    let (counts, figures, org, period_figures, received, taxonomy) = tokio::join!(
         dispatch.count_cases(caller.req(CountCasesRequest { unit_id: unit.clone() })),
-        sla.on_time_figures(caller.req(OnTimeFiguresRequest {
-            from: Some(jiesu_kit::time::to_proto(from)),
-            to: None,
-            unit_id: unit.clone()
-        })),
+        sla.on_time_figures(caller.req(OnTimeFiguresRequest { from: since.clone(), to: None, unit_id: unit.clone() })),
         organisation.get_organisation(caller.req(GetOrganisationRequest {})),
+        periods.period_figures(caller.req(PeriodFiguresRequest { from: since.clone(), to: None, unit_id: unit.clone() })),
+        intake.count_received(caller.req(CountReceivedRequest { from: since.clone(), to: None })),
+        classification.get_taxonomy(caller.req(GetTaxonomyRequest {})),
     );
+    let categories: BTreeMap<String, String> =
+        taxonomy.map(|t| t.into_inner().categories.into_iter().map(|c| (c.code, c.name)).collect()).unwrap_or_default();
     let names: BTreeMap<String, String> =
         org.map(|o| o.into_inner().units.into_iter().map(|u| (u.id, u.name)).collect()).unwrap_or_default();
     let name =
@@ -226,6 +232,78 @@ pub async fn show(staff: Staff, State(app): AppState, Query(q): Query<DashboardQ
             });
         }
         Err(e) => problem.push(format!("时限数据：{}", refusal_zh(&e))),
+    }
+    match period_figures {
+        Ok(p) => {
+            let p = p.into_inner();
+            let (dispatched, resolved) = p.figures.iter().fold((0, 0), |(d, r), f| (d + f.dispatched, r + f.resolved));
+            figures_out.insert(
+                0,
+                Figure { label: "派单", value: dispatched.to_string(), note: format!("{period_text}办结 {resolved}"), class: "" },
+            );
+            let mut by_unit: BTreeMap<String, (u32, u32)> = BTreeMap::new();
+            let mut by_category: BTreeMap<String, (u32, u32)> = BTreeMap::new();
+            for f in &p.figures {
+                let u = by_unit.entry(f.unit_id.clone()).or_default();
+                (u.0, u.1) = (u.0 + f.dispatched, u.1 + f.resolved);
+                let c = by_category.entry(f.category.clone()).or_default();
+                (c.0, c.1) = (c.0 + f.dispatched, c.1 + f.resolved);
+            }
+            let pair = |label: String, (d, r): (u32, u32)| Bar {
+                label,
+                parts: vec![
+                    Part { value: u64::from(d), class: "blue", name: "派单" },
+                    Part { value: u64::from(r), class: "green", name: "办结" },
+                ],
+            };
+            let unit_bars = by_unit.iter().map(|(u, v)| pair(name(u), *v)).collect::<Vec<_>>();
+            charts.insert(
+                0,
+                Chart {
+                    title: format!("{period_text}派单与办结（按单位）"),
+                    svg: bars("派单与办结，按单位", &unit_bars),
+                    note: String::new(),
+                },
+            );
+            let category_bars = by_category
+                .iter()
+                .map(|(c, v)| {
+                    pair(categories.get(c).cloned().unwrap_or_else(|| if c.is_empty() { "未分类".into() } else { c.clone() }), *v)
+                })
+                .collect::<Vec<_>>();
+            charts.insert(
+                1,
+                Chart {
+                    title: format!("{period_text}派单与办结（按类别）"),
+                    svg: bars("派单与办结，按类别", &category_bars),
+                    note: String::new(),
+                },
+            );
+        }
+        Err(e) => problem.push(format!("时段数据：{}", refusal_zh(&e))),
+    }
+    // The channels' figures are the centre's and the leaders': a unit's page goes without them.
+    if let Ok(r) = received {
+        let r = r.into_inner();
+        let total: u32 = r.channels.iter().map(|c| c.received).sum();
+        figures_out.insert(0, Figure { label: "受理", value: total.to_string(), note: format!("{period_text}，各渠道合计"), class: "" });
+        let channel_bars: Vec<Bar> = r
+            .channels
+            .iter()
+            .map(|c| Bar {
+                label: app.channels.get(&c.channel).cloned().unwrap_or_else(|| c.channel.clone()),
+                parts: vec![
+                    Part { value: u64::from(c.received - c.proactive.min(c.received)), class: "blue", name: "群众反映" },
+                    Part { value: u64::from(c.proactive), class: "green", name: "主动发现" },
+                ],
+            })
+            .collect();
+        charts.insert(
+            0,
+            Chart {
+                title: format!("{period_text}受理（按渠道）"), svg: bars("受理，按渠道", &channel_bars), note: String::new()
+            },
+        );
     }
     let mut units: Vec<UnitRow> = rows.into_values().filter(|r| !r.id.is_empty()).collect();
     for u in &mut units {

@@ -13,9 +13,10 @@ use jiesu_kit::{
 use jiesu_proto::v1::{
     self as pb, AcceptAssistRequest, AcceptRequest, AddAssistingRequest, AnswerAssistRequest, CaseCount, CaseRef, CaseView,
     CloseAsUnreasonableRequest, ContactRequest, CountCasesRequest, CountCasesResponse, DecideExtensionRequest, DispatchRequest,
-    EscalateRequest, GetOrganisationRequest, LeaderView, ListCasesRequest, ListCasesResponse, OrganisationView, PreviewRouteRequest,
-    PreviewRouteResponse, ReplyRequest, RequestExtensionRequest, ResolveRequest, ReturnRequest, ReviewReturnRequest, StageResolveRequest,
-    SuperviseRequest, TimelineEntry, TransferRequest, UnitView, VerifyRequest, dispatch_service_server::DispatchService,
+    EscalateRequest, GetOrganisationRequest, LeaderView, ListCasesRequest, ListCasesResponse, OrganisationView, PeriodFigure,
+    PeriodFiguresRequest, PeriodFiguresResponse, PreviewRouteRequest, PreviewRouteResponse, ReplyRequest, RequestExtensionRequest,
+    ResolveRequest, ReturnRequest, ReviewReturnRequest, StageResolveRequest, SuperviseRequest, TimelineEntry, TransferRequest, UnitView,
+    VerifyRequest, dispatch_service_server::DispatchService,
 };
 use tonic::{Request, Response, Status};
 
@@ -394,6 +395,28 @@ impl DispatchService for DispatchApi {
             red: n(flags.red),
             reopens: reopens.into_iter().map(|r| pb::UnitReopens { unit_id: r.unit_id, reopens: n(r.reopens) }).collect(),
         }))
+    }
+
+    async fn period_figures(&self, request: Request<PeriodFiguresRequest>) -> Result<Response<PeriodFiguresResponse>, Status> {
+        let (unit_id, leader_id) = self.scope(&request, &request.get_ref().unit_id, "")?;
+        let req = request.get_ref();
+        let from =
+            req.from.as_ref().and_then(from_proto).ok_or_else(|| Error::Invalid("from is required: the start of the period".into()))?;
+        let to = match &req.to {
+            Some(t) => from_proto(t).ok_or_else(|| Error::Invalid("to is not a valid instant".into()))?,
+            None => self.clock.now(),
+        };
+        if to <= from {
+            return Err(Error::Invalid(format!("to ({to}) must be after from ({from})")).into());
+        }
+        let filter = store::Filter { unit_id, leader_id, now: to_millis(self.clock.now()), ..Default::default() };
+        let rows = store::period(&self.db, &filter, to_millis(from), to_millis(to)).await?;
+        let n = |v: i64| u32::try_from(v).unwrap_or(u32::MAX);
+        let figures = rows
+            .into_iter()
+            .map(|r| PeriodFigure { unit_id: r.unit_id, category: r.category, dispatched: n(r.dispatched), resolved: n(r.resolved) })
+            .collect();
+        Ok(Response::new(PeriodFiguresResponse { figures }))
     }
 
     async fn get_organisation(&self, request: Request<GetOrganisationRequest>) -> Result<Response<OrganisationView>, Status> {

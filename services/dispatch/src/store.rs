@@ -353,6 +353,29 @@ pub async fn list(db: &Db, filter: &Filter, after_case_id: &str, limit: u32) -> 
     Ok(rows)
 }
 
+/// Cases dispatched and resolved in a period, per owning unit and category.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PeriodRow {
+    pub unit_id: String,
+    pub category: String,
+    pub dispatched: i64,
+    pub resolved: i64,
+}
+
+/// The cases of `filter` dispatched or resolved in [`from`, `to`).
+pub async fn period(db: &Db, filter: &Filter, from: i64, to: i64) -> Result<Vec<PeriodRow>, Error> {
+    let sql = format!(
+        "SELECT unit_id, category,
+            CAST(COALESCE(SUM(CASE WHEN dispatched_at >= $13 AND dispatched_at < $14 THEN 1 ELSE 0 END), 0) AS BIGINT) AS dispatched,
+            CAST(COALESCE(SUM(CASE WHEN resolved_at >= $13 AND resolved_at < $14 THEN 1 ELSE 0 END), 0) AS BIGINT) AS resolved
+         FROM cases WHERE {FILTER}
+            AND ((dispatched_at >= $13 AND dispatched_at < $14) OR (resolved_at >= $13 AND resolved_at < $14))
+         GROUP BY unit_id, category ORDER BY unit_id, category"
+    );
+    Ok(with_pool!(db, pool => bind_filter!(sqlx::query_as::<_, PeriodRow>(sqlx::AssertSqlSafe(sql)), filter)
+        .bind(from).bind(to).fetch_all(pool).await)?)
+}
+
 /// Cases per owning unit and stage.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct CountRow {

@@ -7,9 +7,10 @@ use std::pin::Pin;
 
 use futures::Stream;
 use jiesu_proto::v1::{
-    Attachment, AttachmentChunk, CaseRef, Contact, ContactRead, FieldViolation, GetAttachmentRequest, ListChannelRequestsRequest,
-    ListChannelRequestsResponse, ListContactReadsRequest, ListContactReadsResponse, Location, PublicStatus, PublicStatusRequest,
-    PublicStep, SubmissionView, SubmitRequest, SubmitResponse, TimelineEntry, intake_service_server::IntakeService,
+    Attachment, AttachmentChunk, CaseRef, ChannelCount, Contact, ContactRead, CountReceivedRequest, CountReceivedResponse, FieldViolation,
+    GetAttachmentRequest, ListChannelRequestsRequest, ListChannelRequestsResponse, ListContactReadsRequest, ListContactReadsResponse,
+    Location, PublicStatus, PublicStatusRequest, PublicStep, SubmissionView, SubmitRequest, SubmitResponse, TimelineEntry,
+    intake_service_server::IntakeService,
 };
 use tonic::{Request, Response, Status, Streaming};
 
@@ -301,6 +302,31 @@ impl IntakeService for IntakeApi {
         request: Request<ListChannelRequestsRequest>,
     ) -> Result<Response<ListChannelRequestsResponse>, Status> {
         Ok(Response::new(self.channel_requests(&request).await?))
+    }
+
+    async fn count_received(&self, request: Request<CountReceivedRequest>) -> Result<Response<CountReceivedResponse>, Status> {
+        if let Some(who) = auth::caller(&request) {
+            policy::may_count_received(who)?;
+        }
+        let req = request.get_ref();
+        let instant = |field: &str, t: Option<&prost_types::Timestamp>| match t.map(jiesu_kit::time::from_proto) {
+            Some(Some(t)) => Ok(Some(t)),
+            Some(None) => Err(Status::invalid_argument(format!("{field} is not a valid instant"))),
+            None => Ok(None),
+        };
+        let from =
+            instant("from", req.from.as_ref())?.ok_or_else(|| Status::invalid_argument("from is required: the start of the period"))?;
+        let to = instant("to", req.to.as_ref())?.unwrap_or_else(|| self.commands.now());
+        if to <= from {
+            return Err(Status::invalid_argument(format!("to ({to}) must be after from ({from})")));
+        }
+        let rows = store::count_received(&self.db, from.timestamp_millis(), to.timestamp_millis()).await?;
+        let n = |v: i64| u32::try_from(v).unwrap_or(u32::MAX);
+        let channels = rows
+            .into_iter()
+            .map(|(channel, received, proactive)| ChannelCount { channel, received: n(received), proactive: n(proactive) })
+            .collect();
+        Ok(Response::new(CountReceivedResponse { channels }))
     }
 
     async fn submit(&self, request: Request<SubmitRequest>) -> Result<Response<SubmitResponse>, Status> {

@@ -94,6 +94,16 @@ pub fn may_audit(who: &Identity) -> Result<(), Refusal> {
     }
 }
 
+/// May `who` count the requests received per channel (a dashboard's figures)? The centre,
+/// leaders, auditors, administrators and the services: no request's content, only numbers.
+pub fn may_count_received(who: &Identity) -> Result<(), Refusal> {
+    if jiesu_kit::auth::sees_every_case(who) || who.has(Role::Leader) {
+        Ok(())
+    } else {
+        Err(Refusal(format!("{} may not count the requests received: the figures are the centre's and the leaders'", who.describe())))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,5 +182,16 @@ mod tests {
         }
         assert!(may_list_channel(&web, &mailbox).is_ok());
         assert!(may_list_channel(&web, &hotline).is_err(), "only its own channels");
+    }
+
+    #[test]
+    fn counting_what_was_received_for_every_role() {
+        for role in Role::ALL {
+            let expected = matches!(
+                role,
+                Role::CentreAgent | Role::CentreSupervisor | Role::Leader | Role::Auditor | Role::Administrator | Role::Service
+            );
+            assert_eq!(may_count_received(&who(role, "u", role.needs_unit().then_some("st-dongmen"))).is_ok(), expected, "{role}");
+        }
     }
 }

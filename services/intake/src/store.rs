@@ -336,3 +336,11 @@ pub async fn requests_of_channels(db: &Db, q: &ChannelQuery<'_>) -> Result<Vec<S
     })?;
     Ok(rows)
 }
+
+/// Requests received in [`from`, `to`) per channel: (channel, received, proactive).
+pub async fn count_received(db: &Db, from: i64, to: i64) -> Result<Vec<(String, i64, i64)>, Error> {
+    Ok(jiesu_kit::with_pool!(db, pool => sqlx::query_as(
+        "SELECT channel, CAST(COUNT(*) AS BIGINT), CAST(COALESCE(SUM(CASE WHEN proactive THEN 1 ELSE 0 END), 0) AS BIGINT)
+         FROM submissions WHERE received_at >= $1 AND received_at < $2 GROUP BY channel ORDER BY channel")
+        .bind(from).bind(to).fetch_all(pool).await)?)
+}
