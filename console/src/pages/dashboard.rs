@@ -102,10 +102,10 @@ pub async fn show(staff: Staff, State(app): AppState, Query(q): Query<DashboardQ
         (caller.dispatch(), caller.sla(), caller.dispatch(), caller.dispatch(), caller.intake(), caller.classification());
     let (counts, figures, org, period_figures, received, taxonomy) = tokio::join!(
         dispatch.count_cases(caller.req(CountCasesRequest { unit_id: unit.clone() })),
-        sla.on_time_figures(caller.req(OnTimeFiguresRequest { from: since.clone(), to: None, unit_id: unit.clone() })),
+        sla.on_time_figures(caller.req(OnTimeFiguresRequest { from: since, to: None, unit_id: unit.clone() })),
         organisation.get_organisation(caller.req(GetOrganisationRequest {})),
-        periods.period_figures(caller.req(PeriodFiguresRequest { from: since.clone(), to: None, unit_id: unit.clone() })),
-        intake.count_received(caller.req(CountReceivedRequest { from: since.clone(), to: None })),
+        periods.period_figures(caller.req(PeriodFiguresRequest { from: since, to: None, unit_id: unit.clone() })),
+        intake.count_received(caller.req(CountReceivedRequest { from: since, to: None })),
         classification.get_taxonomy(caller.req(GetTaxonomyRequest {})),
     );
     let categories: BTreeMap<String, String> =
