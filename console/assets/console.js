@@ -16,7 +16,14 @@
   if (queues.length && window.EventSource) {
     var source = new EventSource("/events");
     source.addEventListener("change", function () { queues.forEach(refresh); });
-    source.onopen = function () { if (badge) { badge.classList.add("on"); badge.textContent = "实时更新"; } };
+    // On reconnecting, refresh once: events that passed while the stream was down would
+    // otherwise be missed.
+    var opened = false;
+    source.onopen = function () {
+      if (opened) { queues.forEach(refresh); }
+      opened = true;
+      if (badge) { badge.classList.add("on"); badge.textContent = "实时更新"; }
+    };
     source.onerror = function () { if (badge) { badge.classList.remove("on"); badge.textContent = "连接中断，正在重连…"; } };
   }
   document.addEventListener("keydown", function (e) {

@@ -126,7 +126,8 @@ impl FromRequestParts<Arc<App>> for Staff {
             return Err(sign_in());
         }
         // Not the event stream: a page open all day is not a person at work.
-        if !parts.uri.path().starts_with("/events") {
+        // At most once a minute: a page load is not worth a write.
+        if !parts.uri.path().starts_with("/events") && now - session.last_seen >= 60_000 {
             let _ = app.store.touch_session(id, now).await;
         }
         Ok(Staff { account, session_id: id.to_string(), csrf: session.csrf, via: session.via })

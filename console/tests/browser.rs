@@ -165,6 +165,11 @@ async fn one_case_through_the_desk_by_everyone_who_works_it() {
     let leader = signed_in(&desk, "li", false).await;
     leader.wait_for_text("#queue-escalated", &no, WAIT).await.unwrap();
     act(&leader, &desk, &no, "supervise", &[Input::Text("note", "请本周内落实学位")]).await;
+    leader.goto(&desk.url("/dashboard")).await.unwrap();
+    leader.wait_for_text("nav[aria-label=分管单位]", "东门街道", WAIT).await.expect("a leader's dashboard leads to the units they oversee");
+    leader.find("nav[aria-label=分管单位] a[href*=st-dongmen]").await.unwrap().click().await.unwrap();
+    leader.wait_for_text("h1", "东门街道", WAIT).await.unwrap();
+    assert!(leader.find_all("[role=alert]").await.unwrap().is_empty(), "the figures of an overseen unit are the leader's to see");
     leader.goto(&desk.url("/admin/accounts")).await.unwrap();
     leader.wait_for_text("#message", "仅限系统管理员", WAIT).await.expect("administration is refused, and says why");
 
@@ -204,6 +209,28 @@ async fn one_case_through_the_desk_by_everyone_who_works_it() {
     for step in ["受理", "派单", "时限", "回访"] {
         assert!(timeline.contains(step), "the timeline has {step}: {timeline}");
     }
+
+    // What a citizen typed is shown as text, in the queue and on the case page: no element is made of it.
+    let third = desk
+        .submit(
+            "call-school-3",
+            "学校乱收费<img src=x onerror=alert(1)>",
+            "学校开学要求每个学生交五百元资料费，没有收据。<script>alert(2)</script>",
+            "st-xinan",
+            "",
+        )
+        .await;
+    let seen = desk.wait_case(&third, "the third case in dispatch", |_| true).await;
+    assert!(seen.manual_queue, "{seen:?}");
+    agent.goto(&desk.url("/")).await.unwrap();
+    agent.wait_for_text("#queue-manual", &third, WAIT).await.unwrap();
+    let queue = agent.find("#queue-manual").await.unwrap().text().await.unwrap();
+    assert!(queue.contains("学校乱收费<img src=x onerror=alert(1)>"), "shown as typed: {queue}");
+    assert!(agent.find_all("#queue-manual img").await.unwrap().is_empty());
+    agent.goto(&desk.url(&format!("/case/{third}"))).await.unwrap();
+    let text = agent.wait_for("#citizen-text", WAIT).await.unwrap().text().await.unwrap();
+    assert!(text.ends_with("<script>alert(2)</script>"), "{text}");
+    assert!(agent.find_all("#citizen-text script, main h1 img").await.unwrap().is_empty(), "no markup from the citizen");
 
     // The dashboard: figures and charts drawn on the server.
     agent.goto(&desk.url("/dashboard")).await.unwrap();

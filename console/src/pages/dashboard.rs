@@ -70,6 +70,7 @@ struct DashboardPage {
     figures: Vec<Figure>,
     charts: Vec<Chart>,
     units: Vec<UnitRow>,
+    overseen: Vec<(String, String)>,
 }
 
 fn percent(on_time: u32, late: u32) -> String {
@@ -110,8 +111,15 @@ pub async fn show(staff: Staff, State(app): AppState, Query(q): Query<DashboardQ
     );
     let categories: BTreeMap<String, String> =
         taxonomy.map(|t| t.into_inner().categories.into_iter().map(|c| (c.code, c.name)).collect()).unwrap_or_default();
-    let names: BTreeMap<String, String> =
-        org.map(|o| o.into_inner().units.into_iter().map(|u| (u.id, u.name)).collect()).unwrap_or_default();
+    let org = org.map(|o| o.into_inner()).unwrap_or_default();
+    let names: BTreeMap<String, String> = org.units.iter().map(|u| (u.id.clone(), u.name.clone())).collect();
+    // A leader's page leads to the units they oversee (分管单位), whose figures are theirs to see.
+    let overseen: Vec<(String, String)> = org
+        .leaders
+        .iter()
+        .filter(|l| staff.account.has(jiesu_kit::auth::Role::Leader) && l.id == staff.account.token_subject())
+        .flat_map(|l| l.oversees.iter().map(|u| (u.clone(), names.get(u).cloned().unwrap_or_else(|| u.clone()))))
+        .collect();
     let name =
         |id: &str| names.get(id).cloned().unwrap_or_else(|| if id.is_empty() { "中心（待派单）".into() } else { id.to_string() });
     let mut problem = Vec::new();
@@ -320,6 +328,7 @@ pub async fn show(staff: Staff, State(app): AppState, Query(q): Query<DashboardQ
         figures: figures_out,
         charts,
         units,
+        overseen,
     };
     render(StatusCode::OK, &page)
 }
