@@ -232,6 +232,15 @@ async fn one_case_through_the_desk_by_everyone_who_works_it() {
     assert!(text.ends_with("<script>alert(2)</script>"), "{text}");
     assert!(agent.find_all("#citizen-text script, main h1 img").await.unwrap().is_empty(), "no markup from the citizen");
 
+    // Too vague to place: it waits for the centre's review, which gives it its sub-item.
+    let vague = desk.submit("call-vague", "反映情况", "你好，我想反映个情况，这事拖了挺久了，一直没人管", "st-dongmen", "cm-lizhi").await;
+    agent.goto(&desk.url("/")).await.unwrap();
+    agent.wait_for_text("#queue-review", &vague, WAIT).await.expect("the review queue lists it");
+    act(&agent, &desk, &vague, "reclassify", &[Input::Select("sub_item", "01.03"), Input::Text("note", "市民补充：小区门口长期占道摆摊")])
+        .await;
+    let placed = desk.wait_case(&vague, "the reviewed case to be dispatched", |c| !c.unit_id.is_empty()).await;
+    assert_eq!(placed.sub_item, "01.03");
+
     // The dashboard: figures and charts drawn on the server.
     agent.goto(&desk.url("/dashboard")).await.unwrap();
     agent.wait_for_text("#figures", "办结按时率", WAIT).await.unwrap();

@@ -167,6 +167,14 @@ pub fn available(s: &Situation<'_>) -> Vec<ActionKind> {
     let status = CaseStatus::try_from(case.status).unwrap_or(CaseStatus::Unspecified);
     let closed = status == CaseStatus::Closed;
     let handled = matches!(status, CaseStatus::Resolved | CaseStatus::Closed);
+    // Not in dispatch yet (its classification waits for a person): only the review is open.
+    if status == CaseStatus::Unspecified && !case.manual_queue && case.unit_id.is_empty() {
+        return if s.review_waiting && s.account.has(Role::CentreAgent) {
+            vec![A::ConfirmClassification, A::Reclassify]
+        } else {
+            Vec::new()
+        };
+    }
     let mut out = Vec::new();
     let unit = s.account.unit.as_deref().filter(|_| s.account.is_unit());
     let owner = unit.is_some_and(|u| !case.unit_id.is_empty() && u == case.unit_id);
@@ -731,6 +739,12 @@ mod tests {
         assert!(!actions(&agent, &escalated).contains(&A::Escalate));
         let review = available(&Situation { account: &agent, case: &case(CaseStatus::Dispatched), review_waiting: true });
         assert!(review.starts_with(&[A::ConfirmClassification, A::Reclassify]));
+        let unplaced = CaseView { case_no: "DM2".into(), ..Default::default() };
+        assert_eq!(
+            available(&Situation { account: &agent, case: &unplaced, review_waiting: true }),
+            [A::ConfirmClassification, A::Reclassify]
+        );
+        assert!(available(&Situation { account: &agent, case: &unplaced, review_waiting: false }).is_empty(), "still being classified");
         assert!(actions(&agent, &case(CaseStatus::Closed)).is_empty());
     }
 

@@ -179,9 +179,17 @@ async fn build(app: &App, staff: &Staff, no: &str, extra: Extra) -> Response {
         names.extend(org.leaders.into_iter().map(|l| (l.id, format!("{}（{}）", l.name, l.title))));
     }
     let name = |id: &str| names.get(id).cloned().unwrap_or_else(|| id.to_string());
-    let case: CaseView = match case {
-        Ok(c) => c.into_inner(),
-        Err(status) => {
+    let case: CaseView = match (case, &submission) {
+        (Ok(c), _) => c.into_inner(),
+        // Received but not dispatched yet (being classified, or waiting for a person to review
+        // its classification): what intake, which let this person read it, knows.
+        (Err(status), Ok(s)) if status.code() == tonic::Code::NotFound => CaseView {
+            case_id: s.get_ref().case_id.clone(),
+            case_no: s.get_ref().case_no.clone(),
+            title: s.get_ref().title.clone(),
+            ..Default::default()
+        },
+        (Err(status), _) => {
             // No case, or not one of theirs: the same page, so that a number tells nothing.
             let code = if status.code() == tonic::Code::PermissionDenied { StatusCode::FORBIDDEN } else { StatusCode::NOT_FOUND };
             let text = match status.code() {
@@ -206,7 +214,7 @@ async fn build(app: &App, staff: &Staff, no: &str, extra: Extra) -> Response {
         }
     };
     add(&case.timeline);
-    let submission: Result<SubmissionView, tonic::Status> = submission.map(|s| s.into_inner());
+    let submission: Result<SubmissionView, tonic::Status> = submission.map(tonic::Response::into_inner);
     if let Ok(s) = &submission {
         add(&s.timeline);
     }
