@@ -206,6 +206,7 @@ pub async fn start(district: &DistrictConfig) -> Result<Console, Error> {
     let addr = listener.local_addr().map_err(|source| Error::Listen { addr: settings.listen.clone(), source })?;
     let router = pages::router(app).into_make_service_with_connect_info::<SocketAddr>();
     let stop = cancel.clone();
+    let listener = jiesu_kit::web::without_delay(listener);
     let task = tokio::spawn(async move { axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned()).await });
     tracing::info!(%addr, "the console is serving");
     Ok(Console { addr, store, cancel, task, _telemetry: guard })

@@ -173,6 +173,7 @@ pub async fn start(district: &DistrictConfig) -> Result<WebFront, Error> {
     let cancel = CancellationToken::new();
     let router = pages::router(app).into_make_service_with_connect_info::<SocketAddr>();
     let stop = cancel.clone();
+    let listener = jiesu_kit::web::without_delay(listener);
     let task = tokio::spawn(async move { axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned()).await });
     tracing::info!(%addr, "the citizens' web front is serving");
     Ok(WebFront { addr, cancel, task, _telemetry: guard })

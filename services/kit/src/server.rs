@@ -67,7 +67,12 @@ pub async fn serve_grpc(
         .layer(crate::telemetry::GrpcServerLayer)
         .layer(auth)
         .add_routes(routes)
-        .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(listener), cancel.cancelled_owned())
+        // TCP_NODELAY: a gRPC answer is written as headers, data and trailers; without it Nagle's
+        // algorithm holds the last small write until the caller's delayed ACK, 40 ms later.
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+            cancel.cancelled_owned(),
+        )
         .await
         .map_err(|e| Error::Server(format!("gRPC server stopped: {e}")))
 }
@@ -115,7 +120,7 @@ pub(crate) async fn serve_admin(
         serve_tls(listener, app, tls, cancel).await;
         return Ok(());
     }
-    axum::serve(listener, app)
+    axum::serve(crate::web::without_delay(listener), app)
         .with_graceful_shutdown(cancel.cancelled_owned())
         .await
         .map_err(|e| Error::Server(format!("admin server stopped: {e}")))
@@ -136,6 +141,7 @@ async fn serve_tls(listener: TcpListener, app: Router, tls: Arc<tokio_rustls::ru
                 }
             },
         };
+        let _ = stream.set_nodelay(true);
         let (acceptor, app, cancel) = (acceptor.clone(), app.clone(), cancel.clone());
         tokio::spawn(async move {
             let stream = match acceptor.accept(stream).await {

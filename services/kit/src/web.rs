@@ -31,6 +31,15 @@ pub fn client_address(behind_proxy: bool, addr: SocketAddr, headers: &HeaderMap)
     addr.ip().to_string()
 }
 
+/// A listener whose connections send small answers at once: without TCP_NODELAY, Nagle's
+/// algorithm and the browser's delayed ACK hold a page's last packet for 40 ms.
+pub fn without_delay(listener: tokio::net::TcpListener) -> axum::serve::TapIo<tokio::net::TcpListener, fn(&mut tokio::net::TcpStream)> {
+    fn no_delay(tcp: &mut tokio::net::TcpStream) {
+        let _ = tcp.set_nodelay(true);
+    }
+    axum::serve::ListenerExt::tap_io(listener, no_delay as fn(&mut tokio::net::TcpStream))
+}
+
 /// Random bytes from the system's source.
 pub fn random<const N: usize>() -> [u8; N] {
     use ring::rand::SecureRandom;
