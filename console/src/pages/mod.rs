@@ -171,8 +171,7 @@ async fn find(_staff: Staff, Query(q): Query<FindQuery>) -> Response {
 
 /// Server-sent events: `change` when the events say something changed (gathered over
 /// [`crate::live::GATHER`]), a comment every 20 s to keep proxies from closing the stream.
-async fn events(staff: Staff, State(app): AppState) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let _ = staff;
+async fn events(_signed_in: Staff, State(app): AppState) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let mut signals = app.live.subscribe();
     let stream = async_stream(move |tx| async move {
         loop {
