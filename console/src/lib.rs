@@ -201,7 +201,16 @@ pub async fn start(district: &DistrictConfig) -> Result<Console, Error> {
     };
     let live = live::Live::start(&nats, cancel.clone()).await;
     let channels = district.channels()?.into_iter().map(|c| (c.id, c.name)).collect();
-    let app = Arc::new(pages::App { district: info, settings: settings.clone(), store: store.clone(), services, live, oidc, channels });
+    let app = Arc::new(pages::App {
+        district: info,
+        settings: settings.clone(),
+        store: store.clone(),
+        services,
+        live,
+        oidc,
+        channels,
+        attempts: Default::default(),
+    });
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| Error::Listen { addr: settings.listen.clone(), source })?;
     let addr = listener.local_addr().map_err(|source| Error::Listen { addr: settings.listen.clone(), source })?;
     let router = pages::router(app).into_make_service_with_connect_info::<SocketAddr>();

@@ -39,6 +39,8 @@ pub struct App {
     pub oidc: Option<Arc<Provider>>,
     /// The channels' names by id (热线, 书记信箱…), from the district's channel registry.
     pub channels: std::collections::BTreeMap<String, String>,
+    /// Sign-in attempts per client address, across accounts (against guessing many accounts).
+    pub attempts: std::sync::Mutex<jiesu_kit::rate::RateLimiter>,
 }
 
 type AppState = State<Arc<App>>;

@@ -26,8 +26,6 @@ const OIDC_COOKIE: &str = "jiesu_console_oidc";
 const ATTEMPTS_PER_CLIENT: u32 = 30;
 const ATTEMPT_WINDOW: Duration = Duration::from_secs(600);
 
-static ATTEMPTS: std::sync::Mutex<Option<jiesu_kit::rate::RateLimiter>> = std::sync::Mutex::new(None);
-
 #[derive(Template)]
 #[template(path = "signin.html")]
 struct SignInPage {
@@ -109,9 +107,7 @@ pub async fn submit(
     };
     let again = |status: StatusCode, error: &str| render(status, &page(&app, pre, &next, &username, error, ""));
     let now = now_ms();
-    let limited = ATTEMPTS
-        .lock()
-        .map(|mut r| r.get_or_insert_with(Default::default).hit(&who, ATTEMPTS_PER_CLIENT, ATTEMPT_WINDOW, chrono::Utc::now()).is_err());
+    let limited = app.attempts.lock().map(|mut r| r.hit(&who, ATTEMPTS_PER_CLIENT, ATTEMPT_WINDOW, chrono::Utc::now()).is_err());
     if limited.unwrap_or(true) {
         let _ = app.store.audit(now, "", "signin_refused", &username, "too many attempts from this address", &who).await;
         return again(StatusCode::TOO_MANY_REQUESTS, "登录尝试过于频繁，请稍后再试。");
