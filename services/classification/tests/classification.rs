@@ -315,6 +315,8 @@ async fn a_doubtful_case_waits_for_review_and_a_reclassification_releases_it(bac
         "{:?}",
         view.timeline
     );
+    // The events leave through the outbox after the answer: wait until it is empty.
+    h.settled().await.expect("the outbox to be sent");
     let reviewed = h.events::<CaseReviewed>().await;
     assert_eq!(reviewed.len(), 1);
     assert!(reviewed[0].corrected);
