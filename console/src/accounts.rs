@@ -13,16 +13,9 @@ use crate::Error;
 
 /// The roles a person may hold in the console: every role of Jiesu but the machines' (a channel's
 /// producer, a service), which sign in nowhere.
-pub const STAFF_ROLES: [Role; 8] = [
-    Role::CentreAgent,
-    Role::CentreSupervisor,
-    Role::UnitHandler,
-    Role::UnitHead,
-    Role::Leader,
-    Role::RevisitAgent,
-    Role::Auditor,
-    Role::Administrator,
-];
+pub fn staff_roles() -> impl Iterator<Item = Role> {
+    Role::ALL.into_iter().filter(|r| !r.is_machine())
+}
 
 /// An account as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +67,23 @@ impl Account {
     /// Whether the person works for a handling unit.
     pub fn is_unit(&self) -> bool {
         (self.has(Role::UnitHandler) || self.has(Role::UnitHead)) && self.unit.is_some()
+    }
+
+    /// An account of `roles` and `unit`, for tests; a leader is the demo organisation's `leader-li`.
+    #[cfg(test)]
+    pub(crate) fn sample(roles: &[Role], unit: Option<&str>) -> Self {
+        Account {
+            username: "u".into(),
+            name: "U".into(),
+            roles: roles.to_vec(),
+            unit: unit.map(str::to_string),
+            leader: roles.contains(&Role::Leader).then(|| "leader-li".to_string()),
+            password_hash: None,
+            oidc_subject: None,
+            disabled: false,
+            failures: 0,
+            locked_until: None,
+        }
     }
 
     /// Locked now, and until when.
@@ -137,7 +147,7 @@ pub fn check_draft(draft: &Draft, known: &Known) -> Result<Checked, FieldErrors>
     }
     let mut roles = Vec::new();
     for key in &draft.roles {
-        match Role::from_key(key).filter(|r| STAFF_ROLES.contains(r)) {
+        match Role::from_key(key).filter(|r| !r.is_machine()) {
             Some(role) if !roles.contains(&role) => roles.push(role),
             Some(_) => {}
             None => {
@@ -393,18 +403,7 @@ mod tests {
     }
 
     fn account(failures: u32, locked_until: Option<i64>, disabled: bool) -> Account {
-        Account {
-            username: "u".into(),
-            name: "U".into(),
-            roles: vec![Role::CentreAgent],
-            unit: None,
-            leader: None,
-            password_hash: None,
-            oidc_subject: None,
-            disabled,
-            failures,
-            locked_until,
-        }
+        Account { failures, locked_until, disabled, ..Account::sample(&[Role::CentreAgent], None) }
     }
 
     const POLICY: Lockout = Lockout { max_failures: 3, duration_ms: 60_000 };

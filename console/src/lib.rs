@@ -144,26 +144,21 @@ impl From<sqlx::Error> for Error {
 pub struct Console {
     pub addr: SocketAddr,
     pub store: store::Store,
-    cancel: CancellationToken,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    server: jiesu_kit::web::WebServer,
     _telemetry: jiesu_kit::telemetry::TelemetryGuard,
 }
 
 impl Console {
     /// Stops serving, letting requests in flight finish.
     pub async fn shutdown(self) {
-        self.cancel.cancel();
-        let _ = self.task.await;
+        self.server.shutdown().await;
         self.store.close().await;
     }
 }
 
 impl jiesu_kit::cli::Serving for Console {
     async fn until_stopped(self) -> Result<(), jiesu_kit::Error> {
-        tokio::select! {
-            _ = jiesu_kit::host::shutdown_signal() => {}
-            _ = self.cancel.cancelled() => {}
-        }
+        self.server.stopping().await;
         self.shutdown().await;
         Ok(())
     }
@@ -211,12 +206,10 @@ pub async fn start(district: &DistrictConfig) -> Result<Console, Error> {
         channels,
         attempts: Default::default(),
     });
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| Error::Listen { addr: settings.listen.clone(), source })?;
-    let addr = listener.local_addr().map_err(|source| Error::Listen { addr: settings.listen.clone(), source })?;
-    let router = pages::router(app).into_make_service_with_connect_info::<SocketAddr>();
-    let stop = cancel.clone();
-    let listener = jiesu_kit::web::without_delay(listener);
-    let task = tokio::spawn(async move { axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned()).await });
+    let server = jiesu_kit::web::WebServer::start(addr, pages::router(app), cancel)
+        .await
+        .map_err(|source| Error::Listen { addr: settings.listen.clone(), source })?;
+    let addr = server.addr;
     tracing::info!(%addr, "the console is serving");
-    Ok(Console { addr, store, cancel, task, _telemetry: guard })
+    Ok(Console { addr, store, server, _telemetry: guard })
 }

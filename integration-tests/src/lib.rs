@@ -173,6 +173,27 @@ impl District {
         request
     }
 
+    /// The district's configuration with `[console]` pointed at this district's running services
+    /// over TLS, listening on a free loopback port (its `public_url` too), its database a SQLite
+    /// file in `dir`.
+    pub fn console_config(&self, dir: &std::path::Path) -> DistrictConfig {
+        let mut config = self.config.clone();
+        let port = jiesu_testkit::free_port();
+        config.set("console.listen", format!("127.0.0.1:{port}"));
+        config.set("console.public_url", format!("http://127.0.0.1:{port}"));
+        config.set("console.database_url", format!("sqlite://{}", dir.join("console.db").display()));
+        for (key, svc) in [
+            ("intake_url", "intake"),
+            ("classification_url", "classification"),
+            ("dispatch_url", "dispatch"),
+            ("sla_url", "sla_timer"),
+            ("revisit_url", "revisit"),
+        ] {
+            config.set(&format!("console.{key}"), format!("https://127.0.0.1:{}", self.running[svc].grpc_addr.port()));
+        }
+        config
+    }
+
     /// JetStream as the operator, who may read and manage everything.
     pub async fn jetstream(&self) -> Result<async_nats::jetstream::Context> {
         Ok(async_nats::jetstream::new(self.nats.operator().await))

@@ -108,25 +108,20 @@ pub enum Error {
 /// The started front: its address, until stopped.
 pub struct WebFront {
     pub addr: SocketAddr,
-    cancel: CancellationToken,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    server: jiesu_kit::web::WebServer,
     _telemetry: jiesu_kit::telemetry::TelemetryGuard,
 }
 
 impl WebFront {
     /// Stops serving, letting requests in flight finish.
     pub async fn shutdown(self) {
-        self.cancel.cancel();
-        let _ = self.task.await;
+        self.server.shutdown().await;
     }
 }
 
 impl jiesu_kit::cli::Serving for WebFront {
     async fn until_stopped(self) -> Result<(), jiesu_kit::Error> {
-        tokio::select! {
-            _ = jiesu_kit::host::shutdown_signal() => {}
-            _ = self.cancel.cancelled() => {}
-        }
+        self.server.stopping().await;
         self.shutdown().await;
         Ok(())
     }
@@ -168,15 +163,12 @@ pub async fn start(district: &DistrictConfig) -> Result<WebFront, Error> {
     };
     let key = form_key(&settings.form_key)?;
     let app = Arc::new(pages::App::new(info, open311, organisation, mailboxes, limits, settings.clone(), key, intake, notification));
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| Error::Listen { addr: settings.listen.clone(), source })?;
-    let addr = listener.local_addr().map_err(|source| Error::Listen { addr: settings.listen.clone(), source })?;
-    let cancel = CancellationToken::new();
-    let router = pages::router(app).into_make_service_with_connect_info::<SocketAddr>();
-    let stop = cancel.clone();
-    let listener = jiesu_kit::web::without_delay(listener);
-    let task = tokio::spawn(async move { axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned()).await });
+    let server = jiesu_kit::web::WebServer::start(addr, pages::router(app), CancellationToken::new())
+        .await
+        .map_err(|source| Error::Listen { addr: settings.listen.clone(), source })?;
+    let addr = server.addr;
     tracing::info!(%addr, "the citizens' web front is serving");
-    Ok(WebFront { addr, cancel, task, _telemetry: guard })
+    Ok(WebFront { addr, server, _telemetry: guard })
 }
 
 /// The organisation tree, for the street and community pickers.

@@ -124,6 +124,19 @@ impl ActionKind {
         }
     }
 
+    /// Whether its form picks a unit, a leader or a sub-item (the organisation or the taxonomy).
+    pub fn needs_choices(self) -> bool {
+        matches!(
+            self,
+            ActionKind::Dispatch
+                | ActionKind::Transfer
+                | ActionKind::AddAssisting
+                | ActionKind::ReviewReturn
+                | ActionKind::Escalate
+                | ActionKind::Reclassify
+        )
+    }
+
     /// What the page says when it is done.
     pub fn done(self) -> &'static str {
         match self {
@@ -670,21 +683,6 @@ mod tests {
     use super::*;
     use jiesu_proto::v1::{AssistingPart, PendingExtension, PendingReturn};
 
-    fn account(roles: &[Role], unit: Option<&str>) -> Account {
-        Account {
-            username: "u".into(),
-            name: "U".into(),
-            roles: roles.to_vec(),
-            unit: unit.map(str::to_string),
-            leader: roles.contains(&Role::Leader).then(|| "leader-li".to_string()),
-            password_hash: None,
-            oidc_subject: None,
-            disabled: false,
-            failures: 0,
-            locked_until: None,
-        }
-    }
-
     fn case(status: CaseStatus) -> CaseView {
         CaseView { case_no: "DM1".into(), status: status as i32, unit_id: "st-dongmen".into(), round: 1, ..Default::default() }
     }
@@ -697,7 +695,7 @@ mod tests {
 
     #[test]
     fn the_owner_works_step_by_step() {
-        let handler = account(&[Role::UnitHandler], Some("st-dongmen"));
+        let handler = Account::sample(&[Role::UnitHandler], Some("st-dongmen"));
         assert_eq!(actions(&handler, &case(CaseStatus::Dispatched)), [A::Accept, A::Return]);
         assert_eq!(actions(&handler, &case(CaseStatus::Accepted)), [A::Contact, A::Return, A::RequestExtension]);
         assert_eq!(
@@ -714,7 +712,7 @@ mod tests {
 
     #[test]
     fn another_unit_sees_nothing_to_do_unless_it_assists() {
-        let other = account(&[Role::UnitHandler], Some("st-xinan"));
+        let other = Account::sample(&[Role::UnitHandler], Some("st-xinan"));
         assert!(actions(&other, &case(CaseStatus::Contacted)).is_empty());
         let mut joint = case(CaseStatus::Contacted);
         joint.parts.push(AssistingPart { unit_id: "st-xinan".into(), ..Default::default() });
@@ -727,7 +725,7 @@ mod tests {
 
     #[test]
     fn the_centre_rules_dispatches_and_steers() {
-        let agent = account(&[Role::CentreAgent], None);
+        let agent = Account::sample(&[Role::CentreAgent], None);
         let queued = CaseView { unit_id: String::new(), manual_queue: true, ..case(CaseStatus::Unspecified) };
         assert_eq!(actions(&agent, &queued), [A::Dispatch, A::CloseUnreasonable, A::Supervise]);
         let returned = CaseView { pending_return: Some(PendingReturn::default()), ..case(CaseStatus::Accepted) };
@@ -750,16 +748,16 @@ mod tests {
 
     #[test]
     fn supervisors_leaders_and_revisit_agents() {
-        let supervisor = account(&[Role::CentreSupervisor], None);
+        let supervisor = Account::sample(&[Role::CentreSupervisor], None);
         assert_eq!(actions(&supervisor, &case(CaseStatus::Accepted)), [A::Supervise]);
-        let leader = account(&[Role::Leader], None);
+        let leader = Account::sample(&[Role::Leader], None);
         assert!(actions(&leader, &case(CaseStatus::Accepted)).is_empty(), "not their case");
         let theirs = CaseView { leader_id: "leader-li".into(), ..case(CaseStatus::Accepted) };
         assert_eq!(actions(&leader, &theirs), [A::Supervise]);
-        let revisit = account(&[Role::RevisitAgent], None);
+        let revisit = Account::sample(&[Role::RevisitAgent], None);
         assert_eq!(actions(&revisit, &case(CaseStatus::Resolved)), [A::RecordRevisit]);
         assert!(actions(&revisit, &case(CaseStatus::Accepted)).is_empty());
-        let auditor = account(&[Role::Auditor], None);
+        let auditor = Account::sample(&[Role::Auditor], None);
         assert!(actions(&auditor, &case(CaseStatus::Accepted)).is_empty(), "auditors read only");
     }
 

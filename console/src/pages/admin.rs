@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use super::{App, AppState, Chrome, client, message_page, now_ms, render};
 use crate::{
-    accounts::{self, Account, Draft, FieldErrors, Known, STAFF_ROLES},
+    accounts::{self, Account, Draft, FieldErrors, Known, staff_roles},
     session::Staff,
     view::Clock,
 };
@@ -51,15 +51,23 @@ struct AccountsPage {
     units: Vec<(String, String)>,
     leaders: Vec<(String, String)>,
     errors: FieldErrors,
-    problem: String,
 }
 
 fn forbidden() -> Response {
     message_page(StatusCode::FORBIDDEN, "无权访问", "账号管理仅限系统管理员。")
 }
 
-/// The organisation as dispatch runs it, read as the administrator.
-async fn organisation(app: &App, staff: &Staff) -> (Known, Vec<(String, String)>, Vec<(String, String)>) {
+/// The organisation as dispatch runs it: what an account may name, and the pickers' options.
+#[derive(Default)]
+struct Org {
+    known: Known,
+    /// (id, shown)
+    units: Vec<(String, String)>,
+    leaders: Vec<(String, String)>,
+}
+
+/// Reads the organisation once per request, as the administrator.
+async fn organisation(app: &App, staff: &Staff) -> Org {
     let caller = app.services.as_person(&staff.account);
     match caller.dispatch().get_organisation(caller.req(GetOrganisationRequest {})).await {
         Ok(org) => {
@@ -69,11 +77,11 @@ async fn organisation(app: &App, staff: &Staff) -> (Known, Vec<(String, String)>
                 org.leaders.iter().map(|l| (l.id.clone(), format!("{} {}（{}）", l.name, l.title, l.id))).collect();
             let known =
                 Known { units: units.iter().map(|u| u.0.clone()).collect(), leaders: leaders.iter().map(|l| l.0.clone()).collect() };
-            (known, units, leaders)
+            Org { known, units, leaders }
         }
         Err(e) => {
             tracing::warn!(error = %e, "cannot read the organisation for the accounts page");
-            (Known::default(), Vec::new(), Vec::new())
+            Org::default()
         }
     }
 }
@@ -100,27 +108,16 @@ fn line(a: &Account, now: i64, clock: &Clock) -> AccountLine {
     AccountLine { username: a.username.clone(), name: a.name.clone(), roles: a.roles_zh(), place, state }
 }
 
-async fn page(
-    app: &App,
-    staff: &Staff,
-    draft: &Draft,
-    editing: Option<&Account>,
-    errors: FieldErrors,
-    problem: String,
-    done: String,
-) -> Response {
-    let (_, units, leaders) = organisation(app, staff).await;
+async fn page(app: &App, staff: &Staff, org: Org, draft: &Draft, editing: Option<&Account>, errors: FieldErrors, done: String) -> Response {
     let clock = Clock::new(&app.district.timezone);
     let now = now_ms();
     let accounts = match app.store.accounts().await {
         Ok(list) => list.iter().map(|a| line(a, now, &clock)).collect(),
         Err(_) => return message_page(StatusCode::SERVICE_UNAVAILABLE, "系统繁忙", "暂时无法读取账号。"),
     };
-    let roles = STAFF_ROLES
-        .iter()
-        .map(|r| RoleBox { key: r.key(), name: r.name_zh(), checked: draft.roles.iter().any(|k| k == r.key()) })
-        .collect();
-    let status = if errors.is_empty() && problem.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    let roles =
+        staff_roles().map(|r| RoleBox { key: r.key(), name: r.name_zh(), checked: draft.roles.iter().any(|k| k == r.key()) }).collect();
+    let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     render(
         status,
         &AccountsPage {
@@ -134,10 +131,9 @@ async fn page(
             roles,
             unit: draft.unit.clone(),
             leader: draft.leader.clone(),
-            units,
-            leaders,
+            units: org.units,
+            leaders: org.leaders,
             errors,
-            problem,
         },
     )
 }
@@ -163,7 +159,8 @@ pub async fn list(staff: Staff, State(app): AppState, Query(q): Query<DoneQuery>
         return forbidden();
     }
     let (code, who) = q.done.split_once(':').unwrap_or_default();
-    page(&app, &staff, &Draft::default(), None, FieldErrors::new(), String::new(), done_text(code, who)).await
+    let org = organisation(&app, &staff).await;
+    page(&app, &staff, org, &Draft::default(), None, FieldErrors::new(), done_text(code, who)).await
 }
 
 pub async fn edit(staff: Staff, State(app): AppState, Path(username): Path<String>, Query(q): Query<DoneQuery>) -> Response {
@@ -182,7 +179,8 @@ pub async fn edit(staff: Staff, State(app): AppState, Path(username): Path<Strin
         password: String::new(),
     };
     let (code, who) = q.done.split_once(':').unwrap_or_default();
-    page(&app, &staff, &draft, Some(&account), FieldErrors::new(), String::new(), done_text(code, who)).await
+    let org = organisation(&app, &staff).await;
+    page(&app, &staff, org, &draft, Some(&account), FieldErrors::new(), done_text(code, who)).await
 }
 
 /// An HTML form's fields: `roles` repeats, the rest once.
@@ -199,8 +197,37 @@ fn draft_of(form: &[(String, String)]) -> (Draft, String) {
     (draft, one("csrf"))
 }
 
-fn form_pairs(body: &axum::body::Bytes) -> Vec<(String, String)> {
-    serde_urlencoded::from_bytes(body).unwrap_or_default()
+/// Why an account form is not taken.
+enum Denied {
+    NotAdministrator,
+    Csrf,
+}
+
+impl IntoResponse for Denied {
+    fn into_response(self) -> Response {
+        match self {
+            Denied::NotAdministrator => forbidden(),
+            Denied::Csrf => crate::session::Refused::Csrf.into_response(),
+        }
+    }
+}
+
+/// An administrator's account form: the draft, once the person is an administrator and the
+/// form's CSRF token is their session's.
+fn admin_draft(staff: &Staff, body: &axum::body::Bytes) -> Result<Draft, Denied> {
+    if !staff.account.has(Role::Administrator) {
+        return Err(Denied::NotAdministrator);
+    }
+    let (draft, csrf) = draft_of(&serde_urlencoded::from_bytes::<Vec<(String, String)>>(body).unwrap_or_default());
+    staff.check_csrf(&csrf).map_err(|_| Denied::Csrf)?;
+    Ok(draft)
+}
+
+/// What the audit says of an account's new roles and unit.
+fn audit_detail(checked: &accounts::Checked, password_reset: bool) -> String {
+    let roles: Vec<&str> = checked.roles.iter().map(|r| r.key()).collect();
+    let reset = if password_reset { " password reset" } else { "" };
+    format!("roles={} unit={}{reset}", roles.join(","), checked.unit.as_deref().unwrap_or_default())
 }
 
 async fn hash(password: Option<String>) -> Result<Option<String>, String> {
@@ -221,19 +248,16 @@ pub async fn create(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    if !staff.account.has(Role::Administrator) {
-        return forbidden();
-    }
-    let (mut draft, csrf) = draft_of(&form_pairs(&body));
-    if let Err(refused) = staff.check_csrf(&csrf) {
-        return refused.into_response();
-    }
-    let (known, _, _) = organisation(&app, &staff).await;
-    let checked = match accounts::check_draft(&draft, &known) {
+    let mut draft = match admin_draft(&staff, &body) {
+        Ok(d) => d,
+        Err(denied) => return denied.into_response(),
+    };
+    let org = organisation(&app, &staff).await;
+    let checked = match accounts::check_draft(&draft, &org.known) {
         Ok(c) => c,
         Err(errors) => {
             draft.password.clear();
-            return page(&app, &staff, &draft, None, errors, String::new(), String::new()).await;
+            return page(&app, &staff, org, &draft, None, errors, String::new()).await;
         }
     };
     let Ok(hash) = hash(checked.password.clone()).await else {
@@ -241,11 +265,7 @@ pub async fn create(
     };
     match app.store.create_account(&checked, hash.as_deref(), now_ms()).await {
         Ok(true) => {
-            let detail = format!(
-                "roles={} unit={}",
-                checked.roles.iter().map(|r| r.key()).collect::<Vec<_>>().join(","),
-                checked.unit.clone().unwrap_or_default()
-            );
+            let detail = audit_detail(&checked, false);
             let _ = app
                 .store
                 .audit(now_ms(), &staff.account.username, "account_created", &checked.username, &detail, &client(&app, addr, &headers))
@@ -255,7 +275,7 @@ pub async fn create(
         Ok(false) => {
             draft.password.clear();
             let errors = FieldErrors::from([("username", format!("用户名 {} 已被使用", checked.username))]);
-            page(&app, &staff, &draft, None, errors, String::new(), String::new()).await
+            page(&app, &staff, org, &draft, None, errors, String::new()).await
         }
         Err(_) => message_page(StatusCode::SERVICE_UNAVAILABLE, "系统繁忙", "暂时无法保存账号。"),
     }
@@ -269,19 +289,16 @@ pub async fn update(
     Path(username): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
-    if !staff.account.has(Role::Administrator) {
-        return forbidden();
-    }
-    let (mut draft, csrf) = draft_of(&form_pairs(&body));
-    if let Err(refused) = staff.check_csrf(&csrf) {
-        return refused.into_response();
-    }
+    let mut draft = match admin_draft(&staff, &body) {
+        Ok(d) => d,
+        Err(denied) => return denied.into_response(),
+    };
     let Ok(Some(account)) = app.store.account(&username).await else {
         return message_page(StatusCode::NOT_FOUND, "没有这个账号", "没有这个账号。");
     };
     draft.username = account.username.clone();
-    let (known, _, _) = organisation(&app, &staff).await;
-    let mut checked = accounts::check_draft(&draft, &known);
+    let org = organisation(&app, &staff).await;
+    let mut checked = accounts::check_draft(&draft, &org.known);
     // Administrators may not lock themselves out of administration.
     if let Ok(c) = &checked
         && account.username == staff.account.username
@@ -293,7 +310,7 @@ pub async fn update(
         Ok(c) => c,
         Err(errors) => {
             draft.password.clear();
-            return page(&app, &staff, &draft, Some(&account), errors, String::new(), String::new()).await;
+            return page(&app, &staff, org, &draft, Some(&account), errors, String::new()).await;
         }
     };
     let Ok(hash) = hash(checked.password.clone()).await else {
@@ -301,12 +318,7 @@ pub async fn update(
     };
     match app.store.update_account(&checked, hash.as_deref(), now_ms()).await {
         Ok(_) => {
-            let detail = format!(
-                "roles={} unit={}{}",
-                checked.roles.iter().map(|r| r.key()).collect::<Vec<_>>().join(","),
-                checked.unit.clone().unwrap_or_default(),
-                if hash.is_some() { " password reset" } else { "" }
-            );
+            let detail = audit_detail(&checked, hash.is_some());
             let _ = app
                 .store
                 .audit(now_ms(), &staff.account.username, "account_updated", &checked.username, &detail, &client(&app, addr, &headers))

@@ -15,8 +15,8 @@ use axum::{
 };
 use futures::StreamExt;
 use jiesu_proto::v1::{
-    CaseRef, CaseView, ClassificationView, GetAttachmentRequest, GetOrganisationRequest, GetTaxonomyRequest, SubmissionView, TimelineEntry,
-    case_ref::Ref,
+    CaseRef, CaseView, ClassificationView, GetAttachmentRequest, GetOrganisationRequest, GetTaxonomyRequest, OrganisationView,
+    SubmissionView, TimelineEntry, case_ref::Ref,
 };
 use serde::Deserialize;
 
@@ -137,12 +137,16 @@ struct Extra {
     reveal_error: String,
 }
 
+/// The organisation as dispatch runs it, as the person may read it.
+async fn organisation(caller: &Caller) -> Option<OrganisationView> {
+    caller.dispatch().get_organisation(caller.req(GetOrganisationRequest {})).await.ok().map(tonic::Response::into_inner)
+}
+
 /// The selects' options: units and leaders from dispatch's organisation, sub-items from
-/// classification's taxonomy — as the person may read them.
-async fn choices(caller: &Caller) -> Choices {
+/// classification's taxonomy (read here) — as the person may read them.
+async fn choices(caller: &Caller, org: Option<&OrganisationView>) -> Choices {
     let mut choices = Choices::default();
-    if let Ok(org) = caller.dispatch().get_organisation(caller.req(GetOrganisationRequest {})).await {
-        let org = org.into_inner();
+    if let Some(org) = org {
         choices.units = org.units.iter().filter(|u| u.kind != "district").map(|u| (u.id.clone(), u.name.clone())).collect();
         choices.leaders = org.leaders.iter().map(|l| (l.id.clone(), format!("{}（{}）", l.name, l.title))).collect();
     }
@@ -161,22 +165,21 @@ async fn build(app: &App, staff: &Staff, no: &str, extra: Extra) -> Response {
     let caller = app.services.as_person(&staff.account);
     let clock = Clock::new(&app.district.timezone);
     let r = case_ref(no);
-    let (mut dispatch, mut intake, mut classification, mut sla, mut revisit, mut organisation) =
-        (caller.dispatch(), caller.intake(), caller.classification(), caller.sla(), caller.revisit(), caller.dispatch());
+    let (mut dispatch, mut intake, mut classification, mut sla, mut revisit) =
+        (caller.dispatch(), caller.intake(), caller.classification(), caller.sla(), caller.revisit());
     let (case, submission, classification, clocks, revisits, organisation) = tokio::join!(
         dispatch.get_case(caller.req(r.clone())),
         intake.get_submission(caller.req(r.clone())),
         classification.get_classification(caller.req(r.clone())),
         sla.list_clocks(caller.req(r.clone())),
         revisit.list_revisits(caller.req(r.clone())),
-        organisation.get_organisation(caller.req(GetOrganisationRequest {})),
+        organisation(&caller),
     );
     // Units and leaders by name, as people know them; an id the organisation lacks stays as it is.
     let mut names: BTreeMap<String, String> = BTreeMap::new();
-    if let Ok(org) = organisation {
-        let org = org.into_inner();
-        names.extend(org.units.into_iter().map(|u| (u.id, u.name)));
-        names.extend(org.leaders.into_iter().map(|l| (l.id, format!("{}（{}）", l.name, l.title))));
+    if let Some(org) = &organisation {
+        names.extend(org.units.iter().map(|u| (u.id.clone(), u.name.clone())));
+        names.extend(org.leaders.iter().map(|l| (l.id.clone(), format!("{}（{}）", l.name, l.title))));
     }
     let name = |id: &str| names.get(id).cloned().unwrap_or_else(|| id.to_string());
     let case: CaseView = match (case, &submission) {
@@ -234,18 +237,10 @@ async fn build(app: &App, staff: &Staff, no: &str, extra: Extra) -> Response {
 
     let review_waiting = classification.as_ref().is_ok_and(|c| c.review == "waiting");
     let kinds = actions::available(&Situation { account: &staff.account, case: &case, review_waiting });
-    let needs_choices = kinds.iter().any(|k| {
-        matches!(
-            k,
-            ActionKind::Dispatch
-                | ActionKind::Transfer
-                | ActionKind::AddAssisting
-                | ActionKind::ReviewReturn
-                | ActionKind::Escalate
-                | ActionKind::Reclassify
-        )
-    });
-    let choices = if needs_choices { choices(&caller).await } else { Choices::default() };
+    let choices = match kinds.iter().any(|k| k.needs_choices()) {
+        true => choices(&caller, organisation.as_ref()).await,
+        false => Choices::default(),
+    };
     let forms = kinds
         .iter()
         .map(|k| match &extra.failed {
@@ -498,16 +493,10 @@ pub async fn act(
     };
     let caller = app.services.as_person(&staff.account);
     let zone = Clock::new(&app.district.timezone).zone;
-    let needs_choices = matches!(
-        kind,
-        ActionKind::Dispatch
-            | ActionKind::Transfer
-            | ActionKind::AddAssisting
-            | ActionKind::ReviewReturn
-            | ActionKind::Escalate
-            | ActionKind::Reclassify
-    );
-    let choices = if needs_choices { choices(&caller).await } else { Choices::default() };
+    let choices = match kind.needs_choices() {
+        true => choices(&caller, organisation(&caller).await.as_ref()).await,
+        false => Choices::default(),
+    };
     match actions::perform(kind, &caller, case_ref(&no), &values, &choices, zone).await {
         Outcome::Done => {
             app.live.nudge("console.action");

@@ -130,11 +130,7 @@ pub async fn show(staff: Staff, State(app): AppState, Query(q): Query<DashboardQ
         Ok(c) => {
             let c = c.into_inner();
             for count in &c.counts {
-                let row = rows.entry(count.unit_id.clone()).or_insert_with(|| UnitRow {
-                    id: count.unit_id.clone(),
-                    name: name(&count.unit_id),
-                    ..Default::default()
-                });
+                let row = rows.entry(count.unit_id.clone()).or_default();
                 match CaseStatus::try_from(count.status).unwrap_or(CaseStatus::Unspecified) {
                     CaseStatus::Dispatched => row.to_sign += count.count,
                     CaseStatus::Resolved | CaseStatus::Closed => row.resolved += count.count,
@@ -163,10 +159,10 @@ pub async fn show(staff: Staff, State(app): AppState, Query(q): Query<DashboardQ
                 class: "",
             });
             let status_bars: Vec<Bar> = rows
-                .values()
-                .filter(|r| !r.id.is_empty())
-                .map(|r| Bar {
-                    label: r.name.clone(),
+                .iter()
+                .filter(|(id, _)| !id.is_empty())
+                .map(|(id, r)| Bar {
+                    label: name(id),
                     parts: vec![
                         Part { value: u64::from(r.to_sign), class: "yellow", name: "待签收" },
                         Part { value: u64::from(r.open), class: "blue", name: "在办" },
@@ -195,11 +191,7 @@ pub async fn show(staff: Staff, State(app): AppState, Query(q): Query<DashboardQ
                 },
             );
             for m in &resolve {
-                let row = rows.entry(m.unit_id.clone()).or_insert_with(|| UnitRow {
-                    id: m.unit_id.clone(),
-                    name: name(&m.unit_id),
-                    ..Default::default()
-                });
+                let row = rows.entry(m.unit_id.clone()).or_default();
                 row.on_time += m.met_on_time;
                 row.late += m.met_late;
             }
@@ -313,10 +305,12 @@ pub async fn show(staff: Staff, State(app): AppState, Query(q): Query<DashboardQ
             },
         );
     }
-    let mut units: Vec<UnitRow> = rows.into_values().filter(|r| !r.id.is_empty()).collect();
-    for u in &mut units {
-        u.rate = percent(u.on_time, u.late);
-    }
+    // The table's lines: every unit met above (the manual queue, which has none, apart).
+    let units: Vec<UnitRow> = rows
+        .into_iter()
+        .filter(|(id, _)| !id.is_empty())
+        .map(|(id, r)| UnitRow { name: name(&id), rate: percent(r.on_time, r.late), id, ..r })
+        .collect();
     let page = DashboardPage {
         chrome: Chrome::of(&app, &staff, "dashboard"),
         period,

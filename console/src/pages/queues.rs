@@ -334,29 +334,17 @@ pub async fn fragment(staff: Staff, State(app): AppState, Path(id): Path<String>
 mod tests {
     use super::*;
 
-    fn account(roles: &[Role], unit: Option<&str>) -> Account {
-        Account {
-            username: "u".into(),
-            name: "U".into(),
-            roles: roles.to_vec(),
-            unit: unit.map(str::to_string),
-            leader: None,
-            password_hash: None,
-            oidc_subject: None,
-            disabled: false,
-            failures: 0,
-            locked_until: None,
-        }
-    }
-
     #[test]
     fn each_role_has_its_queues() {
-        assert_eq!(queues_for(&account(&[Role::CentreAgent], None)).len(), 6);
-        assert_eq!(queues_for(&account(&[Role::UnitHandler], Some("st-dongmen"))), [Queue::ToSign, Queue::UnitCases, Queue::Assisting]);
-        assert_eq!(queues_for(&account(&[Role::Leader], None)), [Queue::Escalated]);
-        assert_eq!(queues_for(&account(&[Role::RevisitAgent], None)), [Queue::Revisits]);
-        assert!(queues_for(&account(&[Role::Auditor], None)).is_empty());
-        assert!(queues_for(&account(&[Role::UnitHandler], None)).is_empty(), "a unit role without a unit has no unit queues");
+        assert_eq!(queues_for(&Account::sample(&[Role::CentreAgent], None)).len(), 6);
+        assert_eq!(
+            queues_for(&Account::sample(&[Role::UnitHandler], Some("st-dongmen"))),
+            [Queue::ToSign, Queue::UnitCases, Queue::Assisting]
+        );
+        assert_eq!(queues_for(&Account::sample(&[Role::Leader], None)), [Queue::Escalated]);
+        assert_eq!(queues_for(&Account::sample(&[Role::RevisitAgent], None)), [Queue::Revisits]);
+        assert!(queues_for(&Account::sample(&[Role::Auditor], None)).is_empty());
+        assert!(queues_for(&Account::sample(&[Role::UnitHandler], None)).is_empty(), "a unit role without a unit has no unit queues");
     }
 
     #[test]

@@ -28,20 +28,7 @@ impl Desk {
     pub async fn start_with(tweak: impl FnOnce(&mut jiesu_kit::DistrictConfig)) -> Desk {
         let district = District::start_secured(Backend::Sqlite).await.expect("the district starts");
         let dir = tempfile::tempdir().expect("a directory for the console");
-        let mut config = district.config.clone();
-        let port = jiesu_testkit::free_port();
-        config.set("console.listen", format!("127.0.0.1:{port}"));
-        config.set("console.public_url", format!("http://127.0.0.1:{port}"));
-        config.set("console.database_url", format!("sqlite://{}", dir.path().join("console.db").display()));
-        for (key, svc) in [
-            ("intake_url", "intake"),
-            ("classification_url", "classification"),
-            ("dispatch_url", "dispatch"),
-            ("sla_url", "sla_timer"),
-            ("revisit_url", "revisit"),
-        ] {
-            config.set(&format!("console.{key}"), format!("https://127.0.0.1:{}", district.running[svc].grpc_addr.port()));
-        }
+        let mut config = district.console_config(dir.path());
         tweak(&mut config);
         let console = jiesu_console::start(&config).await.expect("the console starts");
         Desk { district, console, _dir: dir }

@@ -84,20 +84,7 @@ async fn main() -> Result<()> {
     let a = args()?;
     let d = District::start_secured(a.backend).await?;
     let dir = tempfile::tempdir()?;
-    let mut config = d.config.clone();
-    let port = jiesu_testkit::free_port();
-    config.set("console.listen", format!("127.0.0.1:{port}"));
-    config.set("console.public_url", format!("http://127.0.0.1:{port}"));
-    config.set("console.database_url", format!("sqlite://{}", dir.path().join("console.db").display()));
-    for (key, svc) in [
-        ("intake_url", "intake"),
-        ("classification_url", "classification"),
-        ("dispatch_url", "dispatch"),
-        ("sla_url", "sla_timer"),
-        ("revisit_url", "revisit"),
-    ] {
-        config.set(&format!("console.{key}"), format!("https://127.0.0.1:{}", d.running[svc].grpc_addr.port()));
-    }
+    let config = d.console_config(dir.path());
 
     // N open cases, through the whole pipeline.
     let started = Instant::now();
@@ -150,7 +137,7 @@ async fn main() -> Result<()> {
         };
         console.store.create_account(&account, Some(&hash), 0).await?;
     }
-    let base = format!("http://127.0.0.1:{port}");
+    let base = format!("http://{}", console.addr);
     let agent = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build()?;
     let unit = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build()?;
     sign_in(&agent, &base, "agent", password).await?;

@@ -94,6 +94,12 @@ impl Role {
         Role::ALL.into_iter().find(|r| r.key() == key)
     }
 
+    /// Whether it is a machine's role (a channel's producer, another Jiesu service), which no
+    /// person holds.
+    pub fn is_machine(self) -> bool {
+        matches!(self, Role::ChannelIntegrator | Role::Service)
+    }
+
     /// Whether a token with this role must name the unit it acts for.
     pub fn needs_unit(self) -> bool {
         matches!(self, Role::UnitHandler | Role::UnitHead)

@@ -40,6 +40,41 @@ pub fn without_delay(listener: tokio::net::TcpListener) -> axum::serve::TapIo<to
     axum::serve::ListenerExt::tap_io(listener, no_delay as fn(&mut tokio::net::TcpStream))
 }
 
+/// A web front serving until stopped: the citizens' (`jiesu-web`) or the staff's
+/// (`jiesu-console`). Its router sees each client's address (`ConnectInfo<SocketAddr>`).
+pub struct WebServer {
+    pub addr: SocketAddr,
+    cancel: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl WebServer {
+    /// Binds `addr` (its port may be 0) and serves `router` until `cancel` is cancelled.
+    pub async fn start(addr: SocketAddr, router: axum::Router, cancel: tokio_util::sync::CancellationToken) -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        let stop = cancel.clone();
+        let task =
+            tokio::spawn(async move { axum::serve(without_delay(listener), service).with_graceful_shutdown(stop.cancelled_owned()).await });
+        Ok(Self { addr, cancel, task })
+    }
+
+    /// Waits for Ctrl-C, SIGTERM, or the server's own stop.
+    pub async fn stopping(&self) {
+        tokio::select! {
+            _ = crate::host::shutdown_signal() => {}
+            _ = self.cancel.cancelled() => {}
+        }
+    }
+
+    /// Stops serving, letting requests in flight finish.
+    pub async fn shutdown(self) {
+        self.cancel.cancel();
+        let _ = self.task.await;
+    }
+}
+
 /// Random bytes from the system's source.
 pub fn random<const N: usize>() -> [u8; N] {
     use ring::rand::SecureRandom;
