@@ -11,7 +11,6 @@ use super::{
     model::{LinearModel, Training, put_json, take_json, text_features},
 };
 
-/// The kinds of request (诉求类型), by their keys.
 /// The probability from which a request is called 复杂 rather than 一般. Complex requests are a
 /// minority the model is shy of: by the most likely class it found 4 in 10 of them (precision
 /// near 100 %), while a complex case sent on as normal gets a day where it needs three and is
@@ -19,6 +18,11 @@ use super::{
 /// accuracy rises by 2 points (`jiesu-classifier evaluate --fold 0…3`).
 pub const COMPLEX_AT: f32 = 0.25;
 
+/// The urgency model's probability from which a request the emergency rule let pass is called
+/// an emergency all the same.
+pub const EMERGENCY_AT: f32 = 0.5;
+
+/// The kinds of request (诉求类型), by their keys.
 pub const REQUEST_TYPES: [&str; 5] = ["consultation", "help", "complaint", "report", "suggestion"];
 
 /// The Chinese name of a request type key.
@@ -359,7 +363,7 @@ impl ClassifierModel {
         // life, a false alarm minutes of a clerk's time.
         let (urgency, emergency_because) = match rule {
             Some(words) => (Urgency::Emergency, words),
-            None if pu[0] >= 0.5 => (Urgency::Emergency, vec![format!("model {:.0}%", pu[0] * 100.0)]),
+            None if pu[0] >= EMERGENCY_AT => (Urgency::Emergency, vec![format!("model {:.0}%", pu[0] * 100.0)]),
             None if pu[2] >= COMPLEX_AT => (Urgency::Complex, Vec::new()),
             None => (Urgency::Normal, Vec::new()),
         };
