@@ -22,6 +22,27 @@ pub const COMPLEX_AT: f32 = 0.25;
 /// an emergency all the same.
 pub const EMERGENCY_AT: f32 = 0.5;
 
+/// How much naive Bayes weighs in the sub-item's probabilities, beside the logistic regression
+/// (a weighted geometric mean). The two err differently: the regression learns which n-grams
+/// tell sub-items apart and discounts the rest, while naive Bayes lets every n-gram a sub-item's
+/// requests used count, which carries a request phrased unlike any it was trained on. Mixed at
+/// 0.35 (smoothing 1), the sub-item's category was right in 89.5 % rather than 88.8 % over the
+/// four folds of `jiesu-classifier evaluate --fold all`; at 0.5 and above naive Bayes' habit of
+/// counting one frequent word many times (物业) wins and accuracy falls.
+pub const NAIVE_BAYES_SHARE: f32 = 0.35;
+
+/// Naive Bayes' additive smoothing: 1 (Laplace) was the best of 0.02…4.
+const NAIVE_BAYES_ALPHA: f32 = 1.0;
+
+/// The weighted geometric mean of two distributions, normalised.
+fn mix(p: &[f32], q: &[f32], share_of_q: f32) -> Vec<f32> {
+    let mut out: Vec<f32> =
+        p.iter().zip(q).map(|(a, b)| (a.max(1e-9).ln() * (1.0 - share_of_q) + b.max(1e-9).ln() * share_of_q).exp()).collect();
+    let sum: f32 = out.iter().sum();
+    out.iter_mut().for_each(|a| *a /= sum);
+    out
+}
+
 /// The kinds of request (诉求类型), by their keys.
 pub const REQUEST_TYPES: [&str; 5] = ["consultation", "help", "complaint", "report", "suggestion"];
 
@@ -48,7 +69,8 @@ pub struct Labelled {
     pub channel: String,
 }
 
-/// The model file: three linear models over the same features, and what they were trained on.
+/// The model file: four linear models over the same features (the sub-item's two, urgency's and
+/// the request type's), and what they were trained on.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClassifierModel {
     /// `format` of the file; a service refuses a file it cannot read.
@@ -62,12 +84,15 @@ pub struct ClassifierModel {
     /// Each sub-item's taxonomy keywords, normalised, as they were when the model learnt them.
     pub keywords: Vec<(String, Vec<String>)>,
     pub sub_item: LinearModel,
+    /// Naive Bayes over the sub-item model's features, whose probabilities are mixed into the
+    /// logistic regression's ([`NAIVE_BAYES_SHARE`]).
+    pub sub_item_nb: LinearModel,
     pub urgency: LinearModel,
     pub request_type: LinearModel,
 }
 
 /// The file format this code reads and writes.
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 2;
 
 /// How a model file starts.
 const MAGIC: &[u8; 8] = b"JIESUCLF";
@@ -228,6 +253,8 @@ impl ClassifierModel {
         let mut urgency = LinearModel::train(strings(&URGENCIES), &column(&train_rows, 1), settings);
         let mut request_type = LinearModel::train(strings(&REQUEST_TYPES), &column(&train_rows, 2), settings);
         sub_item.calibrate(&column(&calibration_rows, 0));
+        let mut nb = LinearModel::naive_bayes(&sub_item, &sub_item_rows, NAIVE_BAYES_ALPHA);
+        nb.calibrate(&column(&calibration_rows, 0));
         urgency.calibrate(&column(&calibration_rows, 1));
         request_type.calibrate(&column(&calibration_rows, 2));
         // With the temperatures fitted, the calibration requests are worth more as training
@@ -241,6 +268,7 @@ impl ClassifierModel {
                 ..LinearModel::train(m.labels.clone(), rows, t)
             };
             sub_item = refit(&sub_item, &sub_item_rows, Training { l2: 3e-4, ..settings });
+            nb = LinearModel { temperature: nb.temperature, ..LinearModel::naive_bayes(&sub_item, &sub_item_rows, NAIVE_BAYES_ALPHA) };
             urgency = refit(&urgency, &column(&all, 1), settings);
             request_type = refit(&request_type, &column(&all, 2), settings);
         }
@@ -256,10 +284,10 @@ impl ClassifierModel {
                 h = fnv(text.bytes().chain([0]), h);
             }
         }
-        h = fnv(format!("{settings:?}{FORMAT}").bytes(), h);
+        h = fnv(format!("{settings:?}{FORMAT}{NAIVE_BAYES_SHARE}{NAIVE_BAYES_ALPHA}").bytes(), h);
         // …and what was learnt: a change of the rules or of the training that changes a weight
         // changes the version, so two different models never share one.
-        for m in [&sub_item, &urgency, &request_type] {
+        for m in [&sub_item, &urgency, &request_type, &nb] {
             let numbers = m.weights.iter().chain(&m.bias).chain(std::iter::once(&m.temperature));
             h = fnv(numbers.flat_map(|x| x.to_le_bytes()), h);
         }
@@ -270,6 +298,7 @@ impl ClassifierModel {
             trained_on: train.len() + calibration.len(),
             keywords,
             sub_item,
+            sub_item_nb: nb,
             urgency,
             request_type,
         })
@@ -289,6 +318,7 @@ impl ClassifierModel {
         for m in [&self.sub_item, &self.urgency, &self.request_type] {
             out.extend(m.to_bytes());
         }
+        out.extend(self.sub_item_nb.to_bytes_without_features());
         out
     }
 
@@ -302,6 +332,8 @@ impl ClassifierModel {
         let (sub_item, rest) = LinearModel::from_bytes(rest)?;
         let (urgency, rest) = LinearModel::from_bytes(rest)?;
         let (request_type, rest) = LinearModel::from_bytes(rest)?;
+        let (mut sub_item_nb, rest) = LinearModel::from_bytes(rest)?;
+        sub_item_nb.share_features(&sub_item)?;
         if !rest.is_empty() {
             return Err("the model file has bytes after its last model".into());
         }
@@ -312,6 +344,7 @@ impl ClassifierModel {
             trained_on: header.trained_on,
             keywords: header.keywords,
             sub_item,
+            sub_item_nb,
             urgency,
             request_type,
         })
@@ -334,7 +367,8 @@ impl ClassifierModel {
         let (normalized, grams) = text_features(text);
         let rule = emergency(&normalized, &taxonomy.urgency_rules().emergency);
         let features = sub_item_features(&self.keywords, &normalized, &grams);
-        let p = self.sub_item.probabilities(&features);
+        let x = self.sub_item.encode(&features);
+        let p = mix(&self.sub_item.probabilities_of(&x), &self.sub_item_nb.probabilities_of(&x), NAIVE_BAYES_SHARE);
         let mut order: Vec<usize> = (0..p.len()).collect();
         order.sort_by(|a, b| p[*b].total_cmp(&p[*a]).then(a.cmp(b)));
         let candidates: Vec<Candidate> =
@@ -377,5 +411,39 @@ impl ClassifierModel {
             reason,
             model_version: self.version.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mixing_keeps_a_distribution_and_leans_by_its_share() {
+        let (p, q) = ([0.7, 0.2, 0.1], [0.1, 0.8, 0.1]);
+        for share in [0.0, NAIVE_BAYES_SHARE, 1.0] {
+            let m = mix(&p, &q, share);
+            assert!((m.iter().sum::<f32>() - 1.0).abs() < 1e-5, "{m:?}");
+        }
+        assert!(mix(&p, &q, 0.0).iter().zip(&p).all(|(a, b)| (a - b).abs() < 1e-5));
+        assert!(mix(&p, &q, 1.0).iter().zip(&q).all(|(a, b)| (a - b).abs() < 1e-5));
+        // A third of the way, the regression's clear winner stays the winner.
+        let m = mix(&p, &q, NAIVE_BAYES_SHARE);
+        assert!(m[0] > m[1], "{m:?}");
+    }
+
+    #[test]
+    fn a_model_file_of_another_format_is_refused_with_a_reason() {
+        let taxonomy = Taxonomy::default_taxonomy();
+        let model = ClassifierModel::from_bytes(crate::DEFAULT_MODEL).unwrap();
+        let mut old = model.clone();
+        old.format = 1;
+        let err = ClassifierModel::from_bytes(&old.to_bytes()).unwrap_err();
+        assert!(err.contains("format 1") && err.contains("retrain"), "{err}");
+        assert_eq!(
+            ClassifierModel::from_bytes(&model.to_bytes()).unwrap().classify(&taxonomy, "楼下垃圾没人收").candidates[0].sub_item,
+            "01.01"
+        );
+        assert!(ClassifierModel::from_bytes(b"JIESUCLF").is_err(), "a truncated file");
     }
 }

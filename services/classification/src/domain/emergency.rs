@@ -27,7 +27,10 @@ const PATTERNS: &[(Kind, &[&[&str]])] = &[
     // fire and smoke
     (Kind::Danger, &[&["着火", "起火", "失火", "火灾", "烧起来", "冒烟", "火光", "烧着了", "冒火", "一股烟"]]),
     // smoke of a colour is a fire where people live; from a chimney or a lorry it is pollution
-    (Kind::Danger, &[&["黑烟", "黄烟", "浓烟"], &["窗户", "屋里", "楼道", "家里", "着了", "火苗", "往外冒", "楼上", "门缝", "车里"]]),
+    (
+        Kind::Danger,
+        &[&["黑烟", "黄烟", "浓烟"], &["窗户", "窗口", "屋里", "楼道", "家里", "着了", "火苗", "往外冒", "楼上", "门缝", "车里"]],
+    ),
     (Kind::Danger, &[&["嘶嘶", "滋滋"], &["味", "漏", "阀门"]]),
     (Kind::Danger, &[&["焦糊味", "焦味", "烧焦"], &["配电", "电表", "电箱", "插座", "电线", "冒火", "蓝光", "噼里啪啦", "车里"]]),
     (Kind::Danger, &[&["配电室", "配电箱", "电表箱", "变压器", "电箱"], &["冒火", "火花", "蓝光", "焦糊", "噼里啪啦", "冒烟"]]),
@@ -36,6 +39,37 @@ const PATTERNS: &[(Kind, &[&[&str]])] = &[
     (Kind::Danger, &[&["爆炸", "炸了", "爆燃"]]),
     // people in danger
     (Kind::Danger, &[&["电梯"], &["卡", "困", "关", "掉", "坠"], &["人", "老人", "孩子", "小孩", "出不来", "里面", "里头"]]),
+    (Kind::Danger, &[&["电梯"], &["往上冲", "冲顶", "撞到顶", "蹲底", "停不下来", "往下溜", "急坠", "往下坠"]]),
+    // a vehicle out of control, or a crowd where it should not be
+    (Kind::Danger, &[&["刹车不灵", "刹车失灵", "刹不住", "方向盘失灵", "自己往下溜", "往下溜车"]]),
+    (Kind::Danger, &[&["车"], &["顺着", "自己"], &["往下溜", "往下滑", "溜下去"]]),
+    (Kind::Danger, &[&["高速", "快速路", "高架"], &["在走", "步行", "行人", "乱窜", "横穿"]]),
+    // someone buried, or gone down into a pit, a well, a septic tank and not come up
+    (Kind::Danger, &[&["被埋", "埋到胸", "埋到腰", "埋到脖子", "埋住了", "活埋", "埋在土里", "埋在里面", "埋在下面"]]),
+    (
+        Kind::Danger,
+        &[
+            &["化粪池", "窨井", "地窖", "污水井", "沼气池", "罐里", "井里", "井底"],
+            &["倒在", "晕", "没动静", "没上来", "上不来", "在底下哭"],
+        ],
+    ),
+    (Kind::Danger, &[&["翻", "摔", "掉", "栽"], &["沟", "坑", "桥下", "河里"], &["起不来", "动不了", "哼哼", "爬不上来", "在底下"]]),
+    // a birth that cannot wait, a child missing or shut in, someone followed
+    (Kind::Danger, &[&["羊水破", "要生了", "快生了", "大出血", "早产了", "见红了"]]),
+    (
+        Kind::Danger,
+        &[&["孩子", "小孩", "娃", "闺女", "儿子"], &["找不着了", "找不到了", "不见了", "走丢", "抱走", "拐走", "被人接走", "让人接走"]],
+    ),
+    (Kind::Danger, &[&["车里", "车上", "车内"], &["关着", "锁着", "锁在", "关在"], &["孩子", "小孩", "娃", "老人"]]),
+    (Kind::Danger, &[&["跟着我", "尾随", "跟踪我"], &["现在", "还在", "不敢", "身后", "一直"]]),
+    // a poisoning: swallowed by mistake, a meal that makes a room sick, numbness spreading
+    (Kind::Danger, &[&["误食", "误服", "吃错药", "当糖豆", "嘴唇发麻", "手脚发麻", "不听使唤", "都开始吐", "好几个人吐", "又吐又拉"]]),
+    (Kind::Danger, &[&["药"], &["大半瓶", "一整瓶", "整瓶", "一大把"], &["吃", "喝", "吞"]]),
+    (Kind::Danger, &[&["冒白烟", "冒黄烟", "毒气", "刺鼻"], &["吐了", "倒下", "睁不开", "晕", "喘不"]]),
+    // floods and high water
+    (Kind::Danger, &[&["山洪", "洪水", "被水冲", "冲走了", "冲下去", "水还在涨", "水在涨", "决口", "溃坝", "漫堤"]]),
+    // something tall working near a live line
+    (Kind::Danger, &[&["吊车", "吊臂", "塔吊", "鱼竿", "钓竿"], &["高压线", "电线"]]),
     (
         Kind::Danger,
         &[
@@ -76,6 +110,8 @@ const PATTERNS: &[(Kind, &[&[&str]])] = &[
             "一直在吐",
             "一直吐",
             "上吐下泻",
+            "瘫倒",
+            "瘫在椅子",
         ]],
     ),
     (
@@ -96,6 +132,11 @@ const PATTERNS: &[(Kind, &[&[&str]])] = &[
             "受伤",
             "被砸",
             "砸伤",
+            "磕破",
+            "头破了",
+            "破了头",
+            "摔伤",
+            "撞伤",
             "砸到",
         ]],
     ),
@@ -147,7 +188,7 @@ const PATTERNS: &[(Kind, &[&[&str]])] = &[
     (
         Kind::Danger,
         &[
-            &["墙", "架子", "横梁", "限高架", "塔吊", "吊着", "树干", "大树"],
+            &["墙", "架子", "横梁", "限高架", "塔吊", "吊着", "树"],
             &["歪了", "往一边斜", "斜着", "耷拉下来", "打转", "晃过去", "往下掉", "这边歪", "往下倒"],
             &["人", "孩子", "住", "睡", "底下", "小车", "楼顶", "我们楼"],
         ],
@@ -177,7 +218,13 @@ const PATTERNS: &[(Kind, &[&[&str]])] = &[
     ),
     (Kind::Danger, &[&["酒气", "喝多", "喝醉", "醉驾", "酒驾"], &["开车", "车开", "司机", "开得"]]),
     // infrastructure that endangers people now
-    (Kind::Danger, &[&["井盖"], &["没了", "丢", "缺", "不见", "被偷", "掀", "移位", "塌", "翻", "碎", "空洞", "窟窿"]]),
+    (
+        Kind::Danger,
+        &[
+            &["井盖"],
+            &["没了", "丢", "缺", "不见", "被偷", "掀", "移位", "塌", "翻", "碎", "空洞", "窟窿", "哪去了", "没影", "不翼而飞", "敞着"],
+        ],
+    ),
     (
         Kind::Danger,
         &[&["电线", "高压线", "电缆", "线路"], &["掉", "断", "垂", "耷拉", "冒火", "打火", "火花", "漏电", "裸露", "露出", "着火"]],
@@ -198,10 +245,15 @@ const PATTERNS: &[(Kind, &[&[&str]])] = &[
     // essential services lost now
     (
         Kind::Service,
-        &[&["停电", "断电", "没电", "跳闸"], &["整栋", "整个", "整片", "全楼", "全都", "都", "家里", "楼", "单元", "小区", "一片"]],
+        &[
+            &["停电", "断电", "没电", "跳闸", "不来电", "一点电都"],
+            &["整栋", "整个", "整片", "全楼", "全都", "都", "家里", "楼", "单元", "小区", "一片", "整条街", "全村", "全组", "全屯"],
+        ],
     ),
-    (Kind::Service, &[&["黑了", "黑灯", "一片漆黑"], &["整栋", "整个", "全楼", "单元", "小区", "家里"]]),
-    (Kind::Service, &[&["停水", "断水", "没水", "没有水", "无水", "不出水", "一滴水", "一滴都没", "一点水都没", "一点水也没"]]),
+    (Kind::Service, &[&["黑了", "黑着", "黑灯", "一片漆黑", "全黑"], &["整栋", "整个", "全楼", "单元", "小区", "家里", "整条街", "全村"]]),
+    // heating lost in a hard frost: pipes freeze and babies and the bedridden are at risk
+    (Kind::Service, &[&["暖气", "供暖"], &["突然停", "全停了", "停了", "爆了"], &["零下", "冰天雪地"]]),
+    (Kind::Service, &[&["停水", "断水", "没水", "没有水", "无水", "不出水", "一滴水", "一滴都没", "一点水都没", "一点水也没", "一点水没"]]),
 ];
 
 /// Words that put what follows in their clause in doubt: a hypothesis, a negation, a worry,
@@ -230,6 +282,7 @@ const DOUBT: &[&str] = &[
     "可能会",
     "容易",
     "隐患",
+    "风险",
     "没有",
     "没",
     "未",
@@ -349,8 +402,9 @@ pub fn emergency(normalized: &str, phrases: &[String]) -> Option<Vec<String>> {
         return None;
     }
     // "没电梯" (no lift in the building) is not "没电" (no power), and
-    // "水没过车轱辘" (water up over the wheels) is not a negation.
-    let normalized = &normalized.replace("没电梯", "无电梯").replace("没过", "漫过");
+    // "水没过车轱辘" (water up over the wheels) is not a negation, and a drum kit (架子鼓) is no
+    // fight (打架).
+    let normalized = &normalized.replace("没电梯", "无电梯").replace("没过", "漫过").replace("架子鼓", "鼓");
     let not_now = NOT_NOW.iter().any(|w| normalized.contains(w));
     let clauses: Vec<&str> = normalized.split(SEPARATOR).filter(|c| !c.is_empty()).collect();
     let mut found = Vec::new();
@@ -375,7 +429,9 @@ pub fn emergency(normalized: &str, phrases: &[String]) -> Option<Vec<String>> {
             }
         }
         // Up to three clauses of one sentence, starting here.
-        let window = clauses[i..clauses.len().min(i + 3)].concat();
+        // Joined at their separator, so that what ends one clause never reads as the start of
+        // the next ("超员" then "过道里" is no "超员过", an experience).
+        let window = clauses[i..clauses.len().min(i + 3)].join(SEPARATOR.encode_utf8(&mut [0; 4]));
         for (kind, pattern) in PATTERNS {
             if *kind == Kind::Service && not_now {
                 continue;
@@ -452,6 +508,26 @@ mod tests {
             "有人拿砖头砸车窗玻璃，现在还在往前找下一辆",
             "孩子抹了祛痘膏，满脸起水泡",
             "工地上有人站在楼顶说要跳楼",
+            "边上的土一下子塌了，干活的人被埋到胸口",
+            "化粪池里一个工人下去就没动静了",
+            "我老婆羊水破了，车出不去",
+            "有个男的一直跟着我，现在就在我身后",
+            "孩子在幼儿园让人接走了，现在找不着了",
+            "公交车里关着个小孩，司机锁了车走了",
+            "孩子把降压药当糖豆吃了大半瓶",
+            "吃完河豚嘴唇发麻，手脚不听使唤",
+            "司机喊刹车不灵了，车正顺着大坡往下溜",
+            "山洪下来了，三轮车让水冲下去了",
+            "高速应急车道上有个老爷子在走，说不清家在哪",
+            "吊车的吊臂离高压线就一两米",
+            "电梯停不下来了，一直往上冲",
+            "人行道上一个洞，井盖不知道哪去了",
+            "骑三轮的连人带车翻沟里了，人在下面哼哼起不来",
+            "村里变压器的铜线让人偷了，全组一点电都不来",
+            "咋又没电了，整条街都黑着",
+            "零下十八度，整栋楼暖气突然停了",
+            // clauses are read apart: "超员" is not "超员过", an experience
+            "长途班车严重超员，过道里都站满了人",
         ] {
             assert!(is_emergency(text), "{text}");
         }
@@ -476,6 +552,9 @@ mod tests {
             "砖窑厂烟囱一天到晚冒黄烟",
             "搬家公司说没电梯要加一百",
             "身上起了红疙瘩，不像是中毒",
+            "楼上天天打架子鼓",
+            "长期护理保险咋申请？我爸瘫在床上好几年了",
+            "已当场进行一氧化碳中毒风险提示",
         ] {
             assert!(!is_emergency(text), "{text}");
         }

@@ -66,8 +66,11 @@ struct Header {
     temperature: f32,
     /// A weight is its stored byte (a signed step) times `scale`.
     scale: f32,
-    /// The feature names, in the order of the rows of weights.
+    /// The feature names, in the order of the rows of weights; empty when they are another
+    /// model's.
     features: Vec<String>,
+    /// How many rows of weights follow.
+    rows: usize,
 }
 
 /// Appends `value` as its JSON length (8 bytes, little-endian) and the JSON: the framing of every
@@ -92,6 +95,26 @@ impl LinearModel {
     /// and the weights quantised to one signed byte each — a tenth of the text they would take,
     /// and no measurable loss (`jiesu-classifier evaluate` reads the stored model back).
     pub fn to_bytes(&self) -> Vec<u8> {
+        self.bytes(true)
+    }
+
+    /// The model as bytes without its feature names, for a model whose rows are another's
+    /// ([`LinearModel::naive_bayes`]): read back with [`from_bytes`](Self::from_bytes) and
+    /// [`share_features`](Self::share_features).
+    pub fn to_bytes_without_features(&self) -> Vec<u8> {
+        self.bytes(false)
+    }
+
+    /// Takes `other`'s feature rows, for a model stored without its own.
+    pub fn share_features(&mut self, other: &LinearModel) -> Result<(), String> {
+        if self.weights.len() != other.features.len() * self.labels.len() {
+            return Err("the model's weights do not match the rows it shares".into());
+        }
+        self.features = other.features.clone();
+        Ok(())
+    }
+
+    fn bytes(&self, with_features: bool) -> Vec<u8> {
         let max = self.weights.iter().fold(0.0f32, |m, w| m.max(w.abs()));
         let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
         let mut rows: Vec<(&String, &u32)> = self.features.iter().collect();
@@ -101,7 +124,8 @@ impl LinearModel {
             bias: self.bias.clone(),
             temperature: self.temperature,
             scale,
-            features: rows.iter().map(|(n, _)| (*n).clone()).collect(),
+            rows: self.weights.len() / self.labels.len().max(1),
+            features: if with_features { rows.iter().map(|(n, _)| (*n).clone()).collect() } else { Vec::new() },
         };
         let mut out = Vec::with_capacity(self.weights.len() + 1024);
         put_json(&mut out, &header);
@@ -113,7 +137,10 @@ impl LinearModel {
     pub fn from_bytes(bytes: &[u8]) -> Result<(LinearModel, &[u8]), String> {
         let (header, rest): (Header, _) = take_json(bytes, "the model header")?;
         let n = header.labels.len();
-        let count = header.features.len() * n;
+        if !header.features.is_empty() && header.features.len() != header.rows {
+            return Err("the model's features do not match its weights".into());
+        }
+        let count = header.rows * n;
         let raw = rest.get(..count).ok_or("the model file ends too early")?;
         if header.bias.len() != n {
             return Err("the model's bias does not match its labels".into());
@@ -227,6 +254,37 @@ impl LinearModel {
         model
     }
 
+    /// A multinomial naive Bayes model over the same features, as a linear model: each weight
+    /// the log of the feature's smoothed share of its label's features, each bias the log prior.
+    ///
+    /// It counts over the rows of `over` (the logistic regression trained on the same examples),
+    /// so that the two share their features: stored once, looked up once per text.
+    pub fn naive_bayes(over: &LinearModel, examples: &[(Vec<String>, usize)], alpha: f32) -> LinearModel {
+        let (labels, features) = (over.labels.clone(), over.features.clone());
+        let k = labels.len();
+        let mut counts = vec![0.0f32; features.len() * k];
+        let mut totals = vec![0.0f32; k];
+        let mut docs = vec![0.0f32; k];
+        for (names, y) in examples {
+            docs[*y] += 1.0;
+            for f in names.iter().filter_map(|n| features.get(n)) {
+                counts[*f as usize * k + y] += 1.0;
+                totals[*y] += 1.0;
+            }
+        }
+        let v = features.len() as f32;
+        let mut weights: Vec<f32> = counts.iter().enumerate().map(|(i, c)| ((c + alpha) / (totals[i % k] + alpha * v)).ln()).collect();
+        // What a feature adds to every label alike changes no probability: centred, the weights
+        // keep their differences in a range a byte can hold.
+        for row in weights.chunks_mut(k) {
+            let mean = row.iter().sum::<f32>() / k as f32;
+            row.iter_mut().for_each(|w| *w -= mean);
+        }
+        let n = examples.len() as f32;
+        let bias = docs.iter().map(|d| ((d + 1.0) / (n + k as f32)).ln()).collect();
+        LinearModel { labels, features, weights, bias, temperature: 1.0 }
+    }
+
     fn scores_into(&self, x: &[(u32, f32)], out: &mut [f32]) {
         let n = self.labels.len();
         out.copy_from_slice(&self.bias);
@@ -241,9 +299,19 @@ impl LinearModel {
     /// The probability of each label for a text with these features, at the model's
     /// temperature.
     pub fn probabilities(&self, names: &[String]) -> Vec<f32> {
-        let x = rows(&self.features, names);
+        self.probabilities_of(&self.encode(names))
+    }
+
+    /// A text's features as this model's rows and values, for [`probabilities_of`](Self::probabilities_of).
+    pub fn encode(&self, names: &[String]) -> Vec<(u32, f32)> {
+        rows(&self.features, names)
+    }
+
+    /// [`probabilities`](Self::probabilities) of a text already encoded (by this model, or by the
+    /// model whose rows it shares).
+    pub fn probabilities_of(&self, x: &[(u32, f32)]) -> Vec<f32> {
         let mut p = vec![0.0; self.labels.len()];
-        self.scores_into(&x, &mut p);
+        self.scores_into(x, &mut p);
         let t = self.temperature.max(1e-3);
         for s in p.iter_mut() {
             *s /= t;
@@ -340,5 +408,18 @@ mod tests {
         assert!(p[1] > 0.8, "{p:?}");
         let reasons = a.reasons(&text_features("垃圾").1, 0, 3);
         assert!(reasons.iter().any(|(f, _)| f.contains("垃")), "{reasons:?}");
+
+        // Naive Bayes over the same rows: stored without them, read back sharing them.
+        let nb = LinearModel::naive_bayes(&a, &examples, 1.0);
+        let x = a.encode(&text_features("门口垃圾没人管").1);
+        assert!(nb.probabilities_of(&x)[0] > 0.5, "{:?}", nb.probabilities_of(&x));
+        let bytes = nb.to_bytes_without_features();
+        let (mut read, rest) = LinearModel::from_bytes(&bytes).unwrap();
+        assert!(rest.is_empty() && read.features.is_empty());
+        read.share_features(&a).unwrap();
+        let (p, q) = (nb.probabilities_of(&x), read.probabilities_of(&x));
+        assert!((p[0] - q[0]).abs() < 0.02, "the stored model decides as the trained one: {p:?} {q:?}");
+        let other = LinearModel::train(vec!["x".into(), "y".into()], &examples[..2], Training::default());
+        assert!(read.share_features(&other).is_err(), "rows of another size are refused");
     }
 }
