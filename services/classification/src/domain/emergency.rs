@@ -104,6 +104,25 @@ const PATTERNS: &[(Kind, &[&[&str]])] = &[
             "呼吸困难",
             "嘴唇发紫",
             "嘴唇都紫",
+            "呛住了",
+            "噎住了",
+            "卡住嗓子",
+            "卡嗓子眼",
+            "哭不出声",
+            "憋得脸",
+            "胸口疼得",
+            "胸口疼",
+            "胸口痛",
+            "胸口闷得",
+            "说不利索",
+            "突然不行了",
+            "人不行了",
+            "快站不住",
+            "吐了好几回",
+            "嘴唇发紫",
+            "嘴唇都发紫",
+            "脸都紫了",
+            "烧到四十",
             "浑身冒冷汗",
             "瘫在地上",
             "吐血",
@@ -140,7 +159,14 @@ const PATTERNS: &[(Kind, &[&[&str]])] = &[
             "砸到",
         ]],
     ),
-    (Kind::Danger, &[&["压着", "压住", "被压", "拽不出来", "卡在下面"], &["人", "腿", "小伙", "老人", "孩子", "骑车"]]),
+    // someone pinned: a person, not "people" anywhere in the sentence ("压着草也没人收")
+    (
+        Kind::Danger,
+        &[
+            &["压着", "压住", "被压", "拽不出来", "卡在下面"],
+            &["有人", "个人", "人在", "人被", "工人", "腿", "小伙", "老人", "孩子", "骑车"],
+        ],
+    ),
     (Kind::Danger, &[&["小孩", "孩子"], &["没见大人", "找不着大人", "找不到大人", "没大人管"]]),
     (Kind::Danger, &[&["汽油", "柴油", "油桶"], &["叼着烟", "抽烟", "抽着烟", "淌了一大片", "淌了一地"]]),
     (Kind::Danger, &[&["砸"], &["车窗", "玻璃"], &["还在", "现在还", "下一辆", "正在"]]),
@@ -148,6 +174,51 @@ const PATTERNS: &[(Kind, &[&[&str]])] = &[
     (Kind::Danger, &[&["刀"], &["比划", "挥", "砍", "捅", "追"]]),
     (Kind::Danger, &[&["撬门", "撬锁", "闯进", "翻进"], &["还在", "正在", "躲在", "不敢出声"]]),
     (Kind::Danger, &[&["跳楼", "轻生", "寻死", "自杀", "不想活", "跳下去", "要跳"]]),
+    // someone up where a fall kills, threatening, or a child out beyond a window
+    (
+        Kind::Danger,
+        &[
+            &["爬到", "站在", "坐在", "骑在"],
+            &["塔吊", "楼顶", "天台", "桥上", "桥栏", "楼边", "窗台", "高压塔"],
+            &["不给", "就从", "要跳", "往下跳", "情绪", "激动", "下去"],
+        ],
+    ),
+    (Kind::Danger, &[&["窗户外", "窗外", "空调架", "阳台外", "防盗窗外"], &["小孩", "孩子", "娃"]]),
+    // a room, a river bank, a lift shaft that gives way under people
+    (
+        Kind::Danger,
+        &[&["墙", "楼板", "地板", "房梁", "承重"], &["裂宽", "裂开", "往下沉", "下沉", "直掉渣", "鼓起来"], &["不敢", "人", "住"]],
+    ),
+    (Kind::Danger, &[&["河堤", "堤坝", "大堤", "堤岸", "水库"], &["渗水", "管涌", "掉土", "垮", "离堤顶", "漫过", "裂缝"]]),
+    (Kind::Danger, &[&["电梯", "轿厢"], &["空的", "没停", "黑洞洞", "门合不上"], &["踩", "掉", "摔", "人", "孩子"]]),
+    // a smell or fume that makes people ill now (a smoky grill that makes them cough is
+    // pollution, not this)
+    (
+        Kind::Danger,
+        &[
+            &["怪味", "冲鼻子", "刺鼻", "毒气", "白烟", "黄烟"],
+            &["头晕", "吐了", "睁不开", "喘不", "晕倒"],
+            &["好几个", "孩子", "小孩", "都", "人"],
+        ],
+    ),
+    // many sick at once after the same meal or in the same place
+    (
+        Kind::Danger,
+        &[&["好多", "十几个", "好几个", "一群", "全班", "一桌"], &["孩子", "人", "学生", "老人"], &["拉肚子", "上吐", "发烧", "吐了"]],
+    ),
+    // a child shut in a car in the sun, knocking at the glass
+    (Kind::Danger, &[&["车"], &["小孩", "孩子", "娃"], &["拍玻璃", "拍窗户", "拍车窗", "敲玻璃", "敲车窗"]]),
+    // shut in, whatever it is called (电悌, 轿厢)
+    (Kind::Danger, &[&["里关着", "里困着", "关在里面", "困在里面", "关在里头", "困在里头"]]),
+    // a pipe burst and the water going where people live
+    (
+        Kind::Danger,
+        &[&["管子", "水管", "暖气管", "管道"], &["冻裂", "崩了", "爆了", "裂了"], &["往外冒", "往上喷", "流到", "淹", "一地水", "全是水"]],
+    ),
+    // a pole or sign about to fall
+    (Kind::Danger, &[&["随时可能倒", "随时会倒", "随时要倒", "眼看要倒", "快要倒了", "随时可能砸"]]),
+    // fire, as people see it
+    (Kind::Danger, &[&["窜火", "蹿火", "火苗子", "冒火苗", "火舌", "烧得噼里啪啦"]]),
     (
         Kind::Danger,
         &[&["溺水", "掉水里", "掉河里", "落水", "掉进", "掉下去", "陷进去", "踩空"], &["水", "河", "湖", "井", "坑", "沟", "孩子", "人"]],
@@ -221,8 +292,27 @@ const PATTERNS: &[(Kind, &[&[&str]])] = &[
     (
         Kind::Danger,
         &[
-            &["井盖"],
-            &["没了", "丢", "缺", "不见", "被偷", "掀", "移位", "塌", "翻", "碎", "空洞", "窟窿", "哪去了", "没影", "不翼而飞", "敞着"],
+            &["井盖", "井口", "井的盖子", "下水道的盖子", "下水道盖"],
+            &[
+                "盖子没了",
+                "没盖子",
+                "没了",
+                "丢",
+                "缺",
+                "不见",
+                "被偷",
+                "掀",
+                "移位",
+                "塌",
+                "翻",
+                "碎",
+                "空洞",
+                "窟窿",
+                "哪去了",
+                "没影",
+                "不翼而飞",
+                "敞着",
+            ],
         ],
     ),
     (
@@ -291,6 +381,14 @@ const DOUBT: &[&str] = &[
     "不会",
     "差点",
     "以为",
+    "咨询",
+    "请问",
+    "想问",
+    "听说",
+];
+
+/// The past: what it starts was, unless it lasts until now ("从前天晚上到现在一滴水都没有").
+const PAST: &[&str] = &[
     "以前",
     "之前",
     "上次",
@@ -298,6 +396,7 @@ const DOUBT: &[&str] = &[
     "上礼拜",
     "上星期",
     "上个月",
+    "上月",
     "去年",
     "前年",
     "前几天",
@@ -307,11 +406,10 @@ const DOUBT: &[&str] = &[
     "前天",
     "曾经",
     "过去",
-    "咨询",
-    "请问",
-    "想问",
-    "听说",
 ];
+
+/// Words that carry the past into the present.
+const UNTIL_NOW: &[&str] = &["到现在", "至今", "到今天", "直到现在", "现在还"];
 
 /// Words that make a lost service a matter of planning or of a pattern, not of now.
 const NOT_NOW: &[&str] = &[
@@ -411,7 +509,10 @@ pub fn emergency(normalized: &str, phrases: &[String]) -> Option<Vec<String>> {
     for (i, clause) in clauses.iter().enumerate() {
         let doubted = |text: &str, at: usize, len: usize| {
             let before = &text[..at];
-            DOUBT.iter().any(|d| before.contains(d))
+            // "盖子没了" (the cover is gone) is a loss, not a "没" that negates what follows it.
+            let negating = before.replace("没了", "丢了");
+            DOUBT.iter().any(|d| negating.contains(d))
+                || (PAST.iter().any(|d| before.contains(d)) && !UNTIL_NOW.iter().any(|w| text.contains(w)))
                 // negated right before ("打不着火", "有没有水"), or told as an experience ("晕倒过")
                 || before.ends_with(['不', '没', '未', '别'])
                 // a degree, not a state: "挤得喘不上气"
@@ -528,6 +629,16 @@ mod tests {
             "零下十八度，整栋楼暖气突然停了",
             // clauses are read apart: "超员" is not "超员过", an experience
             "长途班车严重超员，过道里都站满了人",
+            "三轮车翻了，车底下压着个人",
+            "下水道的盖子没了，就剩一个黑窟窿",
+            "我们这楼从前天晚上到现在一滴水都没有，好几百户啊",
+            "一股冲鼻子的怪味，好几个邻居头晕，还有个小孩吐了",
+            "有个工友爬到塔吊上去了，说不给工钱就从上面下去",
+            "孩子吃东西一下子呛住了，脸憋得通红哭不出声",
+            "电悌里关着俺家孙子，里面灯也灭了",
+            "墙里的水管冻裂了，水呲呲往外冒，都流到楼下人家去了",
+            "河堤渗水了，水离堤顶不到半米",
+            "楼道里的电瓶车砰的一声，往外窜火苗子",
         ] {
             assert!(is_emergency(text), "{text}");
         }
@@ -555,6 +666,9 @@ mod tests {
             "楼上天天打架子鼓",
             "长期护理保险咋申请？我爸瘫在床上好几年了",
             "已当场进行一氧化碳中毒风险提示",
+            "共享单车扔进了绿化带，压着草也没人收",
+            "前天停了一天水，昨晚来了",
+            "隔壁工地在烧废木料，烟大得很，熏得人直咳嗽",
         ] {
             assert!(!is_emergency(text), "{text}");
         }
