@@ -397,8 +397,8 @@ impl ClassifierModel {
         }
 
         let pu = self.urgency.probabilities(&urgency_features(&grams, rule.is_some()));
-        // An emergency is what the rule says, or what the model is sure of: missing one costs a
-        // life, a false alarm minutes of a clerk's time.
+        // An emergency is what the rule says, or what the model finds likely enough
+        // ([`EMERGENCY_AT`]): missing one costs a life, a false alarm minutes of a clerk's time.
         let (urgency, emergency_because) = match rule {
             Some(words) => (Urgency::Emergency, words),
             None if pu[0] >= EMERGENCY_AT => (Urgency::Emergency, vec![format!("model {:.0}%", pu[0] * 100.0)]),

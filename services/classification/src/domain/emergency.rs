@@ -40,7 +40,7 @@ const PATTERNS: &[(Kind, &[&[&str]])] = &[
     // people in danger
     (Kind::Danger, &[&["电梯"], &["卡", "困", "关", "掉", "坠"], &["人", "老人", "孩子", "小孩", "出不来", "里面", "里头"]]),
     (Kind::Danger, &[&["电梯"], &["往上冲", "冲顶", "撞到顶", "蹲底", "停不下来", "往下溜", "急坠", "往下坠"]]),
-    // a vehicle out of control, or a crowd where it should not be
+    // a vehicle out of control, or someone on foot where traffic runs fast
     (Kind::Danger, &[&["刹车不灵", "刹车失灵", "刹不住", "方向盘失灵", "自己往下溜", "往下溜车"]]),
     (Kind::Danger, &[&["车"], &["顺着", "自己"], &["往下溜", "往下滑", "溜下去"]]),
     (Kind::Danger, &[&["高速", "快速路", "高架"], &["在走", "步行", "行人", "乱窜", "横穿"]]),

@@ -140,7 +140,7 @@ impl LinearModel {
         if !header.features.is_empty() && header.features.len() != header.rows {
             return Err("the model's features do not match its weights".into());
         }
-        let count = header.rows * n;
+        let count = header.rows.checked_mul(n).ok_or("the model's size is impossible")?;
         let raw = rest.get(..count).ok_or("the model file ends too early")?;
         if header.bias.len() != n {
             return Err("the model's bias does not match its labels".into());
