@@ -28,7 +28,7 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail};
-use jiesu_classification::domain::{ClassifierModel, Labelled, ReviewRules, Taxonomy};
+use jiesu_classification::domain::{ClassifierModel, Decision, Labelled, ReviewRules, Taxonomy};
 
 struct Args {
     command: String,
@@ -149,15 +149,50 @@ struct Figures {
     request_type: Vec<(String, String)>,
 }
 
+/// Of one urgency in (truth, decided) pairs: how many there were, how many were called so, and
+/// how many of those rightly.
+fn urgency_counts(pairs: &[(String, String)], urgency: &str) -> (usize, usize, usize) {
+    let truth = pairs.iter().filter(|(t, _)| t == urgency).count();
+    let called = pairs.iter().filter(|(_, p)| p == urgency).count();
+    let right = pairs.iter().filter(|(t, p)| t == urgency && p == urgency).count();
+    (truth, called, right)
+}
+
 impl Figures {
+    fn new(detailed: bool) -> Figures {
+        Figures { detailed, sub_item: Vec::new(), urgency: Vec::new(), request_type: Vec::new() }
+    }
+
+    /// What the classifier decided of one labelled request.
+    fn record(&mut self, truth: &Labelled, d: &Decision) {
+        self.sub_item.push((truth.sub_item.clone(), d.candidates[0].sub_item.clone()));
+        self.urgency.push((truth.urgency.clone(), d.urgency.key().to_string()));
+        self.request_type.push((truth.request_type.clone(), d.request_type.clone()));
+    }
+
+    /// The (truth, chosen) pairs of the sub-items' categories.
+    fn categories(&self) -> Vec<(String, String)> {
+        self.sub_item.iter().map(|(t, p)| (t[..2].to_string(), p.get(..2).unwrap_or("").to_string())).collect()
+    }
+
+    /// The headline figures, in per cent: category, sub-item and urgency accuracy, emergency
+    /// recall and precision, request type accuracy.
+    fn headline(&self) -> [f64; 6] {
+        let (truth, called, right) = urgency_counts(&self.urgency, "emergency");
+        let pct = |a: usize, b: usize| 100.0 * a as f64 / b.max(1) as f64;
+        [
+            100.0 * accuracy(&self.categories()),
+            100.0 * accuracy(&self.sub_item),
+            100.0 * accuracy(&self.urgency),
+            pct(right, truth),
+            pct(right, called),
+            100.0 * accuracy(&self.request_type),
+        ]
+    }
+
     fn print(&self, name: &str) {
-        let category = |v: &[(String, String)]| -> Vec<(String, String)> {
-            v.iter().map(|(t, p)| (t[..2].to_string(), p.get(..2).unwrap_or("").to_string())).collect()
-        };
-        let cat = category(&self.sub_item);
-        let emergency_truth = self.urgency.iter().filter(|(t, _)| t == "emergency").count();
-        let flagged = self.urgency.iter().filter(|(_, p)| p == "emergency").count();
-        let caught = self.urgency.iter().filter(|(t, p)| t == "emergency" && p == "emergency").count();
+        let cat = self.categories();
+        let (emergency_truth, flagged, caught) = urgency_counts(&self.urgency, "emergency");
         println!("{name}:");
         println!("  category  accuracy {:5.1} %   macro-F1 {:5.1} %", 100.0 * accuracy(&cat), 100.0 * macro_f1(&cat));
         println!("  sub-item  accuracy {:5.1} %   macro-F1 {:5.1} %", 100.0 * accuracy(&self.sub_item), 100.0 * macro_f1(&self.sub_item));
@@ -167,9 +202,7 @@ impl Figures {
             100.0 * caught as f64 / emergency_truth.max(1) as f64,
             100.0 * caught as f64 / flagged.max(1) as f64
         );
-        let complex_truth = self.urgency.iter().filter(|(t, _)| t == "complex").count();
-        let called_complex = self.urgency.iter().filter(|(_, p)| p == "complex").count();
-        let complex_right = self.urgency.iter().filter(|(t, p)| t == "complex" && p == "complex").count();
+        let (complex_truth, called_complex, complex_right) = urgency_counts(&self.urgency, "complex");
         println!(
             "  complex   recall {:5.1} % ({complex_right} of {complex_truth})   precision {:5.1} % ({complex_right} of {called_complex})",
             100.0 * complex_right as f64 / complex_truth.max(1) as f64,
@@ -214,36 +247,28 @@ fn split(files: &[(String, Vec<Labelled>)], fold: usize) -> [Vec<Labelled>; 3] {
     [train, calibration, held_out]
 }
 
-/// The headline figures with quarter `fold` held out, in per cent: category, sub-item and
-/// urgency accuracy, emergency recall and precision, request type accuracy.
+/// A model trained on `train` and `calibration`, as stored: written to bytes and read back,
+/// quantised weights and all, so that what is evaluated is what a service would load.
+fn trained_as_stored(taxonomy: &Taxonomy, train: &[Labelled], calibration: &[Labelled]) -> Result<ClassifierModel> {
+    let model = ClassifierModel::train(taxonomy, train, calibration)?;
+    ClassifierModel::from_bytes(&model.to_bytes()).map_err(anyhow::Error::msg)
+}
+
+/// The headline figures ([`Figures::headline`]) with quarter `fold` held out.
 fn summary(taxonomy: &Taxonomy, files: &[(String, Vec<Labelled>)], fold: usize) -> Result<[f64; 6]> {
     let [train, calibration, held_out] = split(files, fold);
-    let model = ClassifierModel::train(taxonomy, &train, &calibration)?;
-    let model = ClassifierModel::from_bytes(&model.to_bytes()).map_err(anyhow::Error::msg)?;
-    let (mut category, mut sub_item, mut urgency, mut request_type) = (0, 0, 0, 0);
-    let (mut emergencies, mut flagged, mut caught) = (0, 0, 0);
+    let model = trained_as_stored(taxonomy, &train, &calibration)?;
+    let mut figures = Figures::new(false);
     for r in &held_out {
-        let d = model.classify(taxonomy, &r.text);
-        category += usize::from(r.sub_item[..2] == d.candidates[0].sub_item[..2]);
-        sub_item += usize::from(r.sub_item == d.candidates[0].sub_item);
-        urgency += usize::from(r.urgency == d.urgency.key());
-        request_type += usize::from(r.request_type == d.request_type);
-        let (truth, said) = (r.urgency == "emergency", d.urgency.key() == "emergency");
-        emergencies += usize::from(truth);
-        flagged += usize::from(said);
-        caught += usize::from(truth && said);
+        figures.record(r, &model.classify(taxonomy, &r.text));
     }
-    let pct = |a: usize, b: usize| 100.0 * a as f64 / b.max(1) as f64;
-    let n = held_out.len();
-    Ok([pct(category, n), pct(sub_item, n), pct(urgency, n), pct(caught, emergencies), pct(caught, flagged), pct(request_type, n)])
+    Ok(figures.headline())
 }
 
 /// Everything `evaluate` prints with quarter `fold` held out.
 fn evaluate(taxonomy: &Taxonomy, files: &[(String, Vec<Labelled>)], fold: usize, errors: bool) -> Result<()> {
     let [train, calibration, held_out] = split(files, fold);
-    // Evaluated as stored: written to bytes and read back, quantised weights and all.
-    let model = ClassifierModel::train(taxonomy, &train, &calibration)?;
-    let model = ClassifierModel::from_bytes(&model.to_bytes()).map_err(anyhow::Error::msg)?;
+    let model = trained_as_stored(taxonomy, &train, &calibration)?;
     println!(
         "trained on {} requests (temperatures fitted on {} of them first), evaluated on {} held out; model {}",
         train.len() + calibration.len(),
@@ -255,8 +280,8 @@ fn evaluate(taxonomy: &Taxonomy, files: &[(String, Vec<Labelled>)], fold: usize,
     let (mut held, mut held_right, mut sent_right) = (0usize, 0usize, 0usize);
     let (mut missed, mut false_alarms) = (Vec::new(), Vec::new());
     let mut times = Vec::with_capacity(held_out.len());
-    let mut new = Figures { detailed: true, sub_item: Vec::new(), urgency: Vec::new(), request_type: Vec::new() };
-    let mut old = Figures { detailed: false, sub_item: Vec::new(), urgency: Vec::new(), request_type: Vec::new() };
+    let mut new = Figures::new(true);
+    let mut old = Figures::new(false);
     for r in &held_out {
         let start = Instant::now();
         let d = model.classify(taxonomy, &r.text);
@@ -276,14 +301,12 @@ fn evaluate(taxonomy: &Taxonomy, files: &[(String, Vec<Labelled>)], fold: usize,
                 r.sub_item, d.candidates[0].sub_item, d.candidates[0].probability, r.text
             );
         }
-        new.sub_item.push((r.sub_item.clone(), d.candidates[0].sub_item.clone()));
-        new.urgency.push((r.urgency.clone(), d.urgency.key().to_string()));
+        new.record(r, &d);
         match (r.urgency == "emergency", d.urgency.key() == "emergency") {
             (true, false) => missed.push(r.text.clone()),
             (false, true) => false_alarms.push(r.text.clone()),
             _ => {}
         }
-        new.request_type.push((r.request_type.clone(), d.request_type.clone()));
         let k = taxonomy.classify("", &r.text);
         old.sub_item.push((r.sub_item.clone(), k.sub_item));
         old.urgency.push((r.urgency.clone(), k.urgency.key().to_string()));

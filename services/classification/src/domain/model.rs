@@ -18,7 +18,7 @@
 //! Training is deterministic (a fixed shuffling seed), so the same data gives the same model and
 //! the same version.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use serde::{Deserialize, Serialize};
 
@@ -50,8 +50,9 @@ pub fn ngrams(normalized: &str) -> Vec<String> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct LinearModel {
     pub labels: Vec<String>,
-    /// Feature name → its row in `weights`.
-    pub features: HashMap<String, u32>,
+    /// Feature name → its row in `weights`; shared by the models counted over the same rows
+    /// ([`LinearModel::naive_bayes`]), not copied.
+    pub features: Arc<HashMap<String, u32>>,
     /// Row-major: feature × label.
     pub weights: Vec<f32>,
     pub bias: Vec<f32>,
@@ -110,7 +111,7 @@ impl LinearModel {
         if self.weights.len() != other.features.len() * self.labels.len() {
             return Err("the model's weights do not match the rows it shares".into());
         }
-        self.features = other.features.clone();
+        self.features = Arc::clone(&other.features);
         Ok(())
     }
 
@@ -146,7 +147,7 @@ impl LinearModel {
             return Err("the model's bias does not match its labels".into());
         }
         let weights = raw.iter().map(|b| f32::from(*b as i8) * header.scale).collect();
-        let features = header.features.into_iter().enumerate().map(|(i, f)| (f, i as u32)).collect();
+        let features = Arc::new(header.features.into_iter().enumerate().map(|(i, f)| (f, i as u32)).collect());
         let model = LinearModel { labels: header.labels, features, weights, bias: header.bias, temperature: header.temperature };
         Ok((model, &rest[count..]))
     }
@@ -220,7 +221,7 @@ impl LinearModel {
         }
         let mut kept: Vec<&str> = counts.iter().filter(|(_, c)| **c >= training.min_count).map(|(n, _)| *n).collect();
         kept.sort_unstable();
-        let features: HashMap<String, u32> = kept.iter().enumerate().map(|(i, n)| (n.to_string(), i as u32)).collect();
+        let features: Arc<HashMap<String, u32>> = Arc::new(kept.iter().enumerate().map(|(i, n)| (n.to_string(), i as u32)).collect());
         let n_labels = labels.len();
         let mut model =
             LinearModel { labels, weights: vec![0.0; features.len() * n_labels], bias: vec![0.0; n_labels], features, temperature: 1.0 };
@@ -260,7 +261,7 @@ impl LinearModel {
     /// It counts over the rows of `over` (the logistic regression trained on the same examples),
     /// so that the two share their features: stored once, looked up once per text.
     pub fn naive_bayes(over: &LinearModel, examples: &[(Vec<String>, usize)], alpha: f32) -> LinearModel {
-        let (labels, features) = (over.labels.clone(), over.features.clone());
+        let (labels, features) = (over.labels.clone(), Arc::clone(&over.features));
         let k = labels.len();
         let mut counts = vec![0.0f32; features.len() * k];
         let mut totals = vec![0.0f32; k];
